@@ -1,0 +1,222 @@
+//! Gate sites (where a network can be gated) and gate sets (the gate values).
+
+use std::sync::Arc;
+
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, DynTensor, Result};
+
+/// The activation whose output a gate multiplies.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum ActivationKind {
+    /// `max(x, 0)`.
+    Relu,
+    /// `clamp(x, 0, max)`, such as ReLU6 (`max` = 6).
+    Clip {
+        /// Upper bound of the clip.
+        max: f32,
+    },
+}
+
+/// One place in a network where a gate multiplies an activation's output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateSite {
+    /// Name of the activation node (unique within the network).
+    pub name: String,
+    /// Per-sample shape of the activation, without the batch dimension (`[C, H, W]` for a
+    /// convolutional layer, `[C]` for a fully connected one).
+    pub shape: Vec<usize>,
+    /// The activation that is gated.
+    pub activation: ActivationKind,
+}
+
+impl GateSite {
+    /// Number of channels (the first per-sample dimension).
+    pub fn channels(&self) -> usize {
+        self.shape.first().copied().unwrap_or(1)
+    }
+
+    /// Per-sample shape of the gate tensor for the given granularity: the activation shape for
+    /// per-neuron gates, `[C, 1, 1, ..]` for per-channel gates (it broadcasts).
+    pub fn gate_shape(&self, granularity: GateGranularity) -> Vec<usize> {
+        match granularity {
+            GateGranularity::Neuron => self.shape.clone(),
+            GateGranularity::Channel => {
+                let mut shape = vec![1; self.shape.len()];
+                if let Some(first) = shape.first_mut() {
+                    *first = self.channels();
+                }
+                shape
+            }
+        }
+    }
+
+    /// Number of gates per sample at this site.
+    pub fn gate_count(&self, granularity: GateGranularity) -> usize {
+        self.gate_shape(granularity).iter().product()
+    }
+}
+
+/// How finely gates are placed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GateGranularity {
+    /// One gate per hidden neuron (the paper's formulation).
+    #[default]
+    Neuron,
+    /// One gate per channel of each gated layer.
+    Channel,
+}
+
+/// Gate values for every gate site of a network, for a batch of samples.
+///
+/// Each site's gates are stored as a `[batch, gates_per_sample]` tensor; [`GateSet::gate`]
+/// returns them shaped like the activation (`[batch, C, H, W]` or `[batch, C, 1, 1]`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use feedbacknet_core::{ActivationKind, Device, GateGranularity, GateSet, GateSite};
+///
+/// let sites: Arc<[GateSite]> = Arc::from(vec![GateSite {
+///     name: "relu1".into(),
+///     shape: vec![8, 4, 4],
+///     activation: ActivationKind::Relu,
+/// }]);
+/// let gates = GateSet::ones(sites, 2, GateGranularity::Channel, &Device::flex());
+/// assert_eq!(gates.gate(0).unwrap().dims(), vec![2, 8, 1, 1]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct GateSet {
+    sites: Arc<[GateSite]>,
+    granularity: GateGranularity,
+    batch: usize,
+    values: Vec<Tensor<2>>,
+}
+
+impl GateSet {
+    /// All gates open (1): the plain feed-forward network.
+    pub fn ones(
+        sites: Arc<[GateSite]>,
+        batch: usize,
+        granularity: GateGranularity,
+        device: &Device,
+    ) -> Self {
+        let values = sites
+            .iter()
+            .map(|site| Tensor::ones([batch, site.gate_count(granularity)], device))
+            .collect();
+        Self {
+            sites,
+            granularity,
+            batch,
+            values,
+        }
+    }
+
+    /// Builds a gate set from per-site `[batch, gates_per_sample]` tensors.
+    pub fn from_values(
+        sites: Arc<[GateSite]>,
+        batch: usize,
+        granularity: GateGranularity,
+        values: Vec<Tensor<2>>,
+    ) -> Result<Self> {
+        if values.len() != sites.len() {
+            return Err(CoreError::GateMismatch(format!(
+                "{} gate tensors for {} sites",
+                values.len(),
+                sites.len()
+            )));
+        }
+        for (site, value) in sites.iter().zip(&values) {
+            let expected = [batch, site.gate_count(granularity)];
+            if value.dims() != expected {
+                return Err(CoreError::GateMismatch(format!(
+                    "site `{}` expects gates of shape {expected:?}, got {:?}",
+                    site.name,
+                    value.dims()
+                )));
+            }
+        }
+        Ok(Self {
+            sites,
+            granularity,
+            batch,
+            values,
+        })
+    }
+
+    /// The gate sites these gates belong to.
+    pub fn sites(&self) -> &Arc<[GateSite]> {
+        &self.sites
+    }
+
+    /// Per-neuron or per-channel.
+    pub fn granularity(&self) -> GateGranularity {
+        self.granularity
+    }
+
+    /// Batch size.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Number of gate sites.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the network has no gate sites.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The per-site `[batch, gates_per_sample]` tensors.
+    pub fn values(&self) -> &[Tensor<2>] {
+        &self.values
+    }
+
+    /// Takes the per-site tensors out.
+    pub fn into_values(self) -> Vec<Tensor<2>> {
+        self.values
+    }
+
+    /// The gates of site `index`, shaped to broadcast against its activation.
+    pub fn gate(&self, index: usize) -> Result<DynTensor> {
+        let site = self.sites.get(index).ok_or_else(|| {
+            CoreError::GateMismatch(format!(
+                "no gate site {index} (the set has {})",
+                self.sites.len()
+            ))
+        })?;
+        let mut shape = vec![self.batch];
+        shape.extend(site.gate_shape(self.granularity));
+        DynTensor::R2(self.values[index].clone()).reshape(&shape)
+    }
+
+    /// Makes every gate a fresh autodiff leaf whose gradient is kept (the tensors must live on
+    /// an autodiff device).
+    pub fn require_grad(self) -> Self {
+        self.map(|t| t.detach().require_grad())
+    }
+
+    /// Detaches every gate from any autodiff graph.
+    pub fn detach(self) -> Self {
+        self.map(|t| t.detach())
+    }
+
+    /// Applies a function to every site's gate tensor.
+    pub fn map(self, f: impl FnMut(Tensor<2>) -> Tensor<2>) -> Self {
+        Self {
+            values: self.values.into_iter().map(f).collect(),
+            ..self
+        }
+    }
+
+    /// Reads the gates back: `result[site][sample * gates_per_sample + i]`.
+    pub fn to_vecs(&self) -> Result<Vec<Vec<f32>>> {
+        self.values
+            .iter()
+            .map(|t| DynTensor::R2(t.clone()).to_vec())
+            .collect()
+    }
+}

@@ -1,0 +1,25 @@
+//! Core abstractions of feedbacknet: a *gated network* is a CNN whose every ReLU (and
+//! ReLU6/Clip) output is multiplied by a gate in `[0, 1]`.
+//!
+//! - [`GatedNetwork`]: the trait every network implements (the ONNX interpreter in
+//!   `feedbacknet-onnx`, or a hand-written Burn model); it exposes its [`GateSite`]s and runs
+//!   `forward(input, gates)`.
+//! - [`GateSet`]: the gate values for a batch, per neuron or per channel.
+//! - [`InputSpec`] and [`Normalization`]: what the network expects as input.
+//! - [`DynTensor`]: a Burn float tensor whose rank is known only at run time.
+#![warn(missing_docs)]
+
+mod error;
+mod gate;
+mod input;
+mod network;
+mod tensor;
+
+pub use error::{CoreError, Result};
+pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
+pub use input::{InputSpec, Normalization};
+pub use network::GatedNetwork;
+pub use tensor::{BinaryOp, DynTensor};
+
+/// Re-export of the Burn items that appear in this crate's API.
+pub use burn::tensor::{Device, Tensor, TensorData};

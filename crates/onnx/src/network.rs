@@ -1,0 +1,247 @@
+//! [`OnnxNetwork`]: a loaded ONNX model that implements [`GatedNetwork`].
+
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use burn::tensor::{Device, Tensor};
+use feedbacknet_core::{
+    ActivationKind, BinaryOp, CoreError, DynTensor, GateSet, GateSite, GatedNetwork, InputSpec,
+    Normalization,
+};
+
+use crate::{
+    OnnxError, Result,
+    compile::{Program, Step, compile},
+    ops::{Activation, Op},
+};
+
+/// Spatial size used when the model does not declare one.
+const DEFAULT_INPUT_SIZE: usize = 224;
+
+/// An ONNX CNN loaded at run time, gated after every `Relu` and `Clip(0, max)`.
+///
+/// Any batch size runs, whatever batch the file declares.
+#[derive(Debug)]
+pub struct OnnxNetwork {
+    program: Program,
+    input_spec: InputSpec,
+    num_outputs: usize,
+    device: Device,
+    sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
+}
+
+impl OnnxNetwork {
+    /// Loads an ONNX file. Weights go to `device` (a plain, non-autodiff device). The input
+    /// size is the one the file declares; the normalization defaults to ImageNet statistics
+    /// (override it with [`OnnxNetwork::with_input_spec`]).
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if bytes.is_empty() {
+            return Err(OnnxError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        Self::from_bytes_named(&bytes, path, device)
+    }
+
+    /// Loads an ONNX model from memory.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        if bytes.is_empty() {
+            return Err(OnnxError::Empty {
+                path: "<bytes>".into(),
+            });
+        }
+        Self::from_bytes_named(bytes, Path::new("<bytes>"), device)
+    }
+
+    fn from_bytes_named(bytes: &[u8], path: &Path, device: &Device) -> Result<Self> {
+        let parse_error = |reason: String| OnnxError::Parse {
+            path: path.to_path_buf(),
+            reason,
+        };
+        // onnx-ir does not validate every value of a damaged file; a panic inside the parser is
+        // turned into an error rather than taking the caller down.
+        let parsed = std::panic::catch_unwind(|| {
+            onnx_ir::OnnxGraphBuilder::new().parse_bytes(bytes)
+        })
+        .map_err(|_| parse_error("the parser panicked on this file".into()))?;
+        let graph = parsed.map_err(|e| parse_error(e.to_string()))?;
+        let program = compile(&graph, device)?;
+        let dim = |i: usize| {
+            program
+                .input_shape
+                .get(i)
+                .copied()
+                .flatten()
+                .unwrap_or(DEFAULT_INPUT_SIZE)
+        };
+        if program.input_shape.len() != 4 || dim(1) != 3 {
+            return Err(OnnxError::InvalidGraph(format!(
+                "expected an RGB image input [N, 3, H, W], found {:?}",
+                program.input_shape
+            )));
+        }
+        let (height, width) = (dim(2), dim(3));
+        let input_spec = InputSpec::rgb(width, height, Normalization::IMAGENET);
+        let mut network = Self {
+            program,
+            input_spec,
+            num_outputs: 0,
+            device: device.clone(),
+            sites: Mutex::new(HashMap::new()),
+        };
+        let probe = Tensor::zeros([1, 3, height, width], device);
+        network.num_outputs = network.run(probe, None, None)?.dims()[1];
+        Ok(network)
+    }
+
+    /// Replaces the input specification (size and normalization).
+    pub fn with_input_spec(mut self, spec: InputSpec) -> Self {
+        self.input_spec = spec;
+        self
+    }
+
+    /// The device holding the weights.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of gated activations.
+    pub fn gate_count(&self) -> usize {
+        self.program.gate_count
+    }
+
+    fn run(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        mut record: Option<&mut Vec<GateSite>>,
+    ) -> feedbacknet_core::Result<Tensor<2>> {
+        if let Some(g) = gates
+            && g.len() != self.program.gate_count
+        {
+            return Err(CoreError::GateMismatch(format!(
+                "{} gate sites given, the network has {}",
+                g.len(),
+                self.program.gate_count
+            )));
+        }
+        let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
+        values[self.program.input] = Some(DynTensor::R4(input));
+        for (slot, constant) in &self.program.constants {
+            values[*slot] = Some(constant.clone());
+        }
+        for step in &self.program.steps {
+            let inputs = step
+                .inputs
+                .iter()
+                .map(|&s| values[s].clone())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
+            let mut out = step
+                .op
+                .run(inputs)
+                .map_err(|e| forward_error(step, e.to_string()))?;
+            if let Some(k) = step.gate {
+                if let Some(sites) = record.as_deref_mut() {
+                    sites.push(site_of(step, &out));
+                }
+                if let Some(g) = gates {
+                    out = out
+                        .binary(g.gate(k)?, BinaryOp::Mul)
+                        .map_err(|e| forward_error(step, format!("applying the gate: {e}")))?;
+                }
+            }
+            for &slot in &step.release {
+                values[slot] = None;
+            }
+            values[step.output] = Some(out);
+        }
+        let logits = values[self.program.output]
+            .take()
+            .ok_or_else(|| CoreError::GateMismatch("the output was never computed".into()))?;
+        to_logits(logits)
+    }
+}
+
+fn forward_error(step: &Step, reason: String) -> CoreError {
+    CoreError::Forward {
+        node: step.name.clone(),
+        op: step.op.name().into(),
+        reason,
+    }
+}
+
+fn site_of(step: &Step, activation: &DynTensor) -> GateSite {
+    let kind = match step.op {
+        Op::Activation(Activation::Clip { max, .. }) if max.is_finite() => {
+            ActivationKind::Clip { max }
+        }
+        _ => ActivationKind::Relu,
+    };
+    GateSite {
+        name: step.name.clone(),
+        shape: activation.dims()[1..].to_vec(),
+        activation: kind,
+    }
+}
+
+/// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.
+fn to_logits(output: DynTensor) -> feedbacknet_core::Result<Tensor<2>> {
+    let dims = output.dims();
+    if dims.len() >= 2 && dims[2..].iter().all(|&d| d == 1) {
+        output.reshape(&dims[..2])?.into2("logits")
+    } else {
+        Err(CoreError::Shape {
+            context: "network output".into(),
+            expected: "[batch, classes] logits".into(),
+            got: dims,
+        })
+    }
+}
+
+impl GatedNetwork for OnnxNetwork {
+    fn input_spec(&self) -> &InputSpec {
+        &self.input_spec
+    }
+
+    fn num_outputs(&self) -> usize {
+        self.num_outputs
+    }
+
+    fn gate_sites(&self, input_hw: [usize; 2]) -> feedbacknet_core::Result<Arc<[GateSite]>> {
+        let mut cache = self.sites.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sites) = cache.get(&input_hw) {
+            return Ok(sites.clone());
+        }
+        let mut sites = Vec::with_capacity(self.program.gate_count);
+        let probe = Tensor::zeros([1, 3, input_hw[0], input_hw[1]], &self.device);
+        self.run(probe, None, Some(&mut sites))?;
+        let sites: Arc<[GateSite]> = Arc::from(sites);
+        cache.insert(input_hw, sites.clone());
+        Ok(sites)
+    }
+
+    fn forward(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+    ) -> feedbacknet_core::Result<Tensor<2>> {
+        let dims = input.dims();
+        if dims[1] != self.input_spec.channels {
+            return Err(CoreError::Shape {
+                context: "network input".into(),
+                expected: format!("[batch, {}, height, width]", self.input_spec.channels),
+                got: dims.to_vec(),
+            });
+        }
+        self.run(input, gates, None)
+    }
+}

@@ -1,0 +1,378 @@
+//! The operations of a compiled ONNX program and how each one runs on Burn tensors.
+
+use burn::tensor::{
+    Tensor, activation,
+    module::{avg_pool2d, conv2d, max_pool2d},
+    ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode},
+};
+use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
+
+/// An activation that may carry a gate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Activation {
+    /// `max(x, 0)`.
+    Relu,
+    /// `clamp(x, min, max)`; gated only when `min` is 0.
+    Clip { min: f32, max: f32 },
+}
+
+/// One compiled operation. Weights are stored as plain (non-autodiff) tensors.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Conv2d {
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        options: ConvOptions<2>,
+    },
+    Activation(Activation),
+    MaxPool2d(MaxPoolOptions<2>),
+    AvgPool2d {
+        options: AvgPoolOptions<2>,
+    },
+    GlobalAveragePool,
+    Concat {
+        axis: usize,
+    },
+    Binary(BinaryOp),
+    /// `x · weight + bias` with `weight` as `[in, out]`.
+    Linear {
+        weight: Tensor<2>,
+        bias: Option<Tensor<1>>,
+    },
+    /// General matrix multiply `alpha · A' · B' + beta · C` (A' = A or Aᵀ).
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
+    MatMul,
+    Flatten {
+        axis: usize,
+    },
+    Reshape {
+        shape: Vec<i64>,
+    },
+    Pad {
+        pads: Vec<(usize, usize)>,
+        mode: PadMode,
+    },
+    /// Inference-mode batch normalization folded into `x · scale + shift` per channel.
+    ChannelAffine {
+        scale: Tensor<1>,
+        shift: Tensor<1>,
+    },
+    Identity,
+    Softmax {
+        axis: usize,
+    },
+    Lrn {
+        size: usize,
+        alpha: f32,
+        beta: f32,
+        bias: f32,
+    },
+}
+
+impl Op {
+    /// Short operator name for error messages.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "Conv",
+            Op::Activation(Activation::Relu) => "Relu",
+            Op::Activation(Activation::Clip { .. }) => "Clip",
+            Op::MaxPool2d(_) => "MaxPool",
+            Op::AvgPool2d { .. } => "AveragePool",
+            Op::GlobalAveragePool => "GlobalAveragePool",
+            Op::Concat { .. } => "Concat",
+            Op::Binary(BinaryOp::Add) => "Add",
+            Op::Binary(BinaryOp::Sub) => "Sub",
+            Op::Binary(BinaryOp::Mul) => "Mul",
+            Op::Binary(BinaryOp::Div) => "Div",
+            Op::Linear { .. } => "Gemm",
+            Op::Gemm { .. } => "Gemm",
+            Op::MatMul => "MatMul",
+            Op::Flatten { .. } => "Flatten",
+            Op::Reshape { .. } => "Reshape",
+            Op::Pad { .. } => "Pad",
+            Op::ChannelAffine { .. } => "BatchNormalization",
+            Op::Identity => "Identity",
+            Op::Softmax { .. } => "Softmax",
+            Op::Lrn { .. } => "LRN",
+        }
+    }
+
+    /// Runs the operation on its (runtime and constant) inputs.
+    pub(crate) fn run(&self, mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
+        let first = || -> Result<DynTensor> {
+            Ok(inputs.first().cloned().ok_or_else(|| shape_err("an input", vec![]))?)
+        };
+        match self {
+            Op::Conv2d {
+                weight,
+                bias,
+                options,
+            } => run_conv(first()?, weight, bias, options),
+            Op::Activation(act) => Ok(apply_activation(first()?, *act)),
+            Op::MaxPool2d(options) => {
+                let x = first()?.into4("MaxPool")?;
+                check_window(&x.dims(), options.kernel_size, options.padding, options.dilation)?;
+                Ok(DynTensor::R4(max_pool2d(x, options.clone())))
+            }
+            Op::AvgPool2d { options } => {
+                let x = first()?.into4("AveragePool")?;
+                check_window(&x.dims(), options.kernel_size, options.padding, [1, 1])?;
+                Ok(DynTensor::R4(avg_pool2d(x, options.clone())))
+            }
+            Op::GlobalAveragePool => global_average_pool(first()?),
+            Op::Concat { axis } => DynTensor::concat(inputs, *axis),
+            Op::Binary(op) => {
+                let b = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
+                let a = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
+                a.binary(b, *op)
+            }
+            Op::Linear { weight, bias } => run_linear(first()?, weight, bias.as_ref()),
+            Op::Gemm {
+                alpha,
+                beta,
+                trans_a,
+                trans_b,
+            } => run_gemm(inputs, *alpha, *beta, *trans_a, *trans_b),
+            Op::MatMul => run_matmul(inputs),
+            Op::Flatten { axis } => {
+                let x = first()?;
+                let dims = x.dims();
+                let axis = (*axis).min(dims.len());
+                let outer: usize = dims[..axis].iter().product();
+                x.reshape(&[outer, dims[axis..].iter().product()])
+            }
+            Op::Reshape { shape } => run_reshape(first()?, shape),
+            Op::Pad { pads, mode } => run_pad(first()?, pads, *mode),
+            Op::ChannelAffine { scale, shift } => channel_affine(first()?, scale, shift),
+            Op::Identity => first(),
+            Op::Softmax { axis } => {
+                let x = first()?;
+                if *axis >= x.rank() {
+                    return Err(shape_err(&format!("softmax axis {axis} < rank"), x.dims()));
+                }
+                Ok(dyn_map!(x, t => activation::softmax(t, *axis)))
+            }
+            Op::Lrn {
+                size,
+                alpha,
+                beta,
+                bias,
+            } => run_lrn(first()?.into4("LRN")?, *size, *alpha, *beta, *bias),
+        }
+    }
+}
+
+fn shape_err(expected: &str, got: Vec<usize>) -> CoreError {
+    CoreError::Shape {
+        context: "operator input".into(),
+        expected: expected.into(),
+        got,
+    }
+}
+
+/// Applies the activation itself (the gate is multiplied in by the caller).
+pub(crate) fn apply_activation(x: DynTensor, act: Activation) -> DynTensor {
+    match act {
+        Activation::Relu => dyn_map!(x, t => activation::relu(t)),
+        Activation::Clip { min, max } => dyn_map!(x, t => t.clamp(min, max)),
+    }
+}
+
+fn run_conv(
+    x: DynTensor,
+    weight: &Tensor<4>,
+    bias: &Option<Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Result<DynTensor> {
+    let x = x.into4("Conv")?;
+    let [_, c_in, _, _] = x.dims();
+    let [_, c_per_group, kh, kw] = weight.dims();
+    if c_in != c_per_group * options.groups {
+        return Err(shape_err(
+            &format!(
+                "{} input channels ({} groups of {c_per_group})",
+                c_per_group * options.groups,
+                options.groups
+            ),
+            x.dims().to_vec(),
+        ));
+    }
+    check_window(&x.dims(), [kh, kw], options.padding, options.dilation)?;
+    Ok(DynTensor::R4(conv2d(
+        x,
+        weight.clone(),
+        bias.clone(),
+        options.clone(),
+    )))
+}
+
+/// Checks that a sliding window fits the padded input (Burn would panic otherwise).
+fn check_window(
+    dims: &[usize; 4],
+    kernel: [usize; 2],
+    padding: [(usize, usize); 2],
+    dilation: [usize; 2],
+) -> Result<()> {
+    for i in 0..2 {
+        let extent = dims[2 + i] + padding[i].0 + padding[i].1;
+        let span = dilation[i] * (kernel[i] - 1) + 1;
+        if extent < span {
+            return Err(shape_err(
+                &format!("spatial size of at least {span} for a {kernel:?} window"),
+                dims.to_vec(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn global_average_pool(x: DynTensor) -> Result<DynTensor> {
+    match x {
+        DynTensor::R3(t) => Ok(DynTensor::R3(t.mean_dim(2))),
+        DynTensor::R4(t) => Ok(DynTensor::R4(t.mean_dim(3).mean_dim(2))),
+        DynTensor::R5(t) => Ok(DynTensor::R5(t.mean_dim(4).mean_dim(3).mean_dim(2))),
+        other => Err(shape_err("rank 3 to 5", other.dims())),
+    }
+}
+
+fn run_linear(x: DynTensor, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Result<DynTensor> {
+    let dims = x.dims();
+    let [k, n] = weight.dims();
+    if dims.last() != Some(&k) {
+        return Err(shape_err(&format!("last dimension {k}"), dims));
+    }
+    let rows = x.numel() / k;
+    let x2 = x.reshape(&[rows, k])?.into2("Gemm")?;
+    let mut y = x2.matmul(weight.clone());
+    if let Some(b) = bias {
+        y = y.add(b.clone().reshape([1, n]));
+    }
+    let mut out_dims = dims;
+    *out_dims.last_mut().expect("rank checked") = n;
+    DynTensor::R2(y).reshape(&out_dims)
+}
+
+fn run_gemm(
+    mut inputs: Vec<DynTensor>,
+    alpha: f32,
+    beta: f32,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<DynTensor> {
+    if inputs.len() < 2 {
+        return Err(shape_err("two or three inputs", vec![inputs.len()]));
+    }
+    let c = (inputs.len() > 2).then(|| inputs.pop()).flatten();
+    let b = inputs.pop().expect("length checked").into2("Gemm B")?;
+    let a = inputs.pop().expect("length checked").into2("Gemm A")?;
+    let a = if trans_a { a.transpose() } else { a };
+    let b = if trans_b { b.transpose() } else { b };
+    if a.dims()[1] != b.dims()[0] {
+        return Err(shape_err(
+            &format!("inner dimensions to agree with B {:?}", b.dims()),
+            a.dims().to_vec(),
+        ));
+    }
+    let mut y = DynTensor::R2(a.matmul(b).mul_scalar(alpha));
+    if let Some(c) = c {
+        let c = dyn_map!(c, t => t.mul_scalar(beta));
+        y = y.binary(c, BinaryOp::Add)?;
+    }
+    Ok(y)
+}
+
+fn run_matmul(mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
+    let b = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
+    let a = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
+    match b {
+        DynTensor::R2(w) => run_linear(a, &w, None),
+        other => {
+            let (ad, bd) = (a.dims(), other.dims());
+            if ad.len() != bd.len() {
+                return Err(shape_err(&format!("same rank as {bd:?}"), ad));
+            }
+            match (a, other) {
+                (DynTensor::R3(x), DynTensor::R3(y)) => Ok(DynTensor::R3(x.matmul(y))),
+                (DynTensor::R4(x), DynTensor::R4(y)) => Ok(DynTensor::R4(x.matmul(y))),
+                (x, _) => Err(shape_err("rank 2 to 4", x.dims())),
+            }
+        }
+    }
+}
+
+/// ONNX Reshape: `0` copies the input dimension, `-1` is inferred. A leading `1` is read as
+/// "keep the batch" when the input's batch differs: exporters bake batch 1 into the target.
+fn run_reshape(x: DynTensor, target: &[i64]) -> Result<DynTensor> {
+    let dims = x.dims();
+    let mut shape: Vec<i64> = target
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match d {
+            0 => dims.get(i).map(|&v| v as i64).unwrap_or(0),
+            d => d,
+        })
+        .collect();
+    if let (Some(first), Some(&batch)) = (shape.first_mut(), dims.first())
+        && *first == 1
+        && batch != 1
+    {
+        *first = batch as i64;
+    }
+    let known: i64 = shape.iter().filter(|&&d| d > 0).product();
+    let unknown = shape.iter().filter(|&&d| d < 0).count();
+    let numel = x.numel() as i64;
+    if unknown > 1 || known == 0 || (unknown == 1 && numel % known != 0) {
+        return Err(shape_err(&format!("a shape compatible with {target:?}"), dims));
+    }
+    let resolved: Vec<usize> = shape
+        .iter()
+        .map(|&d| if d < 0 { (numel / known) as usize } else { d as usize })
+        .collect();
+    x.reshape(&resolved)
+}
+
+fn run_pad(x: DynTensor, pads: &[(usize, usize)], mode: PadMode) -> Result<DynTensor> {
+    let dims = x.dims();
+    if pads.len() != dims.len() {
+        return Err(shape_err(&format!("rank {}", pads.len()), dims));
+    }
+    if !matches!(mode, PadMode::Constant(_))
+        && pads.iter().zip(&dims).any(|(p, &d)| p.0.max(p.1) >= d.max(1))
+    {
+        return Err(shape_err("padding smaller than the dimension", dims));
+    }
+    let pads = pads.to_vec();
+    Ok(dyn_map!(x, t => t.pad(pads.clone(), mode)))
+}
+
+fn channel_affine(x: DynTensor, scale: &Tensor<1>, shift: &Tensor<1>) -> Result<DynTensor> {
+    let dims = x.dims();
+    let channels = scale.dims()[0];
+    if dims.len() < 2 || dims[1] != channels {
+        return Err(shape_err(&format!("{channels} channels on axis 1"), dims));
+    }
+    let mut shape = vec![1; dims.len()];
+    shape[1] = channels;
+    let scale = DynTensor::R1(scale.clone()).reshape(&shape)?;
+    let shift = DynTensor::R1(shift.clone()).reshape(&shape)?;
+    x.binary(scale, BinaryOp::Mul)?.binary(shift, BinaryOp::Add)
+}
+
+/// ONNX LRN across channels: `x / (bias + alpha / size · Σ x²)^beta` over a window of `size`
+/// channels (`floor((size-1)/2)` before, `ceil((size-1)/2)` after).
+fn run_lrn(x: Tensor<4>, size: usize, alpha: f32, beta: f32, bias: f32) -> Result<DynTensor> {
+    let [n, c, h, w] = x.dims();
+    let before = (size - 1) / 2;
+    let after = size - 1 - before;
+    let squares = x.clone().mul(x.clone()).reshape([n, 1, c, h * w]);
+    let padded = squares.pad([(before, after), (0, 0)], PadMode::Constant(0.0));
+    let window_mean = avg_pool2d(padded, AvgPoolOptions::new([size, 1]).with_stride([1, 1]));
+    let sums = window_mean.mul_scalar(size as f32).reshape([n, c, h, w]);
+    let denom = sums.mul_scalar(alpha / size as f32).add_scalar(bias).powf_scalar(beta);
+    Ok(DynTensor::R4(x.div(denom)))
+}

@@ -1,0 +1,1 @@
+//! feedbacknet (facade, work in progress)
