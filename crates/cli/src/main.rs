@@ -1,1 +1,24 @@
-fn main(){}
+//! `feedbacknet`: class-specific saliency maps and boxes for any ONNX image classifier.
+
+mod args;
+mod error;
+mod infer;
+mod models;
+mod output;
+mod render;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Infer(args) => infer::run(args),
+        Command::Models(args) => models::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -193,15 +193,20 @@ impl GateSet {
         DynTensor::R2(self.values[index].clone()).reshape(&shape)
     }
 
-    /// Makes every gate a fresh autodiff leaf whose gradient is kept (the tensors must live on
-    /// an autodiff device).
+    /// Makes every gate a fresh autodiff leaf whose gradient is kept after `backward`.
     pub fn require_grad(self) -> Self {
-        self.map(|t| t.detach().require_grad())
+        self.map(|t| t.autodiff().detach().require_grad())
     }
 
-    /// Detaches every gate from any autodiff graph.
-    pub fn detach(self) -> Self {
-        self.map(|t| t.detach())
+    /// Enables autodiff on every gate without tracking it: the gates act as constants in a
+    /// differentiated forward pass.
+    pub fn constant(self) -> Self {
+        self.map(|t| t.autodiff().detach())
+    }
+
+    /// Drops any autodiff association (plain tensors, no graph).
+    pub fn without_autodiff(self) -> Self {
+        self.map(|t| t.without_autodiff())
     }
 
     /// Applies a function to every site's gate tensor.

@@ -56,13 +56,17 @@ macro_rules! reshape_to {
         match shape.len() {
             1 => Ok(DynTensor::R1($tensor.reshape([shape[0]]))),
             2 => Ok(DynTensor::R2($tensor.reshape([shape[0], shape[1]]))),
-            3 => Ok(DynTensor::R3($tensor.reshape([shape[0], shape[1], shape[2]]))),
+            3 => Ok(DynTensor::R3(
+                $tensor.reshape([shape[0], shape[1], shape[2]]),
+            )),
             4 => Ok(DynTensor::R4(
                 $tensor.reshape([shape[0], shape[1], shape[2], shape[3]]),
             )),
-            5 => Ok(DynTensor::R5(
-                $tensor.reshape([shape[0], shape[1], shape[2], shape[3], shape[4]]),
-            )),
+            5 => {
+                Ok(DynTensor::R5($tensor.reshape([
+                    shape[0], shape[1], shape[2], shape[3], shape[4],
+                ])))
+            }
             6 => Ok(DynTensor::R6($tensor.reshape([
                 shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
             ]))),
@@ -310,7 +314,10 @@ mod tests {
     fn incompatible_broadcast_is_an_error() {
         let a = DynTensor::from_vec(vec![0.0; 6], &[2, 3], &device()).unwrap();
         let b = DynTensor::from_vec(vec![0.0; 2], &[2], &device()).unwrap();
-        assert!(matches!(a.binary(b, BinaryOp::Mul), Err(CoreError::Shape { .. })));
+        assert!(matches!(
+            a.binary(b, BinaryOp::Mul),
+            Err(CoreError::Shape { .. })
+        ));
     }
 
     #[test]

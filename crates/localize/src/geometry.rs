@@ -12,9 +12,11 @@ use crate::resize::{Tap, sample_grid};
 use crate::{BoundingBox, LocalizeError, Result, SaliencyMap};
 
 /// How an image is turned into the network input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ResizeMode {
-    /// Resize straight to the input size, ignoring the aspect ratio; no crop.
+    /// Resize straight to the input size, ignoring the aspect ratio; no crop (the default:
+    /// the whole image is seen and every box maps back).
+    #[default]
     Stretch,
     /// Resize so that the shorter side becomes `shorter_side` (keeping the
     /// aspect ratio, the longer side rounded down as torchvision does), then

@@ -12,8 +12,8 @@ use onnx_ir::{
     node::{
         batch_norm::BatchNormConfig,
         clip::ClipInput,
-        padding::{AutoPad, PaddingConfig2d},
         pad::{ConstantValueInput, PadInput, PadMode as OnnxPadMode},
+        padding::{AutoPad, PaddingConfig2d},
         reshape::ReshapeInput,
     },
 };
@@ -207,10 +207,9 @@ impl Compiler<'_> {
     }
 
     fn push(&mut self, node: &Node, op: Op, inputs: Vec<usize>, gate: Option<usize>) -> Result<()> {
-        let out = node
-            .outputs()
-            .first()
-            .ok_or_else(|| OnnxError::InvalidGraph(format!("node `{}` has no output", node.name())))?;
+        let out = node.outputs().first().ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` has no output", node.name()))
+        })?;
         let output = self.define(&out.name);
         self.steps.push(Step {
             name: node.name().to_string(),
@@ -225,10 +224,9 @@ impl Compiler<'_> {
 
     /// Pushes a single-input op reading the node's first input.
     fn unary(&mut self, node: &Node, op: Op, gate: Option<usize>) -> Result<()> {
-        let first = node
-            .inputs()
-            .first()
-            .ok_or_else(|| OnnxError::InvalidGraph(format!("node `{}` has no input", node.name())))?;
+        let first = node.inputs().first().ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` has no input", node.name()))
+        })?;
         let slot = self.input_slot(first, node.name())?;
         self.push(node, op, vec![slot], gate)
     }
@@ -256,7 +254,11 @@ impl Compiler<'_> {
             Node::Conv2d(n) => {
                 let cfg = &n.config;
                 if !matches!(cfg.auto_pad, AutoPad::NotSet | AutoPad::Valid) {
-                    return Err(unsupported(name, "Conv", "auto_pad SAME_* (export with explicit pads)"));
+                    return Err(unsupported(
+                        name,
+                        "Conv",
+                        "auto_pad SAME_* (export with explicit pads)",
+                    ));
                 }
                 check_positive(name, "Conv", &[cfg.stride, cfg.dilation, cfg.kernel_size])?;
                 if cfg.groups == 0 {
@@ -271,7 +273,15 @@ impl Compiler<'_> {
                     cfg.dilation,
                     cfg.groups,
                 );
-                self.unary(node, Op::Conv2d { weight, bias, options }, None)
+                self.unary(
+                    node,
+                    Op::Conv2d {
+                        weight,
+                        bias,
+                        options,
+                    },
+                    None,
+                )
             }
             Node::Relu(_) => self.gated(node, Activation::Relu),
             Node::Clip(n) => {
@@ -296,7 +306,11 @@ impl Compiler<'_> {
                 if !matches!(cfg.auto_pad, AutoPad::NotSet | AutoPad::Valid) {
                     return Err(unsupported(name, "MaxPool", "auto_pad SAME_*"));
                 }
-                check_positive(name, "MaxPool", &[cfg.strides, cfg.dilation, cfg.kernel_size])?;
+                check_positive(
+                    name,
+                    "MaxPool",
+                    &[cfg.strides, cfg.dilation, cfg.kernel_size],
+                )?;
                 let (t, l, b, r) = padding(&cfg.padding);
                 let mut options = MaxPoolOptions::new(cfg.kernel_size)
                     .with_stride(cfg.strides)
@@ -323,7 +337,12 @@ impl Compiler<'_> {
                 self.unary(node, Op::AvgPool2d { options }, None)
             }
             Node::GlobalAveragePool(_) => self.unary(node, Op::GlobalAveragePool, None),
-            Node::Concat(n) => self.nary(node, Op::Concat { axis: n.config.axis }),
+            Node::Concat(n) => self.nary(
+                node,
+                Op::Concat {
+                    axis: n.config.axis,
+                },
+            ),
             Node::Add(_) => self.nary(node, Op::Binary(BinaryOp::Add)),
             Node::Sub(_) => self.nary(node, Op::Binary(BinaryOp::Sub)),
             Node::Mul(_) => self.nary(node, Op::Binary(BinaryOp::Mul)),
@@ -349,11 +368,21 @@ impl Compiler<'_> {
                 self.nary(node, op)
             }
             Node::MatMul(_) => self.nary(node, Op::MatMul),
-            Node::Flatten(n) => self.unary(node, Op::Flatten { axis: n.config.axis }, None),
+            Node::Flatten(n) => self.unary(
+                node,
+                Op::Flatten {
+                    axis: n.config.axis,
+                },
+                None,
+            ),
             Node::Reshape(n) => match &n.config.shape {
-                ReshapeInput::Static(shape) => {
-                    self.unary(node, Op::Reshape { shape: shape.clone() }, None)
-                }
+                ReshapeInput::Static(shape) => self.unary(
+                    node,
+                    Op::Reshape {
+                        shape: shape.clone(),
+                    },
+                    None,
+                ),
                 ReshapeInput::Runtime(_) => Err(unsupported(
                     name,
                     "Reshape",
@@ -372,11 +401,22 @@ impl Compiler<'_> {
                     (OnnxPadMode::Reflect, _) => PadMode::Reflect,
                     (OnnxPadMode::Edge, _) => PadMode::Edge,
                 };
-                self.unary(node, Op::Pad { pads: pads.clone(), mode }, None)
+                self.unary(
+                    node,
+                    Op::Pad {
+                        pads: pads.clone(),
+                        mode,
+                    },
+                    None,
+                )
             }
             Node::BatchNormalization(n) => {
                 let BatchNormConfig::Static(cfg) = &n.config else {
-                    return Err(unsupported(name, "BatchNormalization", "statistics computed at run time"));
+                    return Err(unsupported(
+                        name,
+                        "BatchNormalization",
+                        "statistics computed at run time",
+                    ));
                 };
                 let gamma = self.required_weight::<1>(node, 1)?;
                 let beta = self.required_weight::<1>(node, 2)?;
@@ -388,12 +428,17 @@ impl Compiler<'_> {
             }
             Node::Dropout(_) | Node::Identity(_) => self.unary(node, Op::Identity, None),
             Node::Softmax(n) => {
-                let is_output = node.outputs().first().is_some_and(|o| o.name == graph_output);
+                let is_output = node
+                    .outputs()
+                    .first()
+                    .is_some_and(|o| o.name == graph_output);
                 // Saliency needs class scores before the softmax: a final Softmax is skipped.
                 let op = if is_output {
                     Op::Identity
                 } else {
-                    Op::Softmax { axis: n.config.axis }
+                    Op::Softmax {
+                        axis: n.config.axis,
+                    }
                 };
                 self.unary(node, op, None)
             }
@@ -435,7 +480,11 @@ fn padding(cfg: &PaddingConfig2d) -> (usize, usize, usize, usize) {
 
 fn check_positive(node: &str, op: &str, values: &[[usize; 2]]) -> Result<()> {
     if values.iter().flatten().any(|&v| v == 0) {
-        return Err(unsupported(node, op, "kernel, stride and dilation must be positive"));
+        return Err(unsupported(
+            node,
+            op,
+            "kernel, stride and dilation must be positive",
+        ));
     }
     Ok(())
 }

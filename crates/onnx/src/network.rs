@@ -68,10 +68,9 @@ impl OnnxNetwork {
         };
         // onnx-ir does not validate every value of a damaged file; a panic inside the parser is
         // turned into an error rather than taking the caller down.
-        let parsed = std::panic::catch_unwind(|| {
-            onnx_ir::OnnxGraphBuilder::new().parse_bytes(bytes)
-        })
-        .map_err(|_| parse_error("the parser panicked on this file".into()))?;
+        let parsed =
+            std::panic::catch_unwind(|| onnx_ir::OnnxGraphBuilder::new().parse_bytes(bytes))
+                .map_err(|_| parse_error("the parser panicked on this file".into()))?;
         let graph = parsed.map_err(|e| parse_error(e.to_string()))?;
         let program = compile(&graph, device)?;
         let dim = |i: usize| {

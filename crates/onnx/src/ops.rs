@@ -105,7 +105,10 @@ impl Op {
     /// Runs the operation on its (runtime and constant) inputs.
     pub(crate) fn run(&self, mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
         let first = || -> Result<DynTensor> {
-            Ok(inputs.first().cloned().ok_or_else(|| shape_err("an input", vec![]))?)
+            Ok(inputs
+                .first()
+                .cloned()
+                .ok_or_else(|| shape_err("an input", vec![]))?)
         };
         match self {
             Op::Conv2d {
@@ -116,7 +119,12 @@ impl Op {
             Op::Activation(act) => Ok(apply_activation(first()?, *act)),
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
-                check_window(&x.dims(), options.kernel_size, options.padding, options.dilation)?;
+                check_window(
+                    &x.dims(),
+                    options.kernel_size,
+                    options.padding,
+                    options.dilation,
+                )?;
                 Ok(DynTensor::R4(max_pool2d(x, options.clone())))
             }
             Op::AvgPool2d { options } => {
@@ -127,8 +135,12 @@ impl Op {
             Op::GlobalAveragePool => global_average_pool(first()?),
             Op::Concat { axis } => DynTensor::concat(inputs, *axis),
             Op::Binary(op) => {
-                let b = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
-                let a = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
+                let b = inputs
+                    .pop()
+                    .ok_or_else(|| shape_err("two inputs", vec![]))?;
+                let a = inputs
+                    .pop()
+                    .ok_or_else(|| shape_err("two inputs", vec![]))?;
                 a.binary(b, *op)
             }
             Op::Linear { weight, bias } => run_linear(first()?, weight, bias.as_ref()),
@@ -287,8 +299,12 @@ fn run_gemm(
 }
 
 fn run_matmul(mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
-    let b = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
-    let a = inputs.pop().ok_or_else(|| shape_err("two inputs", vec![]))?;
+    let b = inputs
+        .pop()
+        .ok_or_else(|| shape_err("two inputs", vec![]))?;
+    let a = inputs
+        .pop()
+        .ok_or_else(|| shape_err("two inputs", vec![]))?;
     match b {
         DynTensor::R2(w) => run_linear(a, &w, None),
         other => {
@@ -327,11 +343,20 @@ fn run_reshape(x: DynTensor, target: &[i64]) -> Result<DynTensor> {
     let unknown = shape.iter().filter(|&&d| d < 0).count();
     let numel = x.numel() as i64;
     if unknown > 1 || known == 0 || (unknown == 1 && numel % known != 0) {
-        return Err(shape_err(&format!("a shape compatible with {target:?}"), dims));
+        return Err(shape_err(
+            &format!("a shape compatible with {target:?}"),
+            dims,
+        ));
     }
     let resolved: Vec<usize> = shape
         .iter()
-        .map(|&d| if d < 0 { (numel / known) as usize } else { d as usize })
+        .map(|&d| {
+            if d < 0 {
+                (numel / known) as usize
+            } else {
+                d as usize
+            }
+        })
         .collect();
     x.reshape(&resolved)
 }
@@ -342,7 +367,10 @@ fn run_pad(x: DynTensor, pads: &[(usize, usize)], mode: PadMode) -> Result<DynTe
         return Err(shape_err(&format!("rank {}", pads.len()), dims));
     }
     if !matches!(mode, PadMode::Constant(_))
-        && pads.iter().zip(&dims).any(|(p, &d)| p.0.max(p.1) >= d.max(1))
+        && pads
+            .iter()
+            .zip(&dims)
+            .any(|(p, &d)| p.0.max(p.1) >= d.max(1))
     {
         return Err(shape_err("padding smaller than the dimension", dims));
     }
@@ -373,6 +401,9 @@ fn run_lrn(x: Tensor<4>, size: usize, alpha: f32, beta: f32, bias: f32) -> Resul
     let padded = squares.pad([(before, after), (0, 0)], PadMode::Constant(0.0));
     let window_mean = avg_pool2d(padded, AvgPoolOptions::new([size, 1]).with_stride([1, 1]));
     let sums = window_mean.mul_scalar(size as f32).reshape([n, c, h, w]);
-    let denom = sums.mul_scalar(alpha / size as f32).add_scalar(bias).powf_scalar(beta);
+    let denom = sums
+        .mul_scalar(alpha / size as f32)
+        .add_scalar(bias)
+        .powf_scalar(beta);
     Ok(DynTensor::R4(x.div(denom)))
 }

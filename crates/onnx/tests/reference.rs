@@ -35,9 +35,17 @@ fn top5_logits_match_onnxruntime_on_every_shared_net() {
             .with_input_spec(preset.input_spec());
         let size = case["input_size"].as_u64().unwrap() as usize;
         assert_eq!(size, preset.input_size);
-        let (rgb, pixel_sum) = common::center_crop_rgb(case["image"].as_str().unwrap(), size as u32);
-        assert_eq!(pixel_sum, case["crop_pixel_sum"].as_u64().unwrap(), "not the pixels the fixture was made from");
-        let logits = logits_of(&net, common::input(&rgb, size, &preset.normalization, &device));
+        let (rgb, pixel_sum) =
+            common::center_crop_rgb(case["image"].as_str().unwrap(), size as u32);
+        assert_eq!(
+            pixel_sum,
+            case["crop_pixel_sum"].as_u64().unwrap(),
+            "not the pixels the fixture was made from"
+        );
+        let logits = logits_of(
+            &net,
+            common::input(&rgb, size, &preset.normalization, &device),
+        );
         let mut order: Vec<usize> = (0..logits.len()).collect();
         order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
         let expected: Vec<usize> = case["top5_indices"]
@@ -46,7 +54,12 @@ fn top5_logits_match_onnxruntime_on_every_shared_net() {
             .iter()
             .map(|v| v.as_u64().unwrap() as usize)
             .collect();
-        assert_eq!(&order[..5], &expected[..], "{file} top-5 on {}", case["image"]);
+        assert_eq!(
+            &order[..5],
+            &expected[..],
+            "{file} top-5 on {}",
+            case["image"]
+        );
         for (i, want) in expected.iter().zip(case["top5_logits"].as_array().unwrap()) {
             let want = want.as_f64().unwrap() as f32;
             assert!(

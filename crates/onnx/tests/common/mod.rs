@@ -1,4 +1,5 @@
 //! Helpers shared by this crate's integration tests (real models and images from ../shared).
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::PathBuf;
 
@@ -19,7 +20,9 @@ pub fn model(file: &str) -> PathBuf {
 /// Decodes an image and centre-crops `size`x`size` pixels without resampling; also returns
 /// the sum of the crop's bytes.
 pub fn center_crop_rgb(path: &str, size: u32) -> (Vec<u8>, u64) {
-    let img = image::open(shared().join(path)).expect("shared image").to_rgb8();
+    let img = image::open(shared().join(path))
+        .expect("shared image")
+        .to_rgb8();
     let (left, top) = ((img.width() - size) / 2, (img.height() - size) / 2);
     let crop = image::imageops::crop_imm(&img, left, top, size, size).to_image();
     let pixel_sum = crop.as_raw().iter().map(|&v| v as u64).sum();

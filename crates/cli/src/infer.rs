@@ -1,0 +1,102 @@
+//! `feedbacknet infer`.
+
+use std::{path::PathBuf, time::Instant};
+
+use feedbacknet::{FeedbackNet, LocalizeConfig, ModelPreset, SolverConfig, load_image};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{
+    args::InferArgs,
+    error::{CliError, Result},
+    models::resolve_dir,
+    output::{Report, write_outputs},
+};
+
+fn spinner() -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// The model file: an existing path, a preset name in the models folder, or the default.
+fn model_path(args: &InferArgs) -> Result<PathBuf> {
+    let dir = resolve_dir(&args.models.models_dir);
+    match &args.model {
+        None => Ok(dir.join(ModelPreset::default_model().file)),
+        Some(m) if PathBuf::from(m).is_file() => Ok(PathBuf::from(m)),
+        Some(m) => match ModelPreset::find(m) {
+            Some(preset) => Ok(dir.join(preset.file)),
+            None => Ok(PathBuf::from(m)),
+        },
+    }
+}
+
+pub fn run(args: InferArgs) -> Result<()> {
+    let started = Instant::now();
+    let bar = spinner();
+    let model = model_path(&args)?;
+    bar.set_message(format!("loading {}", model.display()));
+    let net = FeedbackNet::builder()
+        .model_path(&model)
+        .device(args.backend.device()?)
+        .method(args.method)
+        .solver(
+            SolverConfig::default()
+                .with_iterations(args.iterations)
+                .with_lambda(args.lambda)
+                .with_objective(args.objective),
+        )
+        .localize(
+            LocalizeConfig::default()
+                .with_threshold(args.threshold)
+                .with_blur_sigma(args.blur),
+        )
+        .build()?;
+    bar.set_message(format!("reading {}", args.image.display()));
+    let image = load_image(&args.image)?;
+    let predictions = net.predict(&image, 5)?;
+    let classes: Vec<usize> = if args.class.is_empty() {
+        let k = args.top_k.unwrap_or(1);
+        if k == 0 {
+            return Err(CliError::Usage("--top-k must be at least 1".into()));
+        }
+        net.predict(&image, k)?
+            .iter()
+            .map(|p| p.class.index)
+            .collect()
+    } else {
+        args.class
+            .iter()
+            .map(|c| net.class_index(c.clone()))
+            .collect::<feedbacknet::Result<_>>()?
+    };
+    bar.set_message(format!(
+        "{} for {} class{} (batched)",
+        args.method,
+        classes.len(),
+        if classes.len() == 1 { "" } else { "es" }
+    ));
+    let results = net.infer_classes(&image, &classes)?;
+    bar.set_message("writing results");
+    let report = Report::new(&args, &model, &image, predictions, &results, started);
+    let written = write_outputs(&args.out, &args.image, &image, &report, &results)?;
+    bar.finish_and_clear();
+    for r in &results {
+        let best = r
+            .best_box()
+            .map(|b| format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x0, b.y0, b.x1, b.y1))
+            .unwrap_or_else(|| "none".into());
+        println!(
+            "{:>4} {:<28} logit {:>8.3} -> {:>10.3}  box {best}",
+            r.class.index, r.class.label, r.logit_before, r.logit_after
+        );
+    }
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

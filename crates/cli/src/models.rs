@@ -1,0 +1,40 @@
+//! `feedbacknet models`: the presets and where their files are.
+
+use std::path::{Path, PathBuf};
+
+use feedbacknet::ModelPreset;
+
+use crate::{args::ModelsArgs, error::Result};
+
+/// The models folder: as given if it exists, else `shared/models` beside this source tree (for
+/// runs from another working directory during development).
+pub fn resolve_dir(dir: &Path) -> PathBuf {
+    if dir.is_dir() {
+        return dir.to_path_buf();
+    }
+    let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models");
+    if dir == Path::new("../shared/models") && fallback.is_dir() {
+        fallback
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+pub fn run(args: ModelsArgs) -> Result<()> {
+    let dir = resolve_dir(&args.models.models_dir);
+    println!("models folder: {}", dir.display());
+    for preset in ModelPreset::all() {
+        let path = dir.join(preset.file);
+        let status = if path.is_file() { "found" } else { "missing" };
+        println!(
+            "{:<24} {:<8} {:>3}x{:<3} offset {}  {}",
+            preset.name,
+            status,
+            preset.input_size,
+            preset.input_size,
+            preset.class_offset,
+            preset.description
+        );
+    }
+    Ok(())
+}

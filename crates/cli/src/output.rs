@@ -1,0 +1,144 @@
+//! The JSON report and the PNG overlays, written atomically (a failed run never leaves a
+//! half-written file in place of an earlier result).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use feedbacknet::{DynamicImage, Inference, Prediction};
+use serde::Serialize;
+
+use crate::{
+    args::InferArgs,
+    error::{CliError, Result},
+    render::overlay,
+};
+
+/// Opacity of the heat map over the photo.
+const OVERLAY_ALPHA: f32 = 0.5;
+
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    image: String,
+    image_width: u32,
+    image_height: u32,
+    model: String,
+    method: String,
+    threshold: f32,
+    blur_sigma: f32,
+    predictions: Vec<Prediction>,
+    results: Vec<ResultEntry<'a>>,
+    total_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct ResultEntry<'a> {
+    #[serde(flatten)]
+    inference: &'a Inference,
+    overlay: String,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(
+        args: &InferArgs,
+        model: &Path,
+        image: &DynamicImage,
+        predictions: Vec<Prediction>,
+        results: &'a [Inference],
+        started: Instant,
+    ) -> Self {
+        let stem = stem(&args.image);
+        Report {
+            image: args.image.display().to_string(),
+            image_width: image.width(),
+            image_height: image.height(),
+            model: model.display().to_string(),
+            method: args.method.to_string(),
+            threshold: args.threshold,
+            blur_sigma: args.blur,
+            predictions,
+            results: results
+                .iter()
+                .map(|r| ResultEntry {
+                    inference: r,
+                    overlay: overlay_name(&stem, r),
+                })
+                .collect(),
+            total_ms: started.elapsed().as_secs_f64() * 1e3,
+        }
+    }
+}
+
+fn stem(image: &Path) -> String {
+    image
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into())
+}
+
+fn slug(label: &str) -> String {
+    let s: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_matches('_').to_string()
+}
+
+fn overlay_name(stem: &str, r: &Inference) -> String {
+    format!("{stem}_{}_{}.png", r.class.index, slug(&r.class.label))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let io = |source| CliError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+pub fn write_outputs(
+    out: &Path,
+    image_path: &Path,
+    image: &DynamicImage,
+    report: &Report,
+    results: &[Inference],
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out).map_err(|source| CliError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let stem = stem(image_path);
+    let rgb = image.to_rgb8();
+    let mut written = Vec::new();
+    for r in results {
+        let path = out.join(overlay_name(&stem, r));
+        let picture = overlay(&rgb, &r.smoothed, &r.boxes, OVERLAY_ALPHA);
+        let mut png = Vec::new();
+        picture
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| CliError::Encode {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        write_atomic(&path, &png)?;
+        written.push(path);
+    }
+    let path = out.join(format!("{stem}.json"));
+    let json = serde_json::to_vec_pretty(report).map_err(|e| CliError::Encode {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&path, &json)?;
+    written.push(path);
+    Ok(written)
+}

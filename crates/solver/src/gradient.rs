@@ -1,0 +1,58 @@
+//! Input gradients and the saliency maps read off them.
+
+use burn::tensor::Tensor;
+use feedbacknet_core::{CoreError, GateSet, GatedNetwork};
+use feedbacknet_localize::SaliencyMap;
+
+use crate::{
+    Result,
+    score::{check_finite, check_targets, read, target_scores},
+};
+
+/// `∂score/∂input` for each sample, with the target logits of that forward pass.
+#[derive(Debug, Clone)]
+pub struct InputGradient {
+    /// `[batch, C, H, W]` gradient of each sample's target logit w.r.t. its input.
+    pub gradient: Tensor<4>,
+    /// Each sample's target logit in this (gated) forward pass.
+    pub scores: Vec<f32>,
+}
+
+/// Differentiates each sample's target logit w.r.t. the input, through the network gated by
+/// `gates` (`None`: all gates open, the plain gradient of Simonyan et al.).
+pub fn input_gradient(
+    net: &dyn GatedNetwork,
+    input: &Tensor<4>,
+    targets: &[usize],
+    gates: Option<&GateSet>,
+) -> Result<InputGradient> {
+    let [batch, ..] = input.dims();
+    check_targets(net, targets, batch)?;
+    check_finite(input)?;
+    let x = input.clone().autodiff().detach().require_grad();
+    let gates = gates.map(|g| g.clone().constant());
+    let scores = target_scores(net.forward(x.clone(), gates.as_ref())?, targets);
+    let grads = scores.clone().sum().backward();
+    let gradient = x
+        .grad(&grads)
+        .ok_or_else(|| CoreError::Readback("the input received no gradient".into()))?;
+    Ok(InputGradient {
+        gradient,
+        scores: read(scores)?,
+    })
+}
+
+/// `M_ij = max_c |g_cij|` for each sample of a `[batch, C, H, W]` gradient.
+pub fn saliency_maps(gradient: &Tensor<4>) -> Result<Vec<SaliencyMap>> {
+    let [batch, _, height, width] = gradient.dims();
+    let maps = gradient
+        .clone()
+        .abs()
+        .max_dim(1)
+        .reshape([batch, height * width]);
+    let values = read(maps)?;
+    values
+        .chunks_exact(height * width)
+        .map(|m| Ok(SaliencyMap::new(width, height, m.to_vec())?))
+        .collect()
+}

@@ -1,0 +1,58 @@
+//! The class score that every method differentiates: the target logit of each sample.
+
+use burn::tensor::{Tensor, TensorData};
+use feedbacknet_core::{CoreError, GatedNetwork};
+
+use crate::{Result, SolverError};
+
+/// Checks the targets against the network and the batch.
+pub(crate) fn check_targets(net: &dyn GatedNetwork, targets: &[usize], batch: usize) -> Result<()> {
+    if targets.len() != batch {
+        return Err(SolverError::BatchMismatch {
+            targets: targets.len(),
+            batch,
+        });
+    }
+    let classes = net.num_outputs();
+    match targets.iter().find(|&&t| t >= classes) {
+        Some(&class) => Err(SolverError::ClassOutOfRange { class, classes }),
+        None => Ok(()),
+    }
+}
+
+/// Rejects inputs with NaN or infinite values.
+pub(crate) fn check_finite(input: &Tensor<4>) -> Result<()> {
+    let values = input
+        .to_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Readback(format!("{e:?}")))?;
+    if values.iter().all(|v| v.is_finite()) {
+        Ok(())
+    } else {
+        Err(SolverError::NonFiniteInput)
+    }
+}
+
+/// `[batch, 1]` target logits: `Σ_k logits[b, k] · onehot[b, k]`.
+pub(crate) fn target_scores(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
+    let [batch, classes] = logits.dims();
+    let mut mask = vec![0.0f32; batch * classes];
+    for (b, &t) in targets.iter().enumerate() {
+        mask[b * classes + t] = 1.0;
+    }
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [batch, classes]), &logits.device());
+    logits.mul(mask).sum_dim(1)
+}
+
+/// `[batch, 1]` target log-probabilities: `log_softmax(logits)[b, t_b]`.
+pub(crate) fn target_log_probs(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
+    target_scores(burn::tensor::activation::log_softmax(logits, 1), targets)
+}
+
+/// Reads a small tensor back as `f32` values.
+pub(crate) fn read(t: Tensor<2>) -> Result<Vec<f32>> {
+    Ok(t.without_autodiff()
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Readback(format!("{e:?}")))?)
+}

@@ -1,0 +1,99 @@
+//! The soft feedback solver (continuous relaxation of the gate inference).
+
+use burn::tensor::Tensor;
+use feedbacknet_core::{GateSet, GatedNetwork};
+
+use crate::{
+    Objective, Result, SolverConfig, SolverError,
+    score::{check_finite, check_targets, read, target_log_probs, target_scores},
+};
+
+/// Converged gates and how the solver got there.
+#[derive(Debug, Clone)]
+pub struct GateSolution {
+    /// Final gates in `[0, 1]` (plain tensors, no autodiff).
+    pub gates: GateSet,
+    /// Per iteration, the target logit of each sample *before* that iteration's update
+    /// (`trace[0]` is the feed-forward logit with every gate open).
+    pub trace: Vec<Vec<f32>>,
+    /// Iterations run (fewer than configured when the gates stopped moving).
+    pub iterations: usize,
+    /// Whether the solver stopped early because the gates stopped moving.
+    pub converged: bool,
+}
+
+/// Infers gates for each sample's target class by projected SGD with momentum on
+/// `score(g) − λ·Σ|g|`, gates clamped to `[0, 1]` after every step. The score is the target
+/// logit or its log-softmax ([`SolverConfig::objective`]).
+///
+/// `input` is a `[batch, C, H, W]` plain tensor; `targets[b]` is the logit index for sample
+/// `b`. The samples are solved independently, in one batched pass per iteration.
+pub fn soft_feedback(
+    net: &dyn GatedNetwork,
+    input: &Tensor<4>,
+    targets: &[usize],
+    config: &SolverConfig,
+) -> Result<GateSolution> {
+    config.validate()?;
+    let [batch, _, height, width] = input.dims();
+    check_targets(net, targets, batch)?;
+    check_finite(input)?;
+    let sites = net.gate_sites([height, width])?;
+    let device = input.device();
+    let mut gates = GateSet::ones(sites, batch, config.granularity, &device);
+    let mut velocity: Vec<Tensor<2>> = gates.values().iter().map(|g| g.zeros_like()).collect();
+    let x = input.clone().autodiff().detach();
+    let mut trace = Vec::with_capacity(config.iterations);
+    let mut converged = false;
+    let mut iterations = 0;
+    while iterations < config.iterations && !converged {
+        let leaves = gates.clone().require_grad();
+        let logits = net.forward(x.clone(), Some(&leaves))?;
+        let scores = target_scores(logits.clone(), targets);
+        let grads = match config.objective {
+            Objective::Logit => scores.clone().sum().backward(),
+            Objective::LogSoftmax => target_log_probs(logits, targets).sum().backward(),
+        };
+        trace.push(read(scores)?);
+        let mut largest_step = 0.0f32;
+        let mut updated = Vec::with_capacity(leaves.len());
+        for (leaf, v) in leaves.values().iter().zip(velocity.iter_mut()) {
+            let g = leaf.clone().without_autodiff();
+            let score_grad = leaf.grad(&grads).unwrap_or_else(|| g.zeros_like());
+            // Ascent direction of score − λ·Σ|g|; the L1 subgradient is 0 at g = 0.
+            let penalty = g
+                .clone()
+                .greater_elem(0.0)
+                .float()
+                .mul_scalar(config.lambda);
+            let direction = score_grad.sub(penalty);
+            *v = v.clone().mul_scalar(config.momentum).add(direction);
+            let next = g
+                .clone()
+                .add(v.clone().mul_scalar(config.learning_rate))
+                .clamp(0.0, 1.0);
+            let step = read_max_abs(next.clone().sub(g))?;
+            if !step.is_finite() {
+                return Err(SolverError::Diverged {
+                    iteration: iterations,
+                });
+            }
+            largest_step = largest_step.max(step);
+            updated.push(next);
+        }
+        gates = GateSet::from_values(gates.sites().clone(), batch, config.granularity, updated)?;
+        iterations += 1;
+        converged = config.tolerance > 0.0 && largest_step < config.tolerance;
+    }
+    Ok(GateSolution {
+        gates,
+        trace,
+        iterations,
+        converged,
+    })
+}
+
+fn read_max_abs(t: Tensor<2>) -> Result<f32> {
+    let m = t.abs().max().reshape([1, 1]);
+    Ok(read(m)?[0])
+}

@@ -1,0 +1,102 @@
+//! The soft solver and gradient saliency on a real net and photo.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use feedbacknet_core::GatedNetwork;
+use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
+use feedbacknet_solver::{Objective, SolverConfig, input_gradient, soft_feedback};
+
+fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+}
+
+/// SqueezeNet 1.1 and `gradcam_both.png` (224x224: a bulldog above, a tabby cat below).
+fn squeezenet_and_photo() -> (OnnxNetwork, Tensor<4>) {
+    let device = Device::flex();
+    let preset = ModelPreset::default_model();
+    let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
+        .unwrap()
+        .with_input_spec(preset.input_spec());
+    let img = image::open(shared().join("data/demo/gradcam_both.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(img.dimensions(), (224, 224));
+    let planar = preset.normalization.planar_from_rgb(img.as_raw(), 224, 224);
+    let input = Tensor::from_data(TensorData::new(planar, [1, 3, 224, 224]), &device);
+    (net, input)
+}
+
+const BULL_MASTIFF: usize = 243;
+
+#[test]
+fn feedback_raises_the_target_logit_and_keeps_gates_in_the_unit_interval() {
+    let (net, input) = squeezenet_and_photo();
+    // The paper's objective: maximize the logit itself.
+    let config = SolverConfig::default()
+        .with_objective(Objective::Logit)
+        .with_iterations(10);
+    let solution = soft_feedback(&net, &input, &[BULL_MASTIFF], &config).unwrap();
+    assert_eq!(solution.trace.len(), solution.iterations);
+    let gated = input_gradient(&net, &input, &[BULL_MASTIFF], Some(&solution.gates)).unwrap();
+    let before = solution.trace[0][0];
+    assert!(
+        gated.scores[0] > before + 1.0,
+        "logit {before} -> {} after feedback",
+        gated.scores[0]
+    );
+    let mut closed = 0usize;
+    let mut total = 0usize;
+    for site in solution.gates.to_vecs().unwrap() {
+        for g in site {
+            assert!((0.0..=1.0).contains(&g), "gate {g} outside [0, 1]");
+            closed += usize::from(g < 1.0);
+            total += 1;
+        }
+    }
+    assert!(
+        closed > 0 && closed < total,
+        "{closed} of {total} gates moved"
+    );
+    assert_eq!(
+        net.gate_sites([224, 224]).unwrap().len(),
+        solution.gates.len()
+    );
+}
+
+#[test]
+fn log_softmax_objective_raises_the_class_probability() {
+    let (net, input) = squeezenet_and_photo();
+    let config = SolverConfig::default().with_iterations(10);
+    assert_eq!(config.objective, Objective::LogSoftmax);
+    let plain = net.forward(input.clone(), None).unwrap();
+    let solution = soft_feedback(&net, &input, &[BULL_MASTIFF], &config).unwrap();
+    let gated = net.forward(input, Some(&solution.gates)).unwrap();
+    let log_prob = |logits: Tensor<2>| {
+        let v = burn::tensor::activation::log_softmax(logits, 1)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        v[BULL_MASTIFF]
+    };
+    let (before, after) = (log_prob(plain), log_prob(gated));
+    assert!(after > before + 0.5, "log p: {before} -> {after}");
+}
+
+#[test]
+fn bad_targets_and_inputs_are_typed_errors() {
+    let (net, input) = squeezenet_and_photo();
+    let config = SolverConfig::default().with_iterations(1);
+    let err = soft_feedback(&net, &input, &[1000], &config).unwrap_err();
+    assert!(err.to_string().contains("1000"), "{err}");
+    assert!(soft_feedback(&net, &input, &[1, 2], &config).is_err());
+    let nan = Tensor::<4>::full([1, 3, 224, 224], f32::NAN, &input.device());
+    assert!(matches!(
+        input_gradient(&net, &nan, &[1], None),
+        Err(feedbacknet_solver::SolverError::NonFiniteInput)
+    ));
+    let bad = SolverConfig::default().with_momentum(1.5);
+    assert!(soft_feedback(&net, &input, &[1], &bad).is_err());
+}

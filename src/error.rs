@@ -1,0 +1,74 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Errors of the `feedbacknet` facade.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// An image file could not be read or decoded.
+    #[error("cannot load image {path}: {reason}")]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The image has no pixels.
+    #[error("the image is empty ({width}x{height})")]
+    EmptyImage {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// A class index outside the model's classes.
+    #[error("class {class} is out of range: the model has {classes} classes")]
+    ClassOutOfRange {
+        /// The requested class.
+        class: usize,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// A class name that matches no label.
+    #[error("unknown class label `{label}`{}", suggestions_text(.suggestions))]
+    UnknownLabel {
+        /// The requested label.
+        label: String,
+        /// Labels that contain the text, if any.
+        suggestions: Vec<String>,
+    },
+    /// The label file could not be used.
+    #[error("cannot read labels {path}: {reason}")]
+    Labels {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The builder was not given enough to build a network.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Loading the ONNX model failed.
+    #[error(transparent)]
+    Model(#[from] feedbacknet_onnx::OnnxError),
+    /// The network failed while running.
+    #[error(transparent)]
+    Network(#[from] feedbacknet_core::CoreError),
+    /// A solver failed.
+    #[error(transparent)]
+    Solver(#[from] feedbacknet_solver::SolverError),
+    /// Saliency post-processing failed.
+    #[error(transparent)]
+    Localize(#[from] feedbacknet_localize::LocalizeError),
+}
+
+fn suggestions_text(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean: {}?)", suggestions.join(", "))
+    }
+}
+
+/// Result alias of the facade.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,79 @@
+//! From an image file or `DynamicImage` to a normalized network input, and the geometry that
+//! maps results back to the image.
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use feedbacknet_core::InputSpec;
+use feedbacknet_localize::{ImageGeometry, ResizeMode};
+use image::{DynamicImage, RgbImage, imageops::FilterType};
+
+use crate::{Error, Result};
+
+/// Reads and decodes an image file (any format the `image` crate reads: JPEG, PNG, BMP, GIF,
+/// TIFF, WebP). Grayscale, RGBA and 16-bit images are accepted; they are converted to 8-bit RGB
+/// when used.
+pub fn load_image(path: impl AsRef<Path>) -> Result<DynamicImage> {
+    let path = path.as_ref();
+    let image_error = |reason: String| Error::Image {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| image_error(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| image_error(e.to_string()))?;
+    let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
+    if image.width() == 0 || image.height() == 0 {
+        return Err(Error::EmptyImage {
+            width: image.width(),
+            height: image.height(),
+        });
+    }
+    Ok(image)
+}
+
+/// An image prepared for the network.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    /// `[1, 3, H, W]` normalized input.
+    pub input: Tensor<4>,
+    /// How the input relates to the original image.
+    pub geometry: ImageGeometry,
+}
+
+/// Resizes (and crops) an image to the network input and normalizes it.
+pub(crate) fn prepare(
+    image: &DynamicImage,
+    spec: &InputSpec,
+    resize: ResizeMode,
+    device: &Device,
+) -> Result<Prepared> {
+    let (width, height) = (image.width(), image.height());
+    if width == 0 || height == 0 {
+        return Err(Error::EmptyImage { width, height });
+    }
+    let (in_w, in_h) = (spec.width as u32, spec.height as u32);
+    let geometry = ImageGeometry::new(width, height, in_w, in_h, resize)?;
+    let rgb = image.to_rgb8();
+    let (rw, rh) = geometry.resized_size();
+    let resized = if (rw, rh) == (width, height) {
+        rgb
+    } else {
+        image::imageops::resize(&rgb, rw, rh, FilterType::Triangle)
+    };
+    let (cx, cy) = geometry.crop_offset();
+    let cropped: RgbImage = if (cx, cy, rw, rh) == (0, 0, in_w, in_h) {
+        resized
+    } else {
+        image::imageops::crop_imm(&resized, cx, cy, in_w, in_h).to_image()
+    };
+    let planar = spec
+        .normalization
+        .planar_from_rgb(cropped.as_raw(), spec.width, spec.height);
+    let input = Tensor::from_data(
+        TensorData::new(planar, [1, 3, spec.height, spec.width]),
+        device,
+    );
+    Ok(Prepared { input, geometry })
+}

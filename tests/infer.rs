@@ -1,0 +1,157 @@
+//! `FeedbackNet` end to end on real nets and photos from ../shared.
+
+use std::{path::PathBuf, sync::OnceLock};
+
+use feedbacknet::{
+    BoundingBox, DynamicImage, Error, FeedbackNet, Method, Objective, ResizeMode, SolverConfig,
+    load_image,
+};
+
+fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
+}
+
+fn squeezenet() -> &'static FeedbackNet {
+    static NET: OnceLock<FeedbackNet> = OnceLock::new();
+    NET.get_or_init(|| {
+        FeedbackNet::builder()
+            .model_path(shared().join("models/squeezenet1.1.onnx"))
+            .solver(
+                SolverConfig::default()
+                    .with_objective(Objective::Logit)
+                    .with_iterations(10),
+            )
+            .build()
+            .expect("SqueezeNet loads")
+    })
+}
+
+fn photo(path: &str) -> DynamicImage {
+    load_image(shared().join(path)).expect("shared photo")
+}
+
+fn inside(b: &BoundingBox, image: &DynamicImage) -> bool {
+    b.x0 >= 0.0 && b.y0 >= 0.0 && b.x1 <= image.width() as f32 && b.y1 <= image.height() as f32
+}
+
+#[test]
+fn feedback_raises_the_logit_and_maps_and_boxes_fit_the_image() {
+    let image = photo("data/demo/darknet_dog.jpg"); // 768x576: not the input's shape
+    let result = squeezenet().infer(&image, "all-terrain bike").unwrap();
+    assert_eq!(result.class.label, "mountain bike");
+    assert!(result.logit_after > result.logit_before, "{result:?}");
+    assert_eq!(result.trace.first(), Some(&result.logit_before));
+    let gates = result.gates.as_ref().unwrap();
+    assert!(gates.mean > 0.0 && gates.mean < 1.0, "{gates:?}");
+    assert_eq!(
+        (result.saliency.width(), result.saliency.height()),
+        (768, 576)
+    );
+    assert_eq!(result.smoothed.width(), 768);
+    assert!(!result.boxes.is_empty());
+    assert!(
+        result.boxes.iter().all(|b| inside(b, &image)),
+        "{:?}",
+        result.boxes
+    );
+}
+
+#[test]
+fn top_k_solves_the_most_likely_classes_in_one_batch() {
+    let image = photo("data/demo/darknet_dog.jpg");
+    let net = squeezenet();
+    let predicted = net.predict(&image, 3).unwrap();
+    let results = net.infer_top_k(&image, 3).unwrap();
+    assert_eq!(results.len(), 3);
+    for (p, r) in predicted.iter().zip(&results) {
+        assert_eq!(p.class, r.class);
+        assert!(
+            (p.logit - r.logit_before).abs() < 1e-3,
+            "{} vs {}",
+            p.logit,
+            r.logit_before
+        );
+    }
+    // Batched solving gives each class its own map.
+    assert_ne!(results[0].saliency.data(), results[1].saliency.data());
+}
+
+#[test]
+fn feedback_maps_are_class_specific() {
+    // A bulldog in the upper half, a tabby cat lying in the lower half; default settings.
+    let image = photo("data/demo/gradcam_both.png");
+    let net = FeedbackNet::builder()
+        .model_path(shared().join("models/squeezenet1.1.onnx"))
+        .build()
+        .unwrap();
+    let upper = BoundingBox::new(0.0, 0.0, 224.0, 112.0).unwrap();
+    let classes = [
+        net.class_index("bull mastiff").unwrap(),
+        net.class_index("tiger cat").unwrap(),
+    ];
+    let results = net.infer_classes(&image, &classes).unwrap();
+    let dog = results[0].smoothed.mass_fraction_in(&upper);
+    let cat = results[1].smoothed.mass_fraction_in(&upper);
+    assert!(dog > 0.5, "dog map: {dog:.2} of its mass in the upper half");
+    assert!(cat < 0.5, "cat map: {cat:.2} of its mass in the upper half");
+}
+
+#[test]
+fn gradient_method_and_resize_crop_geometry() {
+    let image = photo("data/imagenet-val-fullres/images/ILSVRC2012_val_00000011.JPEG");
+    let net = FeedbackNet::builder()
+        .model_path(shared().join("models/mobilenet_v1_0.25_128.onnx"))
+        .method(Method::Gradient)
+        .resize(ResizeMode::ResizeCrop { shorter_side: 146 })
+        .build()
+        .unwrap();
+    let result = net.infer_top_k(&image, 1).unwrap().remove(0);
+    assert_eq!(result.logit_before, result.logit_after);
+    assert!(result.trace.is_empty() && result.gates.is_none());
+    assert_eq!(
+        (result.saliency.width(), result.saliency.height()),
+        (image.width() as usize, image.height() as usize)
+    );
+    assert!(result.boxes.iter().all(|b| inside(b, &image)));
+    // Outside the centre crop nothing is salient.
+    assert_eq!(result.saliency.get(0, 0), 0.0);
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    let net = squeezenet();
+    let image = photo("data/demo/gradcam_both.png");
+    assert!(matches!(
+        net.infer(&image, 1000usize),
+        Err(Error::ClassOutOfRange {
+            class: 1000,
+            classes: 1000
+        })
+    ));
+    assert!(matches!(
+        net.infer(&image, "no such animal"),
+        Err(Error::UnknownLabel { .. })
+    ));
+    assert!(matches!(
+        net.infer(&DynamicImage::new_rgb8(0, 0), 1usize),
+        Err(Error::EmptyImage { .. })
+    ));
+    assert!(matches!(
+        load_image("/nonexistent/photo.jpg"),
+        Err(Error::Image { .. })
+    ));
+    let not_an_image =
+        std::env::temp_dir().join(format!("fbn-{}-notimage.jpg", std::process::id()));
+    std::fs::write(&not_an_image, b"definitely not a JPEG").unwrap();
+    assert!(matches!(
+        load_image(&not_an_image),
+        Err(Error::Image { .. })
+    ));
+    let unsupported = FeedbackNet::builder()
+        .model_path(shared().join("models/squeezenet1.1.onnx"))
+        .solver(SolverConfig::default().with_iterations(0))
+        .build();
+    assert!(matches!(unsupported, Err(Error::Solver(_))));
+}
