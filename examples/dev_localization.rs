@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let base = FeedbackNet::builder()
         .model_path(shared().join("models/squeezenet1.1.onnx"))
         .solver(args.solver.clone())
-        .localize(args.localize.clone())
+        .localize(args.localize)
         .build()?;
     println!("solver {:?}\nlocalize {:?}", args.solver, args.localize);
     let mut correct = vec![0usize; args.methods.len()];
@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             correct[m] += usize::from(hit);
         }
         n += 1;
-        if n % 25 == 0 {
+        if n.is_multiple_of(25) {
             let so_far: Vec<String> = args
                 .methods
                 .iter()

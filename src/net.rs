@@ -253,7 +253,7 @@ impl FeedbackNet {
             labels: self.labels.clone(),
             device: self.device.clone(),
             solver: self.solver.clone(),
-            localize: self.localize.clone(),
+            localize: self.localize,
             method,
             ..*self
         }

@@ -105,10 +105,10 @@ impl Op {
     /// Runs the operation on its (runtime and constant) inputs.
     pub(crate) fn run(&self, mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
         let first = || -> Result<DynTensor> {
-            Ok(inputs
+            inputs
                 .first()
                 .cloned()
-                .ok_or_else(|| shape_err("an input", vec![]))?)
+                .ok_or_else(|| shape_err("an input", vec![]))
         };
         match self {
             Op::Conv2d {
