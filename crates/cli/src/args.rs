@@ -66,9 +66,9 @@ pub struct InferArgs {
     /// Feedback solver iterations.
     #[arg(long, default_value_t = 30)]
     pub iterations: usize,
-    /// What the feedback solver maximizes: the class log-softmax (class-specific) or the raw
-    /// logit (as in the paper).
-    #[arg(long, default_value = "log-softmax")]
+    /// What the feedback solver maximizes: the raw class logit (as in the paper; best boxes)
+    /// or its log-softmax (maps that stay class-specific on photos with several objects).
+    #[arg(long, default_value = "logit")]
     pub objective: Objective,
     /// Feedback sparsity weight λ.
     #[arg(long, default_value_t = 0.01)]

@@ -34,10 +34,9 @@ const BULL_MASTIFF: usize = 243;
 #[test]
 fn feedback_raises_the_target_logit_and_keeps_gates_in_the_unit_interval() {
     let (net, input) = squeezenet_and_photo();
-    // The paper's objective: maximize the logit itself.
-    let config = SolverConfig::default()
-        .with_objective(Objective::Logit)
-        .with_iterations(10);
+    // The paper's objective (the default): maximize the logit itself.
+    let config = SolverConfig::default().with_iterations(10);
+    assert_eq!(config.objective, Objective::Logit);
     let solution = soft_feedback(&net, &input, &[BULL_MASTIFF], &config).unwrap();
     assert_eq!(solution.trace.len(), solution.iterations);
     let gated = input_gradient(&net, &input, &[BULL_MASTIFF], Some(&solution.gates)).unwrap();
@@ -69,8 +68,9 @@ fn feedback_raises_the_target_logit_and_keeps_gates_in_the_unit_interval() {
 #[test]
 fn log_softmax_objective_raises_the_class_probability() {
     let (net, input) = squeezenet_and_photo();
-    let config = SolverConfig::default().with_iterations(10);
-    assert_eq!(config.objective, Objective::LogSoftmax);
+    let config = SolverConfig::default()
+        .with_objective(Objective::LogSoftmax)
+        .with_iterations(10);
     let plain = net.forward(input.clone(), None).unwrap();
     let solution = soft_feedback(&net, &input, &[BULL_MASTIFF], &config).unwrap();
     let gated = net.forward(input, Some(&solution.gates)).unwrap();
