@@ -154,3 +154,17 @@ fn bad_input_gives_typed_errors() {
         .build();
     assert!(matches!(unsupported, Err(Error::Solver(_))));
 }
+
+#[test]
+fn grayscale_rgba_and_16_bit_images_are_accepted() {
+    let gradient = squeezenet().with_method(Method::Gradient);
+    let rgb = photo("data/demo/gradcam_both.png");
+    let reference = gradient.infer(&rgb, "tiger cat").unwrap();
+    let rgba16 = DynamicImage::ImageRgba16(rgb.to_rgba16());
+    let same = gradient.infer(&rgba16, "tiger cat").unwrap();
+    assert!((same.logit_before - reference.logit_before).abs() < 1e-4);
+    let gray = DynamicImage::ImageLuma8(rgb.to_luma8());
+    let result = gradient.infer(&gray, "tiger cat").unwrap();
+    assert_eq!(result.saliency.width(), 224);
+    assert!(result.logit_before != reference.logit_before);
+}

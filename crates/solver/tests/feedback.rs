@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use feedbacknet_core::GatedNetwork;
+use feedbacknet_core::{GateGranularity, GatedNetwork};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{Objective, SolverConfig, input_gradient, soft_feedback};
 
@@ -99,4 +99,19 @@ fn bad_targets_and_inputs_are_typed_errors() {
     ));
     let bad = SolverConfig::default().with_momentum(1.5);
     assert!(soft_feedback(&net, &input, &[1], &bad).is_err());
+}
+
+#[test]
+fn per_channel_gates_have_one_value_per_channel() {
+    let (net, input) = squeezenet_and_photo();
+    let config = SolverConfig::default()
+        .with_granularity(GateGranularity::Channel)
+        .with_iterations(5);
+    let solution = soft_feedback(&net, &input, &[BULL_MASTIFF], &config).unwrap();
+    let sites = net.gate_sites([224, 224]).unwrap();
+    for (site, gates) in sites.iter().zip(solution.gates.values()) {
+        assert_eq!(gates.dims(), [1, site.channels()], "site {}", site.name);
+    }
+    let gated = input_gradient(&net, &input, &[BULL_MASTIFF], Some(&solution.gates)).unwrap();
+    assert!(gated.scores[0] > solution.trace[0][0]);
 }
