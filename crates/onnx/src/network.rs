@@ -165,7 +165,11 @@ impl OnnxNetwork {
         }
         let logits = values[self.program.output]
             .take()
-            .ok_or_else(|| CoreError::GateMismatch("the output was never computed".into()))?;
+            .ok_or_else(|| CoreError::Forward {
+                node: "<graph output>".into(),
+                op: "output".into(),
+                reason: "the output was never computed".into(),
+            })?;
         to_logits(logits)
     }
 }
