@@ -28,6 +28,7 @@ mod labels;
 mod method;
 mod net;
 mod preprocess;
+mod views;
 
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};
@@ -36,6 +37,7 @@ pub use labels::{ClassLabel, ClassQuery, Labels};
 pub use method::Method;
 pub use net::{FeedbackNet, FeedbackNetBuilder};
 pub use preprocess::load_image;
+pub use views::Crops;
 
 pub use feedbacknet_core::{
     self as core, Device, GateGranularity, GatedNetwork, InputSpec, Normalization,
@@ -44,5 +46,5 @@ pub use feedbacknet_localize::{
     self as localize, BoundingBox, ImageGeometry, LocalizeConfig, ResizeMode, SaliencyMap,
 };
 pub use feedbacknet_onnx::{self as onnx, ModelPreset, OnnxNetwork};
-pub use feedbacknet_solver::{self as solver, Objective, SolverConfig};
+pub use feedbacknet_solver::{self as solver, CamLayer, HardConfig, Objective, SolverConfig};
 pub use image::DynamicImage;

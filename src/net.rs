@@ -10,14 +10,16 @@ use burn::tensor::{Tensor, activation::softmax};
 use feedbacknet_core::{Device, GatedNetwork, InputSpec};
 use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, localize};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
+use feedbacknet_core::ActivationRule;
 use feedbacknet_solver::{
-    GateSolution, SolverConfig, input_gradient, saliency_maps, soft_feedback,
+    CamLayer, GateSolution, HardConfig, SolverConfig, grad_cam, hard_feedback,
+    input_gradient_with, saliency_maps, soft_feedback,
 };
 use image::DynamicImage;
 
 use crate::{
     ClassInfo, ClassQuery, Error, GateStats, Inference, Labels, Method, Prediction, Result,
-    Timings, device::default_device, preprocess::prepare,
+    Timings, device::default_device, preprocess::prepare, views::{Crops, Views},
 };
 
 /// A gated classifier with everything needed to explain its decisions.
@@ -40,8 +42,11 @@ pub struct FeedbackNet {
     device: Device,
     method: Method,
     solver: SolverConfig,
+    hard: HardConfig,
+    cam_layer: CamLayer,
     localize: LocalizeConfig,
     resize: ResizeMode,
+    crops: Crops,
 }
 
 impl std::fmt::Debug for FeedbackNet {
@@ -53,7 +58,10 @@ impl std::fmt::Debug for FeedbackNet {
             .field("method", &self.method)
             .field("solver", &self.solver)
             .field("localize", &self.localize)
+            .field("hard", &self.hard)
+            .field("cam_layer", &self.cam_layer)
             .field("resize", &self.resize)
+            .field("crops", &self.crops)
             .finish()
     }
 }
@@ -71,8 +79,11 @@ pub struct FeedbackNetBuilder {
     device: Option<Device>,
     method: Method,
     solver: SolverConfig,
+    hard: HardConfig,
+    cam_layer: CamLayer,
     localize: LocalizeConfig,
     resize: ResizeMode,
+    crops: Crops,
 }
 
 impl FeedbackNetBuilder {
@@ -133,9 +144,28 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// Solver settings (default: [`SolverConfig::default`]).
+    /// Soft solver settings (default: [`SolverConfig::default`]).
     pub fn solver(mut self, solver: SolverConfig) -> Self {
         self.solver = solver;
+        self
+    }
+
+    /// Hard solver settings, for [`Method::FeedbackHard`] (default: [`HardConfig::default`]).
+    pub fn hard_solver(mut self, hard: HardConfig) -> Self {
+        self.hard = hard;
+        self
+    }
+
+    /// The feature map Grad-CAM reads (default: [`CamLayer::LastConv`]).
+    pub fn cam_layer(mut self, layer: CamLayer) -> Self {
+        self.cam_layer = layer;
+        self
+    }
+
+    /// The views a map is averaged over (default: [`Crops::Single`]; [`Crops::Ten`] for
+    /// 10-crop averaging with any method).
+    pub fn crops(mut self, crops: Crops) -> Self {
+        self.crops = crops;
         self
     }
 
@@ -156,7 +186,11 @@ impl FeedbackNetBuilder {
     /// Loads the model and checks the configuration.
     pub fn build(self) -> Result<FeedbackNet> {
         self.solver.validate()?;
+        self.hard.validate()?;
         self.localize.validate()?;
+        if let Crops::Ten { shorter_side: 0 } = self.crops {
+            return Err(Error::Config("10-crop needs a positive shorter side".into()));
+        }
         let device = match self.device {
             Some(d) => d,
             None => default_device()?,
@@ -209,8 +243,11 @@ impl FeedbackNetBuilder {
             device,
             method: self.method,
             solver: self.solver,
+            hard: self.hard,
+            cam_layer: self.cam_layer,
             localize: self.localize,
             resize: self.resize,
+            crops: self.crops,
         })
     }
 }
@@ -253,9 +290,19 @@ impl FeedbackNet {
             labels: self.labels.clone(),
             device: self.device.clone(),
             solver: self.solver.clone(),
+            hard: self.hard.clone(),
+            cam_layer: self.cam_layer.clone(),
             localize: self.localize,
             method,
             ..*self
+        }
+    }
+
+    /// A copy of this net averaging its maps over other views (shares the loaded network).
+    pub fn with_crops(&self, crops: Crops) -> Self {
+        Self {
+            crops,
+            ..self.with_method(self.method)
         }
     }
 
@@ -296,8 +343,18 @@ impl FeedbackNet {
 
     /// Explains one class (an index or a label) on an image with the configured method.
     pub fn infer(&self, image: &DynamicImage, class: impl Into<ClassQuery>) -> Result<Inference> {
+        self.infer_with(image, class, self.method)
+    }
+
+    /// Explains one class with the given method (any [`Method`], same result type).
+    pub fn infer_with(
+        &self,
+        image: &DynamicImage,
+        class: impl Into<ClassQuery>,
+        method: Method,
+    ) -> Result<Inference> {
         let index = self.class_index(class)?;
-        let mut results = self.infer_classes(image, &[index])?;
+        let mut results = self.infer_classes_with(image, &[index], method)?;
         Ok(results.remove(0))
     }
 
@@ -316,6 +373,17 @@ impl FeedbackNet {
 
     /// Explains several classes of one image in one batched pass (one sample per class).
     pub fn infer_classes(&self, image: &DynamicImage, classes: &[usize]) -> Result<Vec<Inference>> {
+        self.infer_classes_with(image, classes, self.method)
+    }
+
+    /// Explains several classes of one image with the given method, in one batched pass (one
+    /// sample per class and view).
+    pub fn infer_classes_with(
+        &self,
+        image: &DynamicImage,
+        classes: &[usize],
+        method: Method,
+    ) -> Result<Vec<Inference>> {
         for &c in classes {
             if c >= self.labels.len() {
                 return Err(Error::ClassOutOfRange {
@@ -328,54 +396,50 @@ impl FeedbackNet {
             return Ok(Vec::new());
         }
         let started = Instant::now();
-        let prepared = prepare(image, self.network.input_spec(), self.resize, &self.device)?;
+        let spec = self.network.input_spec();
+        let views = Views::new(image, spec, self.resize, self.crops, &self.device)?;
         let mut timings = Timings {
             preprocess_ms: ms(started),
             ..Timings::default()
         };
-        let batch = prepared.input.repeat_dim(0, classes.len());
-        let targets: Vec<usize> = classes.iter().map(|c| c + self.class_offset).collect();
-        let net = self.network.as_ref();
-        let started = Instant::now();
-        let solution = match self.method {
-            Method::Feedback => Some(soft_feedback(net, &batch, &targets, &self.solver)?),
-            Method::Gradient => None,
-        };
-        timings.solve_ms = ms(started);
-        let started = Instant::now();
-        let gates = solution.as_ref().map(|s| &s.gates);
-        let grad = input_gradient(net, &batch, &targets, gates)?;
-        let maps = saliency_maps(&grad.gradient)?;
-        timings.saliency_ms = ms(started);
-        let stats = solution.as_ref().map(gate_stats).transpose()?;
-        maps.into_iter()
+        let v = views.len();
+        let batch = Tensor::cat(vec![views.input.clone(); classes.len()], 0);
+        let targets: Vec<usize> = classes
+            .iter()
+            .flat_map(|c| std::iter::repeat_n(c + self.class_offset, v))
+            .collect();
+        let out = self.run_method(method, &batch, &targets, &mut timings)?;
+        let stats = out.solution.as_ref().map(gate_stats).transpose()?;
+        classes
+            .iter()
             .enumerate()
-            .map(|(i, map)| {
+            .map(|(i, &class)| {
                 let started = Instant::now();
+                let samples = i * v..(i + 1) * v;
+                let map = views.compose(&out.maps[samples.clone()])?;
                 let located = localize(&map, &self.localize)?;
-                let geometry = &prepared.geometry;
+                let geometry = &views.geometry;
                 let boxes = located
                     .boxes
                     .iter()
                     .filter_map(|b| geometry.box_to_image(b))
                     .collect();
-                let saliency = geometry.map_to_image(&map.normalized())?;
-                let smoothed = geometry.map_to_image(&located.smoothed)?;
-                let trace: Vec<f32> = solution
+                let trace: Vec<f32> = out
+                    .solution
                     .as_ref()
-                    .map(|s| s.trace.iter().map(|t| t[i]).collect())
+                    .map(|s| s.trace.iter().map(|t| mean(&t[samples.clone()])).collect())
                     .unwrap_or_default();
-                let logit_before = trace.first().copied().unwrap_or(grad.scores[i]);
+                let logit_after = mean(&out.scores[samples.clone()]);
                 Ok(Inference {
-                    class: self.class_info(classes[i]),
-                    method: self.method,
-                    logit_before,
-                    logit_after: grad.scores[i],
+                    class: self.class_info(class),
+                    method,
+                    logit_before: trace.first().copied().unwrap_or(logit_after),
+                    logit_after,
                     trace,
-                    gates: stats.as_ref().map(|s| s[i].clone()),
+                    gates: stats.as_ref().map(|s| s[i * v].clone()),
                     boxes,
-                    saliency,
-                    smoothed,
+                    saliency: geometry.map_to_image(&map.normalized())?,
+                    smoothed: geometry.map_to_image(&located.smoothed)?,
                     timings: Timings {
                         localize_ms: ms(started),
                         ..timings.clone()
@@ -385,14 +449,69 @@ impl FeedbackNet {
             .collect()
     }
 
-    /// The raw saliency maps at network-input resolution (no blur, no boxes), one per class.
-    pub fn saliency(&self, image: &DynamicImage, classes: &[usize]) -> Result<Vec<SaliencyMap>> {
-        Ok(self
-            .infer_classes(image, classes)?
-            .into_iter()
-            .map(|r| r.saliency)
-            .collect())
+    /// The saliency map of one class with the given method, at image size, normalized to
+    /// maximum 1 (no blur, no boxes).
+    pub fn saliency(
+        &self,
+        image: &DynamicImage,
+        class: impl Into<ClassQuery>,
+        method: Method,
+    ) -> Result<SaliencyMap> {
+        Ok(self.infer_with(image, class, method)?.saliency)
     }
+
+    /// Runs a method on a batch: one map per sample at the input's resolution (Grad-CAM's at
+    /// the feature map's), the gated target logits, and the gates when the method has them.
+    fn run_method(
+        &self,
+        method: Method,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        timings: &mut Timings,
+    ) -> Result<MethodOutput> {
+        let net = self.network.as_ref();
+        let started = Instant::now();
+        let solution = match method {
+            Method::Feedback => Some(soft_feedback(net, batch, targets, &self.solver)?),
+            Method::FeedbackHard => Some(hard_feedback(net, batch, targets, &self.hard)?),
+            _ => None,
+        };
+        timings.solve_ms = ms(started);
+        let started = Instant::now();
+        let gates = solution.as_ref().map(|s| &s.gates);
+        let (maps, scores) = match method {
+            Method::GradCam => {
+                let cam = grad_cam(net, batch, targets, None, &self.cam_layer)?;
+                (cam.maps, cam.scores)
+            }
+            _ => {
+                let rule = match method {
+                    Method::Guided => ActivationRule::Guided,
+                    Method::Deconvnet => ActivationRule::Deconv,
+                    _ => ActivationRule::Gradient,
+                };
+                let grad = input_gradient_with(net, batch, targets, gates, rule)?;
+                (saliency_maps(&grad.gradient)?, grad.scores)
+            }
+        };
+        timings.saliency_ms = ms(started);
+        Ok(MethodOutput {
+            maps,
+            scores,
+            solution,
+        })
+    }
+}
+
+/// What [`FeedbackNet::run_method`] produces for a batch.
+struct MethodOutput {
+    maps: Vec<SaliencyMap>,
+    scores: Vec<f32>,
+    solution: Option<GateSolution>,
+}
+
+fn mean(values: &[f32]) -> f32 {
+    values.iter().sum::<f32>() / values.len().max(1) as f32
 }
 
 fn ms(since: Instant) -> f64 {

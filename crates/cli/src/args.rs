@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use feedbacknet::{Backend, ClassQuery, Method, Objective};
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
@@ -18,6 +18,10 @@ pub struct Cli {
 pub enum Command {
     /// Explain classes of one image: JSON results and PNG heat-map overlays with boxes.
     Infer(InferArgs),
+    /// One panel PNG: the photo and, per class, the maps of several methods with their boxes.
+    Compare(CompareArgs),
+    /// Class model visualization: an input image optimized to maximize a class score.
+    Visualize(VisualizeArgs),
     /// List the model presets and whether their files are in the models folder.
     Models(ModelsArgs),
 }
@@ -36,14 +40,68 @@ pub struct ModelsArgs {
     pub models: ModelsDir,
 }
 
+/// The model and the backend.
 #[derive(Debug, Args)]
-pub struct InferArgs {
+pub struct ModelArgs {
     /// ONNX model file, or a preset name (see `feedbacknet models`); default: SqueezeNet 1.1
     /// from the models folder.
     #[arg(long)]
     pub model: Option<String>,
     #[command(flatten)]
     pub models: ModelsDir,
+    /// Compute backend (must be compiled in).
+    #[arg(long, default_value = "flex")]
+    pub backend: Backend,
+}
+
+/// Views averaged into one map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CropsArg {
+    /// One view of the whole image.
+    Single,
+    /// 10-crop averaging (corners, centre and their mirrors).
+    Ten,
+}
+
+/// Settings of every saliency method and of the boxes.
+#[derive(Debug, Args)]
+pub struct MethodArgs {
+    /// Box threshold as a fraction of the map's maximum.
+    #[arg(long, default_value_t = 0.2)]
+    pub threshold: f32,
+    /// Gaussian blur (sigma, network-input pixels) before thresholding; 0 disables.
+    #[arg(long, default_value_t = 10.0)]
+    pub blur: f32,
+    /// Soft feedback solver iterations.
+    #[arg(long, default_value_t = 30)]
+    pub iterations: usize,
+    /// What the soft feedback solver maximizes: the raw class logit (as in the paper; best
+    /// boxes) or its log-softmax (maps that stay class-specific on photos with several objects).
+    #[arg(long, default_value = "logit")]
+    pub objective: Objective,
+    /// Soft feedback sparsity weight λ.
+    #[arg(long, default_value_t = 0.01)]
+    pub lambda: f32,
+    /// Hard feedback: a gate opens where its gradient is at least this multiple of its layer's
+    /// mean positive gradient (0: any positive gradient).
+    #[arg(long, default_value_t = 1.0)]
+    pub hard_ratio: f32,
+    /// Hard feedback: most sweeps.
+    #[arg(long, default_value_t = 5)]
+    pub sweeps: usize,
+    /// Grad-CAM feature map: a gate site (activation node) name; default the last
+    /// convolutional one.
+    #[arg(long)]
+    pub cam_layer: Option<String>,
+    /// Views averaged into one map.
+    #[arg(long, value_enum, default_value = "single")]
+    pub crops: CropsArg,
+}
+
+#[derive(Debug, Args)]
+pub struct InferArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// The image (JPEG, PNG, BMP, GIF, TIFF, WebP).
     #[arg(long)]
     pub image: PathBuf,
@@ -54,29 +112,50 @@ pub struct InferArgs {
     /// Explain the K most likely classes in one batched pass (default 1 without --class).
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Saliency method.
+    /// Saliency method: feedback, feedback-hard, gradient, deconvnet, guided, gradcam.
     #[arg(long, default_value = "feedback")]
     pub method: Method,
-    /// Box threshold as a fraction of the map's maximum.
-    #[arg(long, default_value_t = 0.2)]
-    pub threshold: f32,
-    /// Gaussian blur (sigma, network-input pixels) before thresholding; 0 disables.
-    #[arg(long, default_value_t = 10.0)]
-    pub blur: f32,
-    /// Feedback solver iterations.
-    #[arg(long, default_value_t = 30)]
-    pub iterations: usize,
-    /// What the feedback solver maximizes: the raw class logit (as in the paper; best boxes)
-    /// or its log-softmax (maps that stay class-specific on photos with several objects).
-    #[arg(long, default_value = "logit")]
-    pub objective: Objective,
-    /// Feedback sparsity weight λ.
-    #[arg(long, default_value_t = 0.01)]
-    pub lambda: f32,
-    /// Compute backend (must be compiled in).
-    #[arg(long, default_value = "flex")]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub settings: MethodArgs,
     /// Output folder for `<stem>.json` and `<stem>_<class>.png`.
     #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The image.
+    #[arg(long)]
+    pub image: PathBuf,
+    /// A class to show (index or label); repeat for each object of the photo.
+    #[arg(long, required = true)]
+    pub class: Vec<ClassQuery>,
+    /// The methods compared, one column each.
+    #[arg(long, value_delimiter = ',', default_value = "gradient,feedback")]
+    pub methods: Vec<Method>,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// The panel PNG (a JSON with the numbers is written beside it).
+    #[arg(long, default_value = "out/compare.png")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VisualizeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The class (index or label).
+    #[arg(long)]
+    pub class: ClassQuery,
+    /// Gradient ascent steps.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Random seed of the jitter.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The PNG written.
+    #[arg(long, default_value = "out/class.png")]
     pub out: PathBuf,
 }

@@ -1,18 +1,18 @@
 //! `feedbacknet infer`.
 
-use std::{path::PathBuf, time::Instant};
+use std::time::Instant;
 
-use feedbacknet::{FeedbackNet, LocalizeConfig, ModelPreset, SolverConfig, load_image};
+use feedbacknet::load_image;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
     args::InferArgs,
     error::{CliError, Result},
-    models::resolve_dir,
+    net::{build, model_path},
     output::{Report, write_outputs},
 };
 
-fn spinner() -> ProgressBar {
+pub fn spinner() -> ProgressBar {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
@@ -22,40 +22,12 @@ fn spinner() -> ProgressBar {
     bar
 }
 
-/// The model file: an existing path, a preset name in the models folder, or the default.
-fn model_path(args: &InferArgs) -> Result<PathBuf> {
-    let dir = resolve_dir(&args.models.models_dir);
-    match &args.model {
-        None => Ok(dir.join(ModelPreset::default_model().file)),
-        Some(m) if PathBuf::from(m).is_file() => Ok(PathBuf::from(m)),
-        Some(m) => match ModelPreset::find(m) {
-            Some(preset) => Ok(dir.join(preset.file)),
-            None => Ok(PathBuf::from(m)),
-        },
-    }
-}
-
 pub fn run(args: InferArgs) -> Result<()> {
     let started = Instant::now();
     let bar = spinner();
-    let model = model_path(&args)?;
+    let model = model_path(&args.model);
     bar.set_message(format!("loading {}", model.display()));
-    let net = FeedbackNet::builder()
-        .model_path(&model)
-        .device(args.backend.device()?)
-        .method(args.method)
-        .solver(
-            SolverConfig::default()
-                .with_iterations(args.iterations)
-                .with_lambda(args.lambda)
-                .with_objective(args.objective),
-        )
-        .localize(
-            LocalizeConfig::default()
-                .with_threshold(args.threshold)
-                .with_blur_sigma(args.blur),
-        )
-        .build()?;
+    let net = build(&args.model, &args.settings, args.method)?;
     bar.set_message(format!("reading {}", args.image.display()));
     let image = load_image(&args.image)?;
     let predictions = net.predict(&image, 5)?;

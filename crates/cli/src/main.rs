@@ -1,11 +1,14 @@
 //! `feedbacknet`: class-specific saliency maps and boxes for any ONNX image classifier.
 
 mod args;
+mod compare;
 mod error;
 mod infer;
 mod models;
+mod net;
 mod output;
 mod render;
+mod visualize;
 
 use clap::Parser;
 
@@ -15,6 +18,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Infer(args) => infer::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Visualize(args) => visualize::run(args),
         Command::Models(args) => models::run(args),
     };
     if let Err(e) = result {

@@ -55,8 +55,8 @@ impl<'a> Report<'a> {
             image_height: image.height(),
             model: model.display().to_string(),
             method: args.method.to_string(),
-            threshold: args.threshold,
-            blur_sigma: args.blur,
+            threshold: args.settings.threshold,
+            blur_sigma: args.settings.blur,
             predictions,
             results: results
                 .iter()
@@ -70,14 +70,14 @@ impl<'a> Report<'a> {
     }
 }
 
-fn stem(image: &Path) -> String {
+pub fn stem(image: &Path) -> String {
     image
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into())
 }
 
-fn slug(label: &str) -> String {
+pub fn slug(label: &str) -> String {
     let s: String = label
         .chars()
         .map(|c| {
@@ -96,7 +96,7 @@ fn overlay_name(stem: &str, r: &Inference) -> String {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     let io = |source| CliError::Write {
         path: path.to_path_buf(),

@@ -40,6 +40,9 @@ pub enum CoreError {
         /// Which tensor.
         what: String,
     },
+    /// The network does not implement the requested operation.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     /// A tensor could not be read back from its device.
     #[error("reading a tensor back from the device failed: {0}")]
     Readback(String),

@@ -6,19 +6,23 @@
 //!   `forward(input, gates)`.
 //! - [`GateSet`]: the gate values for a batch, per neuron or per channel.
 //! - [`InputSpec`] and [`Normalization`]: what the network expects as input.
+//! - [`ActivationRule`] and [`BackwardTarget`]: modified backward passes (guided backprop,
+//!   DeconvNet) and where they stop (the input, or a gate site for Grad-CAM).
 //! - [`DynTensor`]: a Burn float tensor whose rank is known only at run time.
 #![warn(missing_docs)]
 
+mod backward;
 mod error;
 mod gate;
 mod input;
 mod network;
 mod tensor;
 
+pub use backward::{ActivationRule, BackwardOutput, BackwardTarget};
 pub use error::{CoreError, Result};
 pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
 pub use input::{InputSpec, Normalization};
-pub use network::GatedNetwork;
+pub use network::{GatedNetwork, autodiff_input_gradient};
 pub use tensor::{BinaryOp, DynTensor};
 
 /// Re-export of the Burn items that appear in this crate's API.

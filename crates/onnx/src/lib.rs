@@ -21,6 +21,7 @@ mod error;
 mod network;
 mod ops;
 mod preset;
+mod reverse;
 
 pub use error::{OnnxError, Result};
 pub use network::OnnxNetwork;

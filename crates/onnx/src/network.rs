@@ -8,7 +8,7 @@ use std::{
 
 use burn::tensor::{Device, Tensor};
 use feedbacknet_core::{
-    ActivationKind, BinaryOp, CoreError, DynTensor, GateSet, GateSite, GatedNetwork, InputSpec,
+    ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor, GateSet, GateSite, GatedNetwork, InputSpec,
     Normalization,
 };
 
@@ -121,8 +121,27 @@ impl OnnxNetwork {
         &self,
         input: Tensor<4>,
         gates: Option<&GateSet>,
-        mut record: Option<&mut Vec<GateSite>>,
+        record: Option<&mut Vec<GateSite>>,
     ) -> feedbacknet_core::Result<Tensor<2>> {
+        let mut values = self.execute(input, gates, record, Retain::Needed)?;
+        let logits = values[self.program.output]
+            .take()
+            .ok_or_else(|| CoreError::Forward {
+                node: "<graph output>".into(),
+                op: "output".into(),
+                reason: "the output was never computed".into(),
+            })?;
+        to_logits(logits)
+    }
+
+    /// Runs every step; returns the value slots (those released on the way are `None`).
+    pub(crate) fn execute(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        mut record: Option<&mut Vec<GateSite>>,
+        retain: Retain,
+    ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
         if let Some(g) = gates
             && g.len() != self.program.gate_count
         {
@@ -158,23 +177,31 @@ impl OnnxNetwork {
                         .map_err(|e| forward_error(step, format!("applying the gate: {e}")))?;
                 }
             }
-            for &slot in &step.release {
-                values[slot] = None;
+            if retain == Retain::Needed {
+                for &slot in &step.release {
+                    values[slot] = None;
+                }
             }
             values[step.output] = Some(out);
         }
-        let logits = values[self.program.output]
-            .take()
-            .ok_or_else(|| CoreError::Forward {
-                node: "<graph output>".into(),
-                op: "output".into(),
-                reason: "the output was never computed".into(),
-            })?;
-        to_logits(logits)
+        Ok(values)
+    }
+
+    pub(crate) fn program(&self) -> &Program {
+        &self.program
     }
 }
 
-fn forward_error(step: &Step, reason: String) -> CoreError {
+/// Which intermediate values a forward pass keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retain {
+    /// Only what later steps still read (a plain forward pass).
+    Needed,
+    /// Every value (a hand-written reverse pass reads them all).
+    All,
+}
+
+pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {
     CoreError::Forward {
         node: step.name.clone(),
         op: step.op.name().into(),
@@ -197,7 +224,7 @@ fn site_of(step: &Step, activation: &DynTensor) -> GateSite {
 }
 
 /// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.
-fn to_logits(output: DynTensor) -> feedbacknet_core::Result<Tensor<2>> {
+pub(crate) fn to_logits(output: DynTensor) -> feedbacknet_core::Result<Tensor<2>> {
     let dims = output.dims();
     if dims.len() >= 2 && dims[2..].iter().all(|&d| d == 1) {
         output.reshape(&dims[..2])?.into2("logits")
@@ -246,5 +273,17 @@ impl GatedNetwork for OnnxNetwork {
             });
         }
         self.run(input, gates, None)
+    }
+
+    /// A hand-written reverse pass: every [`ActivationRule`], to the input or to any gate site.
+    fn backward(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        seed: Tensor<2>,
+        rule: ActivationRule,
+        target: BackwardTarget,
+    ) -> feedbacknet_core::Result<BackwardOutput> {
+        crate::reverse::backward(self, input, gates, seed, rule, target)
     }
 }

@@ -1,4 +1,5 @@
-//! [`SolverConfig`]: the settings of the feedback solvers.
+//! The settings of the feedback solvers: [`SolverConfig`] (soft solver) and [`HardConfig`]
+//! (hard solver).
 
 use feedbacknet_core::GateGranularity;
 use serde::{Deserialize, Serialize};
@@ -170,5 +171,91 @@ impl std::str::FromStr for Objective {
             .into_iter()
             .find(|o| o.name() == s)
             .ok_or_else(|| format!("unknown objective `{s}` (logit, log-softmax)"))
+    }
+}
+
+/// Settings of the hard (binary-gate) feedback solver, [`hard_feedback`](crate::hard_feedback).
+///
+/// Defaults: `ratio` 1.0, `max_sweeps` 5, one gate per neuron.
+///
+/// ```
+/// use feedbacknet_solver::HardConfig;
+///
+/// let config = HardConfig::default().with_ratio(0.5).with_max_sweeps(20);
+/// assert_eq!(config.max_sweeps, 20);
+/// assert!(config.validate().is_ok());
+/// assert!(HardConfig::default().with_ratio(f32::NAN).validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardConfig {
+    /// A gate stays open only if its gradient is positive and at least `ratio` times the mean
+    /// of the positive gradients of its gate site, per sample (default 1.0; 0 keeps every gate
+    /// with a positive gradient). Larger values close more gates.
+    pub ratio: f32,
+    /// Maximum number of sweeps (default 5); the solver stops earlier once no gate changes.
+    pub max_sweeps: usize,
+    /// One gate per neuron (default) or per channel.
+    pub granularity: GateGranularity,
+}
+
+impl Default for HardConfig {
+    fn default() -> Self {
+        Self {
+            ratio: 1.0,
+            max_sweeps: 5,
+            granularity: GateGranularity::Neuron,
+        }
+    }
+}
+
+impl HardConfig {
+    /// Sets the threshold ratio.
+    pub fn with_ratio(mut self, ratio: f32) -> Self {
+        self.ratio = ratio;
+        self
+    }
+
+    /// Sets the maximum number of sweeps.
+    pub fn with_max_sweeps(mut self, max_sweeps: usize) -> Self {
+        self.max_sweeps = max_sweeps;
+        self
+    }
+
+    /// Sets the gate granularity.
+    pub fn with_granularity(mut self, granularity: GateGranularity) -> Self {
+        self.granularity = granularity;
+        self
+    }
+
+    /// Checks every setting: `ratio` finite and >= 0, `max_sweeps` >= 1.
+    pub fn validate(&self) -> Result<()> {
+        check_f32("ratio", self.ratio, self.ratio >= 0.0, "must be finite and >= 0")?;
+        check_nonzero("max_sweeps", self.max_sweeps)
+    }
+}
+
+/// `InvalidConfig` unless `ok` holds and `value` is finite.
+pub(crate) fn check_f32(name: &'static str, value: f32, ok: bool, reason: &'static str) -> Result<()> {
+    if ok && value.is_finite() {
+        Ok(())
+    } else {
+        Err(SolverError::InvalidConfig {
+            name,
+            value: value.to_string(),
+            reason,
+        })
+    }
+}
+
+/// `InvalidConfig` when a count is 0.
+pub(crate) fn check_nonzero(name: &'static str, value: usize) -> Result<()> {
+    if value == 0 {
+        Err(SolverError::InvalidConfig {
+            name,
+            value: "0".into(),
+            reason: "must be at least 1",
+        })
+    } else {
+        Ok(())
     }
 }

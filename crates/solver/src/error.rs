@@ -39,6 +39,14 @@ pub enum SolverError {
         /// Why it is rejected.
         reason: &'static str,
     },
+    /// No gate site fits the requested Grad-CAM layer.
+    #[error("no feature map for Grad-CAM matches {layer} among {sites} gate sites (it must be a [C, H, W] activation larger than 1x1)")]
+    NoCamLayer {
+        /// The requested layer.
+        layer: String,
+        /// Number of gate sites of the network.
+        sites: usize,
+    },
     /// The network failed.
     #[error(transparent)]
     Network(#[from] CoreError),

@@ -1,12 +1,12 @@
 //! Input gradients and the saliency maps read off them.
 
 use burn::tensor::Tensor;
-use feedbacknet_core::{CoreError, GateSet, GatedNetwork};
+use feedbacknet_core::{ActivationRule, BackwardTarget, CoreError, GateSet, GatedNetwork};
 use feedbacknet_localize::SaliencyMap;
 
 use crate::{
     Result,
-    score::{check_finite, check_targets, read, target_scores},
+    score::{check_finite, check_targets, one_hot, read, target_scores},
 };
 
 /// `∂score/∂input` for each sample, with the target logits of that forward pass.
@@ -55,4 +55,29 @@ pub fn saliency_maps(gradient: &Tensor<4>) -> Result<Vec<SaliencyMap>> {
         .chunks_exact(height * width)
         .map(|m| Ok(SaliencyMap::new(width, height, m.to_vec())?))
         .collect()
+}
+
+/// Like [`input_gradient`], with `rule` at every gated activation: the true gradient, guided
+/// backprop or DeconvNet (see [`ActivationRule`]). The true gradient takes the autodiff path;
+/// the other rules need [`GatedNetwork::backward`].
+pub fn input_gradient_with(
+    net: &dyn GatedNetwork,
+    input: &Tensor<4>,
+    targets: &[usize],
+    gates: Option<&GateSet>,
+    rule: ActivationRule,
+) -> Result<InputGradient> {
+    if rule == ActivationRule::Gradient {
+        return input_gradient(net, input, targets, gates);
+    }
+    let [batch, ..] = input.dims();
+    check_targets(net, targets, batch)?;
+    check_finite(input)?;
+    let seed = one_hot(targets, net.num_outputs(), &input.device());
+    let out = net.backward(input.clone(), gates, seed.clone(), rule, BackwardTarget::Input)?;
+    let gradient = out.gradient.into4("input gradient")?;
+    Ok(InputGradient {
+        gradient,
+        scores: read(out.logits.mul(seed).sum_dim(1))?,
+    })
 }

@@ -1,6 +1,6 @@
 //! The class score that every method differentiates: the target logit of each sample.
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::{CoreError, GatedNetwork};
 
 use crate::{Result, SolverError};
@@ -33,14 +33,20 @@ pub(crate) fn check_finite(input: &Tensor<4>) -> Result<()> {
     }
 }
 
-/// `[batch, 1]` target logits: `Σ_k logits[b, k] · onehot[b, k]`.
-pub(crate) fn target_scores(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
-    let [batch, classes] = logits.dims();
+/// `[batch, classes]` one-hot rows: `1` at each sample's target.
+pub(crate) fn one_hot(targets: &[usize], classes: usize, device: &Device) -> Tensor<2> {
+    let batch = targets.len();
     let mut mask = vec![0.0f32; batch * classes];
     for (b, &t) in targets.iter().enumerate() {
         mask[b * classes + t] = 1.0;
     }
-    let mask = Tensor::<2>::from_data(TensorData::new(mask, [batch, classes]), &logits.device());
+    Tensor::<2>::from_data(TensorData::new(mask, [batch, classes]), device)
+}
+
+/// `[batch, 1]` target logits: `Σ_k logits[b, k] · onehot[b, k]`.
+pub(crate) fn target_scores(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
+    let [_, classes] = logits.dims();
+    let mask = one_hot(targets, classes, &logits.device());
     logits.mul(mask).sum_dim(1)
 }
 

@@ -1,0 +1,101 @@
+//! `feedbacknet compare`: one panel PNG with the photo and, per class, each method's map and
+//! boxes (the layout of the paper's figures 2 and 5-7), plus a JSON with the numbers.
+
+use std::time::Instant;
+
+use feedbacknet::{Inference, load_image};
+use serde::Serialize;
+
+use crate::{
+    args::CompareArgs,
+    error::{CliError, Result},
+    infer::spinner,
+    net::build,
+    output::write_atomic,
+    render::{Panel, overlay},
+};
+
+/// Height of one tile of the panel, in pixels.
+const TILE_HEIGHT: u32 = 240;
+/// Opacity of the heat map over the photo.
+const OVERLAY_ALPHA: f32 = 0.55;
+
+#[derive(Debug, Serialize)]
+struct CompareReport<'a> {
+    image: String,
+    panel: String,
+    methods: Vec<String>,
+    /// `results[method][class]`.
+    results: Vec<Vec<&'a Inference>>,
+    total_ms: f64,
+}
+
+pub fn run(args: CompareArgs) -> Result<()> {
+    let started = Instant::now();
+    if args.methods.is_empty() {
+        return Err(CliError::Usage("give at least one method".into()));
+    }
+    let bar = spinner();
+    bar.set_message("loading the model");
+    let net = build(&args.model, &args.settings, args.methods[0])?;
+    let image = load_image(&args.image)?;
+    let classes = args
+        .class
+        .iter()
+        .map(|c| net.class_index(c.clone()))
+        .collect::<feedbacknet::Result<Vec<_>>>()?;
+    let mut per_method = Vec::with_capacity(args.methods.len());
+    for &method in &args.methods {
+        bar.set_message(format!("{method} for {} classes", classes.len()));
+        per_method.push(net.infer_classes_with(&image, &classes, method)?);
+    }
+    bar.set_message("drawing the panel");
+    let rgb = image.to_rgb8();
+    let tile_w = (TILE_HEIGHT as f64 * f64::from(rgb.width()) / f64::from(rgb.height()))
+        .round()
+        .clamp(64.0, 4.0 * TILE_HEIGHT as f64) as u32;
+    let cols = 1 + args.methods.len() as u32;
+    let mut panel = Panel::new(classes.len() as u32, cols, (tile_w, TILE_HEIGHT));
+    for (row, _) in classes.iter().enumerate() {
+        let label = &per_method[0][row].class.label;
+        panel.put(row as u32, 0, &rgb, label);
+        for (col, results) in per_method.iter().enumerate() {
+            let r = &results[row];
+            let picture = overlay(&rgb, &r.smoothed, &r.boxes, OVERLAY_ALPHA);
+            let caption = format!("{}: {}", r.method, r.class.label);
+            panel.put(row as u32, col as u32 + 1, &picture, &caption);
+        }
+    }
+    let mut png = Vec::new();
+    panel
+        .into_image()
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| CliError::Encode {
+            path: args.out.clone(),
+            reason: e.to_string(),
+        })?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    write_atomic(&args.out, &png)?;
+    let report = CompareReport {
+        image: args.image.display().to_string(),
+        panel: args.out.display().to_string(),
+        methods: args.methods.iter().map(ToString::to_string).collect(),
+        results: per_method.iter().map(|rs| rs.iter().collect()).collect(),
+        total_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    let json_path = args.out.with_extension("json");
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| CliError::Encode {
+        path: json_path.clone(),
+        reason: e.to_string(),
+    })?;
+    write_atomic(&json_path, &json)?;
+    bar.finish_and_clear();
+    println!("wrote {}", args.out.display());
+    println!("wrote {}", json_path.display());
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! From command-line settings to a loaded [`FeedbackNet`].
+
+use std::path::PathBuf;
+
+use feedbacknet::{
+    CamLayer, Crops, FeedbackNet, HardConfig, LocalizeConfig, Method, ModelPreset, SolverConfig,
+};
+
+use crate::{
+    args::{CropsArg, MethodArgs, ModelArgs},
+    error::Result,
+    models::resolve_dir,
+};
+
+/// The model file: an existing path, a preset name in the models folder, or the default.
+pub fn model_path(args: &ModelArgs) -> PathBuf {
+    let dir = resolve_dir(&args.models.models_dir);
+    match &args.model {
+        None => dir.join(ModelPreset::default_model().file),
+        Some(m) if PathBuf::from(m).is_file() => PathBuf::from(m),
+        Some(m) => match ModelPreset::find(m) {
+            Some(preset) => dir.join(preset.file),
+            None => PathBuf::from(m),
+        },
+    }
+}
+
+/// Loads the model with the method settings of the command line.
+pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result<FeedbackNet> {
+    let solver = SolverConfig::default()
+        .with_iterations(settings.iterations)
+        .with_lambda(settings.lambda)
+        .with_objective(settings.objective);
+    let hard = HardConfig::default()
+        .with_ratio(settings.hard_ratio)
+        .with_max_sweeps(settings.sweeps);
+    let localize = LocalizeConfig::default()
+        .with_threshold(settings.threshold)
+        .with_blur_sigma(settings.blur);
+    let cam_layer = settings
+        .cam_layer
+        .clone()
+        .map(CamLayer::Named)
+        .unwrap_or_default();
+    let builder = FeedbackNet::builder()
+        .model_path(model_path(model))
+        .device(model.backend.device()?)
+        .method(method)
+        .solver(solver)
+        .hard_solver(hard)
+        .cam_layer(cam_layer)
+        .localize(localize);
+    let net = builder.build()?;
+    Ok(match settings.crops {
+        CropsArg::Single => net,
+        CropsArg::Ten => net.with_crops(Crops::ten_for(net.input_spec())),
+    })
+}

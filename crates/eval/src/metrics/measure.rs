@@ -1,0 +1,193 @@
+//! Scores of one saliency map against the ground-truth boxes of its image.
+
+use feedbacknet_localize::{BoundingBox, LocalizeConfig, SaliencyMap, localize};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, invalid};
+use crate::metrics::sweep::sweep_ious;
+
+/// Parameters of [`measure`], built in builder style.
+///
+/// | field | default | meaning |
+/// |---|---|---|
+/// | `threshold` | 0.2 | fraction of the smoothed map's maximum for the main box (GT-known, top-1, top-5) |
+/// | `blur_sigma` | 10.0 | Gaussian blur in map pixels (the map is at ground-truth image size) |
+/// | `sweep` | 0.00, 0.01, ..., 0.99 | thresholds of the MaxBoxAccV2 sweep (wsolevaluation's `cam_curve_interval` 0.01) |
+/// | `pointing_tolerance_px` | 15.0 | pointing-game tolerance in ground-truth image pixels (Zhang et al. 2016) |
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MeasureConfig {
+    /// Fraction of the maximum of the blurred, normalised map a pixel must
+    /// reach to be on when building the main box; in `[0, 1]`.
+    pub threshold: f32,
+    /// Standard deviation of the Gaussian blur applied before thresholding,
+    /// in map pixels; 0 disables it.
+    pub blur_sigma: f32,
+    /// Thresholds of the MaxBoxAccV2 sweep, each in `[0, 1]`.
+    pub sweep: Vec<f32>,
+    /// Pointing-game tolerance: the map's peak may lie this many pixels
+    /// (Euclidean distance) outside a ground-truth box and still hit.
+    pub pointing_tolerance_px: f32,
+}
+
+impl Default for MeasureConfig {
+    fn default() -> Self {
+        let localize = LocalizeConfig::default();
+        Self {
+            threshold: localize.threshold,
+            blur_sigma: localize.blur_sigma,
+            sweep: default_sweep(),
+            pointing_tolerance_px: 15.0,
+        }
+    }
+}
+
+/// The thresholds 0.00, 0.01, ..., 0.99 (wsolevaluation's default
+/// `cam_curve_interval = 0.01`, i.e. `np.arange(0, 1, 0.01)`).
+pub fn default_sweep() -> Vec<f32> {
+    (0..100u8).map(|i| f32::from(i) / 100.0).collect()
+}
+
+impl MeasureConfig {
+    /// Sets [`MeasureConfig::threshold`].
+    pub fn with_threshold(mut self, threshold: f32) -> Self {
+        self.threshold = threshold;
+        self
+    }
+
+    /// Sets [`MeasureConfig::blur_sigma`].
+    pub fn with_blur_sigma(mut self, sigma: f32) -> Self {
+        self.blur_sigma = sigma;
+        self
+    }
+
+    /// Sets [`MeasureConfig::sweep`].
+    pub fn with_sweep(mut self, sweep: Vec<f32>) -> Self {
+        self.sweep = sweep;
+        self
+    }
+
+    /// Sets [`MeasureConfig::pointing_tolerance_px`].
+    pub fn with_pointing_tolerance_px(mut self, pixels: f32) -> Self {
+        self.pointing_tolerance_px = pixels;
+        self
+    }
+
+    /// The [`LocalizeConfig`] of the main box (no minimum component area).
+    pub fn localize_config(&self) -> LocalizeConfig {
+        LocalizeConfig::default()
+            .with_threshold(self.threshold)
+            .with_blur_sigma(self.blur_sigma)
+            .with_min_area_fraction(0.0)
+    }
+
+    /// Checks every parameter; [`crate::EvalError::InvalidParameter`] or
+    /// [`crate::EvalError::Localize`] names the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        self.localize_config().validate()?;
+        if let Some(t) = self.sweep.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+            return Err(invalid("sweep", t, "every threshold must lie in [0, 1]"));
+        }
+        let tolerance = self.pointing_tolerance_px;
+        if !(tolerance.is_finite() && tolerance >= 0.0) {
+            return Err(invalid(
+                "pointing_tolerance_px",
+                tolerance,
+                "must be finite and >= 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What [`measure`] finds in one map.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapScores {
+    /// Box of the largest connected component at [`MeasureConfig::threshold`];
+    /// `None` for a map without positive values.
+    pub best_box: Option<BoundingBox>,
+    /// Largest IoU of `best_box` with any ground-truth box (0 without a box).
+    pub iou: f32,
+    /// For each threshold of the sweep, the largest IoU of any component's
+    /// box with any ground-truth box (wsolevaluation's MaxBoxAccV2 with
+    /// `multi_contour_eval`: boxes from all contours).
+    pub maxbox_ious: Vec<f32>,
+    /// Whether the map's peak hits a ground-truth box (pointing game).
+    pub pointing_hit: bool,
+}
+
+/// Scores `map` (already at the size of the image the boxes refer to)
+/// against the ground-truth boxes `gt`.
+///
+/// The map is clamped at 0, blurred and normalised once ([`localize`]);
+/// the main box is its largest component at `config.threshold`, and the
+/// sweep thresholds the same smoothed map at every `config.sweep` value
+/// (incrementally: the components at each threshold are exactly
+/// [`feedbacknet_localize::connected_components`] of
+/// [`SaliencyMap::threshold`], found several times faster).
+/// With no ground-truth box every IoU is 0 and the pointing game misses.
+///
+/// Errors: an invalid `config`.
+pub fn measure(map: &SaliencyMap, gt: &[BoundingBox], config: &MeasureConfig) -> Result<MapScores> {
+    config.validate()?;
+    let loc = localize(map, &config.localize_config())?;
+    let maxbox_ious = sweep_ious(&loc.smoothed, gt, &config.sweep);
+    Ok(MapScores {
+        best_box: loc.best,
+        iou: max_iou(loc.best.iter(), gt),
+        maxbox_ious,
+        pointing_hit: pointing_hit(map, gt, config.pointing_tolerance_px),
+    })
+}
+
+/// Only the main box of [`measure`] and its IoU (no sweep, no pointing game).
+pub fn measure_box(
+    map: &SaliencyMap,
+    gt: &[BoundingBox],
+    config: &MeasureConfig,
+) -> Result<(Option<BoundingBox>, f32)> {
+    config.validate()?;
+    let best = localize(map, &config.localize_config())?.best;
+    Ok((best, max_iou(best.iter(), gt)))
+}
+
+/// Largest IoU between any of `boxes` and any of `gt`; 0 if either is empty.
+pub fn max_iou<'a>(boxes: impl IntoIterator<Item = &'a BoundingBox>, gt: &[BoundingBox]) -> f32 {
+    boxes
+        .into_iter()
+        .flat_map(|b| gt.iter().map(move |g| b.iou(g)))
+        .fold(0.0, f32::max)
+}
+
+/// Pointing game (Zhang et al., "Top-down Neural Attention by Excitation
+/// Backprop", ECCV 2016): a hit when the map's maximum (first in raster
+/// order; its pixel centre `(x + 0.5, y + 0.5)`) lies within
+/// `tolerance_px` (Euclidean) of any ground-truth box. A map without a
+/// positive value misses.
+pub fn pointing_hit(map: &SaliencyMap, gt: &[BoundingBox], tolerance_px: f32) -> bool {
+    let Some((x, y)) = peak(map) else {
+        return false;
+    };
+    let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+    gt.iter()
+        .any(|b| distance_to_box(px, py, b) <= tolerance_px)
+}
+
+/// Position of the map's largest value (first in raster order), or `None`
+/// when no value is positive.
+pub fn peak(map: &SaliencyMap) -> Option<(usize, usize)> {
+    let (mut best, mut at) = (0.0f32, None);
+    for (i, &v) in map.data().iter().enumerate() {
+        if v > best {
+            (best, at) = (v, Some(i));
+        }
+    }
+    at.map(|i| (i % map.width(), i / map.width()))
+}
+
+/// Euclidean distance from a point to a box (0 inside or on it).
+fn distance_to_box(x: f32, y: f32, b: &BoundingBox) -> f32 {
+    let dx = (b.x0 - x).max(x - b.x1).max(0.0);
+    let dy = (b.y0 - y).max(y - b.y1).max(0.0);
+    dx.hypot(dy)
+}

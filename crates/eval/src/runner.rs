@@ -1,0 +1,308 @@
+//! Running an [`Explainer`] over a [`Dataset`] into a resumable results file.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::Instant;
+
+use crate::dataset::{Dataset, Sample, Shard};
+use crate::decode::{Decoded, spawn_decoders};
+use crate::error::{EvalError, Result, invalid};
+use crate::explainer::{Explainer, score_explanation};
+use crate::jsonl::{ResultsWriter, merge, read_records};
+use crate::metrics::{ImageRecord, MeasureConfig, Summary};
+
+/// What to do with a results file that already holds records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResumePolicy {
+    /// Start a new file; refuse ([`EvalError::ResultsExist`]) if the file
+    /// already holds data, so no results are lost by mistake. The default.
+    #[default]
+    Fresh,
+    /// Start a new file, discarding what it held.
+    Overwrite,
+    /// Keep the file's records, skip their images, append the others. The
+    /// file does not store the measuring configuration: resume with the
+    /// same one (a different sweep length is caught as
+    /// [`EvalError::SweepMismatch`], other changes are not).
+    Resume,
+}
+
+/// Reported to the progress callback after each image.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// Images of this run's data set (or shard) that have a record, including
+    /// those done before a resume.
+    pub done: usize,
+    /// Images in this run's data set (or shard).
+    pub total: usize,
+    /// The record just written.
+    pub last: &'a ImageRecord,
+}
+
+/// What [`Runner::run`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// Metrics over every record in the results file (earlier and new).
+    pub summary: Summary,
+    /// Records in the results file.
+    pub records: usize,
+    /// Images evaluated by this run.
+    pub evaluated: usize,
+    /// Of those, images that failed (unreadable, explainer error).
+    pub failed: usize,
+    /// Images skipped because the file already had them.
+    pub skipped: usize,
+    /// Whether a truncated last line (from a crash) was removed from the file.
+    pub dropped_partial_line: bool,
+}
+
+/// Evaluates an [`Explainer`] on a [`Dataset`], one JSONL record per image.
+///
+/// Defaults: [`MeasureConfig::default`], 1 decoding thread, 4 images
+/// decoded ahead, [`ResumePolicy::Fresh`], no shard, no limit, a map for
+/// the top-1 class (`top_maps = 1`).
+///
+/// Images are decoded on worker threads while the explainer runs on the
+/// calling thread. An image that cannot be decoded, or that the explainer
+/// fails on, does not stop the run: it gets a record with
+/// [`ImageRecord::error`] set and counts as wrong in every metric (resuming
+/// does not retry it). Errors that stop the run are configuration errors
+/// and failures to read or write the results file.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    results: PathBuf,
+    measure: MeasureConfig,
+    decode_threads: usize,
+    prefetch: usize,
+    policy: ResumePolicy,
+    shard: Option<Shard>,
+    limit: Option<usize>,
+    top_maps: usize,
+}
+
+impl Runner {
+    /// A runner writing its records to `results` (a `.jsonl` file).
+    pub fn new(results: impl Into<PathBuf>) -> Self {
+        Self {
+            results: results.into(),
+            measure: MeasureConfig::default(),
+            decode_threads: 1,
+            prefetch: 4,
+            policy: ResumePolicy::default(),
+            shard: None,
+            limit: None,
+            top_maps: 1,
+        }
+    }
+
+    /// Sets how maps are measured.
+    pub fn measure(mut self, config: MeasureConfig) -> Self {
+        self.measure = config;
+        self
+    }
+
+    /// Sets the number of image decoding threads (at least 1).
+    pub fn decode_threads(mut self, threads: usize) -> Self {
+        self.decode_threads = threads;
+        self
+    }
+
+    /// Sets how many images are decoded ahead of the explainer (at least 1).
+    pub fn prefetch(mut self, images: usize) -> Self {
+        self.prefetch = images;
+        self
+    }
+
+    /// Sets what happens to an existing results file.
+    pub fn resume_policy(mut self, policy: ResumePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Evaluates only one shard of the data set.
+    pub fn shard(mut self, shard: Shard) -> Self {
+        self.shard = Some(shard);
+        self
+    }
+
+    /// Stops after evaluating `images` new images.
+    pub fn limit(mut self, images: usize) -> Self {
+        self.limit = Some(images);
+        self
+    }
+
+    /// Sets `k`, the number of top predicted classes the explainer is asked
+    /// to give maps for.
+    pub fn top_maps(mut self, k: usize) -> Self {
+        self.top_maps = k;
+        self
+    }
+
+    /// The results file.
+    pub fn results_path(&self) -> &Path {
+        &self.results
+    }
+
+    /// The measuring configuration.
+    pub fn measure_config(&self) -> &MeasureConfig {
+        &self.measure
+    }
+
+    /// Runs the explainer on every image of `dataset` (or of the shard) that
+    /// has no record yet, appending each record to the results file and
+    /// calling `progress` after each one. Returns the summary of all records
+    /// in the file.
+    pub fn run<E: Explainer + ?Sized>(
+        &self,
+        dataset: &Dataset,
+        explainer: &E,
+        mut progress: impl FnMut(Progress<'_>),
+    ) -> Result<RunOutcome> {
+        self.validate()?;
+        let samples: Vec<&Sample> = dataset
+            .samples
+            .iter()
+            .filter(|s| self.in_shard(s))
+            .collect();
+        let (mut writer, done) = self.open_results(&samples)?;
+        let pending: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| !done.contains(&s.index))
+            .copied()
+            .collect();
+        let todo = &pending[..pending.len().min(self.limit.unwrap_or(usize::MAX))];
+        let skipped = samples.len() - pending.len();
+        let mut failed = 0;
+        let mut report = |record: &ImageRecord, i: usize| {
+            failed += usize::from(record.is_failed());
+            progress(Progress {
+                done: skipped + i + 1,
+                total: samples.len(),
+                last: record,
+            });
+        };
+        std::thread::scope(|scope| {
+            let decoded = spawn_decoders(scope, todo, self.decode_threads, self.prefetch);
+            self.evaluate_all(todo, &decoded, explainer, &mut writer, &mut report)
+        })?;
+        let records = merge(&[&self.results])?;
+        Ok(RunOutcome {
+            summary: Summary::from_records(&records, &self.measure.sweep)?,
+            records: records.len(),
+            evaluated: todo.len(),
+            failed,
+            skipped,
+            dropped_partial_line: writer.dropped_partial_line(),
+        })
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.measure.validate()?;
+        if self.decode_threads == 0 {
+            return Err(invalid(
+                "decode_threads",
+                self.decode_threads,
+                "must be at least 1",
+            ));
+        }
+        if self.prefetch == 0 {
+            return Err(invalid("prefetch", self.prefetch, "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn in_shard(&self, sample: &Sample) -> bool {
+        self.shard.is_none_or(|s| s.contains(sample.index))
+    }
+
+    /// Opens the results file as the policy says; returns the indices it
+    /// already holds.
+    fn open_results(&self, samples: &[&Sample]) -> Result<(ResultsWriter, HashSet<usize>)> {
+        let path = self.results.as_path();
+        match self.policy {
+            ResumePolicy::Fresh if holds_data(path) => Err(EvalError::ResultsExist {
+                path: path.to_path_buf(),
+            }),
+            ResumePolicy::Fresh | ResumePolicy::Overwrite => {
+                Ok((ResultsWriter::create(path)?, HashSet::new()))
+            }
+            ResumePolicy::Resume => {
+                let writer = ResultsWriter::open(path)?;
+                Ok((writer, done_indices(path, samples)?))
+            }
+        }
+    }
+
+    /// Evaluates `todo` in order, the images coming from the decoders.
+    fn evaluate_all<E: Explainer + ?Sized>(
+        &self,
+        todo: &[&Sample],
+        decoded: &[Receiver<Decoded>],
+        explainer: &E,
+        writer: &mut ResultsWriter,
+        report: &mut impl FnMut(&ImageRecord, usize),
+    ) -> Result<()> {
+        for (i, sample) in todo.iter().enumerate() {
+            let image =
+                decoded[i % decoded.len()]
+                    .recv()
+                    .map_err(|_| EvalError::DecoderStopped {
+                        id: sample.id.clone(),
+                    })?;
+            let record = self.evaluate(sample, image, explainer);
+            writer.write(&record)?;
+            report(&record, i);
+        }
+        Ok(())
+    }
+
+    /// Explains and measures one image; failures become a failed record.
+    fn evaluate<E: Explainer + ?Sized>(
+        &self,
+        sample: &Sample,
+        image: Decoded,
+        explainer: &E,
+    ) -> ImageRecord {
+        let start = Instant::now();
+        let result = image
+            .and_then(|img| {
+                explainer
+                    .explain(&img, sample.class, self.top_maps)
+                    .map_err(|e| format!("explainer: {e}"))
+            })
+            .and_then(|explanation| {
+                score_explanation(sample, &explanation, &self.measure).map_err(|e| e.to_string())
+            });
+        let time_ms = start.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(record) => ImageRecord { time_ms, ..record },
+            Err(message) => ImageRecord::failed(sample, message, time_ms),
+        }
+    }
+}
+
+/// Whether the file exists and is not empty.
+fn holds_data(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+}
+
+/// Indices already in the results file, after checking that each record of
+/// one of `samples` names the same image.
+fn done_indices(path: &Path, samples: &[&Sample]) -> Result<HashSet<usize>> {
+    let ids: HashMap<usize, &str> = samples.iter().map(|s| (s.index, s.id.as_str())).collect();
+    let mut done = HashSet::new();
+    for record in read_records(path)?.records {
+        if let Some(&expected) = ids.get(&record.index).filter(|&&id| id != record.id) {
+            let (index, found) = (record.index, record.id);
+            return Err(EvalError::DatasetMismatch {
+                path: path.to_path_buf(),
+                index,
+                expected: expected.to_string(),
+                found,
+            });
+        }
+        done.insert(record.index);
+    }
+    Ok(done)
+}

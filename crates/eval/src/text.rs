@@ -1,0 +1,53 @@
+//! Small helpers for line-oriented text files.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use feedbacknet_localize::BoundingBox;
+
+use crate::error::{Result, io_error, parse_error};
+
+/// Reads a whole UTF-8 text file.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(io_error(path))
+}
+
+/// Non-blank lines with their 1-based numbers, `\r` and surrounding blanks removed.
+pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+}
+
+/// Parses one field, naming the file, line and field on failure.
+pub(crate) fn parse_field<T: FromStr>(path: &Path, line: usize, name: &str, s: &str) -> Result<T> {
+    s.trim()
+        .parse()
+        .map_err(|_| parse_error(path, line, format!("{name}: cannot parse {s:?}")))
+}
+
+/// Builds a box from `x0, y0, x1, y1`, naming the file and line when it is
+/// degenerate or not finite.
+pub(crate) fn make_box(path: &Path, line: usize, c: [f32; 4]) -> Result<BoundingBox> {
+    BoundingBox::new(c[0], c[1], c[2], c[3])
+        .map_err(|e| parse_error(path, line, format!("bad box {c:?}: {e}")))
+}
+
+/// Splits `line` at commas into exactly `n` fields.
+pub(crate) fn split_exact<'a>(
+    path: &Path,
+    line: usize,
+    text: &'a str,
+    n: usize,
+) -> Result<Vec<&'a str>> {
+    let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    if fields.len() != n {
+        let msg = format!(
+            "expected {n} comma-separated fields, found {}",
+            fields.len()
+        );
+        return Err(parse_error(path, line, msg));
+    }
+    Ok(fields)
+}

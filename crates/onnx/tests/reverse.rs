@@ -1,0 +1,207 @@
+//! The hand-written reverse pass: the true-gradient rule equals autodiff on real nets, and the
+//! guided backprop and DeconvNet rules equal hand-computed values on a tiny net.
+
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use feedbacknet_core::{
+    ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
+    autodiff_input_gradient,
+};
+use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
+use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+fn one_hot(class: usize, classes: usize, device: &Device) -> Tensor<2> {
+    let mut v = vec![0.0; classes];
+    v[class] = 1.0;
+    Tensor::from_data(TensorData::new(v, [1, classes]), device)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The reverse pass with the true-gradient rule matches autodiff, with all gates open and
+/// with random partial gates, on a net with `Relu` (SqueezeNet) and one with ReLU6 and
+/// batch normalization (MobileNet v2).
+#[test]
+fn gradient_rule_equals_autodiff_on_real_nets() {
+    let device = Device::flex();
+    for (file, size, class) in [
+        ("squeezenet1.1.onnx", 224, 243usize),
+        ("mobilenet_v2_1.0_224.onnx", 224, 244),
+    ] {
+        let preset = ModelPreset::find(file).unwrap();
+        let net = OnnxNetwork::load(common::model(file), &device)
+            .unwrap()
+            .with_input_spec(preset.input_spec());
+        let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", size as u32);
+        let x = common::input(&rgb, size, &preset.normalization, &device);
+        let sites = net.gate_sites([size, size]).unwrap();
+        let half = GateSet::ones(sites, 1, GateGranularity::Neuron, &device)
+            .map(|g| g.random_like(burn::tensor::Distribution::Uniform(0.0, 1.0)));
+        for gates in [None, Some(&half)] {
+            let seed = one_hot(class, net.num_outputs(), &device);
+            let reference = autodiff_input_gradient(&net, x.clone(), gates, seed.clone()).unwrap();
+            let ours = net
+                .backward(x.clone(), gates, seed, ActivationRule::Gradient, BackwardTarget::Input)
+                .unwrap();
+            let (a, b) = (
+                values(reference.gradient.into4("a").unwrap()),
+                values(ours.gradient.into4("b").unwrap()),
+            );
+            let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(scale > 0.0, "{file}: zero gradient");
+            let diff = max_abs_diff(&a, &b);
+            assert!(diff <= 1e-4 * scale, "{file}: max diff {diff} (scale {scale})");
+        }
+    }
+}
+
+/// A 3 -> 2 -> 2 channel net of 1x1 convolutions with a ReLU between, global average pooling
+/// and flatten, on a 2x2 input: every rule can be computed by hand.
+fn tiny_net(device: &Device) -> OnnxNetwork {
+    let base = ModelProto::parse_from_bytes(
+        &std::fs::read(common::model("squeezenet1.1.onnx")).unwrap(),
+    )
+    .unwrap();
+    let mut model = base.clone();
+    let graph = model.graph.as_mut().unwrap();
+    let mut input = graph.input[0].clone();
+    let dims = &mut input.type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim;
+    dims[2].set_dim_value(2);
+    dims[3].set_dim_value(2);
+    let mut output = graph.output[0].clone();
+    let dims = &mut output.type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim;
+    dims[1].set_dim_value(2);
+    let x_name = input.name.clone();
+    let y_name = output.name.clone();
+    let tensor = |name: &str, dims: Vec<i64>, data: Vec<f32>| {
+        let mut t = TensorProto::new();
+        t.name = name.into();
+        t.dims = dims;
+        t.data_type = 1;
+        t.float_data = data;
+        t
+    };
+    let ints = |name: &str, v: Vec<i64>| {
+        let mut a = AttributeProto::new();
+        a.name = name.into();
+        a.type_ = AttributeType::INTS.into();
+        a.ints = v;
+        a
+    };
+    let node = |op: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>| {
+        let mut n = NodeProto::new();
+        n.op_type = op.into();
+        n.name = name.into();
+        n.input = inputs.iter().map(|s| s.to_string()).collect();
+        n.output = vec![output.into()];
+        n.attribute = attrs;
+        n
+    };
+    graph.initializer = vec![
+        tensor("w1", vec![2, 3, 1, 1], vec![1.0, -1.0, 0.5, -0.5, 1.0, 1.0]),
+        tensor("b1", vec![2], vec![0.0, 0.1]),
+        tensor("w2", vec![2, 2, 1, 1], vec![2.0, -3.0, 1.0, 1.0]),
+        tensor("b2", vec![2], vec![0.0, 0.0]),
+    ];
+    graph.node = vec![
+        node("Conv", "c1", &[&x_name, "w1", "b1"], "h", vec![ints("kernel_shape", vec![1, 1])]),
+        node("Relu", "r1", &["h"], "r", vec![]),
+        node("Conv", "c2", &["r", "w2", "b2"], "z", vec![ints("kernel_shape", vec![1, 1])]),
+        node("GlobalAveragePool", "gap", &["z"], "p", vec![]),
+        node("Flatten", "flat", &["p"], &y_name, vec![]),
+    ];
+    graph.input = vec![input];
+    graph.output = vec![output];
+    graph.value_info.clear();
+    OnnxNetwork::from_bytes(&model.write_to_bytes().unwrap(), device).unwrap()
+}
+
+/// `x[c][p]` for the 4 pixels of a 2x2 image, channel-major.
+const X: [[f32; 4]; 3] = [
+    [1.0, 0.0, -1.0, 2.0],
+    [0.0, 1.0, 1.0, -1.0],
+    [1.0, 1.0, 0.0, 0.0],
+];
+const W1: [[f32; 3]; 2] = [[1.0, -1.0, 0.5], [-0.5, 1.0, 1.0]];
+const B1: [f32; 2] = [0.0, 0.1];
+const W2: [[f32; 2]; 2] = [[2.0, -3.0], [1.0, 1.0]];
+
+/// The input gradient of class `c` under `rule`, computed by hand: `dscore/dr_k = W2[c][k]/4`
+/// at every pixel, then the rule at the ReLU, then `W1ᵀ`.
+fn by_hand(c: usize, rule: ActivationRule) -> Vec<f32> {
+    let mut grad = vec![0.0; 12];
+    for p in 0..4 {
+        for k in 0..2 {
+            let h: f32 = (0..3).map(|i| W1[k][i] * X[i][p]).sum::<f32>() + B1[k];
+            let dr = W2[c][k] / 4.0;
+            let dh = match rule {
+                ActivationRule::Gradient => if h > 0.0 { dr } else { 0.0 },
+                ActivationRule::Guided => if h > 0.0 { dr.max(0.0) } else { 0.0 },
+                ActivationRule::Deconv => dr.max(0.0),
+            };
+            for i in 0..3 {
+                grad[i * 4 + p] += W1[k][i] * dh;
+            }
+        }
+    }
+    grad
+}
+
+#[test]
+fn guided_and_deconv_rules_equal_hand_computed_values() {
+    let device = Device::flex();
+    let net = tiny_net(&device);
+    assert_eq!(net.num_outputs(), 2);
+    let x: Vec<f32> = X.iter().flatten().copied().collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, 2, 2]), &device);
+    for rule in [ActivationRule::Gradient, ActivationRule::Guided, ActivationRule::Deconv] {
+        for class in 0..2 {
+            let out = net
+                .backward(x.clone(), None, one_hot(class, 2, &device), rule, BackwardTarget::Input)
+                .unwrap();
+            let got = values(out.gradient.into4("gradient").unwrap());
+            let want = by_hand(class, rule);
+            assert!(max_abs_diff(&got, &want) < 1e-6, "{rule:?} class {class}: {got:?} vs {want:?}");
+        }
+    }
+    // Class 0 sends a negative gradient (W2[0][1] = -3) into channel 1, which is active at
+    // pixels 0 to 2: guided backprop drops it there, the true gradient keeps it.
+    assert_ne!(by_hand(0, ActivationRule::Guided), by_hand(0, ActivationRule::Gradient));
+    // DeconvNet ignores the forward mask: channel 0 is inactive at pixel 2 (h = -2) yet
+    // passes its positive gradient there.
+    assert_ne!(by_hand(0, ActivationRule::Deconv), by_hand(0, ActivationRule::Guided));
+}
+
+#[test]
+fn a_gate_site_target_returns_its_activation_and_gradient() {
+    let device = Device::flex();
+    let net = tiny_net(&device);
+    let x: Vec<f32> = X.iter().flatten().copied().collect();
+    let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, 2, 2]), &device);
+    let out = net
+        .backward(x, None, one_hot(0, 2, &device), ActivationRule::Gradient, BackwardTarget::Site(0))
+        .unwrap();
+    let grad = values(out.gradient.into4("g").unwrap());
+    assert_eq!(grad, vec![0.5, 0.5, 0.5, 0.5, -0.75, -0.75, -0.75, -0.75]);
+    let act = values(out.activation.unwrap().into4("a").unwrap());
+    let expect: Vec<f32> = (0..2)
+        .flat_map(|k| (0..4).map(move |p| ((0..3).map(|i| W1[k][i] * X[i][p]).sum::<f32>() + B1[k]).max(0.0)))
+        .collect();
+    assert!(max_abs_diff(&act, &expect) < 1e-6, "{act:?} vs {expect:?}");
+    assert!(net
+        .backward(
+            Tensor::zeros([1, 3, 2, 2], &device),
+            None,
+            one_hot(0, 2, &device),
+            ActivationRule::Gradient,
+            BackwardTarget::Site(7),
+        )
+        .is_err());
+}

@@ -1,0 +1,95 @@
+//! Grad-CAM (Selvaraju et al., ICCV 2017) on any gate site of a gated network.
+
+use burn::tensor::{Tensor, activation::relu};
+use feedbacknet_core::{ActivationRule, BackwardTarget, GateSet, GateSite, GatedNetwork};
+use feedbacknet_localize::SaliencyMap;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Result, SolverError,
+    score::{check_finite, check_targets, one_hot, read},
+};
+
+/// The feature map Grad-CAM reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CamLayer {
+    /// The last gated activation with a spatial map larger than 1x1 (the output of the last
+    /// convolutional block; default).
+    #[default]
+    LastConv,
+    /// The gate site of this index (see [`GatedNetwork::gate_sites`]).
+    Site(usize),
+    /// The gate site of this name (the activation node's name).
+    Named(String),
+}
+
+impl CamLayer {
+    /// The gate site index this layer designates among `sites`.
+    pub fn resolve(&self, sites: &[GateSite]) -> Result<usize> {
+        let spatial = |s: &GateSite| s.shape.len() == 3 && s.shape[1] * s.shape[2] > 1;
+        let found = match self {
+            CamLayer::LastConv => sites.iter().rposition(spatial),
+            CamLayer::Site(i) => sites.get(*i).filter(|s| spatial(s)).map(|_| *i),
+            CamLayer::Named(name) => sites.iter().position(|s| &s.name == name && spatial(s)),
+        };
+        found.ok_or_else(|| SolverError::NoCamLayer {
+            layer: format!("{self:?}"),
+            sites: sites.len(),
+        })
+    }
+}
+
+/// Grad-CAM maps at the feature map's resolution, one per sample, with the target logits.
+#[derive(Debug, Clone)]
+pub struct CamMaps {
+    /// `ReLU(Σ_c α_c A_c)` with `α_c` the spatial mean of `∂score/∂A_c`, per sample.
+    pub maps: Vec<SaliencyMap>,
+    /// Each sample's target logit.
+    pub scores: Vec<f32>,
+    /// The gate site read.
+    pub site: usize,
+}
+
+/// Grad-CAM for each sample's target class on the feature map `layer`, through the network
+/// gated by `gates` (`None`: the plain network).
+pub fn grad_cam(
+    net: &dyn GatedNetwork,
+    input: &Tensor<4>,
+    targets: &[usize],
+    gates: Option<&GateSet>,
+    layer: &CamLayer,
+) -> Result<CamMaps> {
+    let [batch, _, height, width] = input.dims();
+    check_targets(net, targets, batch)?;
+    check_finite(input)?;
+    let site = layer.resolve(&net.gate_sites([height, width])?)?;
+    let seed = one_hot(targets, net.num_outputs(), &input.device());
+    let out = net.backward(
+        input.clone(),
+        gates,
+        seed.clone(),
+        ActivationRule::Gradient,
+        BackwardTarget::Site(site),
+    )?;
+    let activation = out
+        .activation
+        .ok_or_else(|| SolverError::NoCamLayer {
+            layer: format!("{layer:?}"),
+            sites: site + 1,
+        })?
+        .into4("Grad-CAM activation")?;
+    let gradient = out.gradient.into4("Grad-CAM gradient")?;
+    let [_, _, h, w] = activation.dims();
+    let weights = gradient.mean_dim(3).mean_dim(2);
+    let cam: Tensor<4> = relu(activation.mul(weights).sum_dim(1));
+    let values = read(cam.reshape([batch, h * w]))?;
+    let maps = values
+        .chunks_exact(h * w)
+        .map(|m| Ok(SaliencyMap::new(w, h, m.to_vec())?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CamMaps {
+        maps,
+        scores: read(out.logits.mul(seed).sum_dim(1))?,
+        site,
+    })
+}
