@@ -46,5 +46,8 @@ pub use feedbacknet_localize::{
     self as localize, BoundingBox, ImageGeometry, LocalizeConfig, ResizeMode, SaliencyMap,
 };
 pub use feedbacknet_onnx::{self as onnx, ModelPreset, OnnxNetwork};
-pub use feedbacknet_solver::{self as solver, CamLayer, HardConfig, Objective, SolverConfig};
+pub use feedbacknet_solver::{
+    self as solver, CamLayer, ClassVisualization, HardConfig, Objective, SolverConfig,
+    VisualizeConfig,
+};
 pub use image::DynamicImage;

@@ -12,8 +12,9 @@ use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, localize};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use feedbacknet_core::ActivationRule;
 use feedbacknet_solver::{
-    CamLayer, GateSolution, HardConfig, SolverConfig, grad_cam, hard_feedback,
-    input_gradient_with, saliency_maps, soft_feedback,
+    CamLayer, ClassVisualization, GateSolution, HardConfig, SolverConfig, VisualizeConfig,
+    grad_cam, hard_feedback, input_gradient_with, saliency_maps, soft_feedback,
+    visualize_class_on,
 };
 use image::DynamicImage;
 
@@ -263,6 +264,11 @@ impl FeedbackNet {
         Self::builder().model_path(path.as_ref()).build()
     }
 
+    /// Index of class 0 among the network's logits (1 for nets with a background logit).
+    pub fn class_offset(&self) -> usize {
+        self.class_offset
+    }
+
     /// The labels.
     pub fn labels(&self) -> &Labels {
         &self.labels
@@ -458,6 +464,22 @@ impl FeedbackNet {
         method: Method,
     ) -> Result<SaliencyMap> {
         Ok(self.infer_with(image, class, method)?.saliency)
+    }
+
+    /// Class model visualization (Simonyan et al., 2014): an input image optimized from the
+    /// mean image to maximize the class logit (see [`VisualizeConfig`] for the regularization).
+    pub fn visualize(
+        &self,
+        class: impl Into<ClassQuery>,
+        config: &VisualizeConfig,
+    ) -> Result<ClassVisualization> {
+        let index = self.class_index(class)?;
+        Ok(visualize_class_on(
+            self.network.as_ref(),
+            index + self.class_offset,
+            config,
+            &self.device,
+        )?)
     }
 
     /// Runs a method on a batch: one map per sample at the input's resolution (Grad-CAM's at

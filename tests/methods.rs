@@ -3,7 +3,7 @@
 use std::{path::PathBuf, sync::OnceLock};
 
 use feedbacknet::{
-    BoundingBox, CamLayer, Crops, DynamicImage, FeedbackNet, Method, SolverConfig, load_image,
+    BoundingBox, CamLayer, Crops, core::BackwardTarget, DynamicImage, FeedbackNet, Method, SolverConfig, load_image,
     solver::grad_cam,
 };
 
@@ -67,45 +67,64 @@ fn guided_backprop_keeps_only_part_of_the_gradient() {
     assert!(nonzero(&guided) < nonzero(&g), "{} vs {}", nonzero(&guided), nonzero(&g));
 }
 
-#[test]
-fn grad_cam_is_non_negative_at_feature_resolution_and_class_specific() {
-    // A bulldog in the upper half, a tabby cat lying in the lower half.
+/// Grad-CAM maps of the bulldog (upper half) and the tabby cat (lower half) of
+/// `gradcam_both.png`, at the feature map's resolution.
+fn both_cams(model: &str) -> (Vec<feedbacknet::SaliencyMap>, BackwardTarget) {
+    let net = FeedbackNet::builder()
+        .model_path(shared().join("models").join(model))
+        .build()
+        .unwrap();
     let image = photo("data/demo/gradcam_both.png");
-    let net = squeezenet();
-    let dog = net.class_index("bull mastiff").unwrap();
-    let cat = net.class_index("tiger cat").unwrap();
+    let spec = net.input_spec();
+    let rgb = image
+        .resize_exact(spec.width as u32, spec.height as u32, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let planar = spec.normalization.planar_from_rgb(rgb.as_raw(), spec.width, spec.height);
     let input = feedbacknet::core::Tensor::<4>::from_data(
-        feedbacknet::core::TensorData::new(
-            net.input_spec()
-                .normalization
-                .planar_from_rgb(image.to_rgb8().as_raw(), 224, 224),
-            [1, 3, 224, 224],
-        ),
+        feedbacknet::core::TensorData::new(planar, [1, 3, spec.height, spec.width]),
         &feedbacknet::Device::flex(),
     );
-    let batch = input.repeat_dim(0, 2);
-    let cams = grad_cam(net.network().as_ref(), &batch, &[dog, cat], None, &CamLayer::LastConv).unwrap();
-    let sites = net.network().gate_sites([224, 224]).unwrap();
-    let shape = &sites[cams.site].shape;
-    for map in &cams.maps {
-        assert_eq!((map.height(), map.width()), (shape[1], shape[2]));
-        assert!(map.data().iter().all(|&v| v >= 0.0));
-        assert!(map.max() > 0.0);
+    let targets = ["bull mastiff", "tiger cat"].map(|l| net.class_index(l).unwrap() + net.class_offset());
+    let cams = grad_cam(net.network().as_ref(), &input.repeat_dim(0, 2), &targets, None, &CamLayer::LastConv)
+        .unwrap();
+    (cams.maps, cams.target)
+}
+
+fn upper_share(m: &feedbacknet::SaliencyMap) -> f32 {
+    let half = BoundingBox::new(0.0, 0.0, m.width() as f32, m.height() as f32 / 2.0).unwrap();
+    m.mass_fraction_in(&half)
+}
+
+fn peak_row(m: &feedbacknet::SaliencyMap) -> usize {
+    let i = m.data().iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    i / m.width()
+}
+
+#[test]
+fn grad_cam_is_non_negative_at_feature_resolution_and_class_specific() {
+    // (model, side of its last feature map, whether the cat map's peak is in the lower half:
+    // SqueezeNet's "tiger cat" channel also fires on the bulldog's face, so only its mass,
+    // not its peak, is in the lower half).
+    for (model, side, cat_peak_below) in [
+        ("squeezenet1.1.onnx", 13, false),
+        ("mobilenet_v2_1.0_224.onnx", 7, true),
+        ("efficientnet_lite0.onnx", 7, true),
+    ] {
+        let (maps, target) = both_cams(model);
+        assert_eq!(target, BackwardTarget::FeatureMap, "{model}");
+        for map in &maps {
+            assert_eq!((map.height(), map.width()), (side, side), "{model}");
+            assert!(map.data().iter().all(|&v| v >= 0.0), "{model}");
+            assert!(map.max() > 0.0, "{model}");
+        }
+        let (dog, cat) = (upper_share(&maps[0]), upper_share(&maps[1]));
+        assert!(dog > 0.6, "{model}: dog map has {dog:.2} of its mass in the upper half");
+        assert!(cat < 0.4, "{model}: cat map has {cat:.2} of its mass in the upper half");
+        assert!(peak_row(&maps[0]) < side / 2, "{model}: dog peak");
+        if cat_peak_below {
+            assert!(peak_row(&maps[1]) > side / 2, "{model}: cat peak");
+        }
     }
-    let upper_share = |m: &feedbacknet::SaliencyMap| {
-        let half = BoundingBox::new(0.0, 0.0, m.width() as f32, m.height() as f32 / 2.0).unwrap();
-        m.mass_fraction_in(&half)
-    };
-    let (d, c) = (upper_share(&cams.maps[0]), upper_share(&cams.maps[1]));
-    assert!(d > 0.5, "dog: {d:.2} of the mass in the upper half");
-    assert!(c < 0.5, "cat: {c:.2} of the mass in the upper half");
-    // The peak of each map lies in its object's half.
-    let peak_row = |m: &feedbacknet::SaliencyMap| {
-        let i = m.data().iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
-        i / m.width()
-    };
-    assert!(peak_row(&cams.maps[0]) < shape[1] / 2);
-    assert!(peak_row(&cams.maps[1]) >= shape[1] / 2);
 }
 
 #[test]

@@ -159,3 +159,15 @@ pub struct VisualizeArgs {
     #[arg(long, default_value = "out/class.png")]
     pub out: PathBuf,
 }
+
+impl MethodArgs {
+    /// The default settings, as if no flag were given.
+    pub fn defaults() -> Self {
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            settings: MethodArgs,
+        }
+        Defaults::parse_from(["feedbacknet"]).settings
+    }
+}

@@ -50,6 +50,9 @@ pub enum BackwardTarget {
     /// The gated output of gate site `i` (see [`GatedNetwork::gate_sites`](crate::GatedNetwork::gate_sites)):
     /// the gradient and the activation there, as Grad-CAM needs.
     Site(usize),
+    /// The network's last convolutional feature map, as the network itself designates it
+    /// (the map that global pooling or the classifier reads): Grad-CAM's usual layer.
+    FeatureMap,
 }
 
 /// The result of [`GatedNetwork::backward`](crate::GatedNetwork::backward).
@@ -59,6 +62,7 @@ pub struct BackwardOutput {
     pub logits: Tensor<2>,
     /// The gradient of `Σ seed·logits` at the target (plain tensor).
     pub gradient: DynTensor,
-    /// The gated activation at a [`BackwardTarget::Site`] (plain tensor); `None` for the input.
+    /// The activation at a [`BackwardTarget::Site`] or [`BackwardTarget::FeatureMap`] (plain
+    /// tensor); `None` for the input.
     pub activation: Option<DynTensor>,
 }

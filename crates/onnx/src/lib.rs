@@ -18,6 +18,7 @@
 
 mod compile;
 mod error;
+mod feature_map;
 mod network;
 mod ops;
 mod preset;

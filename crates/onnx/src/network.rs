@@ -31,6 +31,8 @@ pub struct OnnxNetwork {
     num_outputs: usize,
     device: Device,
     sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
+    /// The value slot of the last convolutional feature map (Grad-CAM's layer), if found.
+    feature_map: Option<usize>,
 }
 
 impl OnnxNetwork {
@@ -95,9 +97,15 @@ impl OnnxNetwork {
             num_outputs: 0,
             device: device.clone(),
             sites: Mutex::new(HashMap::new()),
+            feature_map: None,
         };
         let probe = Tensor::zeros([1, 3, height, width], device);
-        network.num_outputs = network.run(probe, None, None)?.dims()[1];
+        let values = network.execute(probe, None, None, Retain::All)?;
+        let output = values[network.program.output].clone().ok_or_else(|| {
+            OnnxError::InvalidGraph("the graph output was never computed".into())
+        })?;
+        network.num_outputs = to_logits(output)?.dims()[1];
+        network.feature_map = crate::feature_map::find(&network.program, &values, network.num_outputs);
         Ok(network)
     }
 
@@ -189,6 +197,22 @@ impl OnnxNetwork {
 
     pub(crate) fn program(&self) -> &Program {
         &self.program
+    }
+
+    /// The value slot of the last convolutional feature map, if the graph has one.
+    pub(crate) fn feature_map_slot(&self) -> Option<usize> {
+        self.feature_map
+    }
+
+    /// The name of the node whose output is the last convolutional feature map (what
+    /// [`BackwardTarget::FeatureMap`] designates), if the graph has one.
+    pub fn feature_map_node(&self) -> Option<&str> {
+        let slot = self.feature_map?;
+        self.program
+            .steps
+            .iter()
+            .find(|s| s.output == slot)
+            .map(|s| s.name.as_str())
     }
 }
 

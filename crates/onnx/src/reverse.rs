@@ -42,6 +42,13 @@ pub(crate) fn backward(
             got: seed.dims().to_vec(),
         });
     }
+    let stop = match target {
+        BackwardTarget::Input => None,
+        BackwardTarget::Site(k) => Some(site_slot(net, k)?),
+        BackwardTarget::FeatureMap => Some(net.feature_map_slot().ok_or_else(|| {
+            CoreError::Unsupported("the graph has no spatial feature map before its classifier".into())
+        })?),
+    };
     let constants: HashSet<usize> = program.constants.iter().map(|(slot, _)| *slot).collect();
     let mut grads: Vec<Option<DynTensor>> = vec![None; program.slots];
     grads[program.output] =
@@ -50,9 +57,7 @@ pub(crate) fn backward(
         let Some(dy) = grads[step.output].take() else {
             continue;
         };
-        if let (BackwardTarget::Site(k), Some(gate)) = (target, step.gate)
-            && k == gate
-        {
+        if stop == Some(step.output) {
             return Ok(BackwardOutput {
                 logits,
                 gradient: dy,
@@ -77,23 +82,36 @@ pub(crate) fn backward(
             }
         }
     }
-    match target {
-        BackwardTarget::Input => {
-            let gradient = match grads[program.input].take() {
-                Some(g) => g,
-                None => DynTensor::R4(input_zeros(&values, program.input)?),
-            };
-            Ok(BackwardOutput {
-                logits,
-                gradient,
-                activation: None,
-            })
-        }
-        BackwardTarget::Site(k) => Err(CoreError::GateMismatch(format!(
-            "gate site {k} does not exist or does not influence the output (the network has {})",
-            program.gate_count
-        ))),
+    if stop.is_some() {
+        return Err(CoreError::Unsupported(format!(
+            "{target:?} does not influence the output"
+        )));
     }
+    let gradient = match grads[program.input].take() {
+        Some(g) => g,
+        None => DynTensor::R4(input_zeros(&values, program.input)?),
+    };
+    Ok(BackwardOutput {
+        logits,
+        gradient,
+        activation: None,
+    })
+}
+
+/// The value slot of gate site `k`.
+fn site_slot(net: &OnnxNetwork, k: usize) -> Result<usize> {
+    let program = net.program();
+    program
+        .steps
+        .iter()
+        .find(|s| s.gate == Some(k))
+        .map(|s| s.output)
+        .ok_or_else(|| {
+            CoreError::GateMismatch(format!(
+                "no gate site {k} (the network has {})",
+                program.gate_count
+            ))
+        })
 }
 
 fn input_zeros(values: &[Option<DynTensor>], slot: usize) -> Result<Tensor<4>> {

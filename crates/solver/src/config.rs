@@ -176,7 +176,7 @@ impl std::str::FromStr for Objective {
 
 /// Settings of the hard (binary-gate) feedback solver, [`hard_feedback`](crate::hard_feedback).
 ///
-/// Defaults: `ratio` 1.0, `max_sweeps` 5, one gate per neuron.
+/// Defaults: `ratio` 1.0, `max_sweeps` 5, `patience` 2, one gate per neuron.
 ///
 /// ```
 /// use feedbacknet_solver::HardConfig;
@@ -194,6 +194,10 @@ pub struct HardConfig {
     pub ratio: f32,
     /// Maximum number of sweeps (default 5); the solver stops earlier once no gate changes.
     pub max_sweeps: usize,
+    /// A sample stops (its gates are frozen at the best set seen) once this many consecutive
+    /// sweeps have not raised its best target logit (default 2; 0 disables this and sweeps
+    /// until no gate changes). The sweeps are not monotone and can cycle; this ends cycles.
+    pub patience: usize,
     /// One gate per neuron (default) or per channel.
     pub granularity: GateGranularity,
 }
@@ -203,6 +207,7 @@ impl Default for HardConfig {
         Self {
             ratio: 1.0,
             max_sweeps: 5,
+            patience: 2,
             granularity: GateGranularity::Neuron,
         }
     }
@@ -218,6 +223,12 @@ impl HardConfig {
     /// Sets the maximum number of sweeps.
     pub fn with_max_sweeps(mut self, max_sweeps: usize) -> Self {
         self.max_sweeps = max_sweeps;
+        self
+    }
+
+    /// Sets the patience (0: no early stop on a stalled logit).
+    pub fn with_patience(mut self, patience: usize) -> Self {
+        self.patience = patience;
         self
     }
 

@@ -1,7 +1,9 @@
 //! Grad-CAM (Selvaraju et al., ICCV 2017) on any gate site of a gated network.
 
 use burn::tensor::{Tensor, activation::relu};
-use feedbacknet_core::{ActivationRule, BackwardTarget, GateSet, GateSite, GatedNetwork};
+use feedbacknet_core::{
+    ActivationRule, BackwardTarget, CoreError, GateSet, GateSite, GatedNetwork,
+};
 use feedbacknet_localize::SaliencyMap;
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +15,9 @@ use crate::{
 /// The feature map Grad-CAM reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CamLayer {
-    /// The last gated activation with a spatial map larger than 1x1 (the output of the last
-    /// convolutional block; default).
+    /// The last convolutional feature map: the network's own choice
+    /// ([`BackwardTarget::FeatureMap`]), else the last gated activation with a spatial map
+    /// larger than 1x1 (default).
     #[default]
     LastConv,
     /// The gate site of this index (see [`GatedNetwork::gate_sites`]).
@@ -24,7 +27,8 @@ pub enum CamLayer {
 }
 
 impl CamLayer {
-    /// The gate site index this layer designates among `sites`.
+    /// The gate site index this layer designates among `sites` (for [`CamLayer::LastConv`]:
+    /// the fallback when the network designates no feature map).
     pub fn resolve(&self, sites: &[GateSite]) -> Result<usize> {
         let spatial = |s: &GateSite| s.shape.len() == 3 && s.shape[1] * s.shape[2] > 1;
         let found = match self {
@@ -46,8 +50,8 @@ pub struct CamMaps {
     pub maps: Vec<SaliencyMap>,
     /// Each sample's target logit.
     pub scores: Vec<f32>,
-    /// The gate site read.
-    pub site: usize,
+    /// The feature map read.
+    pub target: BackwardTarget,
 }
 
 /// Grad-CAM for each sample's target class on the feature map `layer`, through the network
@@ -62,20 +66,37 @@ pub fn grad_cam(
     let [batch, _, height, width] = input.dims();
     check_targets(net, targets, batch)?;
     check_finite(input)?;
-    let site = layer.resolve(&net.gate_sites([height, width])?)?;
     let seed = one_hot(targets, net.num_outputs(), &input.device());
-    let out = net.backward(
-        input.clone(),
-        gates,
-        seed.clone(),
-        ActivationRule::Gradient,
-        BackwardTarget::Site(site),
-    )?;
+    let backward = |target| {
+        net.backward(
+            input.clone(),
+            gates,
+            seed.clone(),
+            ActivationRule::Gradient,
+            target,
+        )
+    };
+    let site = |sites| -> Result<BackwardTarget> { Ok(BackwardTarget::Site(layer.resolve(sites)?)) };
+    let sites = net.gate_sites([height, width])?;
+    let (target, out) = match layer {
+        CamLayer::LastConv => match backward(BackwardTarget::FeatureMap) {
+            Ok(out) => (BackwardTarget::FeatureMap, out),
+            Err(CoreError::Unsupported(_)) => {
+                let target = site(&sites)?;
+                (target, backward(target)?)
+            }
+            Err(e) => return Err(e.into()),
+        },
+        _ => {
+            let target = site(&sites)?;
+            (target, backward(target)?)
+        }
+    };
     let activation = out
         .activation
         .ok_or_else(|| SolverError::NoCamLayer {
             layer: format!("{layer:?}"),
-            sites: site + 1,
+            sites: sites.len(),
         })?
         .into4("Grad-CAM activation")?;
     let gradient = out.gradient.into4("Grad-CAM gradient")?;
@@ -90,6 +111,6 @@ pub fn grad_cam(
     Ok(CamMaps {
         maps,
         scores: read(out.logits.mul(seed).sum_dim(1))?,
-        site,
+        target,
     })
 }

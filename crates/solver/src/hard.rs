@@ -21,18 +21,23 @@ use crate::{
 /// by site from the last to the first, for each sample, a gate becomes 1 where its gradient is
 /// positive and at least [`HardConfig::ratio`] times the mean of that site's positive gradients
 /// of that sample, and 0 elsewhere. All sites of a sweep use the gradient of that sweep's one
-/// backward pass, so the order does not change the result. Sweeps repeat until no gate changes
-/// ([`GateSolution::converged`]) or [`HardConfig::max_sweeps`] sweeps have run.
+/// backward pass, so the order does not change the result.
+///
+/// Sweeps are not monotone (closing many neurons at once can lower the logit) and can cycle.
+/// A sample stops once [`HardConfig::patience`] consecutive sweeps have not raised its best
+/// logit; its gates are then frozen at its best set. The solver stops when no gate changes or
+/// every sample has stopped ([`GateSolution::converged`]), or after
+/// [`HardConfig::max_sweeps`] sweeps.
 ///
 /// **The returned gates are, per sample, the best gate set seen** by target logit, the all-open
 /// set included: the solution never scores below the feed-forward logit (up to floating-point
 /// noise when re-evaluated in another batch).
 ///
 /// [`GateSolution::trace`] holds `iterations + 1` entries: `trace[0]` is the feed-forward logit
-/// of each sample and `trace[k]` the logit with the gates produced by sweep `k` (these may be
-/// lower than the returned best). `input` is a `[batch, C, H, W]` plain tensor and `targets[b]`
-/// the logit index of sample `b`; the samples are solved independently, in one batched pass
-/// per sweep.
+/// of each sample and `trace[k]` the logit with the gates of sweep `k`; the returned gates of
+/// sample `b` score `max_k trace[k][b]`. `input` is a `[batch, C, H, W]` plain tensor and
+/// `targets[b]` the logit index of sample `b`; the samples are solved independently, in one
+/// batched pass per sweep.
 ///
 /// ```no_run
 /// # fn demo(net: &dyn feedbacknet_core::GatedNetwork, input: &feedbacknet_core::Tensor<4>)
@@ -61,13 +66,19 @@ pub fn hard_feedback(
     let mut best = Best::new(gates.values().to_vec(), scores.clone());
     let mut trace = vec![scores];
     let (mut iterations, mut converged) = (0, false);
-    while iterations < config.max_sweeps && !converged {
+    loop {
+        if best.all_settled(config.patience) {
+            converged = true;
+            break;
+        }
+        if iterations == config.max_sweeps {
+            break;
+        }
         iterations += 1;
-        let next = threshold_gates(&gradients, config.ratio);
-        converged = !any_change(gates.values(), &next)?;
-        if converged {
-            let last = trace.last().cloned().unwrap_or_default();
-            trace.push(last);
+        let next = best.freeze_settled(threshold_gates(&gradients, config.ratio), config.patience);
+        if !any_change(gates.values(), &next)? {
+            converged = true;
+            trace.push(trace.last().cloned().unwrap_or_default());
             break;
         }
         gates = GateSet::from_values(sites.clone(), batch, config.granularity, next)?;
@@ -170,41 +181,60 @@ fn any_change(old: &[Tensor<2>], new: &[Tensor<2>]) -> Result<bool> {
     Ok(read(total)?[0] > 0.0)
 }
 
-/// The best gates seen so far, per sample.
+/// The best gates seen so far per sample, and how many sweeps each has gone without improving.
 struct Best {
     values: Vec<Tensor<2>>,
     scores: Vec<f32>,
+    stalls: Vec<usize>,
 }
 
 impl Best {
     fn new(values: Vec<Tensor<2>>, scores: Vec<f32>) -> Self {
-        Self { values, scores }
+        let stalls = vec![0; scores.len()];
+        Self {
+            values,
+            scores,
+            stalls,
+        }
+    }
+
+    /// `[batch, 1]` 0/1 mask of the samples whose gates are frozen.
+    fn settled_mask(&self, patience: usize) -> Option<Vec<f32>> {
+        let mask: Vec<f32> = self
+            .stalls
+            .iter()
+            .map(|&s| f32::from(u8::from(patience > 0 && s >= patience)))
+            .collect();
+        mask.iter().any(|&m| m > 0.0).then_some(mask)
+    }
+
+    fn all_settled(&self, patience: usize) -> bool {
+        patience > 0 && self.stalls.iter().all(|&s| s >= patience)
+    }
+
+    /// Replaces the rows of settled samples in `gates` by their best gates.
+    fn freeze_settled(&self, gates: Vec<Tensor<2>>, patience: usize) -> Vec<Tensor<2>> {
+        match self.settled_mask(patience) {
+            Some(mask) => blend_rows(gates, &self.values, mask),
+            None => gates,
+        }
     }
 
     /// Takes the samples of `values` whose score beats their best so far.
     fn update(&mut self, values: &[Tensor<2>], scores: &[f32]) {
-        let improved: Vec<f32> = scores
-            .iter()
-            .zip(&mut self.scores)
-            .map(|(&s, best)| {
-                let better = s > *best;
-                if better {
-                    *best = s;
-                }
-                f32::from(u8::from(better))
-            })
-            .collect();
-        if !improved.iter().any(|&m| m > 0.0) {
-            return;
+        let mut improved = vec![0.0f32; scores.len()];
+        for (b, &s) in scores.iter().enumerate() {
+            if s > self.scores[b] {
+                self.scores[b] = s;
+                self.stalls[b] = 0;
+                improved[b] = 1.0;
+            } else {
+                self.stalls[b] += 1;
+            }
         }
-        let batch = improved.len();
-        for (best, new) in self.values.iter_mut().zip(values) {
-            let mask = Tensor::<2>::from_data(
-                TensorData::new(improved.clone(), [batch, 1]),
-                &new.device(),
-            );
-            let keep = mask.clone().neg().add_scalar(1.0);
-            *best = best.clone().mul(keep).add(new.clone().mul(mask));
+        if improved.iter().any(|&m| m > 0.0) {
+            let old = std::mem::take(&mut self.values);
+            self.values = blend_rows(old, values, improved);
         }
     }
 
@@ -216,4 +246,19 @@ impl Best {
     ) -> Result<GateSet> {
         Ok(GateSet::from_values(sites, batch, config.granularity, self.values)?.without_autodiff())
     }
+}
+
+/// Per site, row `b` of `from` where `mask[b]` is 1, else row `b` of `base` (0/1 values stay
+/// exact).
+fn blend_rows(base: Vec<Tensor<2>>, from: &[Tensor<2>], mask: Vec<f32>) -> Vec<Tensor<2>> {
+    let batch = mask.len();
+    let Some(device) = from.first().map(|t| t.device()) else {
+        return base;
+    };
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [batch, 1]), &device);
+    let keep = mask.clone().neg().add_scalar(1.0);
+    base.into_iter()
+        .zip(from)
+        .map(|(b, f)| b.mul(keep.clone()).add(f.clone().mul(mask.clone())))
+        .collect()
 }

@@ -36,9 +36,9 @@ const TIGER_CAT: usize = 282;
 fn explore() {
     let (net, input) = squeezenet_and_photo(2);
     let targets = [BULL_MASTIFF, TIGER_CAT];
-    for (ratio, sweeps) in [(1.0, 50), (0.0, 50), (1.0, 5), (2.0, 50), (0.5, 50)] {
+    for (ratio, sweeps, patience) in [(1.0, 50, 2), (1.0, 50, 3), (0.0, 50, 2), (1.0, 5, 2), (0.0, 5, 2), (2.0, 50, 2), (0.5, 50, 2), (1.0, 5, 0)] {
         let t = Instant::now();
-        let config = HardConfig::default().with_ratio(ratio).with_max_sweeps(sweeps);
+        let config = HardConfig::default().with_ratio(ratio).with_max_sweeps(sweeps).with_patience(patience);
         let s = hard_feedback(&net, &input, &targets, &config).unwrap();
         let dt = t.elapsed();
         let gated = input_gradient(&net, &input, &targets, Some(&s.gates)).unwrap();
@@ -52,7 +52,7 @@ fn explore() {
             }
         }
         eprintln!(
-            "ratio {ratio} max {sweeps}: {:?} iters {} conv {} gated {:?} closed {:?}/{total} {:.2?}",
+            "ratio {ratio} max {sweeps} patience {patience}: {:?} iters {} conv {} gated {:?} closed {:?}/{total} {:.2?}",
             s.trace, s.iterations, s.converged, gated.scores, closed, dt
         );
     }

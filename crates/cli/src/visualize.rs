@@ -1,0 +1,57 @@
+//! `feedbacknet visualize`: class model visualization (Simonyan et al., 2014, §2).
+
+use feedbacknet::VisualizeConfig;
+
+use crate::{
+    args::{MethodArgs, VisualizeArgs},
+    error::{CliError, Result},
+    infer::spinner,
+    net::build,
+    output::write_atomic,
+};
+
+pub fn run(args: VisualizeArgs) -> Result<()> {
+    let bar = spinner();
+    bar.set_message("loading the model");
+    let settings = MethodArgs::defaults();
+    let net = build(&args.model, &settings, feedbacknet::Method::Gradient)?;
+    let class = net.class_index(args.class.clone())?;
+    let label = net
+        .labels()
+        .get(class)
+        .map(|l| l.name().to_string())
+        .unwrap_or_default();
+    bar.set_message(format!("{} steps of gradient ascent on {label}", args.steps));
+    let config = VisualizeConfig::default()
+        .with_steps(args.steps)
+        .with_seed(args.seed);
+    let vis = net.visualize(class, &config)?;
+    let (width, height, rgb) = vis.to_rgb8().map_err(feedbacknet::Error::from)?;
+    let picture = image::RgbImage::from_raw(width as u32, height as u32, rgb).ok_or_else(|| {
+        CliError::Encode {
+            path: args.out.clone(),
+            reason: "the visualization has the wrong size".into(),
+        }
+    })?;
+    let mut png = Vec::new();
+    picture
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| CliError::Encode {
+            path: args.out.clone(),
+            reason: e.to_string(),
+        })?;
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    write_atomic(&args.out, &png)?;
+    bar.finish_and_clear();
+    println!(
+        "{class} {label}: logit {:.2} (mean image) -> {:.2} after {} steps",
+        vis.logit_start, vis.logit_end, args.steps
+    );
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
