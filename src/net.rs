@@ -7,20 +7,22 @@ use std::{
 };
 
 use burn::tensor::{Tensor, activation::softmax};
+use feedbacknet_core::ActivationRule;
 use feedbacknet_core::{Device, GatedNetwork, InputSpec};
 use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, localize};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
-use feedbacknet_core::ActivationRule;
 use feedbacknet_solver::{
     CamLayer, ClassVisualization, GateSolution, HardConfig, SolverConfig, VisualizeConfig,
-    grad_cam, hard_feedback, input_gradient_with, saliency_maps, soft_feedback,
-    visualize_class_on,
+    grad_cam, hard_feedback, input_gradient_with, saliency_maps, soft_feedback, visualize_class_on,
 };
 use image::DynamicImage;
 
 use crate::{
     ClassInfo, ClassQuery, Error, GateStats, Inference, Labels, Method, Prediction, Result,
-    Timings, device::default_device, preprocess::prepare, views::{Crops, Views},
+    Timings,
+    device::default_device,
+    preprocess::prepare,
+    views::{Crops, Views},
 };
 
 /// A gated classifier with everything needed to explain its decisions.
@@ -190,7 +192,9 @@ impl FeedbackNetBuilder {
         self.hard.validate()?;
         self.localize.validate()?;
         if let Crops::Ten { shorter_side: 0 } = self.crops {
-            return Err(Error::Config("10-crop needs a positive shorter side".into()));
+            return Err(Error::Config(
+                "10-crop needs a positive shorter side".into(),
+            ));
         }
         let device = match self.device {
             Some(d) => d,

@@ -3,8 +3,8 @@
 use std::{path::PathBuf, sync::OnceLock};
 
 use feedbacknet::{
-    BoundingBox, CamLayer, Crops, core::BackwardTarget, DynamicImage, FeedbackNet, Method, SolverConfig, load_image,
-    solver::grad_cam,
+    BoundingBox, CamLayer, Crops, DynamicImage, FeedbackNet, Method, SolverConfig,
+    core::BackwardTarget, load_image, solver::grad_cam,
 };
 
 fn shared() -> PathBuf {
@@ -41,7 +41,11 @@ fn every_method_runs_through_the_same_call() {
     for method in Method::ALL {
         let r = net.infer_with(&image, class, method).unwrap();
         assert_eq!(r.method, method);
-        assert_eq!((r.saliency.width(), r.saliency.height()), (768, 576), "{method}");
+        assert_eq!(
+            (r.saliency.width(), r.saliency.height()),
+            (768, 576),
+            "{method}"
+        );
         assert!(r.saliency.max() > 0.0, "{method}: empty map");
         assert!(r.boxes.iter().all(|b| inside(b, &image)), "{method}");
         assert_eq!(r.gates.is_some(), method.is_feedback(), "{method}");
@@ -50,7 +54,13 @@ fn every_method_runs_through_the_same_call() {
     // Six methods, six different maps.
     for i in 0..maps.len() {
         for j in i + 1..maps.len() {
-            assert_ne!(maps[i].data(), maps[j].data(), "{:?} vs {:?}", Method::ALL[i], Method::ALL[j]);
+            assert_ne!(
+                maps[i].data(),
+                maps[j].data(),
+                "{:?} vs {:?}",
+                Method::ALL[i],
+                Method::ALL[j]
+            );
         }
     }
 }
@@ -64,7 +74,12 @@ fn guided_backprop_keeps_only_part_of_the_gradient() {
     let g = net.saliency(&image, "tiger cat", Method::Gradient).unwrap();
     let guided = net.saliency(&image, "tiger cat", Method::Guided).unwrap();
     let nonzero = |m: &feedbacknet::SaliencyMap| m.data().iter().filter(|&&v| v > 1e-3).count();
-    assert!(nonzero(&guided) < nonzero(&g), "{} vs {}", nonzero(&guided), nonzero(&g));
+    assert!(
+        nonzero(&guided) < nonzero(&g),
+        "{} vs {}",
+        nonzero(&guided),
+        nonzero(&g)
+    );
 }
 
 /// Grad-CAM maps of the bulldog (upper half) and the tabby cat (lower half) of
@@ -77,16 +92,29 @@ fn both_cams(model: &str) -> (Vec<feedbacknet::SaliencyMap>, BackwardTarget) {
     let image = photo("data/demo/gradcam_both.png");
     let spec = net.input_spec();
     let rgb = image
-        .resize_exact(spec.width as u32, spec.height as u32, image::imageops::FilterType::Triangle)
+        .resize_exact(
+            spec.width as u32,
+            spec.height as u32,
+            image::imageops::FilterType::Triangle,
+        )
         .to_rgb8();
-    let planar = spec.normalization.planar_from_rgb(rgb.as_raw(), spec.width, spec.height);
+    let planar = spec
+        .normalization
+        .planar_from_rgb(rgb.as_raw(), spec.width, spec.height);
     let input = feedbacknet::core::Tensor::<4>::from_data(
         feedbacknet::core::TensorData::new(planar, [1, 3, spec.height, spec.width]),
         &feedbacknet::Device::flex(),
     );
-    let targets = ["bull mastiff", "tiger cat"].map(|l| net.class_index(l).unwrap() + net.class_offset());
-    let cams = grad_cam(net.network().as_ref(), &input.repeat_dim(0, 2), &targets, None, &CamLayer::LastConv)
-        .unwrap();
+    let targets =
+        ["bull mastiff", "tiger cat"].map(|l| net.class_index(l).unwrap() + net.class_offset());
+    let cams = grad_cam(
+        net.network().as_ref(),
+        &input.repeat_dim(0, 2),
+        &targets,
+        None,
+        &CamLayer::LastConv,
+    )
+    .unwrap();
     (cams.maps, cams.target)
 }
 
@@ -96,7 +124,13 @@ fn upper_share(m: &feedbacknet::SaliencyMap) -> f32 {
 }
 
 fn peak_row(m: &feedbacknet::SaliencyMap) -> usize {
-    let i = m.data().iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+    let i = m
+        .data()
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
     i / m.width()
 }
 
@@ -118,8 +152,14 @@ fn grad_cam_is_non_negative_at_feature_resolution_and_class_specific() {
             assert!(map.max() > 0.0, "{model}");
         }
         let (dog, cat) = (upper_share(&maps[0]), upper_share(&maps[1]));
-        assert!(dog > 0.6, "{model}: dog map has {dog:.2} of its mass in the upper half");
-        assert!(cat < 0.4, "{model}: cat map has {cat:.2} of its mass in the upper half");
+        assert!(
+            dog > 0.6,
+            "{model}: dog map has {dog:.2} of its mass in the upper half"
+        );
+        assert!(
+            cat < 0.4,
+            "{model}: cat map has {cat:.2} of its mass in the upper half"
+        );
         assert!(peak_row(&maps[0]) < side / 2, "{model}: dog peak");
         if cat_peak_below {
             assert!(peak_row(&maps[1]) > side / 2, "{model}: cat peak");
@@ -133,18 +173,26 @@ fn ten_crop_averaging_covers_the_image_and_differs_from_one_view() {
     let net = squeezenet().with_method(Method::Gradient);
     let ten = net.with_crops(Crops::ten_for(net.input_spec()));
     let single = net.infer_top_k(&image, 1).unwrap().remove(0);
-    let averaged = ten.infer_classes(&image, &[single.class.index]).unwrap().remove(0);
+    let averaged = ten
+        .infer_classes(&image, &[single.class.index])
+        .unwrap()
+        .remove(0);
     let (w, h) = (image.width() as usize, image.height() as usize);
-    assert_eq!((averaged.saliency.width(), averaged.saliency.height()), (w, h));
+    assert_eq!(
+        (averaged.saliency.width(), averaged.saliency.height()),
+        (w, h)
+    );
     assert!(averaged.boxes.iter().all(|b| inside(b, &image)));
     assert_ne!(averaged.saliency.data(), single.saliency.data());
     // Every pixel is seen by some crop (a centre crop alone would leave the corners at 0).
     let corner = BoundingBox::new(0.0, 0.0, w as f32 * 0.05, h as f32 * 0.05).unwrap();
     assert!(averaged.saliency.mass_fraction_in(&corner) > 0.0);
     // The same net explains any class; a bad 10-crop setting is a typed error.
-    assert!(FeedbackNet::builder()
-        .model_path(shared().join("models/squeezenet1.1.onnx"))
-        .crops(Crops::Ten { shorter_side: 0 })
-        .build()
-        .is_err());
+    assert!(
+        FeedbackNet::builder()
+            .model_path(shared().join("models/squeezenet1.1.onnx"))
+            .crops(Crops::Ten { shorter_side: 0 })
+            .build()
+            .is_err()
+    );
 }

@@ -107,7 +107,7 @@ pub struct InferArgs {
     pub image: PathBuf,
     /// Class to explain: an index (0-999 for ImageNet) or a label such as "tiger cat".
     /// Repeat for several classes (solved in one batch).
-    #[arg(long, conflicts_with = "top_k")]
+    #[arg(long, conflicts_with = "top_k", value_parser = parse_class)]
     pub class: Vec<ClassQuery>,
     /// Explain the K most likely classes in one batched pass (default 1 without --class).
     #[arg(long)]
@@ -130,7 +130,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub image: PathBuf,
     /// A class to show (index or label); repeat for each object of the photo.
-    #[arg(long, required = true)]
+    #[arg(long, required = true, value_parser = parse_class)]
     pub class: Vec<ClassQuery>,
     /// The methods compared, one column each.
     #[arg(long, value_delimiter = ',', default_value = "gradient,feedback")]
@@ -147,12 +147,32 @@ pub struct VisualizeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// The class (index or label).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_class)]
     pub class: ClassQuery,
     /// Gradient ascent steps.
     #[arg(long, default_value_t = 200)]
     pub steps: usize,
-    /// Random seed of the jitter.
+    /// Gradient ascent learning rate.
+    #[arg(long, default_value_t = 1.0)]
+    pub learning_rate: f32,
+    /// Weight of the L2 penalty on the image (Simonyan et al.'s regularization).
+    #[arg(long, default_value_t = 1e-4)]
+    pub l2: f32,
+    /// Largest random shift in pixels applied before each step (0 disables jitter).
+    #[arg(long, default_value_t = 4)]
+    pub jitter: usize,
+    /// Blur the image every N steps (0 disables the blur).
+    #[arg(long, default_value_t = 10)]
+    pub blur_every: usize,
+    /// Standard deviation in pixels of that blur.
+    #[arg(long, default_value_t = 0.5)]
+    pub blur_sigma: f32,
+    /// Amplitude of uniform noise added to the mean image at the start. 0 starts from the
+    /// exact mean image as in the paper, but a class whose logit is exactly 0 there (a net
+    /// ending in a ReLU, such as SqueezeNet) then has no gradient and cannot rise.
+    #[arg(long, default_value_t = 0.1)]
+    pub init_noise: f32,
+    /// Random seed of the jitter and of the initial noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// The PNG written.
@@ -170,4 +190,9 @@ impl MethodArgs {
         }
         Defaults::parse_from(["feedbacknet"]).settings
     }
+}
+
+/// A class on the command line: digits give an index, anything else a label.
+fn parse_class(s: &str) -> Result<ClassQuery, std::convert::Infallible> {
+    s.parse()
 }

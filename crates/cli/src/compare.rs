@@ -12,7 +12,8 @@ use crate::{
     infer::spinner,
     net::build,
     output::write_atomic,
-    render::{Panel, overlay},
+    panel::Panel,
+    render::overlay,
 };
 
 /// Height of one tile of the panel, in pixels.

@@ -7,6 +7,7 @@ mod infer;
 mod models;
 mod net;
 mod output;
+mod panel;
 mod render;
 mod visualize;
 

@@ -21,9 +21,17 @@ pub fn run(args: VisualizeArgs) -> Result<()> {
         .get(class)
         .map(|l| l.name().to_string())
         .unwrap_or_default();
-    bar.set_message(format!("{} steps of gradient ascent on {label}", args.steps));
+    bar.set_message(format!(
+        "{} steps of gradient ascent on {label}",
+        args.steps
+    ));
     let config = VisualizeConfig::default()
         .with_steps(args.steps)
+        .with_learning_rate(args.learning_rate)
+        .with_l2(args.l2)
+        .with_jitter(args.jitter)
+        .with_blur(args.blur_every, args.blur_sigma)
+        .with_init_noise(args.init_noise)
         .with_seed(args.seed);
     let vis = net.visualize(class, &config)?;
     let (width, height, rgb) = vis.to_rgb8().map_err(feedbacknet::Error::from)?;

@@ -67,7 +67,11 @@ pub fn autodiff_input_gradient<N: GatedNetwork + ?Sized>(
     let x = input.autodiff().detach().require_grad();
     let gates = gates.map(|g| g.clone().constant());
     let logits = net.forward(x.clone(), gates.as_ref())?;
-    let grads = logits.clone().mul(seed.autodiff().detach()).sum().backward();
+    let grads = logits
+        .clone()
+        .mul(seed.autodiff().detach())
+        .sum()
+        .backward();
     let gradient = x
         .grad(&grads)
         .ok_or_else(|| CoreError::Readback("the input received no gradient".into()))?;

@@ -18,11 +18,14 @@ fn spatial(value: Option<&DynTensor>) -> bool {
 /// flatten into fully connected layers): the output of the last convolutional block. When
 /// that map is itself the classifier, a convolution with one channel per logit followed by a
 /// gated activation (SqueezeNet's `conv10`), the map the classifier reads is taken instead.
-pub(crate) fn find(program: &Program, values: &[Option<DynTensor>], classes: usize) -> Option<usize> {
+pub(crate) fn find(
+    program: &Program,
+    values: &[Option<DynTensor>],
+    classes: usize,
+) -> Option<usize> {
     let pooled = program.steps.iter().rev().find_map(|step| {
         let input = *step.inputs.first()?;
-        (spatial(values[input].as_ref()) && !spatial(values[step.output].as_ref()))
-            .then_some(input)
+        (spatial(values[input].as_ref()) && !spatial(values[step.output].as_ref())).then_some(input)
     })?;
     Some(classifier_input(program, pooled, classes).unwrap_or(pooled))
 }

@@ -8,8 +8,8 @@ use std::{
 
 use burn::tensor::{Device, Tensor};
 use feedbacknet_core::{
-    ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor, GateSet, GateSite, GatedNetwork, InputSpec,
-    Normalization,
+    ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor,
+    GateSet, GateSite, GatedNetwork, InputSpec, Normalization,
 };
 
 use crate::{
@@ -101,11 +101,12 @@ impl OnnxNetwork {
         };
         let probe = Tensor::zeros([1, 3, height, width], device);
         let values = network.execute(probe, None, None, Retain::All)?;
-        let output = values[network.program.output].clone().ok_or_else(|| {
-            OnnxError::InvalidGraph("the graph output was never computed".into())
-        })?;
+        let output = values[network.program.output]
+            .clone()
+            .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
         network.num_outputs = to_logits(output)?.dims()[1];
-        network.feature_map = crate::feature_map::find(&network.program, &values, network.num_outputs);
+        network.feature_map =
+            crate::feature_map::find(&network.program, &values, network.num_outputs);
         Ok(network)
     }
 

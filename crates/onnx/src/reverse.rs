@@ -46,13 +46,14 @@ pub(crate) fn backward(
         BackwardTarget::Input => None,
         BackwardTarget::Site(k) => Some(site_slot(net, k)?),
         BackwardTarget::FeatureMap => Some(net.feature_map_slot().ok_or_else(|| {
-            CoreError::Unsupported("the graph has no spatial feature map before its classifier".into())
+            CoreError::Unsupported(
+                "the graph has no spatial feature map before its classifier".into(),
+            )
         })?),
     };
     let constants: HashSet<usize> = program.constants.iter().map(|(slot, _)| *slot).collect();
     let mut grads: Vec<Option<DynTensor>> = vec![None; program.slots];
-    grads[program.output] =
-        Some(DynTensor::R2(seed.without_autodiff()).reshape(&output.dims())?);
+    grads[program.output] = Some(DynTensor::R2(seed.without_autodiff()).reshape(&output.dims())?);
     for step in program.steps.iter().rev() {
         let Some(dy) = grads[step.output].take() else {
             continue;

@@ -5,8 +5,7 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::{
-    ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
-    autodiff_input_gradient,
+    ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork, autodiff_input_gradient,
 };
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
@@ -22,7 +21,10 @@ fn one_hot(class: usize, classes: usize, device: &Device) -> Tensor<2> {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The reverse pass with the true-gradient rule matches autodiff, with all gates open and
@@ -48,7 +50,13 @@ fn gradient_rule_equals_autodiff_on_real_nets() {
             let seed = one_hot(class, net.num_outputs(), &device);
             let reference = autodiff_input_gradient(&net, x.clone(), gates, seed.clone()).unwrap();
             let ours = net
-                .backward(x.clone(), gates, seed, ActivationRule::Gradient, BackwardTarget::Input)
+                .backward(
+                    x.clone(),
+                    gates,
+                    seed,
+                    ActivationRule::Gradient,
+                    BackwardTarget::Input,
+                )
                 .unwrap();
             let (a, b) = (
                 values(reference.gradient.into4("a").unwrap()),
@@ -57,7 +65,10 @@ fn gradient_rule_equals_autodiff_on_real_nets() {
             let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             assert!(scale > 0.0, "{file}: zero gradient");
             let diff = max_abs_diff(&a, &b);
-            assert!(diff <= 1e-4 * scale, "{file}: max diff {diff} (scale {scale})");
+            assert!(
+                diff <= 1e-4 * scale,
+                "{file}: max diff {diff} (scale {scale})"
+            );
         }
     }
 }
@@ -65,18 +76,29 @@ fn gradient_rule_equals_autodiff_on_real_nets() {
 /// A 3 -> 2 -> 2 channel net of 1x1 convolutions with a ReLU between, global average pooling
 /// and flatten, on a 2x2 input: every rule can be computed by hand.
 fn tiny_net(device: &Device) -> OnnxNetwork {
-    let base = ModelProto::parse_from_bytes(
-        &std::fs::read(common::model("squeezenet1.1.onnx")).unwrap(),
-    )
-    .unwrap();
+    let base =
+        ModelProto::parse_from_bytes(&std::fs::read(common::model("squeezenet1.1.onnx")).unwrap())
+            .unwrap();
     let mut model = base.clone();
     let graph = model.graph.as_mut().unwrap();
     let mut input = graph.input[0].clone();
-    let dims = &mut input.type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim;
+    let dims = &mut input
+        .type_
+        .mut_or_insert_default()
+        .mut_tensor_type()
+        .shape
+        .mut_or_insert_default()
+        .dim;
     dims[2].set_dim_value(2);
     dims[3].set_dim_value(2);
     let mut output = graph.output[0].clone();
-    let dims = &mut output.type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim;
+    let dims = &mut output
+        .type_
+        .mut_or_insert_default()
+        .mut_tensor_type()
+        .shape
+        .mut_or_insert_default()
+        .dim;
     dims[1].set_dim_value(2);
     let x_name = input.name.clone();
     let y_name = output.name.clone();
@@ -111,9 +133,21 @@ fn tiny_net(device: &Device) -> OnnxNetwork {
         tensor("b2", vec![2], vec![0.0, 0.0]),
     ];
     graph.node = vec![
-        node("Conv", "c1", &[&x_name, "w1", "b1"], "h", vec![ints("kernel_shape", vec![1, 1])]),
+        node(
+            "Conv",
+            "c1",
+            &[&x_name, "w1", "b1"],
+            "h",
+            vec![ints("kernel_shape", vec![1, 1])],
+        ),
         node("Relu", "r1", &["h"], "r", vec![]),
-        node("Conv", "c2", &["r", "w2", "b2"], "z", vec![ints("kernel_shape", vec![1, 1])]),
+        node(
+            "Conv",
+            "c2",
+            &["r", "w2", "b2"],
+            "z",
+            vec![ints("kernel_shape", vec![1, 1])],
+        ),
         node("GlobalAveragePool", "gap", &["z"], "p", vec![]),
         node("Flatten", "flat", &["p"], &y_name, vec![]),
     ];
@@ -142,8 +176,20 @@ fn by_hand(c: usize, rule: ActivationRule) -> Vec<f32> {
             let h: f32 = (0..3).map(|i| W1[k][i] * X[i][p]).sum::<f32>() + B1[k];
             let dr = W2[c][k] / 4.0;
             let dh = match rule {
-                ActivationRule::Gradient => if h > 0.0 { dr } else { 0.0 },
-                ActivationRule::Guided => if h > 0.0 { dr.max(0.0) } else { 0.0 },
+                ActivationRule::Gradient => {
+                    if h > 0.0 {
+                        dr
+                    } else {
+                        0.0
+                    }
+                }
+                ActivationRule::Guided => {
+                    if h > 0.0 {
+                        dr.max(0.0)
+                    } else {
+                        0.0
+                    }
+                }
                 ActivationRule::Deconv => dr.max(0.0),
             };
             for i in 0..3 {
@@ -161,22 +207,41 @@ fn guided_and_deconv_rules_equal_hand_computed_values() {
     assert_eq!(net.num_outputs(), 2);
     let x: Vec<f32> = X.iter().flatten().copied().collect();
     let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, 2, 2]), &device);
-    for rule in [ActivationRule::Gradient, ActivationRule::Guided, ActivationRule::Deconv] {
+    for rule in [
+        ActivationRule::Gradient,
+        ActivationRule::Guided,
+        ActivationRule::Deconv,
+    ] {
         for class in 0..2 {
             let out = net
-                .backward(x.clone(), None, one_hot(class, 2, &device), rule, BackwardTarget::Input)
+                .backward(
+                    x.clone(),
+                    None,
+                    one_hot(class, 2, &device),
+                    rule,
+                    BackwardTarget::Input,
+                )
                 .unwrap();
             let got = values(out.gradient.into4("gradient").unwrap());
             let want = by_hand(class, rule);
-            assert!(max_abs_diff(&got, &want) < 1e-6, "{rule:?} class {class}: {got:?} vs {want:?}");
+            assert!(
+                max_abs_diff(&got, &want) < 1e-6,
+                "{rule:?} class {class}: {got:?} vs {want:?}"
+            );
         }
     }
     // Class 0 sends a negative gradient (W2[0][1] = -3) into channel 1, which is active at
     // pixels 0 to 2: guided backprop drops it there, the true gradient keeps it.
-    assert_ne!(by_hand(0, ActivationRule::Guided), by_hand(0, ActivationRule::Gradient));
+    assert_ne!(
+        by_hand(0, ActivationRule::Guided),
+        by_hand(0, ActivationRule::Gradient)
+    );
     // DeconvNet ignores the forward mask: channel 0 is inactive at pixel 2 (h = -2) yet
     // passes its positive gradient there.
-    assert_ne!(by_hand(0, ActivationRule::Deconv), by_hand(0, ActivationRule::Guided));
+    assert_ne!(
+        by_hand(0, ActivationRule::Deconv),
+        by_hand(0, ActivationRule::Guided)
+    );
 }
 
 #[test]
@@ -186,22 +251,31 @@ fn a_gate_site_target_returns_its_activation_and_gradient() {
     let x: Vec<f32> = X.iter().flatten().copied().collect();
     let x = Tensor::<4>::from_data(TensorData::new(x, [1, 3, 2, 2]), &device);
     let out = net
-        .backward(x, None, one_hot(0, 2, &device), ActivationRule::Gradient, BackwardTarget::Site(0))
+        .backward(
+            x,
+            None,
+            one_hot(0, 2, &device),
+            ActivationRule::Gradient,
+            BackwardTarget::Site(0),
+        )
         .unwrap();
     let grad = values(out.gradient.into4("g").unwrap());
     assert_eq!(grad, vec![0.5, 0.5, 0.5, 0.5, -0.75, -0.75, -0.75, -0.75]);
     let act = values(out.activation.unwrap().into4("a").unwrap());
     let expect: Vec<f32> = (0..2)
-        .flat_map(|k| (0..4).map(move |p| ((0..3).map(|i| W1[k][i] * X[i][p]).sum::<f32>() + B1[k]).max(0.0)))
+        .flat_map(|k| {
+            (0..4).map(move |p| ((0..3).map(|i| W1[k][i] * X[i][p]).sum::<f32>() + B1[k]).max(0.0))
+        })
         .collect();
     assert!(max_abs_diff(&act, &expect) < 1e-6, "{act:?} vs {expect:?}");
-    assert!(net
-        .backward(
+    assert!(
+        net.backward(
             Tensor::zeros([1, 3, 2, 2], &device),
             None,
             one_hot(0, 2, &device),
             ActivationRule::Gradient,
             BackwardTarget::Site(7),
         )
-        .is_err());
+        .is_err()
+    );
 }

@@ -240,13 +240,23 @@ impl HardConfig {
 
     /// Checks every setting: `ratio` finite and >= 0, `max_sweeps` >= 1.
     pub fn validate(&self) -> Result<()> {
-        check_f32("ratio", self.ratio, self.ratio >= 0.0, "must be finite and >= 0")?;
+        check_f32(
+            "ratio",
+            self.ratio,
+            self.ratio >= 0.0,
+            "must be finite and >= 0",
+        )?;
         check_nonzero("max_sweeps", self.max_sweeps)
     }
 }
 
 /// `InvalidConfig` unless `ok` holds and `value` is finite.
-pub(crate) fn check_f32(name: &'static str, value: f32, ok: bool, reason: &'static str) -> Result<()> {
+pub(crate) fn check_f32(
+    name: &'static str,
+    value: f32,
+    ok: bool,
+    reason: &'static str,
+) -> Result<()> {
     if ok && value.is_finite() {
         Ok(())
     } else {

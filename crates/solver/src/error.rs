@@ -40,7 +40,9 @@ pub enum SolverError {
         reason: &'static str,
     },
     /// No gate site fits the requested Grad-CAM layer.
-    #[error("no feature map for Grad-CAM matches {layer} among {sites} gate sites (it must be a [C, H, W] activation larger than 1x1)")]
+    #[error(
+        "no feature map for Grad-CAM matches {layer} among {sites} gate sites (it must be a [C, H, W] activation larger than 1x1)"
+    )]
     NoCamLayer {
         /// The requested layer.
         layer: String,

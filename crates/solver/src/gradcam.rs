@@ -76,7 +76,8 @@ pub fn grad_cam(
             target,
         )
     };
-    let site = |sites| -> Result<BackwardTarget> { Ok(BackwardTarget::Site(layer.resolve(sites)?)) };
+    let site =
+        |sites| -> Result<BackwardTarget> { Ok(BackwardTarget::Site(layer.resolve(sites)?)) };
     let sites = net.gate_sites([height, width])?;
     let (target, out) = match layer {
         CamLayer::LastConv => match backward(BackwardTarget::FeatureMap) {

@@ -74,7 +74,13 @@ pub fn input_gradient_with(
     check_targets(net, targets, batch)?;
     check_finite(input)?;
     let seed = one_hot(targets, net.num_outputs(), &input.device());
-    let out = net.backward(input.clone(), gates, seed.clone(), rule, BackwardTarget::Input)?;
+    let out = net.backward(
+        input.clone(),
+        gates,
+        seed.clone(),
+        rule,
+        BackwardTarget::Input,
+    )?;
     let gradient = out.gradient.into4("input gradient")?;
     Ok(InputGradient {
         gradient,

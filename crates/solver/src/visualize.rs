@@ -18,7 +18,7 @@ use crate::{
 /// Settings of [`visualize_class`].
 ///
 /// Defaults: 200 steps, learning rate 1.0, L2 weight 1e-4, jitter 4 px, a Gaussian blur of
-/// sigma 0.5 every 10 steps, seed 0.
+/// sigma 0.5 every 10 steps, start from the exact mean image (no noise), seed 0.
 ///
 /// ```
 /// use feedbacknet_solver::VisualizeConfig;
@@ -43,7 +43,14 @@ pub struct VisualizeConfig {
     pub blur_every: usize,
     /// Standard deviation in pixels of that Gaussian blur (default 0.5; 0 disables).
     pub blur_sigma: f32,
-    /// Seed of the jitter offsets: equal seeds give identical results (default 0).
+    /// Amplitude of uniform noise in `[-init_noise, init_noise]` (normalized units) added to
+    /// the mean image at the start (default 0: the exact mean image, as in the paper). Nets
+    /// whose logits pass through a final ReLU (SqueezeNet) give some classes a logit of exactly
+    /// 0 and a zero gradient at the mean image (23 of SqueezeNet 1.1's 1000 classes, e.g. 130
+    /// flamingo); the ascent cannot leave it, and a little noise (e.g. 0.5) lets it start.
+    pub init_noise: f32,
+    /// Seed of the jitter offsets and the initial noise: equal seeds give identical results
+    /// (default 0).
     pub seed: u64,
 }
 
@@ -56,6 +63,7 @@ impl Default for VisualizeConfig {
             jitter: 4,
             blur_every: 10,
             blur_sigma: 0.5,
+            init_noise: 0.0,
             seed: 0,
         }
     }
@@ -93,6 +101,12 @@ impl VisualizeConfig {
         self
     }
 
+    /// Sets the amplitude of the initial noise.
+    pub fn with_init_noise(mut self, init_noise: f32) -> Self {
+        self.init_noise = init_noise;
+        self
+    }
+
     /// Sets the seed.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
@@ -100,14 +114,16 @@ impl VisualizeConfig {
     }
 
     /// Checks every setting: at least one step, a finite positive learning rate, finite
-    /// non-negative `l2` and `blur_sigma`.
+    /// non-negative `l2`, `blur_sigma` and `init_noise`.
     pub fn validate(&self) -> Result<()> {
         check_nonzero("steps", self.steps)?;
         let lr = self.learning_rate;
         check_f32("learning_rate", lr, lr > 0.0, "must be finite and > 0")?;
         check_f32("l2", self.l2, self.l2 >= 0.0, "must be finite and >= 0")?;
         let sigma = self.blur_sigma;
-        check_f32("blur_sigma", sigma, sigma >= 0.0, "must be finite and >= 0")
+        check_f32("blur_sigma", sigma, sigma >= 0.0, "must be finite and >= 0")?;
+        let noise = self.init_noise;
+        check_f32("init_noise", noise, noise >= 0.0, "must be finite and >= 0")
     }
 }
 
@@ -194,18 +210,23 @@ pub fn visualize_class_on(
     let (lo, hi) = pixel_bounds(spec, device);
     let blur = gaussian_kernel(config.blur_sigma, spec);
     let mut rng = SplitMix64(config.seed);
-    let mut image = Tensor::<4>::zeros([1, spec.channels, spec.height, spec.width], device);
+    let mut image = initial_image(spec, config.init_noise, &mut rng, device)
+        .max_pair(lo.clone())
+        .min_pair(hi.clone());
     let mut trace = Vec::with_capacity(config.steps);
     for step in 1..=config.steps {
         let shift = rng.jitter(config.jitter);
-        let (logit, gradient) = class_gradient(net, roll(image.clone(), shift), class)?;
+        let (logit, gradient) = class_gradient(net, roll(image.clone(), shift), class, step)?;
         trace.push(logit);
         let gradient = roll(gradient, (-shift.0, -shift.1));
         let penalty = image.clone().mul_scalar(2.0 * config.l2);
         let ascent = gradient.sub(penalty).mul_scalar(config.learning_rate);
         image = image.add(ascent).max_pair(lo.clone()).min_pair(hi.clone());
         if let Some(kernel) = blur.as_ref().filter(|_| blurs_at(step, config.blur_every)) {
-            image = kernel.apply(image).max_pair(lo.clone()).min_pair(hi.clone());
+            image = kernel
+                .apply(image)
+                .max_pair(lo.clone())
+                .min_pair(hi.clone());
         }
     }
     let logit_end = read(target_scores(net.forward(image.clone(), None)?, &[class]))?[0];
@@ -219,13 +240,18 @@ pub fn visualize_class_on(
 }
 
 /// The class logit of `image` and its gradient w.r.t. the image.
-fn class_gradient(net: &dyn GatedNetwork, image: Tensor<4>, class: usize) -> Result<(f32, Tensor<4>)> {
+fn class_gradient(
+    net: &dyn GatedNetwork,
+    image: Tensor<4>,
+    class: usize,
+    step: usize,
+) -> Result<(f32, Tensor<4>)> {
     let x = image.autodiff().detach().require_grad();
     let score = target_scores(net.forward(x.clone(), None)?, &[class]);
     let grads = score.clone().sum().backward();
     let logit = read(score)?[0];
     if !logit.is_finite() {
-        return Err(SolverError::NonFiniteInput);
+        return Err(SolverError::Diverged { iteration: step });
     }
     let gradient = x
         .grad(&grads)
@@ -235,6 +261,17 @@ fn class_gradient(net: &dyn GatedNetwork, image: Tensor<4>, class: usize) -> Res
 
 fn blurs_at(step: usize, every: usize) -> bool {
     every > 0 && step.is_multiple_of(every)
+}
+
+/// The mean image (zeros), plus uniform noise of amplitude `noise` when it is positive.
+fn initial_image(spec: &InputSpec, noise: f32, rng: &mut SplitMix64, device: &Device) -> Tensor<4> {
+    let shape = [1, spec.channels, spec.height, spec.width];
+    if noise <= 0.0 {
+        return Tensor::zeros(shape, device);
+    }
+    let count = shape.iter().product();
+    let values: Vec<f32> = (0..count).map(|_| noise * rng.symmetric_unit()).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
 }
 
 /// Rolls the spatial dimensions by `(dy, dx)` with wrap-around.
@@ -324,6 +361,12 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// A uniform value in `[-1, 1)`.
+    fn symmetric_unit(&mut self) -> f32 {
+        // The top 24 bits give an exact f32 in [0, 1).
+        ((self.next() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
     /// A uniform offset in `-max..=max`.
     fn offset(&mut self, max: usize) -> i64 {
         let span = 2 * max as u64 + 1;
@@ -336,5 +379,101 @@ impl SplitMix64 {
             return (0, 0);
         }
         (self.offset(max), self.offset(max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(size: usize) -> InputSpec {
+        InputSpec::rgb(size, size, Normalization::IMAGENET)
+    }
+
+    #[test]
+    fn blur_kernel_is_normalized_and_keeps_constant_images() {
+        let kernel = gaussian_kernel(0.5, &spec(8)).unwrap();
+        assert_eq!(kernel.radius, 2);
+        assert!((kernel.weights.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(gaussian_kernel(0.0, &spec(8)).is_none());
+        let device = Device::flex();
+        let flat = Tensor::<4>::full([1, 3, 8, 8], 0.7, &device);
+        let blurred = read(kernel.apply(flat).reshape([1, 3 * 64])).unwrap();
+        assert_eq!(blurred.len(), 3 * 64);
+        assert!(
+            blurred.iter().all(|v| (v - 0.7).abs() < 1e-5),
+            "{blurred:?}"
+        );
+    }
+
+    #[test]
+    fn blur_spreads_a_point_symmetrically() {
+        let kernel = gaussian_kernel(1.0, &spec(9)).unwrap();
+        let mut values = vec![0.0f32; 3 * 81];
+        values[4 * 9 + 4] = 1.0;
+        let device = Device::flex();
+        let point = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 9, 9]), &device);
+        let out = read(kernel.apply(point).reshape([1, 3 * 81])).unwrap();
+        let centre = out[4 * 9 + 4];
+        assert!(centre < 0.5 && centre > 0.1, "{centre}");
+        assert!((out[4 * 9 + 3] - out[4 * 9 + 5]).abs() < 1e-6);
+        assert!((out[3 * 9 + 4] - out[4 * 9 + 3]).abs() < 1e-6);
+        assert!((out[..81].iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        assert!(
+            out[81..].iter().all(|&v| v == 0.0),
+            "channels stay separate"
+        );
+    }
+
+    #[test]
+    fn jitter_is_deterministic_and_in_range() {
+        let draw = |seed| {
+            let mut rng = SplitMix64(seed);
+            (0..200).map(|_| rng.jitter(3)).collect::<Vec<_>>()
+        };
+        let a = draw(5);
+        assert_eq!(a, draw(5));
+        assert_ne!(a, draw(6));
+        assert!(
+            a.iter()
+                .all(|&(y, x)| (-3..=3).contains(&y) && (-3..=3).contains(&x))
+        );
+        assert!(a.iter().any(|&(y, _)| y == -3) && a.iter().any(|&(_, x)| x == 3));
+        assert_eq!(SplitMix64(1).jitter(0), (0, 0));
+        let mut rng = SplitMix64(9);
+        assert!((0..1000).all(|_| (-1.0..1.0).contains(&rng.symmetric_unit())));
+    }
+
+    #[test]
+    fn roll_and_back_is_the_identity() {
+        let device = Device::flex();
+        let values: Vec<f32> = (0..2 * 4 * 5).map(|v| v as f32).collect();
+        let t = Tensor::<4>::from_data(TensorData::new(values.clone(), [1, 2, 4, 5]), &device);
+        let rolled = roll(t, (3, -2));
+        let first = read(rolled.clone().reshape([1, 40])).unwrap();
+        assert_ne!(first, values);
+        assert_eq!(
+            first[3 * 5],
+            2.0,
+            "row 0 moved to row 3, column 2 to column 0"
+        );
+        let back = read(roll(rolled, (-3, 2)).reshape([1, 40])).unwrap();
+        assert_eq!(back, values);
+    }
+
+    #[test]
+    fn rgb8_round_trips_valid_pixels() {
+        let norm = Normalization::IMAGENET;
+        let rgb: Vec<u8> = (0..4 * 3).map(|v| (v * 21) as u8).collect();
+        let planar = norm.planar_from_rgb(&rgb, 2, 2);
+        let image = Tensor::<4>::from_data(TensorData::new(planar, [1, 3, 2, 2]), &Device::flex());
+        let vis = ClassVisualization {
+            image,
+            logit_start: 0.0,
+            logit_end: 0.0,
+            trace: vec![],
+            normalization: norm,
+        };
+        assert_eq!(vis.to_rgb8().unwrap(), (2, 2, rgb));
     }
 }

@@ -1,0 +1,149 @@
+//! The `feedbacknet` binary end to end on shared photos.
+
+use std::{path::PathBuf, process::Command};
+
+fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+}
+
+fn feedbacknet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
+        .args(args)
+        .env("FEEDBACKNET_MODELS", shared().join("models"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("feedbacknet-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// ImageNet-1k has a zebra class but no giraffe: the giraffe of `darknet_giraffe.jpg` is shown
+/// through its closest ImageNet classes (SqueezeNet's top-5 there includes ibex).
+#[test]
+fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
+    let dir = temp_dir("compare");
+    let panel = dir.join("giraffe.png");
+    let photo = shared().join("data/demo/darknet_giraffe.jpg");
+    let out = feedbacknet(&[
+        "compare",
+        "--image",
+        photo.to_str().unwrap(),
+        "--class",
+        "zebra",
+        "--class",
+        "ibex",
+        "--iterations",
+        "5",
+        "--out",
+        panel.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pngs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "png"))
+        .collect();
+    assert_eq!(pngs.len(), 1);
+    let picture = image::open(&panel).unwrap();
+    // Two rows (zebra, giraffe) and three columns (photo, gradient, feedback).
+    let source = image::open(&photo).unwrap();
+    let tile_w = (240.0 * source.width() as f64 / source.height() as f64).round() as u32;
+    assert_eq!(picture.width(), 3 * tile_w);
+    assert_eq!(picture.height(), 2 * (240 + 22));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(panel.with_extension("json")).unwrap()).unwrap();
+    assert_eq!(json["methods"], serde_json::json!(["gradient", "feedback"]));
+    assert_eq!(json["results"][1][0]["class"]["label"], "zebra");
+    assert_eq!(json["results"][1][1]["class"]["label"], "ibex");
+}
+
+#[test]
+fn compare_with_a_label_the_net_lacks_fails_and_writes_nothing() {
+    let dir = temp_dir("compare-giraffe");
+    let panel = dir.join("giraffe.png");
+    let photo = shared().join("data/demo/darknet_giraffe.jpg");
+    let out = feedbacknet(&[
+        "compare",
+        "--image",
+        photo.to_str().unwrap(),
+        "--class",
+        "zebra",
+        "--class",
+        "giraffe",
+        "--out",
+        panel.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown class label `giraffe`"), "{stderr}");
+    assert!(!panel.exists());
+}
+
+#[test]
+fn visualize_writes_a_class_image() {
+    let dir = temp_dir("visualize");
+    let path = dir.join("flamingo.png");
+    let out = feedbacknet(&[
+        "visualize",
+        "--class",
+        "flamingo",
+        "--steps",
+        "20",
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let picture = image::open(&path).unwrap();
+    assert_eq!((picture.width(), picture.height()), (224, 224));
+    // SqueezeNet's flamingo logit is exactly 0 at the mean image: the default initial noise
+    // lets the ascent start, and the logit rises.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let logits: Vec<f32> = stdout
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (start, end) = (logits[1], logits[2]);
+    assert!(end > start + 20.0, "{stdout}");
+}
+
+#[test]
+fn a_bad_method_or_class_fails_with_a_message() {
+    let photo = shared().join("data/demo/darknet_dog.jpg");
+    let out = feedbacknet(&[
+        "infer",
+        "--image",
+        photo.to_str().unwrap(),
+        "--method",
+        "magic",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method"));
+    let out = feedbacknet(&[
+        "infer",
+        "--image",
+        photo.to_str().unwrap(),
+        "--class",
+        "1000",
+        "--out",
+        temp_dir("bad").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("out of range"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
