@@ -22,6 +22,11 @@ pub enum Command {
     Compare(CompareArgs),
     /// Class model visualization: an input image optimized to maximize a class score.
     Visualize(VisualizeArgs),
+    /// Localization metrics over a data set (resumable, sharded): JSONL per image, JSON
+    /// summary, HTML report.
+    Eval(EvalArgs),
+    /// Combine the JSONL results of several shards (or runs) into one result.
+    Merge(MergeArgs),
     /// List the model presets and whether their files are in the models folder.
     Models(ModelsArgs),
 }
@@ -195,4 +200,89 @@ impl MethodArgs {
 /// A class on the command line: digits give an index, anything else a label.
 fn parse_class(s: &str) -> Result<ClassQuery, std::convert::Infallible> {
     s.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The data set: a `boxes.csv` file or a folder holding one, a wsolevaluation metadata
+    /// folder (`image_ids.txt`, ...; needs --images) or a folder of ILSVRC XML annotations.
+    #[arg(
+        long,
+        env = "FEEDBACKNET_DATA",
+        default_value = "../shared/data/imagenet-val"
+    )]
+    pub data: PathBuf,
+    /// Folder the image paths of the data set are relative to (default: the data folder).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// The saliency method.
+    #[arg(long, default_value = "feedback")]
+    pub method: Method,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Maps for the K most likely classes (their IoUs are recorded; the metrics need only the
+    /// true class's map), solved in one batch with it.
+    #[arg(long, default_value_t = 1)]
+    pub top_k: usize,
+    /// Evaluate only shard I of N (`I/N`, 1-based): images I, I+N, I+2N, ...
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Keep the records already in the results file and evaluate only the missing images.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Discard a results file that already holds records (default: refuse to touch it).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Stop after this many new images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Image decoding threads (they run while the net computes).
+    #[arg(long, default_value_t = 1)]
+    pub decode_threads: usize,
+    /// Per-image results, one JSON line each, appended as images finish.
+    #[arg(long, default_value = "out/eval.jsonl")]
+    pub results: PathBuf,
+    /// The JSON summary (metrics, configuration, model hash, timings).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A self-contained HTML report (metrics, IoU histogram, best and worst images).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Images in each of the report's best and worst galleries (they are explained again).
+    #[arg(long, default_value_t = 6)]
+    pub gallery: usize,
+}
+
+/// How each map is scored (the box threshold and blur are --threshold and --blur).
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// Step of the MaxBoxAccV2 threshold sweep (wsolevaluation's 0.01); 0 skips MaxBoxAccV2.
+    #[arg(long, default_value_t = 0.01)]
+    pub sweep: f32,
+    /// Pointing game: pixels the map's peak may lie outside a ground-truth box.
+    #[arg(long, default_value_t = 15.0)]
+    pub pointing_tolerance: f32,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The JSONL results files of the shards.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// The merged JSONL (records in data set order).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The step of the MaxBoxAccV2 sweep the shards were run with.
+    #[arg(long, default_value_t = 0.01)]
+    pub sweep: f32,
+    /// The JSON summary of the merged result.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The model file the shards used (its hash goes into the JSON summary).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }

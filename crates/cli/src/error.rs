@@ -8,6 +8,8 @@ use thiserror::Error;
 pub enum CliError {
     #[error(transparent)]
     Feedbacknet(#[from] feedbacknet::Error),
+    #[error(transparent)]
+    Eval(#[from] feedbacknet_eval::EvalError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

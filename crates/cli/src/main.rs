@@ -3,6 +3,7 @@
 mod args;
 mod compare;
 mod error;
+mod eval;
 mod infer;
 mod models;
 mod net;
@@ -21,6 +22,8 @@ fn main() {
         Command::Infer(args) => infer::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Visualize(args) => visualize::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Merge(args) => eval::run_merge(args),
         Command::Models(args) => models::run(args),
     };
     if let Err(e) = result {

@@ -1,0 +1,346 @@
+//! `feedbacknet eval` and `feedbacknet merge`: localization metrics over a data set.
+//!
+//! The map scored for each image is the one `feedbacknet infer` boxes: the method's saliency,
+//! blurred (`--blur`, network-input pixels) and normalized, at the size the ground-truth boxes
+//! refer to. The metrics and the resumable results file are `feedbacknet-eval`'s.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use feedbacknet::{FeedbackNet, Method, load_image};
+use feedbacknet_eval::{
+    Dataset, ExplainError, Explainer, Explanation, GalleryItem, ImageRecord, MeasureConfig, Report,
+    ResumePolicy, Runner, Shard, Summary, SummaryFile, Timings, best_and_worst, config_table,
+    encode_png, merge, sha256_file, summary_json,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::{
+    args::{EvalArgs, MeasureArgs, MergeArgs},
+    error::{CliError, Result},
+    models::resolve_shared,
+    net::{build, model_path},
+    output::write_atomic,
+    render::overlay,
+};
+
+/// A [`FeedbackNet`] with one method, as the evaluator sees it.
+pub struct NetExplainer<'a> {
+    net: &'a FeedbackNet,
+    method: Method,
+}
+
+impl Explainer for NetExplainer<'_> {
+    fn explain(
+        &self,
+        image: &image::DynamicImage,
+        true_class: usize,
+        k: usize,
+    ) -> std::result::Result<Explanation, ExplainError> {
+        let top5: Vec<usize> = self
+            .net
+            .predict(image, 5)?
+            .into_iter()
+            .map(|p| p.class.index)
+            .collect();
+        // The true class first, then the top-k guesses that differ from it: one batch.
+        let mut classes = vec![true_class];
+        classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
+        let results = self.net.infer_classes_with(image, &classes, self.method)?;
+        let map_of = |class: usize| {
+            let i = classes.iter().position(|&c| c == class).unwrap_or(0);
+            results[i].smoothed.clone()
+        };
+        Ok(Explanation {
+            top_maps: top5.iter().take(k).map(|&c| map_of(c)).collect(),
+            true_class_map: map_of(true_class),
+            top5,
+        })
+    }
+}
+
+/// The measuring settings: the box threshold of the method settings, no further blur (the
+/// explainer's maps are already blurred), the sweep and the pointing tolerance.
+fn measure_config(threshold: f32, args: &MeasureArgs) -> Result<MeasureConfig> {
+    Ok(MeasureConfig::default()
+        .with_threshold(threshold)
+        .with_blur_sigma(0.0)
+        .with_sweep(sweep(args.sweep)?)
+        .with_pointing_tolerance_px(args.pointing_tolerance))
+}
+
+/// The thresholds `0, step, 2·step, …` below 1 (none for a step of 0).
+fn sweep(step: f32) -> Result<Vec<f32>> {
+    if step == 0.0 {
+        return Ok(Vec::new());
+    }
+    if !(step.is_finite() && step > 0.0 && step <= 0.5) {
+        return Err(CliError::Usage(format!(
+            "--sweep {step}: the step must lie in (0, 0.5], or be 0"
+        )));
+    }
+    let n = (1.0 / step).round() as usize;
+    Ok((0..n).map(|i| i as f32 / n as f32).collect())
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    let started = Instant::now();
+    let data = resolve_shared(&args.data, "data/imagenet-val");
+    let dataset = Dataset::open(&data, args.images.as_deref())?;
+    let model = model_path(&args.model);
+    let net = build(&args.model, &args.settings, args.method)?;
+    let measure = measure_config(args.settings.threshold, &args.measure)?;
+    let runner = runner(&args, measure.clone())?;
+    create_parent(&args.results)?;
+    let explainer = NetExplainer {
+        net: &net,
+        method: args.method,
+    };
+    let bar = progress_bar(&args);
+    let outcome = runner.run(&dataset, &explainer, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        if let Some(error) = &p.last.error {
+            bar.println(format!("{}: {error}", p.last.id));
+        }
+    })?;
+    bar.finish_and_clear();
+    let wall_s = started.elapsed().as_secs_f64();
+    println!(
+        "{} images evaluated ({} failed), {} skipped as done, in {wall_s:.1} s",
+        outcome.evaluated, outcome.failed, outcome.skipped
+    );
+    print_summary(&outcome.summary, measure.sweep.is_empty());
+    let records = merge(&[&args.results])?;
+    let config = run_config(&args, &data, &model);
+    if let Some(path) = &args.json {
+        let contents = SummaryFile {
+            summary: outcome.summary.clone(),
+            config: config.clone(),
+            model_sha256: sha256_file(&model)?,
+            timings: Timings::from_records(&records).with_wall_s(wall_s),
+        };
+        write_summary(path, &contents)?;
+    }
+    if let Some(path) = &args.report {
+        let gallery = Gallery {
+            net: &net,
+            method: args.method,
+            dataset: &dataset,
+        };
+        let (best, worst) = best_and_worst(&records, args.gallery);
+        let (best, worst) = (gallery.items(&best)?, gallery.items(&worst)?);
+        let title = format!("feedbacknet eval: {} on {}", args.method, stem(&model));
+        let table = config_table(&config);
+        let report = Report {
+            title: &title,
+            config: &table,
+            summary: &outcome.summary,
+            best: &best,
+            worst: &worst,
+        };
+        write_atomic(path, report.to_html().as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+pub fn run_merge(args: MergeArgs) -> Result<()> {
+    let records = merge(&args.inputs)?;
+    let sweep = sweep(args.sweep)?;
+    let summary = Summary::from_records(&records, &sweep)?;
+    println!("{} records from {} files", records.len(), args.inputs.len());
+    print_summary(&summary, sweep.is_empty());
+    if let Some(out) = &args.out {
+        let mut lines = String::new();
+        for record in &records {
+            let line = serde_json::to_string(record).map_err(|e| CliError::Encode {
+                path: out.clone(),
+                reason: e.to_string(),
+            })?;
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+        create_parent(out)?;
+        write_atomic(out, lines.as_bytes())?;
+        println!("wrote {}", out.display());
+    }
+    if let Some(path) = &args.json {
+        let model_sha256 = match &args.model {
+            Some(model) => sha256_file(model)?,
+            None => String::new(),
+        };
+        let inputs: Vec<String> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let contents = SummaryFile {
+            summary,
+            config: json!({ "merged": inputs, "sweep_step": args.sweep }),
+            model_sha256,
+            timings: Timings::from_records(&records),
+        };
+        write_summary(path, &contents)?;
+    }
+    Ok(())
+}
+
+fn runner(args: &EvalArgs, measure: MeasureConfig) -> Result<Runner> {
+    let policy = if args.resume {
+        ResumePolicy::Resume
+    } else if args.overwrite {
+        ResumePolicy::Overwrite
+    } else {
+        ResumePolicy::Fresh
+    };
+    let mut runner = Runner::new(&args.results)
+        .measure(measure)
+        .decode_threads(args.decode_threads)
+        .resume_policy(policy)
+        .top_maps(args.top_k);
+    if let Some(spec) = &args.shard {
+        runner = runner.shard(Shard::parse(spec)?);
+    }
+    if let Some(limit) = args.limit {
+        runner = runner.limit(limit);
+    }
+    Ok(runner)
+}
+
+fn progress_bar(args: &EvalArgs) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} images [{elapsed} < {eta}, {per_sec}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(args.method.to_string());
+    bar
+}
+
+/// The run's configuration, as recorded in the summary and the report.
+fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
+    let s = &args.settings;
+    json!({
+        "model": model.display().to_string(),
+        "data": data.display().to_string(),
+        "method": args.method.name(),
+        "threshold": s.threshold,
+        "blur_sigma_input_px": s.blur,
+        "iterations": s.iterations,
+        "lambda": s.lambda,
+        "objective": format!("{:?}", s.objective),
+        "hard_ratio": s.hard_ratio,
+        "sweeps": s.sweeps,
+        "crops": format!("{:?}", s.crops),
+        "sweep_step": args.measure.sweep,
+        "pointing_tolerance_px": args.measure.pointing_tolerance,
+        "top_k": args.top_k,
+        "shard": args.shard.clone(),
+        "backend": format!("{:?}", args.model.backend),
+    })
+}
+
+/// Prints the metrics as a small table.
+fn print_summary(s: &Summary, no_sweep: bool) {
+    let pct = |v: f64| format!("{:.1} %", 100.0 * v);
+    println!("images                 {}", s.images);
+    println!(
+        "top-1 / top-5 cls      {} / {}",
+        pct(s.top1_cls),
+        pct(s.top5_cls)
+    );
+    println!("top-1 loc              {}", pct(s.top1_loc));
+    println!("top-5 loc error        {}", pct(s.top5_loc_error));
+    println!("GT-known loc           {}", pct(s.gt_known_loc));
+    if !no_sweep {
+        let at: Vec<String> = s
+            .maxbox
+            .iter()
+            .map(|m| format!("{:.0}: {}", 100.0 * m.iou_threshold, pct(m.accuracy)))
+            .collect();
+        println!(
+            "MaxBoxAccV2            {} ({})",
+            pct(s.maxbox_acc_v2),
+            at.join(", ")
+        );
+    }
+    println!("mean IoU               {:.3}", s.mean_iou);
+    println!("pointing game          {}", pct(s.pointing_game));
+}
+
+fn write_summary(path: &Path, contents: &SummaryFile) -> Result<()> {
+    create_parent(path)?;
+    summary_json(path, contents)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Renders the report's gallery: each image explained again, its map and boxes drawn.
+struct Gallery<'a> {
+    net: &'a FeedbackNet,
+    method: Method,
+    dataset: &'a Dataset,
+}
+
+impl Gallery<'_> {
+    fn items(&self, records: &[&ImageRecord]) -> Result<Vec<GalleryItem>> {
+        records.iter().map(|r| self.item(r)).collect()
+    }
+
+    fn item(&self, record: &ImageRecord) -> Result<GalleryItem> {
+        let sample = &self.dataset.samples[record.index];
+        let image = load_image(&sample.path)?;
+        let result = self.net.infer_with(&image, record.class, self.method)?;
+        let photo = image
+            .resize_exact(
+                sample.size.0,
+                sample.size.1,
+                image::imageops::FilterType::Triangle,
+            )
+            .to_rgb8();
+        let map = result
+            .smoothed
+            .resize_bilinear(sample.size.0 as usize, sample.size.1 as usize)
+            .map_err(feedbacknet::Error::from)?;
+        let mut picture = overlay(&photo, &map, record.gt_known_box.as_slice(), 0.5);
+        for gt in &sample.boxes {
+            crate::render::draw_rect(&mut picture, gt, GT_BOX_COLOR, 2);
+        }
+        Ok(GalleryItem {
+            id: record.id.clone(),
+            class: record.class,
+            label: self
+                .net
+                .labels()
+                .get(record.class)
+                .map(|l| l.name().to_string()),
+            iou: record.gt_known_iou,
+            png: encode_png(&picture)?,
+        })
+    }
+}
+
+/// Outline colour of the ground-truth boxes in the report's gallery: white.
+const GT_BOX_COLOR: [u8; 3] = [255, 255, 255];
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| PathBuf::from(path).display().to_string())
+}

@@ -1,0 +1,173 @@
+//! `feedbacknet eval` and `feedbacknet merge` end to end on shared dev images.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+}
+
+fn feedbacknet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
+        .args(args)
+        .env("FEEDBACKNET_MODELS", shared().join("models"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("feedbacknet-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `boxes.csv` with the rows of the first `images` dev images (their images stay in
+/// ../shared).
+fn small_csv(dir: &Path, images: usize) -> PathBuf {
+    let text = std::fs::read_to_string(shared().join("data/imagenet-val/boxes.csv")).unwrap();
+    let mut lines = text.lines();
+    let mut out = vec![lines.next().unwrap().to_string()];
+    let mut seen = Vec::new();
+    for line in lines {
+        let image = line.split(',').next().unwrap().to_string();
+        if !seen.contains(&image) {
+            if seen.len() == images {
+                break;
+            }
+            seen.push(image);
+        }
+        out.push(line.to_string());
+    }
+    let path = dir.join("boxes.csv");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs a gradient eval of `csv`, with extra flags, into `results`.
+fn eval(csv: &Path, results: &Path, extra: &[&str]) -> Output {
+    let images = shared().join("data/imagenet-val");
+    let mut args = vec![
+        "eval",
+        "--method",
+        "gradient",
+        "--data",
+        s(csv),
+        "--images",
+        s(&images),
+        "--results",
+        s(results),
+    ];
+    args.extend_from_slice(extra);
+    feedbacknet(&args)
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).unwrap().lines().count()
+}
+
+#[test]
+fn eval_writes_records_summary_and_report() {
+    let dir = temp_dir("full");
+    let csv = small_csv(&dir, 5);
+    let (results, summary, report) = (dir.join("r.jsonl"), dir.join("s.json"), dir.join("r.html"));
+    let out = eval(
+        &csv,
+        &results,
+        &[
+            "--json",
+            s(&summary),
+            "--report",
+            s(&report),
+            "--gallery",
+            "1",
+        ],
+    );
+    ok(&out);
+    assert_eq!(lines(&results), 5);
+    let j = json(&summary);
+    assert_eq!(j["summary"]["images"], 5);
+    assert_eq!(j["summary"]["failed"], 0);
+    assert_eq!(j["config"]["method"], "gradient");
+    assert_eq!(j["model_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(j["timings"]["images"], 5);
+    let gt_known = j["summary"]["gt_known_loc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&gt_known));
+    assert_eq!(j["summary"]["maxbox"].as_array().unwrap().len(), 3);
+    let html = std::fs::read_to_string(&report).unwrap();
+    // One best and one worst image, embedded.
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2);
+    assert!(html.contains("GT-known"));
+
+    // A second run refuses to touch the records without --resume or --overwrite.
+    let again = eval(&csv, &results, &[]);
+    assert!(!again.status.success());
+    assert_eq!(lines(&results), 5, "the records are kept");
+}
+
+#[test]
+fn resumed_and_sharded_runs_equal_the_single_run() {
+    let dir = temp_dir("shards");
+    let csv = small_csv(&dir, 6);
+    let single = dir.join("single.jsonl");
+    ok(&eval(&csv, &single, &[]));
+    let merged_summary = |inputs: &[&Path], name: &str| {
+        let path = dir.join(name);
+        let mut args = vec!["merge"];
+        args.extend(inputs.iter().map(|p| s(p)));
+        args.extend(["--json", s(&path)]);
+        ok(&feedbacknet(&args));
+        json(&path)["summary"].clone()
+    };
+    let reference = merged_summary(&[&single], "single.json");
+    assert_eq!(reference["images"], 6);
+
+    // Stopped after 2 images, then resumed.
+    let resumed = dir.join("resumed.jsonl");
+    ok(&eval(&csv, &resumed, &["--limit", "2"]));
+    assert_eq!(lines(&resumed), 2);
+    let out = eval(&csv, &resumed, &["--resume"]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 skipped"));
+    assert_eq!(lines(&resumed), 6);
+    assert_eq!(merged_summary(&[&resumed], "resumed.json"), reference);
+
+    // Three shards, merged.
+    let shards: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("s{i}.jsonl"))).collect();
+    for (i, shard) in shards.iter().enumerate() {
+        ok(&eval(&csv, shard, &["--shard", &format!("{}/3", i + 1)]));
+        assert_eq!(lines(shard), 2);
+    }
+    let refs: Vec<&Path> = shards.iter().map(PathBuf::as_path).collect();
+    assert_eq!(merged_summary(&refs, "merged.json"), reference);
+}
+
+#[test]
+fn a_missing_data_set_is_an_error() {
+    let dir = temp_dir("missing");
+    let out = eval(&dir.join("nothing.csv"), &dir.join("r.jsonl"), &[]);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+}
