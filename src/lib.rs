@@ -34,7 +34,7 @@ pub use device::{Backend, default_device};
 pub use error::{Error, Result};
 pub use inference::{ClassInfo, GateStats, Inference, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
-pub use method::Method;
+pub use method::{CamThrough, FeedbackCamConfig, Method};
 pub use net::{FeedbackNet, FeedbackNetBuilder};
 pub use preprocess::load_image;
 pub use views::Crops;
@@ -43,7 +43,8 @@ pub use feedbacknet_core::{
     self as core, Device, GateGranularity, GatedNetwork, InputSpec, Normalization,
 };
 pub use feedbacknet_localize::{
-    self as localize, BoundingBox, ImageGeometry, LocalizeConfig, ResizeMode, SaliencyMap,
+    self as localize, BoundingBox, FusionConfig, FusionRule, ImageGeometry, LocalizeConfig,
+    ResizeMode, SaliencyMap,
 };
 pub use feedbacknet_onnx::{self as onnx, ModelPreset, OnnxNetwork};
 pub use feedbacknet_solver::{

@@ -1,5 +1,6 @@
 //! The saliency methods.
 
+use feedbacknet_localize::{FusionConfig, FusionRule};
 use serde::{Deserialize, Serialize};
 
 /// How the class-specific saliency map is computed. Every method runs on any loaded network
@@ -24,17 +25,74 @@ pub enum Method {
     /// Grad-CAM (Selvaraju et al., 2017) on the last convolutional feature map, upsampled to
     /// the input.
     GradCam,
+    /// Feedback fused with Grad-CAM: the soft-feedback map, blurred and normalized, times the
+    /// normalized Grad-CAM map, as a per-pixel (weighted) geometric mean (see
+    /// [`FeedbackCamConfig`]). Grad-CAM finds the object coarsely and class-specifically; the
+    /// feedback map follows its parts.
+    FeedbackCam,
+}
+
+/// Which network Grad-CAM reads in [`Method::FeedbackCam`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CamThrough {
+    /// The plain feed-forward network (default).
+    #[default]
+    PlainNet,
+    /// The network gated by the converged feedback gates.
+    FeedbackGates,
+}
+
+/// Settings of [`Method::FeedbackCam`]. Defaults: the geometric mean with equal weights, the
+/// feedback map blurred with sigma 10 network-input pixels before fusion, Grad-CAM through the
+/// plain network.
+///
+/// ```
+/// use feedbacknet::{CamThrough, FeedbackCamConfig, FusionRule};
+/// let config = FeedbackCamConfig::default()
+///     .with_rule(FusionRule::Geometric { cam_weight: 0.6 })
+///     .with_feedback_blur(8.0)
+///     .with_cam_through(CamThrough::FeedbackGates);
+/// assert_eq!(config.fusion.fine_blur_sigma, 8.0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackCamConfig {
+    /// The fusion rule and the feedback map's blur (in network-input pixels).
+    pub fusion: FusionConfig,
+    /// Which network Grad-CAM reads.
+    pub cam_through: CamThrough,
+}
+
+impl FeedbackCamConfig {
+    /// Sets the fusion rule.
+    pub fn with_rule(mut self, rule: FusionRule) -> Self {
+        self.fusion = self.fusion.with_rule(rule);
+        self
+    }
+
+    /// Sets the blur of the feedback map before fusion (sigma, network-input pixels).
+    pub fn with_feedback_blur(mut self, sigma: f32) -> Self {
+        self.fusion = self.fusion.with_fine_blur_sigma(sigma);
+        self
+    }
+
+    /// Sets which network Grad-CAM reads.
+    pub fn with_cam_through(mut self, through: CamThrough) -> Self {
+        self.cam_through = through;
+        self
+    }
 }
 
 impl Method {
     /// Every method, in CLI order.
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Feedback,
         Method::FeedbackHard,
         Method::Gradient,
         Method::Deconvnet,
         Method::Guided,
         Method::GradCam,
+        Method::FeedbackCam,
     ];
 
     /// The CLI name.
@@ -46,12 +104,16 @@ impl Method {
             Method::Deconvnet => "deconvnet",
             Method::Guided => "guided",
             Method::GradCam => "gradcam",
+            Method::FeedbackCam => "feedback-cam",
         }
     }
 
     /// Whether the method infers feedback gates first.
     pub fn is_feedback(self) -> bool {
-        matches!(self, Method::Feedback | Method::FeedbackHard)
+        matches!(
+            self,
+            Method::Feedback | Method::FeedbackHard | Method::FeedbackCam
+        )
     }
 }
 

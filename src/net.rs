@@ -8,8 +8,8 @@ use std::{
 
 use burn::tensor::{Tensor, activation::softmax};
 use feedbacknet_core::ActivationRule;
-use feedbacknet_core::{Device, GatedNetwork, InputSpec};
-use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, localize};
+use feedbacknet_core::{Device, GateSet, GatedNetwork, InputSpec};
+use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, fuse, localize};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{
     CamLayer, ClassVisualization, GateSolution, HardConfig, SolverConfig, VisualizeConfig,
@@ -18,8 +18,8 @@ use feedbacknet_solver::{
 use image::DynamicImage;
 
 use crate::{
-    ClassInfo, ClassQuery, Error, GateStats, Inference, Labels, Method, Prediction, Result,
-    Timings,
+    CamThrough, ClassInfo, ClassQuery, Error, FeedbackCamConfig, GateStats, Inference, Labels,
+    Method, Prediction, Result, Timings,
     device::default_device,
     preprocess::prepare,
     views::{Crops, Views},
@@ -47,6 +47,7 @@ pub struct FeedbackNet {
     solver: SolverConfig,
     hard: HardConfig,
     cam_layer: CamLayer,
+    feedback_cam: FeedbackCamConfig,
     localize: LocalizeConfig,
     resize: ResizeMode,
     crops: Crops,
@@ -63,6 +64,7 @@ impl std::fmt::Debug for FeedbackNet {
             .field("localize", &self.localize)
             .field("hard", &self.hard)
             .field("cam_layer", &self.cam_layer)
+            .field("feedback_cam", &self.feedback_cam)
             .field("resize", &self.resize)
             .field("crops", &self.crops)
             .finish()
@@ -84,6 +86,7 @@ pub struct FeedbackNetBuilder {
     solver: SolverConfig,
     hard: HardConfig,
     cam_layer: CamLayer,
+    feedback_cam: FeedbackCamConfig,
     localize: LocalizeConfig,
     resize: ResizeMode,
     crops: Crops,
@@ -165,6 +168,13 @@ impl FeedbackNetBuilder {
         self
     }
 
+    /// How [`Method::FeedbackCam`] fuses the feedback and Grad-CAM maps (default:
+    /// [`FeedbackCamConfig::default`]).
+    pub fn feedback_cam(mut self, config: FeedbackCamConfig) -> Self {
+        self.feedback_cam = config;
+        self
+    }
+
     /// The views a map is averaged over (default: [`Crops::Single`]; [`Crops::Ten`] for
     /// 10-crop averaging with any method).
     pub fn crops(mut self, crops: Crops) -> Self {
@@ -191,6 +201,7 @@ impl FeedbackNetBuilder {
         self.solver.validate()?;
         self.hard.validate()?;
         self.localize.validate()?;
+        self.feedback_cam.fusion.validate()?;
         if let Crops::Ten { shorter_side: 0 } = self.crops {
             return Err(Error::Config(
                 "10-crop needs a positive shorter side".into(),
@@ -250,6 +261,7 @@ impl FeedbackNetBuilder {
             solver: self.solver,
             hard: self.hard,
             cam_layer: self.cam_layer,
+            feedback_cam: self.feedback_cam,
             localize: self.localize,
             resize: self.resize,
             crops: self.crops,
@@ -498,7 +510,9 @@ impl FeedbackNet {
         let net = self.network.as_ref();
         let started = Instant::now();
         let solution = match method {
-            Method::Feedback => Some(soft_feedback(net, batch, targets, &self.solver)?),
+            Method::Feedback | Method::FeedbackCam => {
+                Some(soft_feedback(net, batch, targets, &self.solver)?)
+            }
             Method::FeedbackHard => Some(hard_feedback(net, batch, targets, &self.hard)?),
             _ => None,
         };
@@ -510,6 +524,7 @@ impl FeedbackNet {
                 let cam = grad_cam(net, batch, targets, None, &self.cam_layer)?;
                 (cam.maps, cam.scores)
             }
+            Method::FeedbackCam => self.feedback_cam_maps(batch, targets, gates)?,
             _ => {
                 let rule = match method {
                     Method::Guided => ActivationRule::Guided,
@@ -526,6 +541,31 @@ impl FeedbackNet {
             scores,
             solution,
         })
+    }
+}
+
+impl FeedbackNet {
+    /// [`Method::FeedbackCam`]'s maps (at the input's resolution) and gated target logits.
+    fn feedback_cam_maps(
+        &self,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        gates: Option<&GateSet>,
+    ) -> Result<(Vec<SaliencyMap>, Vec<f32>)> {
+        let net = self.network.as_ref();
+        let grad = input_gradient_with(net, batch, targets, gates, ActivationRule::Gradient)?;
+        let fine = saliency_maps(&grad.gradient)?;
+        let cam_gates = match self.feedback_cam.cam_through {
+            CamThrough::PlainNet => None,
+            CamThrough::FeedbackGates => gates,
+        };
+        let cam = grad_cam(net, batch, targets, cam_gates, &self.cam_layer)?;
+        let maps = fine
+            .iter()
+            .zip(&cam.maps)
+            .map(|(f, c)| fuse(f, c, &self.feedback_cam.fusion))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((maps, grad.scores))
     }
 }
 

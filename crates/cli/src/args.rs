@@ -27,6 +27,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Combine the JSONL results of several shards (or runs) into one result.
     Merge(MergeArgs),
+    /// Choose blur and threshold on one half of a data set, report the other half at them.
+    Tune(TuneArgs),
     /// List the model presets and whether their files are in the models folder.
     Models(ModelsArgs),
 }
@@ -101,6 +103,37 @@ pub struct MethodArgs {
     /// Views averaged into one map.
     #[arg(long, value_enum, default_value = "single")]
     pub crops: CropsArg,
+    /// feedback-cam: how the feedback and Grad-CAM maps are combined per pixel.
+    #[arg(long, value_enum, default_value = "geometric")]
+    pub fusion: FusionArg,
+    /// feedback-cam: weight of the Grad-CAM map in the fusion (0.5: equal weights).
+    #[arg(long, default_value_t = 0.5)]
+    pub cam_weight: f32,
+    /// feedback-cam: Gaussian blur (sigma, network-input pixels) of the feedback map before
+    /// the fusion.
+    #[arg(long, default_value_t = 10.0)]
+    pub feedback_blur: f32,
+    /// feedback-cam: the network Grad-CAM reads.
+    #[arg(long, value_enum, default_value = "plain")]
+    pub cam_through: CamThroughArg,
+}
+
+/// The fusion rule of feedback-cam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FusionArg {
+    /// Weighted geometric mean: a pixel needs both maps.
+    Geometric,
+    /// Weighted arithmetic mean.
+    Arithmetic,
+}
+
+/// The network Grad-CAM reads in feedback-cam.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CamThroughArg {
+    /// The plain feed-forward network.
+    Plain,
+    /// The network gated by the feedback gates.
+    Gates,
 }
 
 #[derive(Debug, Args)]
@@ -285,4 +318,41 @@ pub struct MergeArgs {
     /// The model file the shards used (its hash goes into the JSON summary).
     #[arg(long)]
     pub model: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The data set (as for `eval`).
+    #[arg(
+        long,
+        env = "FEEDBACKNET_DATA",
+        default_value = "../shared/data/imagenet-val"
+    )]
+    pub data: PathBuf,
+    /// Folder the image paths of the data set are relative to (default: the data folder).
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// The saliency method.
+    #[arg(long, default_value = "feedback")]
+    pub method: Method,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// Blurs tried (sigma, network-input pixels).
+    #[arg(long, value_delimiter = ',', default_value = "0,4,8,12,16,24")]
+    pub blurs: Vec<f32>,
+    /// Box thresholds tried (fractions of the map's maximum).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6"
+    )]
+    pub thresholds: Vec<f32>,
+    /// Use only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// The grid, the chosen settings and the held-out metrics as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }

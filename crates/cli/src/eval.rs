@@ -1,15 +1,16 @@
 //! `feedbacknet eval` and `feedbacknet merge`: localization metrics over a data set.
 //!
-//! The map scored for each image is the one `feedbacknet infer` boxes: the method's saliency,
-//! blurred (`--blur`, network-input pixels) and normalized, at the size the ground-truth boxes
-//! refer to. The metrics and the resumable results file are `feedbacknet-eval`'s.
+//! The map scored for each image is the method's saliency at the image's resolution (the size
+//! the ground-truth boxes refer to), blurred with `--blur` network-input pixels scaled to that
+//! resolution, and normalized ([`smoothed_at_image`]); `feedbacknet tune` scores the same maps.
+//! The metrics and the resumable results file are `feedbacknet-eval`'s.
 
 use std::{
     path::{Path, PathBuf},
     time::Instant,
 };
 
-use feedbacknet::{FeedbackNet, Method, load_image};
+use feedbacknet::{FeedbackNet, InputSpec, Method, SaliencyMap, load_image};
 use feedbacknet_eval::{
     Dataset, ExplainError, Explainer, Explanation, GalleryItem, ImageRecord, MeasureConfig, Report,
     ResumePolicy, Runner, Shard, Summary, SummaryFile, Timings, best_and_worst, config_table,
@@ -29,8 +30,22 @@ use crate::{
 
 /// A [`FeedbackNet`] with one method, as the evaluator sees it.
 pub struct NetExplainer<'a> {
-    net: &'a FeedbackNet,
-    method: Method,
+    pub net: &'a FeedbackNet,
+    pub method: Method,
+    /// Blur of the maps, sigma in network-input pixels.
+    pub blur: f32,
+}
+
+/// `map` (at the image's resolution) blurred with sigma `blur` network-input pixels, scaled by
+/// the ratio of the map's to the input's resolution (the square root of the pixel counts'
+/// ratio), and normalized.
+pub fn smoothed_at_image(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
+    let scale = ((map.width() * map.height()) as f64 / (spec.width * spec.height).max(1) as f64)
+        .sqrt() as f32;
+    Ok(map
+        .gaussian_blur(blur * scale)
+        .map_err(feedbacknet::Error::from)?
+        .normalized())
 }
 
 impl Explainer for NetExplainer<'_> {
@@ -50,13 +65,18 @@ impl Explainer for NetExplainer<'_> {
         let mut classes = vec![true_class];
         classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
         let results = self.net.infer_classes_with(image, &classes, self.method)?;
+        let spec = self.net.input_spec();
         let map_of = |class: usize| {
             let i = classes.iter().position(|&c| c == class).unwrap_or(0);
-            results[i].smoothed.clone()
+            smoothed_at_image(&results[i].saliency, self.blur, spec)
         };
         Ok(Explanation {
-            top_maps: top5.iter().take(k).map(|&c| map_of(c)).collect(),
-            true_class_map: map_of(true_class),
+            top_maps: top5
+                .iter()
+                .take(k)
+                .map(|&c| map_of(c))
+                .collect::<Result<_>>()?,
+            true_class_map: map_of(true_class)?,
             top5,
         })
     }
@@ -98,6 +118,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let explainer = NetExplainer {
         net: &net,
         method: args.method,
+        blur: args.settings.blur,
     };
     let bar = progress_bar(&args);
     let outcome = runner.run(&dataset, &explainer, |p| {
@@ -129,6 +150,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let gallery = Gallery {
             net: &net,
             method: args.method,
+            blur: args.settings.blur,
             dataset: &dataset,
         };
         let (best, worst) = best_and_worst(&records, args.gallery);
@@ -285,6 +307,7 @@ fn write_summary(path: &Path, contents: &SummaryFile) -> Result<()> {
 struct Gallery<'a> {
     net: &'a FeedbackNet,
     method: Method,
+    blur: f32,
     dataset: &'a Dataset,
 }
 
@@ -304,8 +327,7 @@ impl Gallery<'_> {
                 image::imageops::FilterType::Triangle,
             )
             .to_rgb8();
-        let map = result
-            .smoothed
+        let map = smoothed_at_image(&result.saliency, self.blur, self.net.input_spec())?
             .resize_bilinear(sample.size.0 as usize, sample.size.1 as usize)
             .map_err(feedbacknet::Error::from)?;
         let mut picture = overlay(&photo, &map, record.gt_known_box.as_slice(), 0.5);

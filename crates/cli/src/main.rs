@@ -10,6 +10,7 @@ mod net;
 mod output;
 mod panel;
 mod render;
+mod tune;
 mod visualize;
 
 use clap::Parser;
@@ -24,6 +25,7 @@ fn main() {
         Command::Visualize(args) => visualize::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Merge(args) => eval::run_merge(args),
+        Command::Tune(args) => tune::run(args),
         Command::Models(args) => models::run(args),
     };
     if let Err(e) = result {

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use feedbacknet::{
-    CamLayer, Crops, FeedbackNet, HardConfig, LocalizeConfig, Method, ModelPreset, SolverConfig,
+    CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FusionRule, HardConfig,
+    LocalizeConfig, Method, ModelPreset, SolverConfig,
 };
 
 use crate::{
-    args::{CropsArg, MethodArgs, ModelArgs},
+    args::{CamThroughArg, CropsArg, FusionArg, MethodArgs, ModelArgs},
     error::Result,
     models::resolve_dir,
 };
@@ -43,6 +44,7 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .map(CamLayer::Named)
         .unwrap_or_default();
     let builder = FeedbackNet::builder()
+        .feedback_cam(feedback_cam(settings))
         .model_path(model_path(model))
         .device(model.backend.device()?)
         .method(method)
@@ -55,4 +57,21 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         CropsArg::Single => net,
         CropsArg::Ten => net.with_crops(Crops::ten_for(net.input_spec())),
     })
+}
+
+/// The feedback-cam settings of the command line.
+fn feedback_cam(settings: &MethodArgs) -> FeedbackCamConfig {
+    let cam_weight = settings.cam_weight;
+    let rule = match settings.fusion {
+        FusionArg::Geometric => FusionRule::Geometric { cam_weight },
+        FusionArg::Arithmetic => FusionRule::Arithmetic { cam_weight },
+    };
+    let through = match settings.cam_through {
+        CamThroughArg::Plain => CamThrough::PlainNet,
+        CamThroughArg::Gates => CamThrough::FeedbackGates,
+    };
+    FeedbackCamConfig::default()
+        .with_rule(rule)
+        .with_feedback_blur(settings.feedback_blur)
+        .with_cam_through(through)
 }

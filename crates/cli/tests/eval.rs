@@ -171,3 +171,78 @@ fn a_missing_data_set_is_an_error() {
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+#[test]
+fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
+    let dir = temp_dir("tune");
+    let csv = small_csv(&dir, 8);
+    let images = shared().join("data/imagenet-val");
+    let tuned = dir.join("tune.json");
+    let out = feedbacknet(&[
+        "tune",
+        "--method",
+        "gradient",
+        "--data",
+        s(&csv),
+        "--images",
+        s(&images),
+        "--blurs",
+        "0,8",
+        "--thresholds",
+        "0.1,0.3",
+        "--json",
+        s(&tuned),
+    ]);
+    ok(&out);
+    let t = json(&tuned);
+    assert_eq!(t["images"], 8);
+    let folds = t["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 2);
+    // Tuned on the even half, reported on the odd one: the odd images are eval's shard 2/2.
+    let fold = &folds[0];
+    assert_eq!(
+        (fold["tuned_on"].as_str(), fold["reported_on"].as_str()),
+        (Some("even"), Some("odd"))
+    );
+    let (blur, threshold) = (
+        fold["blur"].as_f64().unwrap(),
+        fold["threshold"].as_f64().unwrap(),
+    );
+    assert!([0.0, 8.0].contains(&blur) && [0.1f32, 0.3].contains(&(threshold as f32)));
+    let grid = t["grid"][0][1].as_array().unwrap();
+    assert_eq!(grid.len(), 4);
+    let best = grid
+        .iter()
+        .map(|p| p["gt_known_loc"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(fold["tuned_gt_known_loc"].as_f64().unwrap(), best);
+
+    let (results, summary) = (dir.join("odd.jsonl"), dir.join("odd.json"));
+    let blur_arg = format!("{blur}");
+    let threshold_arg = format!("{}", threshold as f32);
+    ok(&eval(
+        &csv,
+        &results,
+        &[
+            "--shard",
+            "2/2",
+            "--blur",
+            &blur_arg,
+            "--threshold",
+            &threshold_arg,
+            "--json",
+            s(&summary),
+        ],
+    ));
+    let e = json(&summary)["summary"].clone();
+    assert_eq!(e["images"], 4);
+    for metric in [
+        "gt_known_loc",
+        "maxbox_acc_v2",
+        "top1_loc",
+        "mean_iou",
+        "pointing_game",
+    ] {
+        assert_eq!(fold["reported"][metric], e[metric], "{metric}");
+    }
+}

@@ -1,0 +1,282 @@
+//! `feedbacknet tune`: choose the blur and the box threshold on one half of a data set and
+//! report the other half at those fixed settings, so that no number is tuned on its own images.
+//!
+//! Each image's map is computed once; every (blur, threshold) pair of the grid is then scored
+//! on the stored maps exactly as `feedbacknet eval` scores them ([`smoothed_at_image`], then the
+//! largest connected component). The halves are the images of even and of odd data set index;
+//! each half is tuned in turn and the other reported (two-fold cross-validation).
+
+use std::path::Path;
+
+use feedbacknet::{FeedbackNet, SaliencyMap, load_image};
+use feedbacknet_eval::{
+    Dataset, Explanation, ImageRecord, MeasureConfig, Sample, Summary, measure_box,
+    score_explanation,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::{
+    args::TuneArgs,
+    error::{CliError, Result},
+    eval::smoothed_at_image,
+    models::resolve_shared,
+    net::build,
+    output::write_atomic,
+};
+
+/// One image's stored map (unblurred, at ground-truth size) and predictions.
+struct Stored {
+    sample: Sample,
+    top5: Vec<usize>,
+    map: SaliencyMap,
+}
+
+/// GT-known accuracy of one grid point on one half.
+#[derive(Debug, Clone, Serialize)]
+struct GridPoint {
+    blur: f32,
+    threshold: f32,
+    gt_known_loc: f64,
+}
+
+/// One fold: settings chosen on `tuned_on`, metrics of `reported_on` at those settings.
+#[derive(Debug, Clone, Serialize)]
+struct Fold {
+    tuned_on: &'static str,
+    reported_on: &'static str,
+    blur: f32,
+    threshold: f32,
+    tuned_gt_known_loc: f64,
+    reported: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct TuneResult {
+    method: String,
+    model: String,
+    images: usize,
+    failed: Vec<String>,
+    grid: Vec<(String, Vec<GridPoint>)>,
+    folds: Vec<Fold>,
+    /// Mean over the two folds of the held-out GT-known accuracy.
+    held_out_gt_known_loc: f64,
+    /// Mean over the two folds of the held-out MaxBoxAccV2.
+    held_out_maxbox_acc_v2: f64,
+}
+
+pub fn run(args: TuneArgs) -> Result<()> {
+    if args.blurs.is_empty() || args.thresholds.is_empty() {
+        return Err(CliError::Usage(
+            "--blurs and --thresholds need at least one value".into(),
+        ));
+    }
+    let data = resolve_shared(&args.data, "data/imagenet-val");
+    let dataset = Dataset::open(&data, args.images.as_deref())?;
+    let net = build(&args.model, &args.settings, args.method)?;
+    let (stored, failed) = compute_maps(&net, &args, &dataset)?;
+    let halves = [("even", 0usize), ("odd", 1usize)];
+    let half = |parity: usize| -> Vec<&Stored> {
+        stored
+            .iter()
+            .filter(|s| s.sample.index % 2 == parity)
+            .collect()
+    };
+    let mut grid = Vec::new();
+    let mut folds = Vec::new();
+    for (i, &(name, parity)) in halves.iter().enumerate() {
+        let (other_name, other_parity) = halves[1 - i];
+        let points = score_grid(
+            &half(parity),
+            &args.blurs,
+            &args.thresholds,
+            net.input_spec(),
+        )?;
+        let best = best_point(&points);
+        let reported = summarize(&half(other_parity), best.blur, best.threshold, &net)?;
+        folds.push(Fold {
+            tuned_on: name,
+            reported_on: other_name,
+            blur: best.blur,
+            threshold: best.threshold,
+            tuned_gt_known_loc: best.gt_known_loc,
+            reported,
+        });
+        grid.push((name.to_string(), points));
+    }
+    let mean = |f: fn(&Fold) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
+    let result = TuneResult {
+        method: args.method.to_string(),
+        model: crate::net::model_path(&args.model).display().to_string(),
+        images: stored.len(),
+        failed,
+        held_out_gt_known_loc: mean(|f| f.reported.gt_known_loc),
+        held_out_maxbox_acc_v2: mean(|f| f.reported.maxbox_acc_v2),
+        grid,
+        folds,
+    };
+    print_result(&result);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&result).map_err(|e| CliError::Encode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(path, (json + "\n").as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The unblurred map of the true class of every image (at ground-truth size) and the top-5
+/// predictions; images that fail are listed and left out.
+fn compute_maps(
+    net: &FeedbackNet,
+    args: &TuneArgs,
+    dataset: &Dataset,
+) -> Result<(Vec<Stored>, Vec<String>)> {
+    let samples: Vec<&Sample> = dataset
+        .samples
+        .iter()
+        .take(args.limit.unwrap_or(usize::MAX))
+        .collect();
+    let bar = ProgressBar::new(samples.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} maps [{elapsed} < {eta}, {per_sec}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(args.method.to_string());
+    let (mut stored, mut failed) = (Vec::new(), Vec::new());
+    for sample in samples {
+        match stored_map(net, args, sample) {
+            Ok(s) => stored.push(s),
+            Err(e) => {
+                bar.println(format!("{}: {e}", sample.id));
+                failed.push(sample.id.clone());
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok((stored, failed))
+}
+
+fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Stored> {
+    let image = load_image(&sample.path)?;
+    let top5 = net
+        .predict(&image, 5)?
+        .into_iter()
+        .map(|p| p.class.index)
+        .collect();
+    let result = net.infer_with(&image, sample.class, args.method)?;
+    let (w, h) = sample.size;
+    let map = result
+        .saliency
+        .resize_bilinear(w as usize, h as usize)
+        .map_err(feedbacknet::Error::from)?;
+    Ok(Stored {
+        sample: sample.clone(),
+        top5,
+        map,
+    })
+}
+
+/// GT-known accuracy of every (blur, threshold) pair on `images`.
+fn score_grid(
+    images: &[&Stored],
+    blurs: &[f32],
+    thresholds: &[f32],
+    spec: &feedbacknet::InputSpec,
+) -> Result<Vec<GridPoint>> {
+    let mut points = Vec::with_capacity(blurs.len() * thresholds.len());
+    for &blur in blurs {
+        let smoothed: Vec<SaliencyMap> = images
+            .iter()
+            .map(|s| smoothed_at_image(&s.map, blur, spec))
+            .collect::<Result<_>>()?;
+        for &threshold in thresholds {
+            let config = MeasureConfig::default()
+                .with_blur_sigma(0.0)
+                .with_threshold(threshold);
+            let mut hits = 0usize;
+            for (s, map) in images.iter().zip(&smoothed) {
+                let (_, iou) = measure_box(map, &s.sample.boxes, &config)?;
+                hits += usize::from(iou >= feedbacknet_eval::LOC_IOU_THRESHOLD);
+            }
+            points.push(GridPoint {
+                blur,
+                threshold,
+                gt_known_loc: hits as f64 / images.len().max(1) as f64,
+            });
+        }
+    }
+    Ok(points)
+}
+
+/// The best grid point (the first one on ties: the grid's order decides).
+fn best_point(points: &[GridPoint]) -> GridPoint {
+    let mut best = points[0].clone();
+    for p in points {
+        if p.gt_known_loc > best.gt_known_loc {
+            best = p.clone();
+        }
+    }
+    best
+}
+
+/// Every metric of `images` at one fixed setting (MaxBoxAccV2 sweeps the threshold itself).
+fn summarize(images: &[&Stored], blur: f32, threshold: f32, net: &FeedbackNet) -> Result<Summary> {
+    let config = MeasureConfig::default()
+        .with_blur_sigma(0.0)
+        .with_threshold(threshold);
+    let records: Vec<ImageRecord> = images
+        .iter()
+        .map(|s| {
+            let explanation = Explanation {
+                top5: s.top5.clone(),
+                true_class_map: smoothed_at_image(&s.map, blur, net.input_spec())?,
+                top_maps: Vec::new(),
+            };
+            Ok(score_explanation(&s.sample, &explanation, &config)?)
+        })
+        .collect::<Result<_>>()?;
+    Ok(Summary::from_records(&records, &config.sweep)?)
+}
+
+fn print_result(r: &TuneResult) {
+    println!(
+        "{} on {} ({} images)",
+        r.method,
+        file_name(&r.model),
+        r.images
+    );
+    for f in &r.folds {
+        println!(
+            "tuned on {:<4}: blur {:>4}, threshold {:.2} ({:.1} % there) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
+            f.tuned_on,
+            f.blur,
+            f.threshold,
+            100.0 * f.tuned_gt_known_loc,
+            f.reported_on,
+            100.0 * f.reported.gt_known_loc,
+            100.0 * f.reported.maxbox_acc_v2,
+            100.0 * f.reported.top1_loc,
+        );
+    }
+    println!(
+        "held out (mean of both folds): GT-known {:.1} %, MaxBoxAccV2 {:.1} %",
+        100.0 * r.held_out_gt_known_loc,
+        100.0 * r.held_out_maxbox_acc_v2
+    );
+    if !r.failed.is_empty() {
+        println!("{} images failed and were left out", r.failed.len());
+    }
+}
+
+fn file_name(path: &str) -> String {
+    Path::new(path)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
+}
