@@ -222,6 +222,7 @@ fn runner(args: &EvalArgs, measure: MeasureConfig) -> Result<Runner> {
     let mut runner = Runner::new(&args.results)
         .measure(measure)
         .decode_threads(args.decode_threads)
+        .workers(args.workers)
         .resume_policy(policy)
         .top_maps(args.top_k);
     if let Some(spec) = &args.shard {
@@ -263,6 +264,7 @@ fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
         "sweep_step": args.measure.sweep,
         "pointing_tolerance_px": args.measure.pointing_tolerance,
         "top_k": args.top_k,
+        "workers": args.workers,
         "shard": args.shard.clone(),
         "backend": format!("{:?}", args.model.backend),
     })

@@ -2,7 +2,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::Instant;
 
 use crate::dataset::{Dataset, Sample, Shard};
@@ -60,8 +62,8 @@ pub struct RunOutcome {
 /// Evaluates an [`Explainer`] on a [`Dataset`], one JSONL record per image.
 ///
 /// Defaults: [`MeasureConfig::default`], 1 decoding thread, 4 images
-/// decoded ahead, [`ResumePolicy::Fresh`], no shard, no limit, a map for
-/// the top-1 class (`top_maps = 1`).
+/// decoded ahead, 1 worker, [`ResumePolicy::Fresh`], no shard, no limit, a map
+/// for the top-1 class (`top_maps = 1`).
 ///
 /// Images are decoded on worker threads while the explainer runs on the
 /// calling thread. An image that cannot be decoded, or that the explainer
@@ -75,6 +77,7 @@ pub struct Runner {
     measure: MeasureConfig,
     decode_threads: usize,
     prefetch: usize,
+    workers: usize,
     policy: ResumePolicy,
     shard: Option<Shard>,
     limit: Option<usize>,
@@ -89,6 +92,7 @@ impl Runner {
             measure: MeasureConfig::default(),
             decode_threads: 1,
             prefetch: 4,
+            workers: 1,
             policy: ResumePolicy::default(),
             shard: None,
             limit: None,
@@ -111,6 +115,14 @@ impl Runner {
     /// Sets how many images are decoded ahead of the explainer (at least 1).
     pub fn prefetch(mut self, images: usize) -> Self {
         self.prefetch = images;
+        self
+    }
+
+    /// Sets the number of images explained at the same time, each on its own thread (at least
+    /// 1). With `n` workers, records reach the file in the order they finish, and a crash loses
+    /// at most the `n` images in flight.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
         self
     }
 
@@ -184,7 +196,11 @@ impl Runner {
         };
         std::thread::scope(|scope| {
             let decoded = spawn_decoders(scope, todo, self.decode_threads, self.prefetch);
-            self.evaluate_all(todo, &decoded, explainer, &mut writer, &mut report)
+            if self.workers > 1 {
+                self.evaluate_parallel(todo, decoded, explainer, &mut writer, &mut report)
+            } else {
+                self.evaluate_all(todo, &decoded, explainer, &mut writer, &mut report)
+            }
         })?;
         let records = merge(&[&self.results])?;
         Ok(RunOutcome {
@@ -205,6 +221,9 @@ impl Runner {
                 self.decode_threads,
                 "must be at least 1",
             ));
+        }
+        if self.workers == 0 {
+            return Err(invalid("workers", self.workers, "must be at least 1"));
         }
         if self.prefetch == 0 {
             return Err(invalid("prefetch", self.prefetch, "must be at least 1"));
@@ -255,6 +274,56 @@ impl Runner {
             report(&record, i);
         }
         Ok(())
+    }
+
+    /// Evaluates `todo` on [`Runner::workers`] threads; the calling thread writes the records
+    /// as they come. Images are taken from the decoders in order.
+    fn evaluate_parallel<E: Explainer + ?Sized>(
+        &self,
+        todo: &[&Sample],
+        decoded: Vec<Receiver<Decoded>>,
+        explainer: &E,
+        writer: &mut ResultsWriter,
+        report: &mut impl FnMut(&ImageRecord, usize),
+    ) -> Result<()> {
+        let queue = Mutex::new((0usize, decoded));
+        let stop = AtomicBool::new(false);
+        let next_job = || -> Option<(usize, Decoded)> {
+            let mut guard = queue.lock().ok()?;
+            let (next, decoded) = &mut *guard;
+            if *next >= todo.len() || stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let i = *next;
+            *next += 1;
+            let image = decoded[i % decoded.len()]
+                .recv()
+                .map_err(|_| format!("decoder stopped before {}", todo[i].id));
+            Some((i, image.and_then(|d| d)))
+        };
+        std::thread::scope(|scope| {
+            let (tx, rx) = channel::<ImageRecord>();
+            for _ in 0..self.workers {
+                let tx = tx.clone();
+                let next_job = &next_job;
+                scope.spawn(move || {
+                    while let Some((i, image)) = next_job() {
+                        if tx.send(self.evaluate(todo[i], image, explainer)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for (done, record) in rx.iter().enumerate() {
+                if let Err(e) = writer.write(&record) {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+                report(&record, done);
+            }
+            Ok(())
+        })
     }
 
     /// Explains and measures one image; failures become a failed record.

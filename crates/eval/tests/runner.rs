@@ -320,3 +320,38 @@ fn writer_keeps_a_complete_last_record_without_newline() {
         Err(EvalError::Parse { line: 2, .. })
     ));
 }
+
+#[test]
+fn parallel_workers_give_the_same_records_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = full_run(dir.path());
+    let ds = first_dev_images(IMAGES);
+    let path = dir.path().join("workers.jsonl");
+    let explainer = MockExplainer::new(&ds);
+    let mut progress = Vec::new();
+    let out = runner(&path)
+        .workers(3)
+        .decode_threads(2)
+        .run(&ds, &explainer, |p| progress.push(p.done))
+        .unwrap();
+    assert_eq!(json(&out.summary), json(&full.summary));
+    assert_eq!(progress, (1..=IMAGES).collect::<Vec<_>>());
+    let mut indices: Vec<usize> = read_records(&path)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| r.index)
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(indices, (0..IMAGES).collect::<Vec<_>>());
+    let merged = merge(&[&path]).unwrap();
+    let reference = merge(&[dir.path().join("full.jsonl")]).unwrap();
+    assert!(merged.iter().zip(&reference).all(|(a, b)| a.same_result(b)));
+    assert!(matches!(
+        runner(&path).workers(0).run(&ds, &explainer, |_| {}),
+        Err(EvalError::InvalidParameter {
+            name: "workers",
+            ..
+        })
+    ));
+}
