@@ -30,6 +30,8 @@ struct Stored {
     sample: Sample,
     top5: Vec<usize>,
     map: SaliencyMap,
+    /// Time of the prediction and the map, in ms.
+    time_ms: f64,
 }
 
 /// GT-known accuracy of one grid point on one half.
@@ -57,6 +59,10 @@ struct TuneResult {
     model: String,
     images: usize,
     failed: Vec<String>,
+    /// Median time per image of the prediction and the map, in ms.
+    median_ms: f64,
+    /// Every image at the command line's `--blur` and `--threshold` (what `eval` reports).
+    at_given_settings: Fold,
     grid: Vec<(String, Vec<GridPoint>)>,
     folds: Vec<Fold>,
     /// Mean over the two folds of the held-out GT-known accuracy.
@@ -105,7 +111,19 @@ pub fn run(args: TuneArgs) -> Result<()> {
         grid.push((name.to_string(), points));
     }
     let mean = |f: fn(&Fold) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
+    let all: Vec<&Stored> = stored.iter().collect();
+    let (blur, threshold) = (args.settings.blur, args.settings.threshold);
+    let at_given_settings = Fold {
+        tuned_on: "none (given settings)",
+        reported_on: "all",
+        blur,
+        threshold,
+        tuned_gt_known_loc: f64::NAN,
+        reported: summarize(&all, blur, threshold, &net)?,
+    };
     let result = TuneResult {
+        median_ms: median(stored.iter().map(|s| s.time_ms).collect()),
+        at_given_settings,
         method: args.method.to_string(),
         model: crate::net::model_path(&args.model).display().to_string(),
         images: stored.len(),
@@ -164,6 +182,7 @@ fn compute_maps(
 
 fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Stored> {
     let image = load_image(&sample.path)?;
+    let started = std::time::Instant::now();
     let top5 = net
         .predict(&image, 5)?
         .into_iter()
@@ -179,6 +198,7 @@ fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Sto
         sample: sample.clone(),
         top5,
         map,
+        time_ms: started.elapsed().as_secs_f64() * 1e3,
     })
 }
 
@@ -244,12 +264,27 @@ fn summarize(images: &[&Stored], blur: f32, threshold: f32, net: &FeedbackNet) -
     Ok(Summary::from_records(&records, &config.sweep)?)
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn print_result(r: &TuneResult) {
     println!(
-        "{} on {} ({} images)",
+        "{} on {} ({} images, {:.0} ms per image)",
         r.method,
         file_name(&r.model),
-        r.images
+        r.images,
+        r.median_ms
+    );
+    let g = &r.at_given_settings;
+    println!(
+        "all images at blur {}, threshold {:.2}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
+        g.blur,
+        g.threshold,
+        100.0 * g.reported.gt_known_loc,
+        100.0 * g.reported.maxbox_acc_v2,
+        100.0 * g.reported.top1_loc,
     );
     for f in &r.folds {
         println!(

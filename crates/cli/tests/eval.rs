@@ -245,4 +245,9 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     ] {
         assert_eq!(fold["reported"][metric], e[metric], "{metric}");
     }
+    // All images at the given (default) settings: what a plain eval reports.
+    let (all, all_summary) = (dir.join("all.jsonl"), dir.join("all.json"));
+    ok(&eval(&csv, &all, &["--json", s(&all_summary)]));
+    let e = json(&all_summary)["summary"].clone();
+    assert_eq!(t["at_given_settings"]["reported"], e);
 }
