@@ -235,10 +235,9 @@ fn parse_class(s: &str) -> Result<ClassQuery, std::convert::Infallible> {
     s.parse()
 }
 
+/// An evaluation data set.
 #[derive(Debug, Args)]
-pub struct EvalArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
+pub struct DataArgs {
     /// The data set: a `boxes.csv` file or a folder holding one, a wsolevaluation metadata
     /// folder (`image_ids.txt`, ...; needs --images) or a folder of ILSVRC XML annotations.
     #[arg(
@@ -250,6 +249,23 @@ pub struct EvalArgs {
     /// Folder the image paths of the data set are relative to (default: the data folder).
     #[arg(long)]
     pub images: Option<PathBuf>,
+}
+
+impl DataArgs {
+    /// Opens the data set.
+    pub fn open(&self) -> crate::error::Result<(PathBuf, feedbacknet_eval::Dataset)> {
+        let data = crate::models::resolve_shared(&self.data, "data/imagenet-val");
+        let dataset = feedbacknet_eval::Dataset::open(&data, self.images.as_deref())?;
+        Ok((data, dataset))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The saliency method.
     #[arg(long, default_value = "feedback")]
     pub method: Method,
@@ -327,16 +343,8 @@ pub struct MergeArgs {
 pub struct TuneArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// The data set (as for `eval`).
-    #[arg(
-        long,
-        env = "FEEDBACKNET_DATA",
-        default_value = "../shared/data/imagenet-val"
-    )]
-    pub data: PathBuf,
-    /// Folder the image paths of the data set are relative to (default: the data folder).
-    #[arg(long)]
-    pub images: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// The saliency method.
     #[arg(long, default_value = "feedback")]
     pub method: Method,

@@ -22,7 +22,6 @@ use serde_json::json;
 use crate::{
     args::{EvalArgs, MeasureArgs, MergeArgs},
     error::{CliError, Result},
-    models::resolve_shared,
     net::{build, model_path},
     output::write_atomic,
     render::overlay,
@@ -108,8 +107,7 @@ fn sweep(step: f32) -> Result<Vec<f32>> {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let started = Instant::now();
-    let data = resolve_shared(&args.data, "data/imagenet-val");
-    let dataset = Dataset::open(&data, args.images.as_deref())?;
+    let (data, dataset) = args.data.open()?;
     let model = model_path(&args.model);
     let net = build(&args.model, &args.settings, args.method)?;
     let measure = measure_config(args.settings.threshold, &args.measure)?;

@@ -20,7 +20,6 @@ use crate::{
     args::TuneArgs,
     error::{CliError, Result},
     eval::smoothed_at_image,
-    models::resolve_shared,
     net::build,
     output::write_atomic,
 };
@@ -57,6 +56,7 @@ struct Fold {
 struct TuneResult {
     method: String,
     model: String,
+    data: String,
     images: usize,
     failed: Vec<String>,
     /// Median time per image of the prediction and the map, in ms.
@@ -77,8 +77,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             "--blurs and --thresholds need at least one value".into(),
         ));
     }
-    let data = resolve_shared(&args.data, "data/imagenet-val");
-    let dataset = Dataset::open(&data, args.images.as_deref())?;
+    let (data, dataset) = args.data.open()?;
     let net = build(&args.model, &args.settings, args.method)?;
     let (stored, failed) = compute_maps(&net, &args, &dataset)?;
     let halves = [("even", 0usize), ("odd", 1usize)];
@@ -126,6 +125,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
         at_given_settings,
         method: args.method.to_string(),
         model: crate::net::model_path(&args.model).display().to_string(),
+        data: data.display().to_string(),
         images: stored.len(),
         failed,
         held_out_gt_known_loc: mean(|f| f.reported.gt_known_loc),
