@@ -13,8 +13,8 @@ use std::{
 use feedbacknet::{FeedbackNet, InputSpec, Method, SaliencyMap, load_image};
 use feedbacknet_eval::{
     Dataset, ExplainError, Explainer, Explanation, GalleryItem, ImageRecord, MeasureConfig, Report,
-    ResumePolicy, Runner, Shard, Summary, SummaryFile, Timings, best_and_worst, config_table,
-    encode_png, merge, sha256_file, summary_json,
+    ResumePolicy, Runner, Sample, Shard, Summary, SummaryFile, Timings, best_and_worst,
+    config_table, encode_png, merge, sha256_file, summary_json,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -151,18 +151,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             blur: args.settings.blur,
             dataset: &dataset,
         };
-        let (best, worst) = best_and_worst(&records, args.gallery);
-        let (best, worst) = (gallery.items(&best)?, gallery.items(&worst)?);
         let title = format!("feedbacknet eval: {} on {}", args.method, stem(&model));
-        let table = config_table(&config);
-        let report = Report {
-            title: &title,
-            config: &table,
-            summary: &outcome.summary,
-            best: &best,
-            worst: &worst,
-        };
-        write_atomic(path, report.to_html().as_bytes())?;
+        let page = gallery.report(&title, &config, &outcome.summary, &records, args.gallery)?;
+        write_atomic(path, page.as_bytes())?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -312,12 +303,38 @@ struct Gallery<'a> {
 }
 
 impl Gallery<'_> {
-    fn items(&self, records: &[&ImageRecord]) -> Result<Vec<GalleryItem>> {
-        records.iter().map(|r| self.item(r)).collect()
+    /// The HTML report page: metrics, configuration, and the `n` best and worst images.
+    fn report(
+        &self,
+        title: &str,
+        config: &serde_json::Value,
+        summary: &Summary,
+        records: &[ImageRecord],
+        n: usize,
+    ) -> Result<String> {
+        let (best, worst) = best_and_worst(records, n);
+        let (best, worst) = (self.items(&best)?, self.items(&worst)?);
+        let table = config_table(config);
+        let report = Report {
+            title,
+            config: &table,
+            summary,
+            best: &best,
+            worst: &worst,
+        };
+        Ok(report.to_html())
     }
 
-    fn item(&self, record: &ImageRecord) -> Result<GalleryItem> {
-        let sample = &self.dataset.samples[record.index];
+    /// Gallery items of the records whose image is in the data set.
+    fn items(&self, records: &[&ImageRecord]) -> Result<Vec<GalleryItem>> {
+        records
+            .iter()
+            .filter_map(|r| Some((r, self.dataset.samples.get(r.index)?)))
+            .map(|(r, sample)| self.item(r, sample))
+            .collect()
+    }
+
+    fn item(&self, record: &ImageRecord, sample: &Sample) -> Result<GalleryItem> {
         let image = load_image(&sample.path)?;
         let result = self.net.infer_with(&image, record.class, self.method)?;
         let photo = image
