@@ -3,10 +3,12 @@
 
     python3 scripts/results_table.py eval out/dev/squeezenet_*.json
     python3 scripts/results_table.py tune out/dev/tune_squeezenet_*.json
+    python3 scripts/results_table.py given out/dev/tune_squeezenet_*.json
 
 Standard library only. The eval table has one row per summary file (method, every metric, the
 median time per image); the tune table one row per tune file (the setting chosen on each half
-and the other half's metrics at it).
+and the other half's metrics at it); the given table, from tune files, every image at the
+settings given on the command line (what `eval` reports with them).
 """
 
 import json
@@ -17,42 +19,63 @@ def pct(v):
     return f"{100.0 * v:.1f}"
 
 
+HEADER = ("| net | method | images | top-1 cls | GT-known loc | top-1 loc | top-5 loc err "
+          "| MaxBoxAccV2 | mean IoU | pointing | ms / image |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def metrics_row(net, method, s, ms):
+    return (f"| {net} | {method} | {s['images']} | {pct(s['top1_cls'])} | {pct(s['gt_known_loc'])} "
+            f"| {pct(s['top1_loc'])} | {pct(s['top5_loc_error'])} | {pct(s['maxbox_acc_v2'])} "
+            f"| {s['mean_iou']:.3f} | {pct(s['pointing_game'])} | {ms:.0f} |")
+
+
+def net_name(model):
+    return model.rsplit("/", 1)[-1].removesuffix(".onnx")
+
+
 def eval_table(paths):
-    print("| net | method | top-1 cls | GT-known loc | top-1 loc | top-5 loc err | MaxBoxAccV2 "
-          "| mean IoU | pointing | ms / image |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print(HEADER)
     for path in paths:
         with open(path) as f:
             d = json.load(f)
-        s, c, t = d["summary"], d["config"], d["timings"]
-        net = c["model"].rsplit("/", 1)[-1].removesuffix(".onnx")
-        print(f"| {net} | {c['method']} | {pct(s['top1_cls'])} | {pct(s['gt_known_loc'])} "
-              f"| {pct(s['top1_loc'])} | {pct(s['top5_loc_error'])} | {pct(s['maxbox_acc_v2'])} "
-              f"| {s['mean_iou']:.3f} | {pct(s['pointing_game'])} | {t['median_ms']:.0f} |")
+        c = d["config"]
+        print(metrics_row(net_name(c["model"]), c["method"], d["summary"],
+                          d["timings"]["median_ms"]))
+
+
+def given_table(paths):
+    print(HEADER)
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        print(metrics_row(net_name(d["model"]), d["method"], d["at_given_settings"]["reported"],
+                          d["median_ms"]))
 
 
 def tune_table(paths):
-    print("| net | method | tuned on even: blur, thr -> odd GT-known / MaxBoxAccV2 "
+    print("| net | method | images | tuned on even: blur, thr -> odd GT-known / MaxBoxAccV2 "
           "| tuned on odd: blur, thr -> even GT-known / MaxBoxAccV2 | held-out GT-known "
           "| held-out MaxBoxAccV2 |")
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for path in paths:
         with open(path) as f:
             d = json.load(f)
-        net = d["model"].rsplit("/", 1)[-1].removesuffix(".onnx")
+        net = net_name(d["model"])
         cells = []
         for fold in d["folds"]:
             r = fold["reported"]
             cells.append(f"{fold['blur']:g}, {fold['threshold']:.2f} -> "
                          f"{pct(r['gt_known_loc'])} / {pct(r['maxbox_acc_v2'])}")
-        print(f"| {net} | {d['method']} | {cells[0]} | {cells[1]} "
+        print(f"| {net} | {d['method']} | {d['images']} | {cells[0]} | {cells[1]} "
               f"| **{pct(d['held_out_gt_known_loc'])}** | {pct(d['held_out_maxbox_acc_v2'])} |")
 
 
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("eval", "tune"):
+    tables = {"eval": eval_table, "tune": tune_table, "given": given_table}
+    if len(sys.argv) < 3 or sys.argv[1] not in tables:
         sys.exit(__doc__)
-    (eval_table if sys.argv[1] == "eval" else tune_table)(sys.argv[2:])
+    tables[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ fn runner(args: &EvalArgs, measure: MeasureConfig) -> Result<Runner> {
     let mut runner = Runner::new(&args.results)
         .measure(measure)
         .decode_threads(args.decode_threads)
-        .workers(args.workers)
+        .workers(workers(args.workers))
         .resume_policy(policy)
         .top_maps(args.top_k);
     if let Some(spec) = &args.shard {
@@ -221,6 +221,14 @@ fn runner(args: &EvalArgs, measure: MeasureConfig) -> Result<Runner> {
         runner = runner.limit(limit);
     }
     Ok(runner)
+}
+
+/// The number of workers: as given, or one per CPU core for 0.
+fn workers(requested: usize) -> usize {
+    if requested > 0 {
+        return requested;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn progress_bar(args: &EvalArgs) -> ProgressBar {
@@ -253,7 +261,7 @@ fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
         "sweep_step": args.measure.sweep,
         "pointing_tolerance_px": args.measure.pointing_tolerance,
         "top_k": args.top_k,
-        "workers": args.workers,
+        "workers": workers(args.workers),
         "shard": args.shard.clone(),
         "backend": format!("{:?}", args.model.backend),
     })
