@@ -11,7 +11,7 @@ use crate::{
     error::{CliError, Result},
     infer::spinner,
     net::build,
-    output::write_atomic,
+    output::{write_atomic, write_png},
     panel::Panel,
     render::overlay,
 };
@@ -67,21 +67,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
             panel.put(row as u32, col as u32 + 1, &picture, &caption);
         }
     }
-    let mut png = Vec::new();
-    panel
-        .into_image()
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| CliError::Encode {
-            path: args.out.clone(),
-            reason: e.to_string(),
-        })?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    write_atomic(&args.out, &png)?;
+    write_png(&args.out, &panel.into_image())?;
     let report = CompareReport {
         image: args.image.display().to_string(),
         panel: args.out.display().to_string(),

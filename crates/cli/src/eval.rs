@@ -5,10 +5,7 @@
 //! resolution, and normalized ([`smoothed_at_image`]); `feedbacknet tune` scores the same maps.
 //! The metrics and the resumable results file are `feedbacknet-eval`'s.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Instant,
-};
+use std::{path::Path, time::Instant};
 
 use feedbacknet::{FeedbackNet, InputSpec, Method, SaliencyMap, load_image};
 use feedbacknet_eval::{
@@ -23,7 +20,7 @@ use crate::{
     args::{EvalArgs, MeasureArgs, MergeArgs},
     error::{CliError, Result},
     net::{build, model_path},
-    output::write_atomic,
+    output::{create_parent, stem, write_atomic},
     render::overlay,
 };
 
@@ -375,19 +372,3 @@ impl Gallery<'_> {
 
 /// Outline colour of the ground-truth boxes in the report's gallery: white.
 const GT_BOX_COLOR: [u8; 3] = [255, 255, 255];
-
-fn create_parent(path: &Path) -> Result<()> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
-            path: dir.to_path_buf(),
-            source,
-        }),
-        None => Ok(()),
-    }
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| PathBuf::from(path).display().to_string())
-}

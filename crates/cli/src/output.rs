@@ -95,6 +95,36 @@ fn overlay_name(stem: &str, r: &Inference) -> String {
     format!("{stem}_{}_{}.png", r.class.index, slug(&r.class.label))
 }
 
+/// Creates the folder `path` lies in, if it has one.
+pub fn create_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `picture` encoded as PNG (`path` names the file in an error).
+pub fn png_bytes(picture: &image::RgbImage, path: &Path) -> Result<Vec<u8>> {
+    let mut png = Vec::new();
+    picture
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .map_err(|e| CliError::Encode {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(png)
+}
+
+/// Writes `picture` as a PNG to `path` (atomically), creating its folder.
+pub fn write_png(path: &Path, picture: &image::RgbImage) -> Result<()> {
+    let png = png_bytes(picture, path)?;
+    create_parent(path)?;
+    write_atomic(path, &png)
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
@@ -123,14 +153,7 @@ pub fn write_outputs(
     for r in results {
         let path = out.join(overlay_name(&stem, r));
         let picture = overlay(&rgb, &r.smoothed, &r.boxes, OVERLAY_ALPHA);
-        let mut png = Vec::new();
-        picture
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .map_err(|e| CliError::Encode {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        write_atomic(&path, &png)?;
+        write_atomic(&path, &png_bytes(&picture, &path)?)?;
         written.push(path);
     }
     let path = out.join(format!("{stem}.json"));

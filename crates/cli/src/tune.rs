@@ -21,7 +21,7 @@ use crate::{
     error::{CliError, Result},
     eval::smoothed_at_image,
     net::build,
-    output::write_atomic,
+    output::{create_parent, write_atomic},
 };
 
 /// One image's stored map (unblurred, at ground-truth size) and predictions.
@@ -139,6 +139,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+        create_parent(path)?;
         write_atomic(path, (json + "\n").as_bytes())?;
         println!("wrote {}", path.display());
     }

@@ -7,7 +7,7 @@ use crate::{
     error::{CliError, Result},
     infer::spinner,
     net::build,
-    output::write_atomic,
+    output::write_png,
 };
 
 pub fn run(args: VisualizeArgs) -> Result<()> {
@@ -41,20 +41,7 @@ pub fn run(args: VisualizeArgs) -> Result<()> {
             reason: "the visualization has the wrong size".into(),
         }
     })?;
-    let mut png = Vec::new();
-    picture
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .map_err(|e| CliError::Encode {
-            path: args.out.clone(),
-            reason: e.to_string(),
-        })?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| CliError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
-    write_atomic(&args.out, &png)?;
+    write_png(&args.out, &picture)?;
     bar.finish_and_clear();
     println!(
         "{class} {label}: logit {:.2} (mean image) -> {:.2} after {} steps",
