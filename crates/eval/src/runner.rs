@@ -263,12 +263,7 @@ impl Runner {
         report: &mut impl FnMut(&ImageRecord, usize),
     ) -> Result<()> {
         for (i, sample) in todo.iter().enumerate() {
-            let image =
-                decoded[i % decoded.len()]
-                    .recv()
-                    .map_err(|_| EvalError::DecoderStopped {
-                        id: sample.id.clone(),
-                    })?;
+            let image = receive(decoded, i, sample)?;
             let record = self.evaluate(sample, image, explainer);
             writer.write(&record)?;
             report(&record, i);
@@ -288,7 +283,8 @@ impl Runner {
     ) -> Result<()> {
         let queue = Mutex::new((0usize, decoded));
         let stop = AtomicBool::new(false);
-        let next_job = || -> Option<(usize, Decoded)> {
+        // A job: the index of the next image and the image, or why the decoders stopped.
+        let next_job = || -> Option<(usize, Result<Decoded>)> {
             let mut guard = queue.lock().ok()?;
             let (next, decoded) = &mut *guard;
             if *next >= todo.len() || stop.load(Ordering::Relaxed) {
@@ -296,19 +292,17 @@ impl Runner {
             }
             let i = *next;
             *next += 1;
-            let image = decoded[i % decoded.len()]
-                .recv()
-                .map_err(|_| format!("decoder stopped before {}", todo[i].id));
-            Some((i, image.and_then(|d| d)))
+            Some((i, receive(decoded, i, todo[i])))
         };
         std::thread::scope(|scope| {
-            let (tx, rx) = channel::<ImageRecord>();
+            let (tx, rx) = channel::<Result<ImageRecord>>();
             for _ in 0..self.workers {
                 let tx = tx.clone();
                 let next_job = &next_job;
                 scope.spawn(move || {
                     while let Some((i, image)) = next_job() {
-                        if tx.send(self.evaluate(todo[i], image, explainer)).is_err() {
+                        let record = image.map(|image| self.evaluate(todo[i], image, explainer));
+                        if tx.send(record).is_err() {
                             return;
                         }
                     }
@@ -316,11 +310,17 @@ impl Runner {
             }
             drop(tx);
             for (done, record) in rx.iter().enumerate() {
-                if let Err(e) = writer.write(&record) {
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(e);
+                let written = record.and_then(|record| {
+                    writer.write(&record)?;
+                    Ok(record)
+                });
+                match written {
+                    Ok(record) => report(&record, done),
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(e);
+                    }
                 }
-                report(&record, done);
             }
             Ok(())
         })
@@ -349,6 +349,15 @@ impl Runner {
             Err(message) => ImageRecord::failed(sample, message, time_ms),
         }
     }
+}
+
+/// Image `i` of `todo` from its decoder ([`EvalError::DecoderStopped`] if that decoder is gone).
+fn receive(decoded: &[Receiver<Decoded>], i: usize, sample: &Sample) -> Result<Decoded> {
+    decoded[i % decoded.len()]
+        .recv()
+        .map_err(|_| EvalError::DecoderStopped {
+            id: sample.id.clone(),
+        })
 }
 
 /// Whether the file exists and is not empty.
