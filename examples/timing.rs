@@ -1,7 +1,11 @@
 //! Median wall-clock time per image of the forward pass and of every method (one class), and of
 //! soft feedback for the top-5 classes in one batch, on a shared net (default SqueezeNet 1.1).
 //!
-//! `cargo run --release --example timing -- [RUNS] [MODEL_FILE]`
+//! `cargo run --release --example timing -- [RUNS] [MODEL_FILE] [MAPS_DIR]`
+//!
+//! With `MAPS_DIR`, each method's saliency map (image size, row-major little-endian `f32`) is
+//! written there as `METHOD.f32`, with `class.txt` (the explained logit index):
+//! `scripts/compare_pytorch.py` compares them with PyTorch's maps.
 
 use std::{path::PathBuf, time::Instant};
 
@@ -45,11 +49,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let forward = median_ms(runs, || drop(net.predict(&image, 5).unwrap()));
     println!("forward              {forward:8.1} ms");
+    let maps = std::env::args().nth(3).map(PathBuf::from);
+    if let Some(dir) = &maps {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("class.txt"), format!("{class}\n"))?;
+    }
     for method in Method::ALL {
         let t = median_ms(runs, || {
             drop(net.infer_with(&image, class, method).unwrap())
         });
         println!("{:<20} {t:8.1} ms", method.name());
+        if let Some(dir) = &maps {
+            let map = net.infer_with(&image, class, method)?.saliency;
+            let bytes: Vec<u8> = map.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(dir.join(format!("{}.f32", method.name())), bytes)?;
+        }
     }
     let top5 = median_ms(runs.min(3), || drop(net.infer_top_k(&image, 5).unwrap()));
     println!("feedback top-5       {top5:8.1} ms (one batch of 5)");

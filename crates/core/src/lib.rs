@@ -22,7 +22,7 @@ pub use backward::{ActivationRule, BackwardOutput, BackwardTarget};
 pub use error::{CoreError, Result};
 pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
 pub use input::{InputSpec, Normalization};
-pub use network::{GatedNetwork, autodiff_input_gradient};
+pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
 pub use tensor::{BinaryOp, DynTensor};
 
 /// Re-export of the Burn items that appear in this crate's API.

@@ -55,6 +55,65 @@ pub trait GatedNetwork: Send + Sync {
         }
         autodiff_input_gradient(self, input, gates, seed)
     }
+
+    /// Runs forward with `gates`, then returns the gradient of `Σ seed·logits` w.r.t. every
+    /// gate, where `seed` is computed from the logits of that same forward pass (a one-hot row
+    /// differentiates a target logit; `onehot − softmax` its log-probability). This is the
+    /// soft feedback solver's inner step.
+    ///
+    /// The default implementation uses autodiff; networks with a faster reverse pass (the ONNX
+    /// interpreter) override it.
+    fn gate_gradients(
+        &self,
+        input: Tensor<4>,
+        gates: &GateSet,
+        seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+    ) -> Result<GateGradients> {
+        autodiff_gate_gradients(self, input, gates, seed)
+    }
+}
+
+/// The result of [`GatedNetwork::gate_gradients`].
+#[derive(Debug, Clone)]
+pub struct GateGradients {
+    /// `[batch, num_outputs]` logits of the gated forward pass (plain tensor).
+    pub logits: Tensor<2>,
+    /// Per gate site, the `[batch, gates_per_sample]` gradient (plain tensors, laid out like
+    /// [`GateSet::values`]).
+    pub gradients: Vec<Tensor<2>>,
+}
+
+/// [`GatedNetwork::gate_gradients`] by autodiff (gates as leaves, weights and input constant).
+pub fn autodiff_gate_gradients<N: GatedNetwork + ?Sized>(
+    net: &N,
+    input: Tensor<4>,
+    gates: &GateSet,
+    seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+) -> Result<GateGradients> {
+    let leaves = gates.clone().require_grad();
+    let logits = net.forward(input.autodiff().detach(), Some(&leaves))?;
+    let plain = logits.clone().without_autodiff();
+    let seed = seed(&plain)?;
+    if seed.dims() != plain.dims() {
+        return Err(CoreError::Shape {
+            context: "gate gradient seed".into(),
+            expected: format!("{:?} (the logits)", plain.dims()),
+            got: seed.dims().to_vec(),
+        });
+    }
+    let grads = logits.mul(seed.autodiff().detach()).sum().backward();
+    let gradients = leaves
+        .values()
+        .iter()
+        .map(|leaf| {
+            leaf.grad(&grads)
+                .unwrap_or_else(|| leaf.clone().without_autodiff().zeros_like())
+        })
+        .collect();
+    Ok(GateGradients {
+        logits: plain,
+        gradients,
+    })
 }
 
 /// The true input gradient of `Σ seed·logits` by autodiff (gates and weights constant).

@@ -273,12 +273,14 @@ impl Compiler<'_> {
                     cfg.dilation,
                     cfg.groups,
                 );
+                let backward_weight = pointwise_transpose(&weight, &options);
                 self.unary(
                     node,
                     Op::Conv2d {
                         weight,
                         bias,
                         options,
+                        backward_weight,
                     },
                     None,
                 )
@@ -487,4 +489,19 @@ fn check_positive(node: &str, op: &str, values: &[[usize; 2]]) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The channel-swapped weight of a pointwise convolution (see `Op::Conv2d`).
+fn pointwise_transpose(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Box<Tensor<4>>> {
+    let [_, _, kh, kw] = weight.dims();
+    let pointwise = kh == 1
+        && kw == 1
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && options.padding == [(0, 0), (0, 0)];
+    pointwise.then(|| {
+        let swapped = weight.clone().swap_dims(0, 1);
+        Box::new(Tensor::from_data(swapped.into_data(), &weight.device()))
+    })
 }

@@ -21,8 +21,10 @@ mod error;
 mod feature_map;
 mod network;
 mod ops;
+mod pool;
 mod preset;
 mod reverse;
+mod vjp;
 
 pub use error::{OnnxError, Result};
 pub use network::OnnxNetwork;

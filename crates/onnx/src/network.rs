@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor,
     GateSet, GateSite, GatedNetwork, InputSpec, Normalization,
@@ -148,8 +148,21 @@ impl OnnxNetwork {
         &self,
         input: Tensor<4>,
         gates: Option<&GateSet>,
+        record: Option<&mut Vec<GateSite>>,
+        retain: Retain,
+    ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
+        self.execute_recorded(input, gates, record, retain, None)
+    }
+
+    /// [`execute`](Self::execute) that also stores, per value slot, the argmax indices of each
+    /// max pooling (for the reverse pass).
+    pub(crate) fn execute_recorded(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
         mut record: Option<&mut Vec<GateSite>>,
         retain: Retain,
+        mut pool_indices: Option<&mut Vec<Option<Tensor<4, Int>>>>,
     ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
         if let Some(g) = gates
             && g.len() != self.program.gate_count
@@ -172,10 +185,21 @@ impl OnnxNetwork {
                 .map(|&s| values[s].clone())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
-            let mut out = step
-                .op
-                .run(inputs)
-                .map_err(|e| forward_error(step, e.to_string()))?;
+            let mut out = match pool_indices.as_deref_mut() {
+                Some(indices) => {
+                    let (out, pooled) = step
+                        .op
+                        .run_recorded(inputs)
+                        .map_err(|e| forward_error(step, e.to_string()))?;
+                    indices.resize(self.program.slots, None);
+                    indices[step.output] = pooled;
+                    out
+                }
+                None => step
+                    .op
+                    .run(inputs)
+                    .map_err(|e| forward_error(step, e.to_string()))?,
+            };
             if let Some(k) = step.gate {
                 if let Some(sites) = record.as_deref_mut() {
                     sites.push(site_of(step, &out));

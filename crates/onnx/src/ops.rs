@@ -1,8 +1,8 @@
 //! The operations of a compiled ONNX program and how each one runs on Burn tensors.
 
 use burn::tensor::{
-    Tensor, activation,
-    module::{avg_pool2d, conv2d, max_pool2d},
+    Int, Tensor, activation,
+    module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices},
     ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode},
 };
 use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
@@ -23,6 +23,9 @@ pub(crate) enum Op {
         weight: Tensor<4>,
         bias: Option<Tensor<1>>,
         options: ConvOptions<2>,
+        /// For pointwise (1×1, stride 1, unpadded, ungrouped) convolutions, the weight with its
+        /// two channel axes swapped: the input gradient is then another pointwise convolution.
+        backward_weight: Option<Box<Tensor<4>>>,
     },
     Activation(Activation),
     MaxPool2d(MaxPoolOptions<2>),
@@ -102,6 +105,27 @@ impl Op {
         }
     }
 
+    /// Runs the operation and, for max pooling, also returns the argmax indices that its
+    /// backward pass needs (a forward pass recorded for a reverse pass uses this).
+    pub(crate) fn run_recorded(
+        &self,
+        inputs: Vec<DynTensor>,
+    ) -> Result<(DynTensor, Option<Tensor<4, Int>>)> {
+        match self {
+            Op::MaxPool2d(options) => {
+                let x = inputs
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| shape_err("an input", vec![]))?
+                    .into4("MaxPool")?;
+                check_pool_window(&x, options)?;
+                let (y, indices) = max_pool2d_with_indices(x, options.clone());
+                Ok((DynTensor::R4(y), Some(indices)))
+            }
+            _ => Ok((self.run(inputs)?, None)),
+        }
+    }
+
     /// Runs the operation on its (runtime and constant) inputs.
     pub(crate) fn run(&self, mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
         let first = || -> Result<DynTensor> {
@@ -115,16 +139,12 @@ impl Op {
                 weight,
                 bias,
                 options,
+                ..
             } => run_conv(first()?, weight, bias, options),
             Op::Activation(act) => Ok(apply_activation(first()?, *act)),
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
-                check_window(
-                    &x.dims(),
-                    options.kernel_size,
-                    options.padding,
-                    options.dilation,
-                )?;
+                check_pool_window(&x, options)?;
                 Ok(DynTensor::R4(max_pool2d(x, options.clone())))
             }
             Op::AvgPool2d { options } => {
@@ -177,6 +197,15 @@ impl Op {
             } => run_lrn(first()?.into4("LRN")?, *size, *alpha, *beta, *bias),
         }
     }
+}
+
+fn check_pool_window(x: &Tensor<4>, options: &MaxPoolOptions<2>) -> Result<()> {
+    check_window(
+        &x.dims(),
+        options.kernel_size,
+        options.padding,
+        options.dilation,
+    )
 }
 
 fn shape_err(expected: &str, got: Vec<usize>) -> CoreError {

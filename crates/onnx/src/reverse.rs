@@ -1,13 +1,17 @@
 //! A hand-written reverse pass over the compiled program: the true gradient, guided backprop
 //! or DeconvNet at every gated activation, down to the input or to one gate site (Grad-CAM).
 //!
-//! Each step's vector-Jacobian product comes from autodiff on that step alone (its inputs as
-//! fresh leaves, its output weighted by the incoming gradient), so every operator the
-//! interpreter runs is covered; gated activations apply their [`ActivationRule`] by hand.
+//! The common operators have hand-written vector-Jacobian products (`vjp.rs`); any other step
+//! is differentiated by autodiff on that step alone (its inputs as fresh leaves, its output
+//! weighted by the incoming gradient), so every operator the interpreter runs is covered.
+//! Gated activations apply their [`ActivationRule`] by hand.
+//!
+//! The soft solver's gate gradients stay with autodiff (`GatedNetwork::gate_gradients`' default):
+//! a variant of this pass that also collected them was measured 10 % slower on SqueezeNet.
 
 use std::collections::HashSet;
 
-use burn::tensor::{Gradients, Tensor};
+use burn::tensor::{Gradients, Int, Tensor};
 use feedbacknet_core::{
     ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor, GateSet,
     Result, dyn_map,
@@ -17,6 +21,8 @@ use crate::{
     compile::Step,
     network::{OnnxNetwork, Retain, forward_error, to_logits},
     ops::{Activation, Op},
+    pool::max_pool2d_backward,
+    vjp::fast_vjp,
 };
 
 /// Forward, then the reverse pass of `Σ seed·logits` down to `target` with `rule`.
@@ -28,75 +34,191 @@ pub(crate) fn backward(
     rule: ActivationRule,
     target: BackwardTarget,
 ) -> Result<BackwardOutput> {
-    let program = net.program();
     let gates = gates.map(|g| g.clone().without_autodiff());
-    let values = net.execute(input.without_autodiff(), gates.as_ref(), None, Retain::All)?;
-    let output = values[program.output]
-        .clone()
-        .ok_or_else(|| CoreError::Readback("the output was never computed".into()))?;
-    let logits = to_logits(output.clone())?;
-    if seed.dims() != logits.dims() {
-        return Err(CoreError::Shape {
-            context: "backward seed".into(),
-            expected: format!("{:?} (the logits)", logits.dims()),
-            got: seed.dims().to_vec(),
-        });
-    }
+    let tape = Tape::record(net, input, gates.as_ref())?;
     let stop = match target {
-        BackwardTarget::Input => None,
-        BackwardTarget::Site(k) => Some(site_slot(net, k)?),
-        BackwardTarget::FeatureMap => Some(net.feature_map_slot().ok_or_else(|| {
+        BackwardTarget::Input => Stop::Input,
+        BackwardTarget::Site(k) => Stop::Slot(site_slot(net, k)?),
+        BackwardTarget::FeatureMap => Stop::Slot(net.feature_map_slot().ok_or_else(|| {
             CoreError::Unsupported(
                 "the graph has no spatial feature map before its classifier".into(),
             )
         })?),
     };
-    let constants: HashSet<usize> = program.constants.iter().map(|(slot, _)| *slot).collect();
-    let mut grads: Vec<Option<DynTensor>> = vec![None; program.slots];
-    grads[program.output] = Some(DynTensor::R2(seed.without_autodiff()).reshape(&output.dims())?);
-    for step in program.steps.iter().rev() {
-        let Some(dy) = grads[step.output].take() else {
-            continue;
-        };
-        if stop == Some(step.output) {
-            return Ok(BackwardOutput {
-                logits,
-                gradient: dy,
-                activation: values[step.output].clone(),
-            });
-        }
-        let inputs = step
-            .inputs
-            .iter()
-            .map(|&s| values[s].clone())
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| forward_error(step, "a value of the forward pass is missing".into()))?;
-        let needed: Vec<bool> = step.inputs.iter().map(|s| !constants.contains(s)).collect();
-        let input_grads = step_vjp(step, inputs, dy, &needed, gates.as_ref(), rule)
-            .map_err(|e| forward_error(step, format!("backward: {e}")))?;
-        for (&slot, grad) in step.inputs.iter().zip(input_grads) {
-            if let Some(grad) = grad {
-                grads[slot] = Some(match grads[slot].take() {
-                    Some(acc) => acc.binary(grad, BinaryOp::Add)?,
-                    None => grad,
-                });
-            }
-        }
-    }
-    if stop.is_some() {
+    let pass = Pass {
+        tape: &tape,
+        gates: gates.as_ref(),
+        rule,
+    };
+    let gradient = pass.run(seed, stop)?;
+    let activation = match stop {
+        Stop::Slot(slot) => Some(tape.value(slot)?),
+        _ => None,
+    };
+    if stop != Stop::Input && gradient.is_none() {
         return Err(CoreError::Unsupported(format!(
             "{target:?} does not influence the output"
         )));
     }
-    let gradient = match grads[program.input].take() {
+    let gradient = match gradient {
         Some(g) => g,
-        None => DynTensor::R4(input_zeros(&values, program.input)?),
+        None => DynTensor::R4(
+            tape.value(net.program().input)?
+                .into4("input")?
+                .zeros_like(),
+        ),
     };
     Ok(BackwardOutput {
-        logits,
+        logits: tape.logits,
         gradient,
-        activation: None,
+        activation,
     })
+}
+
+/// Every value of one forward pass, kept for the reverse pass.
+struct Tape<'a> {
+    net: &'a OnnxNetwork,
+    values: Vec<Option<DynTensor>>,
+    /// Per value slot, the argmax indices of the max pooling that wrote it.
+    pool_indices: Vec<Option<Tensor<4, Int>>>,
+    logits: Tensor<2>,
+    output_dims: Vec<usize>,
+}
+
+impl<'a> Tape<'a> {
+    fn record(net: &'a OnnxNetwork, input: Tensor<4>, gates: Option<&GateSet>) -> Result<Self> {
+        let program = net.program();
+        let mut pool_indices = Vec::new();
+        let values = net.execute_recorded(
+            input.without_autodiff(),
+            gates,
+            None,
+            Retain::All,
+            Some(&mut pool_indices),
+        )?;
+        let output = values[program.output]
+            .clone()
+            .ok_or_else(|| CoreError::Readback("the output was never computed".into()))?;
+        let output_dims = output.dims();
+        Ok(Self {
+            net,
+            values,
+            pool_indices,
+            logits: to_logits(output)?,
+            output_dims,
+        })
+    }
+
+    fn value(&self, slot: usize) -> Result<DynTensor> {
+        self.values[slot]
+            .clone()
+            .ok_or_else(|| CoreError::Readback(format!("value slot {slot} was dropped")))
+    }
+}
+
+/// Where a reverse pass stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// At the network input.
+    Input,
+    /// At one value slot (its gradient is the result).
+    Slot(usize),
+}
+
+/// One reverse pass over a recorded forward pass.
+struct Pass<'a> {
+    tape: &'a Tape<'a>,
+    gates: Option<&'a GateSet>,
+    rule: ActivationRule,
+}
+
+impl Pass<'_> {
+    /// Back-propagates `seed` (the gradient at the logits) until `stop`; returns the gradient
+    /// at the stop slot or the input (`None` if nothing reached it).
+    fn run(&self, seed: Tensor<2>, stop: Stop) -> Result<Option<DynTensor>> {
+        let program = self.tape.net.program();
+        if seed.dims() != self.tape.logits.dims() {
+            return Err(CoreError::Shape {
+                context: "backward seed".into(),
+                expected: format!("{:?} (the logits)", self.tape.logits.dims()),
+                got: seed.dims().to_vec(),
+            });
+        }
+        let constants: HashSet<usize> = program.constants.iter().map(|(slot, _)| *slot).collect();
+        let mut grads: Vec<Option<DynTensor>> = vec![None; program.slots];
+        grads[program.output] =
+            Some(DynTensor::R2(seed.without_autodiff()).reshape(&self.tape.output_dims)?);
+        for step in program.steps.iter().rev() {
+            let Some(dy) = grads[step.output].take() else {
+                continue;
+            };
+            if stop == Stop::Slot(step.output) {
+                return Ok(Some(dy));
+            }
+            let inputs = step
+                .inputs
+                .iter()
+                .map(|&s| self.tape.values[s].clone())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    forward_error(step, "a value of the forward pass is missing".into())
+                })?;
+            let needed: Vec<bool> = step.inputs.iter().map(|s| !constants.contains(s)).collect();
+            let input_grads = self
+                .step(step, inputs, dy, &needed)
+                .map_err(|e| forward_error(step, format!("backward: {e}")))?;
+            for (&slot, grad) in step.inputs.iter().zip(input_grads) {
+                if let Some(grad) = grad {
+                    grads[slot] = Some(match grads[slot].take() {
+                        Some(acc) => acc.binary(grad, BinaryOp::Add)?,
+                        None => grad,
+                    });
+                }
+            }
+        }
+        Ok(match stop {
+            Stop::Input => grads[program.input].take(),
+            _ => None,
+        })
+    }
+
+    /// The gradients of one step's inputs (`None` where not needed).
+    fn step(
+        &self,
+        step: &Step,
+        inputs: Vec<DynTensor>,
+        dy: DynTensor,
+        needed: &[bool],
+    ) -> Result<Vec<Option<DynTensor>>> {
+        if let (Op::Activation(act), Some(k)) = (&step.op, step.gate) {
+            let x = inputs.into_iter().next().ok_or_else(|| CoreError::Shape {
+                context: "activation".into(),
+                expected: "one input".into(),
+                got: vec![],
+            })?;
+            let dz = match self.gates {
+                Some(g) => dy.binary(g.gate(k)?, BinaryOp::Mul)?,
+                None => dy,
+            };
+            return Ok(vec![Some(activation_vjp(*act, x, dz, self.rule)?)]);
+        }
+        if !needed.iter().any(|&n| n) {
+            return Ok(vec![None; needed.len()]);
+        }
+        if let (Op::MaxPool2d(options), Some(Some(indices)), [DynTensor::R4(x)], DynTensor::R4(d)) = (
+            &step.op,
+            self.tape.pool_indices.get(step.output),
+            inputs.as_slice(),
+            &dy,
+        ) && let Some(dx) = max_pool2d_backward(x.clone(), d.clone(), indices.clone(), options)
+        {
+            return Ok(vec![Some(DynTensor::R4(dx))]);
+        }
+        match fast_vjp(&step.op, &inputs, &dy, needed) {
+            Some(grads) => grads,
+            None => autodiff_vjp(&step.op, inputs, dy, needed),
+        }
+    }
 }
 
 /// The value slot of gate site `k`.
@@ -113,41 +235,6 @@ fn site_slot(net: &OnnxNetwork, k: usize) -> Result<usize> {
                 program.gate_count
             ))
         })
-}
-
-fn input_zeros(values: &[Option<DynTensor>], slot: usize) -> Result<Tensor<4>> {
-    let x = values[slot]
-        .clone()
-        .ok_or_else(|| CoreError::Readback("the input was dropped".into()))?
-        .into4("input")?;
-    Ok(x.zeros_like())
-}
-
-/// The gradients of one step's inputs (`None` where not needed).
-fn step_vjp(
-    step: &Step,
-    inputs: Vec<DynTensor>,
-    dy: DynTensor,
-    needed: &[bool],
-    gates: Option<&GateSet>,
-    rule: ActivationRule,
-) -> Result<Vec<Option<DynTensor>>> {
-    if let (Op::Activation(act), Some(k)) = (&step.op, step.gate) {
-        let x = inputs.into_iter().next().ok_or_else(|| CoreError::Shape {
-            context: "activation".into(),
-            expected: "one input".into(),
-            got: vec![],
-        })?;
-        let dz = match gates {
-            Some(g) => dy.binary(g.gate(k)?, BinaryOp::Mul)?,
-            None => dy,
-        };
-        return Ok(vec![Some(activation_vjp(*act, x, dz, rule)?)]);
-    }
-    if !needed.iter().any(|&n| n) {
-        return Ok(vec![None; needed.len()]);
-    }
-    autodiff_vjp(&step.op, inputs, dy, needed)
 }
 
 /// The rule at a gated activation, given `dz`, the gradient at its ungated output.

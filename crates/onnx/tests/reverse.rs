@@ -28,14 +28,17 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The reverse pass with the true-gradient rule matches autodiff, with all gates open and
-/// with random partial gates, on a net with `Relu` (SqueezeNet) and one with ReLU6 and
-/// batch normalization (MobileNet v2).
+/// with random partial gates, on every shared net: `Relu`, max pooling and concatenation
+/// (SqueezeNet), ReLU6, depthwise convolutions and residual additions (MobileNet v2, v1),
+/// fully connected layers and reshapes (EfficientNet-Lite0).
 #[test]
 fn gradient_rule_equals_autodiff_on_real_nets() {
     let device = Device::flex();
     for (file, size, class) in [
         ("squeezenet1.1.onnx", 224, 243usize),
         ("mobilenet_v2_1.0_224.onnx", 224, 244),
+        ("mobilenet_v1_0.25_128.onnx", 128, 244),
+        ("efficientnet_lite0.onnx", 224, 243),
     ] {
         let preset = ModelPreset::find(file).unwrap();
         let net = OnnxNetwork::load(common::model(file), &device)
@@ -71,6 +74,88 @@ fn gradient_rule_equals_autodiff_on_real_nets() {
             );
         }
     }
+}
+
+/// `gate_gradients` (the soft solver's inner step) agrees with finite differences of the gated
+/// forward pass: moving one site's gates by `ε·d` changes the target logits by `ε·<grad, d>`,
+/// for two samples with different classes, on SqueezeNet and MobileNet v2 (ReLU6, batch norm,
+/// residual additions).
+#[test]
+fn gate_gradients_agree_with_finite_differences() {
+    let device = Device::flex();
+    for (file, classes) in [
+        ("squeezenet1.1.onnx", [243usize, 281]),
+        ("mobilenet_v2_1.0_224.onnx", [244, 282]),
+    ] {
+        let preset = ModelPreset::find(file).unwrap();
+        let net = OnnxNetwork::load(common::model(file), &device)
+            .unwrap()
+            .with_input_spec(preset.input_spec());
+        let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", 224);
+        let one = common::input(&rgb, 224, &preset.normalization, &device);
+        let x = Tensor::cat(vec![one.clone(), one.flip([3])], 0);
+        let sites = net.gate_sites([224, 224]).unwrap();
+        let onehot = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+            let [batch, n] = logits.dims();
+            let mut v = vec![0.0; batch * n];
+            for (b, &c) in classes.iter().enumerate() {
+                v[b * n + c] = 1.0;
+            }
+            Ok(Tensor::from_data(
+                TensorData::new(v, [batch, n]),
+                &logits.device(),
+            ))
+        };
+        let gates = GateSet::ones(sites.clone(), 2, GateGranularity::Channel, &device)
+            .map(|g| fixed_values(&g, 0.5, 1.0));
+        let grads = net.gate_gradients(x.clone(), &gates, &onehot).unwrap();
+        assert_eq!(grads.gradients.len(), sites.len());
+        let target = |logits: Tensor<2>| -> Vec<f32> {
+            let l = flat(logits);
+            let n = l.len() / 2;
+            vec![l[classes[0]], l[n + classes[1]]]
+        };
+        let base = target(grads.logits.clone());
+        let site = sites.len() / 2;
+        let direction = fixed_values(&grads.gradients[site], -1.0, 1.0);
+        let eps = 1e-3;
+        let mut moved = gates.clone().into_values();
+        moved[site] = moved[site].clone().add(direction.clone().mul_scalar(eps));
+        let moved =
+            GateSet::from_values(sites.clone(), 2, GateGranularity::Channel, moved).unwrap();
+        let after = target(net.forward(x.clone(), Some(&moved)).unwrap());
+        let predicted = flat(grads.gradients[site].clone().mul(direction).sum_dim(1));
+        for b in 0..2 {
+            let measured = (after[b] - base[b]) / eps;
+            assert!(
+                predicted[b].abs() > 1e-2,
+                "{file}: degenerate direction {predicted:?}"
+            );
+            assert!(
+                (measured - predicted[b]).abs() <= 0.05 * predicted[b].abs() + 1e-2,
+                "{file} sample {b}: finite difference {measured}, gradient {}",
+                predicted[b]
+            );
+        }
+    }
+}
+
+/// Deterministic pseudo-random values in `[low, high)` shaped like `like` (a fixed LCG, so
+/// that the test is reproducible).
+fn fixed_values(like: &Tensor<2>, low: f32, high: f32) -> Tensor<2> {
+    let dims = like.dims();
+    let mut state = 0x2545_f491_u32;
+    let values = (0..dims[0] * dims[1])
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            low + (high - low) * (state >> 8) as f32 / (1u32 << 24) as f32
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, dims), &like.device())
+}
+
+fn flat(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
 /// A 3 -> 2 -> 2 channel net of 1x1 convolutions with a ReLU between, global average pooling

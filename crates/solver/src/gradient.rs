@@ -1,12 +1,12 @@
 //! Input gradients and the saliency maps read off them.
 
 use burn::tensor::Tensor;
-use feedbacknet_core::{ActivationRule, BackwardTarget, CoreError, GateSet, GatedNetwork};
+use feedbacknet_core::{ActivationRule, BackwardTarget, GateSet, GatedNetwork};
 use feedbacknet_localize::SaliencyMap;
 
 use crate::{
     Result,
-    score::{check_finite, check_targets, one_hot, read, target_scores},
+    score::{check_finite, check_targets, one_hot, read},
 };
 
 /// `∂score/∂input` for each sample, with the target logits of that forward pass.
@@ -26,20 +26,7 @@ pub fn input_gradient(
     targets: &[usize],
     gates: Option<&GateSet>,
 ) -> Result<InputGradient> {
-    let [batch, ..] = input.dims();
-    check_targets(net, targets, batch)?;
-    check_finite(input)?;
-    let x = input.clone().autodiff().detach().require_grad();
-    let gates = gates.map(|g| g.clone().constant());
-    let scores = target_scores(net.forward(x.clone(), gates.as_ref())?, targets);
-    let grads = scores.clone().sum().backward();
-    let gradient = x
-        .grad(&grads)
-        .ok_or_else(|| CoreError::Readback("the input received no gradient".into()))?;
-    Ok(InputGradient {
-        gradient,
-        scores: read(scores)?,
-    })
+    input_gradient_with(net, input, targets, gates, ActivationRule::Gradient)
 }
 
 /// `M_ij = max_c |g_cij|` for each sample of a `[batch, C, H, W]` gradient.
@@ -58,8 +45,9 @@ pub fn saliency_maps(gradient: &Tensor<4>) -> Result<Vec<SaliencyMap>> {
 }
 
 /// Like [`input_gradient`], with `rule` at every gated activation: the true gradient, guided
-/// backprop or DeconvNet (see [`ActivationRule`]). The true gradient takes the autodiff path;
-/// the other rules need [`GatedNetwork::backward`].
+/// backprop or DeconvNet (see [`ActivationRule`]), through [`GatedNetwork::backward`] (whose
+/// default implementation covers the true gradient by autodiff; the ONNX interpreter runs its
+/// hand-written reverse pass, tested equal to autodiff).
 pub fn input_gradient_with(
     net: &dyn GatedNetwork,
     input: &Tensor<4>,
@@ -67,9 +55,6 @@ pub fn input_gradient_with(
     gates: Option<&GateSet>,
     rule: ActivationRule,
 ) -> Result<InputGradient> {
-    if rule == ActivationRule::Gradient {
-        return input_gradient(net, input, targets, gates);
-    }
     let [batch, ..] = input.dims();
     check_targets(net, targets, batch)?;
     check_finite(input)?;

@@ -50,11 +50,6 @@ pub(crate) fn target_scores(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
     logits.mul(mask).sum_dim(1)
 }
 
-/// `[batch, 1]` target log-probabilities: `log_softmax(logits)[b, t_b]`.
-pub(crate) fn target_log_probs(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
-    target_scores(burn::tensor::activation::log_softmax(logits, 1), targets)
-}
-
 /// Reads a small tensor back as `f32` values.
 pub(crate) fn read(t: Tensor<2>) -> Result<Vec<f32>> {
     Ok(t.without_autodiff()

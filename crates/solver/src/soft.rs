@@ -1,11 +1,11 @@
 //! The soft feedback solver (continuous relaxation of the gate inference).
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, activation::softmax};
 use feedbacknet_core::{GateSet, GatedNetwork};
 
 use crate::{
     Objective, Result, SolverConfig, SolverError,
-    score::{check_finite, check_targets, read, target_log_probs, target_scores},
+    score::{check_finite, check_targets, one_hot, read, target_scores},
 };
 
 /// Converged gates and how the solver got there.
@@ -42,24 +42,28 @@ pub fn soft_feedback(
     let device = input.device();
     let mut gates = GateSet::ones(sites, batch, config.granularity, &device);
     let mut velocity: Vec<Tensor<2>> = gates.values().iter().map(|g| g.zeros_like()).collect();
-    let x = input.clone().autodiff().detach();
+    let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+        let [_, classes] = logits.dims();
+        let target = one_hot(targets, classes, &logits.device());
+        Ok(match config.objective {
+            Objective::Logit => target,
+            Objective::LogSoftmax => target.sub(softmax(logits.clone(), 1)),
+        })
+    };
     let mut trace = Vec::with_capacity(config.iterations);
     let mut converged = false;
     let mut iterations = 0;
     while iterations < config.iterations && !converged {
-        let leaves = gates.clone().require_grad();
-        let logits = net.forward(x.clone(), Some(&leaves))?;
-        let scores = target_scores(logits.clone(), targets);
-        let grads = match config.objective {
-            Objective::Logit => scores.clone().sum().backward(),
-            Objective::LogSoftmax => target_log_probs(logits, targets).sum().backward(),
-        };
-        trace.push(read(scores)?);
+        let step = net.gate_gradients(input.clone(), &gates, &seed)?;
+        trace.push(read(target_scores(step.logits, targets))?);
         let mut largest_step = 0.0f32;
-        let mut updated = Vec::with_capacity(leaves.len());
-        for (leaf, v) in leaves.values().iter().zip(velocity.iter_mut()) {
-            let g = leaf.clone().without_autodiff();
-            let score_grad = leaf.grad(&grads).unwrap_or_else(|| g.zeros_like());
+        let mut updated = Vec::with_capacity(gates.len());
+        for ((g, score_grad), v) in gates
+            .values()
+            .iter()
+            .zip(step.gradients)
+            .zip(velocity.iter_mut())
+        {
             // Ascent direction of score − λ·Σ|g|; the L1 subgradient is 0 at g = 0.
             let penalty = g
                 .clone()
@@ -72,13 +76,13 @@ pub fn soft_feedback(
                 .clone()
                 .add(v.clone().mul_scalar(config.learning_rate))
                 .clamp(0.0, 1.0);
-            let step = read_max_abs(next.clone().sub(g))?;
-            if !step.is_finite() {
+            let moved = read_max_abs(next.clone().sub(g.clone()))?;
+            if !moved.is_finite() {
                 return Err(SolverError::Diverged {
                     iteration: iterations,
                 });
             }
-            largest_step = largest_step.max(step);
+            largest_step = largest_step.max(moved);
             updated.push(next);
         }
         gates = GateSet::from_values(gates.sites().clone(), batch, config.granularity, updated)?;

@@ -1,0 +1,173 @@
+//! Hand-written vector-Jacobian products of the operators that dominate a CNN's backward pass:
+//! convolution, concatenation, residual additions, global pooling, folded batch norm, fully
+//! connected layers and reshapes (max pooling routes by the indices of its recorded forward
+//! pass, in `reverse.rs`).
+//!
+//! [`fast_vjp`] answers `None` for an operator or a configuration it does not cover (pooling
+//! other than recorded max pooling, padding, broadcasting arithmetic, asymmetric convolution padding, …); the reverse
+//! pass then differentiates that step alone by autodiff. Tests compare every covered case with
+//! that fallback.
+
+use burn::tensor::{
+    Tensor,
+    module::{conv_transpose2d, conv2d},
+    ops::{ConvOptions, ConvTransposeOptions},
+};
+use feedbacknet_core::{BinaryOp, DynTensor, Result, dyn_map};
+
+use crate::ops::Op;
+
+/// Gradients of one step's inputs (`None` where not needed), or `None` if the operator is not
+/// covered here.
+pub(crate) type Vjp = Option<Result<Vec<Option<DynTensor>>>>;
+
+/// The vector-Jacobian product of `op` at `inputs` for the output gradient `dy`.
+pub(crate) fn fast_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor, needed: &[bool]) -> Vjp {
+    let only_first = |grad: Result<DynTensor>| -> Result<Vec<Option<DynTensor>>> {
+        let mut grads = vec![None; inputs.len()];
+        if let Some(first) = grads.first_mut() {
+            *first = Some(grad?);
+        }
+        Ok(grads)
+    };
+    let x_dims = inputs.first()?.dims();
+    match op {
+        Op::Conv2d {
+            weight,
+            backward_weight,
+            options,
+            ..
+        } => Some(only_first(Ok(DynTensor::R4(conv_input_grad(
+            &x_dims,
+            weight,
+            backward_weight.as_deref(),
+            options,
+            dy,
+        )?)))),
+        Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub)) => {
+            same_shape_sum(inputs, dy, needed, *op == BinaryOp::Sub)
+        }
+        Op::Concat { axis } => Some(Ok(concat_grads(inputs, dy, *axis))),
+        Op::ChannelAffine { scale, .. } => {
+            let mut shape = vec![1; x_dims.len()];
+            *shape.get_mut(1)? = scale.dims()[0];
+            let scale = DynTensor::R1(scale.clone()).reshape(&shape);
+            Some(only_first(
+                scale.and_then(|s| dy.clone().binary(s, BinaryOp::Mul)),
+            ))
+        }
+        Op::Identity | Op::Flatten { .. } | Op::Reshape { .. } => {
+            Some(only_first(dy.clone().reshape(&x_dims)))
+        }
+        Op::GlobalAveragePool => global_pool_grad(&x_dims, dy).map(|g| only_first(Ok(g))),
+        Op::Linear { weight, .. } => Some(only_first(linear_grad(&x_dims, weight, dy))),
+        _ => None,
+    }
+}
+
+/// `dx` of a 2-D convolution: a pointwise convolution with the transposed weight for 1×1
+/// kernels (`backward_weight`), a transposed convolution otherwise.
+fn conv_input_grad(
+    x_dims: &[usize],
+    weight: &Tensor<4>,
+    backward_weight: Option<&Tensor<4>>,
+    options: &ConvOptions<2>,
+    dy: &DynTensor,
+) -> Option<Tensor<4>> {
+    let DynTensor::R4(dy) = dy else { return None };
+    let &[_, _, height, width] = x_dims else {
+        return None;
+    };
+    if let Some(wt) = backward_weight {
+        let pointwise = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        return Some(conv2d(dy.clone(), wt.clone(), None, pointwise));
+    }
+    let [(top, bottom), (left, right)] = options.padding;
+    if top != bottom || left != right {
+        return None;
+    }
+    let [_, _, kh, kw] = weight.dims();
+    let [_, _, oh, ow] = dy.dims();
+    let padding_out = |size: usize, out: usize, k: usize, i: usize, pad: usize| {
+        let (s, d) = (options.stride[i], options.dilation[i]);
+        let reach = ((out.checked_sub(1)?) * s + d * (k - 1) + 1).checked_sub(2 * pad)?;
+        let extra = size.checked_sub(reach)?;
+        (extra < s.max(d)).then_some(extra)
+    };
+    let padding_out = [
+        padding_out(height, oh, kh, 0, top)?,
+        padding_out(width, ow, kw, 1, left)?,
+    ];
+    let transpose = ConvTransposeOptions::new(
+        options.stride,
+        [top, left],
+        padding_out,
+        options.dilation,
+        options.groups,
+    );
+    Some(conv_transpose2d(
+        dy.clone(),
+        weight.clone(),
+        None,
+        transpose,
+    ))
+}
+
+/// `a ± b` with both operands of the output's shape: the gradient passes through (negated for
+/// the subtrahend). Broadcasting operands are left to the fallback.
+fn same_shape_sum(
+    inputs: &[DynTensor],
+    dy: &DynTensor,
+    needed: &[bool],
+    negate_second: bool,
+) -> Vjp {
+    let dims = dy.dims();
+    if inputs.len() != 2 || inputs.iter().any(|x| x.dims() != dims) {
+        return None;
+    }
+    let grads = needed
+        .iter()
+        .enumerate()
+        .map(|(i, &need)| {
+            need.then(|| {
+                if i == 1 && negate_second {
+                    dyn_map!(dy.clone(), t => t.neg())
+                } else {
+                    dy.clone()
+                }
+            })
+        })
+        .collect();
+    Some(Ok(grads))
+}
+
+/// Each input of a concatenation gets its slice of the output gradient.
+fn concat_grads(inputs: &[DynTensor], dy: &DynTensor, axis: usize) -> Vec<Option<DynTensor>> {
+    let mut start = 0;
+    inputs
+        .iter()
+        .map(|x| {
+            let length = x.dims()[axis];
+            let slice = dyn_map!(dy.clone(), t => t.narrow(axis, start, length));
+            start += length;
+            Some(slice)
+        })
+        .collect()
+}
+
+/// Global average pooling spreads each channel's gradient evenly over its pixels.
+fn global_pool_grad(x_dims: &[usize], dy: &DynTensor) -> Option<DynTensor> {
+    let (DynTensor::R4(dy), &[n, c, h, w]) = (dy, x_dims) else {
+        return None;
+    };
+    let spread = dy.clone().div_scalar((h * w) as f32);
+    Some(DynTensor::R4(spread.expand([n, c, h, w])))
+}
+
+/// `dx = dy · Wᵀ` for `y = x · W + b`.
+fn linear_grad(x_dims: &[usize], weight: &Tensor<2>, dy: &DynTensor) -> Result<DynTensor> {
+    let [_, n] = weight.dims();
+    let rows = dy.numel() / n.max(1);
+    let dy = dy.clone().reshape(&[rows, n])?.into2("Gemm gradient")?;
+    DynTensor::R2(dy.matmul(weight.clone().transpose())).reshape(x_dims)
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""feedbacknet vs PyTorch on the same ONNX net, the same image and the same thread count.
+
+Runs the `timing` example of feedbacknet (release build) and the same algorithms in PyTorch
+(the ONNX file converted by onnx2torch, weights frozen), then prints per method the median time
+of each, the ratio feedbacknet / PyTorch, and the Pearson correlation of the two saliency maps
+(so that speed is never bought with a different answer).
+
+    pip install torch onnx2torch onnx numpy pillow
+    python3 scripts/compare_pytorch.py [--model squeezenet1.1.onnx] [--runs 5] [--threads 2]
+
+Methods, as feedbacknet defines them: gradient (Simonyan et al.), guided backprop, DeconvNet,
+Grad-CAM on the last gated feature map, soft feedback (30 projected SGD steps with momentum 0.9,
+lr 0.1, lambda 0.01, stop when no gate moves by 1e-4) for one class and for the top-5 classes in
+one batch. The hard solver has no PyTorch counterpart here. Maps: M_ij = max_c |d score / d I_cij|
+(Grad-CAM: the ReLU of the weighted feature map, bilinearly upsampled), normalized to max 1.
+"""
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx2torch import convert
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+NORMALIZATION = {  # the presets of feedbacknet-onnx
+    "squeezenet1.1.onnx": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "mobilenet_v2_1.0_224.onnx": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "mobilenet_v1_0.25_128.onnx": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "efficientnet_lite0.onnx": ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502)),
+}
+GATED = ("ReLU", "ReLU6", "Hardtanh", "OnnxClip")
+
+
+def median_ms(runs, f):
+    f()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        f()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+class Gated:
+    """The converted net; hooks are installed only while a method needs them (a hook costs time
+    even when it does nothing): gates after every ReLU/Clip, modified backward rules, or the
+    recording of activations."""
+
+    def __init__(self, path):
+        self.model = convert(onnx.load(str(path))).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.acts = [m for m in self.model.modules() if type(m).__name__ in GATED]
+        self.gates = None
+        self.outputs = []
+
+    def hooks(self, gates=None, rule=None, record=False):
+        """Installs hooks; returns their handles (call `unhook` with them)."""
+        handles = []
+        for i, m in enumerate(self.acts):
+            if gates is not None or record:
+                handles.append(m.register_forward_hook(self._forward_hook(i, gates, record)))
+            if rule is not None:
+                handles.append(m.register_full_backward_hook(self._backward_hook(rule)))
+        return handles
+
+    @staticmethod
+    def unhook(handles):
+        for h in handles:
+            h.remove()
+
+    def _forward_hook(self, i, gates, record):
+        def hook(module, inputs, output):
+            if gates is not None:
+                output = output * gates[i]
+            if record:
+                self.outputs.append(output)
+            return output
+
+        return hook
+
+    @staticmethod
+    def _backward_hook(rule):
+        def hook(module, grad_input, grad_output):
+            if rule == "guided":
+                return (grad_input[0].clamp(min=0),)
+            return (grad_output[0].clamp(min=0),)  # deconvnet
+
+        return hook
+
+    def __call__(self, x):
+        self.outputs = []
+        return self.model(x)
+
+    def shapes(self, x):
+        handles = self.hooks(record=True)
+        with torch.no_grad():
+            self(x)
+        self.unhook(handles)
+        return [o.shape for o in self.outputs]
+
+
+def input_gradient_map(net, x, targets, rule=None, gates=None):
+    handles = net.hooks(gates=gates, rule=rule)
+    x = x.clone().requires_grad_(True)
+    logits = net(x)
+    score = logits[torch.arange(len(targets)), targets].sum()
+    (grad,) = torch.autograd.grad(score, x)
+    net.unhook(handles)
+    return grad.abs().amax(dim=1)
+
+
+def gradcam_map(net, x, targets):
+    handles = net.hooks(record=True)
+    # The input must be part of the graph for the feature map to have a gradient (the weights
+    # are frozen); autograd.grad stops at the feature map, as feedbacknet does.
+    logits = net(x.clone().requires_grad_(True))
+    net.unhook(handles)
+    spatial = [o for o in net.outputs if o.dim() == 4 and o.shape[2] * o.shape[3] > 1]
+    feature = spatial[-1]
+    score = logits[torch.arange(len(targets)), targets].sum()
+    (grad,) = torch.autograd.grad(score, feature)
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * feature).sum(dim=1, keepdim=True))
+    return F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+
+
+def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=0.01, tol=1e-4):
+    shapes = net.shapes(x)
+    gates = [torch.ones(s) for s in shapes]
+    velocity = [torch.zeros(s) for s in shapes]
+    index = torch.arange(len(targets))
+    for _ in range(iterations):
+        leaves = [g.clone().requires_grad_(True) for g in gates]
+        handles = net.hooks(gates=leaves)
+        score = net(x)[index, targets].sum()
+        net.unhook(handles)
+        grads = torch.autograd.grad(score, leaves)
+        largest = 0.0
+        with torch.no_grad():
+            for k, (g, d) in enumerate(zip(gates, grads)):
+                direction = d - lam * (g > 0).float()
+                velocity[k] = momentum * velocity[k] + direction
+                new = (g + lr * velocity[k]).clamp(0.0, 1.0)
+                largest = max(largest, (new - g).abs().max().item())
+                gates[k] = new
+        if largest < tol:
+            break
+    return input_gradient_map(net, x, targets, gates=gates)
+
+
+def normalized(m):
+    m = m.detach().numpy().astype(np.float64).ravel()
+    return m / max(m.max(), 1e-12)
+
+
+def run_feedbacknet(model, runs, threads, maps_dir):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    cmd = ["cargo", "run", "--release", "--quiet", "--example", "timing", "--",
+           str(runs), model, str(maps_dir)]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
+    times = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\S+(?: top-5)?)\s+([0-9.]+) ms", line)
+        if m:
+            times[m.group(1)] = float(m.group(2))
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="squeezenet1.1.onnx")
+    ap.add_argument("--shared", default=os.environ.get("FEEDBACKNET_SHARED", str(ROOT.parent / "shared")))
+    ap.add_argument("--image", default="data/demo/gradcam_both.png")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--maps", default="/tmp/feedbacknet_compare_maps")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    shared = Path(args.shared)
+
+    print(f"feedbacknet: timing example, {args.runs} runs, RAYON_NUM_THREADS={args.threads} ...", file=sys.stderr)
+    ours = run_feedbacknet(args.model, args.runs, args.threads, args.maps)
+    maps = Path(args.maps)
+    class_index = int((maps / "class.txt").read_text())
+
+    net = Gated(shared / "models" / args.model)
+    mean, std = NORMALIZATION[args.model]
+    size = None
+    for inp in onnx.load(str(shared / "models" / args.model)).graph.input:
+        dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
+        if len(dims) == 4:
+            size = dims[2] or 224
+    image = Image.open(shared / args.image).convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    x = ((pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None])[None]
+    with torch.no_grad():
+        top5 = net(x)[0].topk(5).indices
+    one = torch.tensor([class_index])
+    x5 = x.repeat(5, 1, 1, 1)
+
+    print(f"PyTorch {torch.__version__}: {args.runs} runs, {args.threads} threads ...", file=sys.stderr)
+    theirs, their_maps = {}, {}
+    cases = {
+        "forward": lambda: torch.no_grad()(net.model)(x),
+        "gradient": lambda: input_gradient_map(net, x, one),
+        "deconvnet": lambda: input_gradient_map(net, x, one, "deconvnet"),
+        "guided": lambda: input_gradient_map(net, x, one, "guided"),
+        "gradcam": lambda: gradcam_map(net, x, one),
+        "feedback": lambda: soft_feedback(net, x, one),
+        "feedback top-5": lambda: soft_feedback(net, x5, top5),
+    }
+    for name, f in cases.items():
+        runs = min(args.runs, 3) if name == "feedback top-5" else args.runs
+        theirs[name] = median_ms(runs, f)
+        if name not in ("forward", "feedback top-5"):
+            their_maps[name] = f()[0]
+
+    print(f"\n{args.model}, class {class_index}, {args.threads} threads, median of {args.runs} runs")
+    print(f"| method | feedbacknet ms | PyTorch ms | ratio | map correlation |")
+    print(f"|---|---|---|---|---|")
+    for name in cases:
+        corr = ""
+        if name in their_maps and (maps / f"{name}.f32").exists():
+            a = np.fromfile(maps / f"{name}.f32", dtype="<f4").astype(np.float64)
+            b = normalized(their_maps[name])
+            corr = f"{np.corrcoef(a / max(a.max(), 1e-12), b)[0, 1]:.4f}"
+        mine = ours.get(name)
+        ratio = f"{mine / theirs[name]:.2f}" if mine else "-"
+        mine = f"{mine:.1f}" if mine else "-"
+        print(f"| {name} | {mine} | {theirs[name]:.1f} | {ratio} | {corr} |")
+
+
+if __name__ == "__main__":
+    main()
