@@ -4,7 +4,7 @@
 //! `cargo run --release --example timing -- [RUNS] [MODEL_FILE] [MAPS_DIR]`
 //!
 //! With `MAPS_DIR`, each method's saliency map (image size, row-major little-endian `f32`) is
-//! written there as `METHOD.f32`, with `class.txt` (the explained logit index):
+//! written there as `METHOD.f32`, with `class.txt` (the explained class as a logit index):
 //! `scripts/compare_pytorch.py` compares them with PyTorch's maps.
 
 use std::{path::PathBuf, time::Instant};
@@ -52,7 +52,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let maps = std::env::args().nth(3).map(PathBuf::from);
     if let Some(dir) = &maps {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("class.txt"), format!("{class}\n"))?;
+        // The logit index (label index + the net's class offset, e.g. 1 for a background logit).
+        let logit = class + net.class_offset();
+        std::fs::write(dir.join("class.txt"), format!("{logit}\n"))?;
     }
     for method in Method::ALL {
         let t = median_ms(runs, || {

@@ -229,7 +229,7 @@ def main():
         if name not in ("forward", "feedback top-5"):
             their_maps[name] = f()[0]
 
-    print(f"\n{args.model}, class {class_index}, {args.threads} threads, median of {args.runs} runs")
+    print(f"\n{args.model}, logit {class_index}, {args.threads} threads, median of {args.runs} runs")
     print(f"| method | feedbacknet ms | PyTorch ms | ratio | map correlation |")
     print(f"|---|---|---|---|---|")
     for name in cases:

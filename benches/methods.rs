@@ -1,0 +1,61 @@
+//! Criterion benchmarks: the forward pass, every method for one class, soft feedback for the
+//! top-5 classes in one batch, and the box extraction on a 224x224 map.
+//!
+//! `cargo bench --bench methods` (all shared nets listed in `FEEDBACKNET_BENCH_NETS`,
+//! default `squeezenet1.1.onnx,mobilenet_v2_1.0_224.onnx`); `cargo bench --bench methods --
+//! gradient` runs the matching benchmarks only. Results: `docs/performance.md`.
+
+use std::{path::PathBuf, time::Duration};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use feedbacknet::{FeedbackNet, LocalizeConfig, Method, SaliencyMap, load_image, localize};
+
+fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
+}
+
+fn nets() -> Vec<String> {
+    std::env::var("FEEDBACKNET_BENCH_NETS")
+        .unwrap_or_else(|_| "squeezenet1.1.onnx,mobilenet_v2_1.0_224.onnx".into())
+        .split(',')
+        .map(str::to_owned)
+        .collect()
+}
+
+fn methods(c: &mut Criterion) {
+    let image = load_image(shared().join("data/demo/gradcam_both.png")).expect("demo image");
+    for model in nets() {
+        let net = FeedbackNet::from_onnx(shared().join("models").join(&model)).expect("model");
+        let class = net.predict(&image, 1).expect("predict")[0].class.index;
+        let name = model.trim_end_matches(".onnx");
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10).warm_up_time(Duration::from_secs(1));
+        group.bench_function("forward", |b| b.iter(|| net.predict(&image, 5).unwrap()));
+        for method in Method::ALL {
+            group.bench_function(method.name(), |b| {
+                b.iter(|| net.infer_with(&image, class, method).unwrap())
+            });
+        }
+        group.bench_function("feedback top-5 batch", |b| {
+            b.iter(|| net.infer_top_k(&image, 5).unwrap())
+        });
+        group.finish();
+    }
+}
+
+fn boxes(c: &mut Criterion) {
+    let map = SaliencyMap::from_fn(224, 224, |x, y| {
+        let (dx, dy) = (x as f32 - 100.0, y as f32 - 120.0);
+        (-(dx * dx + dy * dy) / 2000.0).exp() + 0.1 * ((x * 7 + y * 13) % 17) as f32 / 17.0
+    })
+    .expect("map");
+    let config = LocalizeConfig::default();
+    c.bench_function("localize 224x224 (blur 10, threshold 0.2)", |b| {
+        b.iter(|| localize::localize(&map, &config).unwrap())
+    });
+}
+
+criterion_group!(benches, boxes, methods);
+criterion_main!(benches);
