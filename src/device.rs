@@ -16,6 +16,9 @@ pub enum Backend {
     Wgpu,
     /// CUDA (feature `cuda`).
     Cuda,
+    /// Burn's classic ndarray CPU backend (feature `ndarray`). Deprecated in Burn 0.22 and much
+    /// slower than `flex` for the backward passes that every method runs: for comparison only.
+    Ndarray,
 }
 
 impl Backend {
@@ -30,6 +33,9 @@ impl Backend {
         }
         if cfg!(feature = "cuda") {
             out.push(Backend::Cuda);
+        }
+        if cfg!(feature = "ndarray") {
+            out.push(Backend::Ndarray);
         }
         out
     }
@@ -49,6 +55,9 @@ impl Backend {
             Backend::Wgpu => Ok(Device::wgpu(Default::default())),
             #[cfg(feature = "cuda")]
             Backend::Cuda => Ok(Device::cuda(0)),
+            #[cfg(feature = "ndarray")]
+            #[allow(deprecated)] // deprecated in Burn 0.22; offered for comparison
+            Backend::Ndarray => Ok(Device::ndarray()),
             #[allow(unreachable_patterns)]
             _ => Err(missing()),
         }
@@ -63,7 +72,8 @@ impl std::str::FromStr for Backend {
             "flex" | "cpu" => Ok(Backend::Flex),
             "wgpu" => Ok(Backend::Wgpu),
             "cuda" => Ok(Backend::Cuda),
-            _ => Err(format!("unknown backend `{s}` (flex, wgpu, cuda)")),
+            "ndarray" => Ok(Backend::Ndarray),
+            _ => Err(format!("unknown backend `{s}` (flex, wgpu, cuda, ndarray)")),
         }
     }
 }
