@@ -4,28 +4,10 @@
 //!
 //! `cargo run --release --example scaling -- [RUNS] [MODEL_FILE]`; prints a Markdown table.
 
-use std::{path::PathBuf, time::Instant};
+mod common;
 
+use common::{median_ms, shared};
 use feedbacknet::{FeedbackNet, InputSpec, Method, load_image};
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
-}
-
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    f(); // warm-up
-    let mut times: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[runs / 2]
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::args()

@@ -174,6 +174,9 @@ impl OnnxNetwork {
             )));
         }
         let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
+        if let Some(indices) = pool_indices.as_deref_mut() {
+            indices.resize(self.program.slots, None);
+        }
         values[self.program.input] = Some(DynTensor::R4(input));
         for (slot, constant) in &self.program.constants {
             values[*slot] = Some(constant.clone());
@@ -191,7 +194,6 @@ impl OnnxNetwork {
                         .op
                         .run_recorded(inputs)
                         .map_err(|e| forward_error(step, e.to_string()))?;
-                    indices.resize(self.program.slots, None);
                     indices[step.output] = pooled;
                     out
                 }

@@ -8,7 +8,7 @@ use feedbacknet_core::{GateSet, GateSite, GatedNetwork};
 
 use crate::{
     GateSolution, HardConfig, Result, SolverError,
-    score::{check_finite, check_targets, read, target_scores},
+    score::{check_finite, check_targets, one_hot, read, target_scores},
 };
 
 /// Infers binary (0/1) gates for each sample's target class by coordinate ascent on the
@@ -108,18 +108,12 @@ fn evaluate(
     targets: &[usize],
     iteration: usize,
 ) -> Result<(Vec<f32>, Vec<Tensor<2>>)> {
-    let leaves = gates.clone().require_grad();
-    let scores = target_scores(net.forward(x.clone(), Some(&leaves))?, targets);
-    let grads = scores.clone().sum().backward();
-    let scores = finite_scores(read(scores)?, iteration)?;
-    let gradients = leaves
-        .values()
-        .iter()
-        .map(|leaf| {
-            leaf.grad(&grads)
-                .unwrap_or_else(|| leaf.clone().without_autodiff().zeros_like())
-        })
-        .collect();
+    let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+        Ok(one_hot(targets, logits.dims()[1], &logits.device()))
+    };
+    let step = net.gate_gradients(x.clone(), gates, &seed)?;
+    let scores = finite_scores(read(target_scores(step.logits, targets))?, iteration)?;
+    let gradients = step.gradients;
     Ok((scores, gradients))
 }
 
