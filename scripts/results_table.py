@@ -44,11 +44,17 @@ def eval_table(paths):
                           d["timings"]["median_ms"]))
 
 
-def given_table(paths):
-    print(HEADER)
+def tune_results(paths):
+    """Every method's result of the tune files (a file of a several-method run holds a list)."""
     for path in paths:
         with open(path) as f:
             d = json.load(f)
+        yield from (d if isinstance(d, list) else [d])
+
+
+def given_table(paths):
+    print(HEADER)
+    for d in tune_results(paths):
         print(metrics_row(net_name(d["model"]), d["method"], d["at_given_settings"]["reported"],
                           d["median_ms"]))
 
@@ -58,9 +64,7 @@ def tune_table(paths):
           "| tuned on odd: blur, thr -> even GT-known / MaxBoxAccV2 | held-out GT-known "
           "| held-out MaxBoxAccV2 |")
     print("|---|---|---|---|---|---|---|")
-    for path in paths:
-        with open(path) as f:
-            d = json.load(f)
+    for d in tune_results(paths):
         net = net_name(d["model"])
         cells = []
         for fold in d["folds"]:

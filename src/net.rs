@@ -406,6 +406,47 @@ impl FeedbackNet {
         classes: &[usize],
         method: Method,
     ) -> Result<Vec<Inference>> {
+        let mut per_method = self.explain(image, classes, &[method])?;
+        Ok(per_method.pop().unwrap_or_default())
+    }
+
+    /// Explains one class with several methods, one [`Inference`] per method in the given
+    /// order. Methods that infer the same gates share one solve: `Feedback` and `FeedbackCam`
+    /// read the same soft-feedback gates, so asking for both costs one solve, not two (each
+    /// result's `timings.solve_ms` reports that shared solve). This is how `feedbacknet tune`
+    /// compares methods on one pass over a data set.
+    ///
+    /// ```no_run
+    /// use feedbacknet::{FeedbackNet, Method};
+    /// let net = FeedbackNet::builder().build()?;
+    /// let image = image::open("cat.jpg")?;
+    /// let methods = [Method::Feedback, Method::FeedbackCam, Method::GradCam];
+    /// for result in net.infer_methods(&image, 281, &methods)? {
+    ///     println!("{}: {} boxes", result.method, result.boxes.len());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn infer_methods(
+        &self,
+        image: &DynamicImage,
+        class: impl Into<ClassQuery>,
+        methods: &[Method],
+    ) -> Result<Vec<Inference>> {
+        let index = self.class_index(class)?;
+        Ok(self
+            .explain(image, &[index], methods)?
+            .into_iter()
+            .map(|mut per_class| per_class.remove(0))
+            .collect())
+    }
+
+    /// Every (method, class) result: the outer vector follows `methods`, the inner `classes`.
+    fn explain(
+        &self,
+        image: &DynamicImage,
+        classes: &[usize],
+        methods: &[Method],
+    ) -> Result<Vec<Vec<Inference>>> {
         for &c in classes {
             if c >= self.labels.len() {
                 return Err(Error::ClassOutOfRange {
@@ -415,22 +456,43 @@ impl FeedbackNet {
             }
         }
         if classes.is_empty() {
-            return Ok(Vec::new());
+            return Ok(vec![Vec::new(); methods.len()]);
         }
         let started = Instant::now();
         let spec = self.network.input_spec();
         let views = Views::new(image, spec, self.resize, self.crops, &self.device)?;
-        let mut timings = Timings {
-            preprocess_ms: ms(started),
-            ..Timings::default()
-        };
+        let preprocess_ms = ms(started);
         let v = views.len();
         let batch = Tensor::cat(vec![views.input.clone(); classes.len()], 0);
         let targets: Vec<usize> = classes
             .iter()
             .flat_map(|c| std::iter::repeat_n(c + self.class_offset, v))
             .collect();
-        let out = self.run_method(method, &batch, &targets, &mut timings)?;
+        let mut solutions = SolutionCache::default();
+        methods
+            .iter()
+            .map(|&method| {
+                let mut timings = Timings {
+                    preprocess_ms,
+                    ..Timings::default()
+                };
+                let out = self.run_method(method, &batch, &targets, &mut solutions, &mut timings)?;
+                self.inferences(method, classes, &views, &out, &timings)
+            })
+            .collect()
+    }
+
+    /// One [`Inference`] per class from a method's batched output (`views.len()` samples per
+    /// class).
+    fn inferences(
+        &self,
+        method: Method,
+        classes: &[usize],
+        views: &Views,
+        out: &MethodOutput,
+        timings: &Timings,
+    ) -> Result<Vec<Inference>> {
+        let v = views.len();
         let stats = out.solution.as_ref().map(gate_stats).transpose()?;
         classes
             .iter()
@@ -500,23 +562,27 @@ impl FeedbackNet {
 
     /// Runs a method on a batch: one map per sample at the input's resolution (Grad-CAM's at
     /// the feature map's), the gated target logits, and the gates when the method has them.
+    /// Gates already in `solutions` are reused (their solve time with them).
     fn run_method(
         &self,
         method: Method,
         batch: &Tensor<4>,
         targets: &[usize],
+        solutions: &mut SolutionCache,
         timings: &mut Timings,
     ) -> Result<MethodOutput> {
         let net = self.network.as_ref();
-        let started = Instant::now();
         let solution = match method {
-            Method::Feedback | Method::FeedbackCam => {
-                Some(soft_feedback(net, batch, targets, &self.solver)?)
-            }
-            Method::FeedbackHard => Some(hard_feedback(net, batch, targets, &self.hard)?),
+            Method::Feedback | Method::FeedbackCam => Some(solutions.soft.get_or_try(|| {
+                soft_feedback(net, batch, targets, &self.solver).map_err(Error::from)
+            })?),
+            Method::FeedbackHard => Some(solutions.hard.get_or_try(|| {
+                hard_feedback(net, batch, targets, &self.hard).map_err(Error::from)
+            })?),
             _ => None,
         };
-        timings.solve_ms = ms(started);
+        timings.solve_ms = solution.as_ref().map_or(0.0, |(_, ms)| *ms);
+        let solution = solution.map(|(s, _)| s);
         let started = Instant::now();
         let gates = solution.as_ref().map(|s| &s.gates);
         let (maps, scores) = match method {
@@ -541,6 +607,34 @@ impl FeedbackNet {
             scores,
             solution,
         })
+    }
+}
+
+/// The gates solved so far for one batch, with their solve time in ms.
+#[derive(Default)]
+struct SolutionCache {
+    soft: Cached<GateSolution>,
+    hard: Cached<GateSolution>,
+}
+
+/// A value computed at most once, with the time it took in ms.
+struct Cached<T>(Option<(T, f64)>);
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: Clone> Cached<T> {
+    fn get_or_try(&mut self, compute: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+        if let Some(hit) = &self.0 {
+            return Ok(hit.clone());
+        }
+        let started = Instant::now();
+        let hit = (compute()?, ms(started));
+        self.0 = Some(hit.clone());
+        Ok(hit)
     }
 }
 

@@ -67,6 +67,36 @@ fn every_method_runs_through_the_same_call() {
 }
 
 #[test]
+fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
+    let image = photo("data/demo/darknet_dog.jpg");
+    let net = squeezenet();
+    let class = net.class_index("bicycle-built-for-two").unwrap();
+    let methods = [
+        Method::FeedbackCam,
+        Method::Gradient,
+        Method::Feedback,
+        Method::FeedbackHard,
+    ];
+    let together = net.infer_methods(&image, class, &methods).unwrap();
+    assert_eq!(together.len(), methods.len());
+    for (method, joint) in methods.iter().zip(&together) {
+        let alone = net.infer_with(&image, class, *method).unwrap();
+        assert_eq!(joint.method, *method);
+        assert_eq!(joint.saliency.data(), alone.saliency.data(), "{method}");
+        assert_eq!(joint.boxes, alone.boxes, "{method}");
+        assert_eq!(joint.gates, alone.gates, "{method}");
+    }
+    // Feedback and feedback-cam read one soft solve: the same gates, the same solve time.
+    let (cam, fb) = (&together[0], &together[2]);
+    assert_eq!(cam.trace, fb.trace);
+    assert_eq!(cam.timings.solve_ms, fb.timings.solve_ms);
+    assert!(fb.timings.solve_ms > 0.0);
+    assert_eq!(together[1].timings.solve_ms, 0.0);
+    assert!(net.infer_methods(&image, class, &[]).unwrap().is_empty());
+    assert!(net.infer_methods(&image, 5000, &methods).is_err());
+}
+
+#[test]
 fn guided_backprop_keeps_only_part_of_the_gradient() {
     // Guided backprop drops negative gradients at every ReLU: its map is a different, sparser
     // picture than the plain gradient, and DeconvNet's differs from both.

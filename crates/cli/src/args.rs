@@ -346,9 +346,10 @@ pub struct TuneArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// The saliency method.
-    #[arg(long, default_value = "feedback")]
-    pub method: Method,
+    /// The saliency methods, comma-separated: all are tuned on one pass over the images
+    /// (methods that share gates share one solve); with several, `--json` holds a list.
+    #[arg(long = "method", value_delimiter = ',', default_value = "feedback")]
+    pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
     /// Blurs tried (sigma, network-input pixels).

@@ -5,6 +5,9 @@
 //! on the stored maps exactly as `feedbacknet eval` scores them ([`smoothed_at_image`], then the
 //! largest connected component). The halves are the images of even and of odd data set index;
 //! each half is tuned in turn and the other reported (two-fold cross-validation).
+//!
+//! Several methods (`--method feedback,feedback-cam,gradcam`) are tuned on one pass over the
+//! images: methods that share gates share one solve ([`FeedbackNet::infer_methods`]).
 
 use std::path::Path;
 
@@ -24,13 +27,21 @@ use crate::{
     output::{create_parent, write_atomic},
 };
 
-/// One image's stored map (unblurred, at ground-truth size) and predictions.
+/// One image's stored maps (unblurred, at ground-truth size, one per method) and predictions.
 struct Stored {
     sample: Sample,
     top5: Vec<usize>,
-    map: SaliencyMap,
-    /// Time of the prediction and the map, in ms.
-    time_ms: f64,
+    maps: Vec<SaliencyMap>,
+    /// Per method: time of the prediction and the map, in ms (a solve shared by several
+    /// methods counts in each).
+    times_ms: Vec<f64>,
+}
+
+/// One image as one method sees it.
+struct Scored<'a> {
+    sample: &'a Sample,
+    top5: &'a [usize],
+    map: &'a SaliencyMap,
 }
 
 /// GT-known accuracy of one grid point on one half.
@@ -77,28 +88,67 @@ pub fn run(args: TuneArgs) -> Result<()> {
             "--blurs and --thresholds need at least one value".into(),
         ));
     }
+    if args.methods.is_empty() {
+        return Err(CliError::Usage("--method needs at least one method".into()));
+    }
     let (data, dataset) = args.data.open()?;
-    let net = build(&args.model, &args.settings, args.method)?;
+    let net = build(&args.model, &args.settings, args.methods[0])?;
     let (stored, failed) = compute_maps(&net, &args, &dataset)?;
-    let halves = [("even", 0usize), ("odd", 1usize)];
-    let half = |parity: usize| -> Vec<&Stored> {
+    let results = (0..args.methods.len())
+        .map(|m| tune_method(&stored, m, &failed, &args, &net, &data))
+        .collect::<Result<Vec<_>>>()?;
+    for result in &results {
+        print_result(result);
+    }
+    if let Some(path) = &args.json {
+        let json = match results.as_slice() {
+            [one] => serde_json::to_string_pretty(one),
+            several => serde_json::to_string_pretty(several),
+        }
+        .map_err(|e| CliError::Encode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        create_parent(path)?;
+        write_atomic(path, (json + "\n").as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The grid, both folds and the given settings of the `m`-th method.
+fn tune_method(
+    stored: &[Stored],
+    m: usize,
+    failed: &[String],
+    args: &TuneArgs,
+    net: &FeedbackNet,
+    data: &Path,
+) -> Result<TuneResult> {
+    let scored = |parity: Option<usize>| -> Vec<Scored<'_>> {
         stored
             .iter()
-            .filter(|s| s.sample.index % 2 == parity)
+            .filter(|s| parity.is_none_or(|p| s.sample.index % 2 == p))
+            .map(|s| Scored {
+                sample: &s.sample,
+                top5: &s.top5,
+                map: &s.maps[m],
+            })
             .collect()
     };
+    let halves = [("even", 0usize), ("odd", 1usize)];
     let mut grid = Vec::new();
     let mut folds = Vec::new();
     for (i, &(name, parity)) in halves.iter().enumerate() {
         let (other_name, other_parity) = halves[1 - i];
         let points = score_grid(
-            &half(parity),
+            &scored(Some(parity)),
             &args.blurs,
             &args.thresholds,
             net.input_spec(),
         )?;
         let best = best_point(&points);
-        let reported = summarize(&half(other_parity), best.blur, best.threshold, &net)?;
+        let reported = summarize(&scored(Some(other_parity)), best.blur, best.threshold, net)?;
         folds.push(Fold {
             tuned_on: name,
             reported_on: other_name,
@@ -110,7 +160,6 @@ pub fn run(args: TuneArgs) -> Result<()> {
         grid.push((name.to_string(), points));
     }
     let mean = |f: fn(&Fold) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
-    let all: Vec<&Stored> = stored.iter().collect();
     let (blur, threshold) = (args.settings.blur, args.settings.threshold);
     let at_given_settings = Fold {
         tuned_on: "none (given settings)",
@@ -118,36 +167,25 @@ pub fn run(args: TuneArgs) -> Result<()> {
         blur,
         threshold,
         tuned_gt_known_loc: f64::NAN,
-        reported: summarize(&all, blur, threshold, &net)?,
+        reported: summarize(&scored(None), blur, threshold, net)?,
     };
-    let result = TuneResult {
-        median_ms: median(stored.iter().map(|s| s.time_ms).collect()),
+    Ok(TuneResult {
+        median_ms: median(stored.iter().map(|s| s.times_ms[m]).collect()),
         at_given_settings,
-        method: args.method.to_string(),
+        method: args.methods[m].to_string(),
         model: crate::net::model_path(&args.model).display().to_string(),
         data: data.display().to_string(),
         images: stored.len(),
-        failed,
+        failed: failed.to_vec(),
         held_out_gt_known_loc: mean(|f| f.reported.gt_known_loc),
         held_out_maxbox_acc_v2: mean(|f| f.reported.maxbox_acc_v2),
         grid,
         folds,
-    };
-    print_result(&result);
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&result).map_err(|e| CliError::Encode {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        create_parent(path)?;
-        write_atomic(path, (json + "\n").as_bytes())?;
-        println!("wrote {}", path.display());
-    }
-    Ok(())
+    })
 }
 
-/// The unblurred map of the true class of every image (at ground-truth size) and the top-5
-/// predictions; images that fail are listed and left out.
+/// The unblurred maps of the true class of every image (at ground-truth size, one per method)
+/// and the top-5 predictions; images that fail are listed and left out.
 fn compute_maps(
     net: &FeedbackNet,
     args: &TuneArgs,
@@ -165,7 +203,8 @@ fn compute_maps(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message(args.method.to_string());
+    let names: Vec<&str> = args.methods.iter().map(|m| m.name()).collect();
+    bar.set_message(names.join(","));
     let (mut stored, mut failed) = (Vec::new(), Vec::new());
     for sample in samples {
         match stored_map(net, args, sample) {
@@ -189,23 +228,30 @@ fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Sto
         .into_iter()
         .map(|p| p.class.index)
         .collect();
-    let result = net.infer_with(&image, sample.class, args.method)?;
+    let predict_ms = started.elapsed().as_secs_f64() * 1e3;
     let (w, h) = sample.size;
-    let map = result
-        .saliency
-        .resize_bilinear(w as usize, h as usize)
-        .map_err(feedbacknet::Error::from)?;
+    let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
+    for result in net.infer_methods(&image, sample.class, &args.methods)? {
+        let t = &result.timings;
+        times_ms.push(predict_ms + t.preprocess_ms + t.solve_ms + t.saliency_ms + t.localize_ms);
+        maps.push(
+            result
+                .saliency
+                .resize_bilinear(w as usize, h as usize)
+                .map_err(feedbacknet::Error::from)?,
+        );
+    }
     Ok(Stored {
         sample: sample.clone(),
         top5,
-        map,
-        time_ms: started.elapsed().as_secs_f64() * 1e3,
+        maps,
+        times_ms,
     })
 }
 
 /// GT-known accuracy of every (blur, threshold) pair on `images`.
 fn score_grid(
-    images: &[&Stored],
+    images: &[Scored<'_>],
     blurs: &[f32],
     thresholds: &[f32],
     spec: &feedbacknet::InputSpec,
@@ -214,7 +260,7 @@ fn score_grid(
     for &blur in blurs {
         let smoothed: Vec<SaliencyMap> = images
             .iter()
-            .map(|s| smoothed_at_image(&s.map, blur, spec))
+            .map(|s| smoothed_at_image(s.map, blur, spec))
             .collect::<Result<_>>()?;
         for &threshold in thresholds {
             let config = MeasureConfig::default()
@@ -247,7 +293,7 @@ fn best_point(points: &[GridPoint]) -> GridPoint {
 }
 
 /// Every metric of `images` at one fixed setting (MaxBoxAccV2 sweeps the threshold itself).
-fn summarize(images: &[&Stored], blur: f32, threshold: f32, net: &FeedbackNet) -> Result<Summary> {
+fn summarize(images: &[Scored<'_>], blur: f32, threshold: f32, net: &FeedbackNet) -> Result<Summary> {
     let config = MeasureConfig::default()
         .with_blur_sigma(0.0)
         .with_threshold(threshold);
@@ -255,8 +301,8 @@ fn summarize(images: &[&Stored], blur: f32, threshold: f32, net: &FeedbackNet) -
         .iter()
         .map(|s| {
             let explanation = Explanation {
-                top5: s.top5.clone(),
-                true_class_map: smoothed_at_image(&s.map, blur, net.input_spec())?,
+                top5: s.top5.to_vec(),
+                true_class_map: smoothed_at_image(s.map, blur, net.input_spec())?,
                 top_maps: Vec::new(),
             };
             Ok(score_explanation(&s.sample, &explanation, &config)?)

@@ -250,4 +250,31 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     ok(&eval(&csv, &all, &["--json", s(&all_summary)]));
     let e = json(&all_summary)["summary"].clone();
     assert_eq!(t["at_given_settings"]["reported"], e);
+
+    // Several methods on one pass: a list, one entry per method, each as its own run.
+    let both = dir.join("both.json");
+    ok(&feedbacknet(&[
+        "tune",
+        "--method",
+        "gradcam,gradient",
+        "--data",
+        s(&csv),
+        "--images",
+        s(&images),
+        "--blurs",
+        "0,8",
+        "--thresholds",
+        "0.1,0.3",
+        "--json",
+        s(&both),
+    ]));
+    let both = json(&both);
+    let list = both.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["method"], "gradcam");
+    assert_eq!(list[1]["method"], "gradient");
+    for key in ["grid", "folds", "at_given_settings", "images"] {
+        assert_eq!(list[1][key], t[key], "{key}");
+    }
+    assert_ne!(list[0]["grid"], t["grid"]);
 }
