@@ -83,6 +83,54 @@ impl FeedbackCamConfig {
     }
 }
 
+/// A method with its settings, for [`FeedbackNet::infer_methods`](crate::FeedbackNet::infer_methods):
+/// the method and, for [`Method::FeedbackCam`], a fusion setting other than the net's own. A
+/// plain [`Method`] converts into one.
+///
+/// ```
+/// use feedbacknet::{FeedbackCamConfig, Method, MethodSpec};
+/// let spec = MethodSpec::new(Method::FeedbackCam)
+///     .with_feedback_cam(FeedbackCamConfig::default().with_feedback_blur(5.0));
+/// assert_eq!(MethodSpec::from(Method::GradCam).feedback_cam, None);
+/// assert!(spec.feedback_cam.is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MethodSpec {
+    /// The method.
+    pub method: Method,
+    /// The fusion settings of [`Method::FeedbackCam`]; `None`: the net's (ignored by the
+    /// other methods).
+    pub feedback_cam: Option<FeedbackCamConfig>,
+}
+
+impl MethodSpec {
+    /// The method with the net's settings.
+    pub fn new(method: Method) -> Self {
+        Self {
+            method,
+            feedback_cam: None,
+        }
+    }
+
+    /// Sets the fusion settings [`Method::FeedbackCam`] uses.
+    pub fn with_feedback_cam(mut self, config: FeedbackCamConfig) -> Self {
+        self.feedback_cam = Some(config);
+        self
+    }
+}
+
+impl From<Method> for MethodSpec {
+    fn from(method: Method) -> Self {
+        Self::new(method)
+    }
+}
+
+impl From<&Method> for MethodSpec {
+    fn from(method: &Method) -> Self {
+        Self::new(*method)
+    }
+}
+
 impl Method {
     /// Every method, in CLI order.
     pub const ALL: [Method; 7] = [

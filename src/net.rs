@@ -7,21 +7,21 @@ use std::{
 };
 
 use burn::tensor::{Tensor, activation::softmax};
-use feedbacknet_core::ActivationRule;
-use feedbacknet_core::{Device, GateSet, GatedNetwork, InputSpec};
-use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, fuse, localize};
+use feedbacknet_core::{Device, GatedNetwork, InputSpec};
+use feedbacknet_localize::{LocalizeConfig, ResizeMode, SaliencyMap, localize};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{
     CamLayer, ClassVisualization, GateSolution, HardConfig, SolverConfig, VisualizeConfig,
-    grad_cam, hard_feedback, input_gradient_with, saliency_maps, soft_feedback, visualize_class_on,
+    visualize_class_on,
 };
 use image::DynamicImage;
 
 use crate::{
-    CamThrough, ClassInfo, ClassQuery, Error, FeedbackCamConfig, GateStats, Inference, Labels,
-    Method, Prediction, Result, Timings,
+    ClassInfo, ClassQuery, Error, FeedbackCamConfig, GateStats, Inference, Labels, Method,
+    MethodSpec, Prediction, Result, Timings,
     device::default_device,
     preprocess::prepare,
+    run::{BatchCache, Job, MethodOutput},
     views::{Crops, Views},
 };
 
@@ -39,14 +39,14 @@ use crate::{
 /// # Ok::<(), feedbacknet::Error>(())
 /// ```
 pub struct FeedbackNet {
-    network: Arc<dyn GatedNetwork>,
+    pub(crate) network: Arc<dyn GatedNetwork>,
     labels: Labels,
     class_offset: usize,
     device: Device,
     method: Method,
-    solver: SolverConfig,
-    hard: HardConfig,
-    cam_layer: CamLayer,
+    pub(crate) solver: SolverConfig,
+    pub(crate) hard: HardConfig,
+    pub(crate) cam_layer: CamLayer,
     feedback_cam: FeedbackCamConfig,
     localize: LocalizeConfig,
     resize: ResizeMode,
@@ -406,46 +406,74 @@ impl FeedbackNet {
         classes: &[usize],
         method: Method,
     ) -> Result<Vec<Inference>> {
-        let mut per_method = self.explain(image, classes, &[method])?;
+        let mut per_method = self.explain(image, classes, &[self.job(method.into())?])?;
         Ok(per_method.pop().unwrap_or_default())
     }
 
     /// Explains one class with several methods, one [`Inference`] per method in the given
-    /// order. Methods that infer the same gates share one solve: `Feedback` and `FeedbackCam`
-    /// read the same soft-feedback gates, so asking for both costs one solve, not two (each
-    /// result's `timings.solve_ms` reports that shared solve). This is how `feedbacknet tune`
-    /// compares methods on one pass over a data set.
+    /// order. Work that methods share is done once: `Feedback` and `FeedbackCam` read the
+    /// same soft-feedback gates and the same gated gradient, `FeedbackCam` and `GradCam` the
+    /// same Grad-CAM, so asking for all three costs one solve. Each result's timings count
+    /// the shared work as if that method had run alone. A [`MethodSpec`] can give
+    /// `FeedbackCam` its own fusion settings: several fusions of one solve are how
+    /// `feedbacknet tune --cam-weights .. --feedback-blurs ..` chooses the fusion.
     ///
     /// ```no_run
-    /// use feedbacknet::{FeedbackNet, Method};
+    /// use feedbacknet::{FeedbackCamConfig, FeedbackNet, Method, MethodSpec};
     /// let net = FeedbackNet::builder().build()?;
     /// let image = image::open("cat.jpg")?;
-    /// let methods = [Method::Feedback, Method::FeedbackCam, Method::GradCam];
-    /// for result in net.infer_methods(&image, 281, &methods)? {
+    /// let blurred_less = MethodSpec::new(Method::FeedbackCam)
+    ///     .with_feedback_cam(FeedbackCamConfig::default().with_feedback_blur(5.0));
+    /// let specs = [Method::Feedback.into(), Method::FeedbackCam.into(), blurred_less];
+    /// for result in net.infer_methods(&image, 281, specs)? {
     ///     println!("{}: {} boxes", result.method, result.boxes.len());
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn infer_methods(
+    pub fn infer_methods<S: Into<MethodSpec>>(
         &self,
         image: &DynamicImage,
         class: impl Into<ClassQuery>,
-        methods: &[Method],
+        methods: impl IntoIterator<Item = S>,
+    ) -> Result<Vec<Inference>> {
+        let jobs = methods
+            .into_iter()
+            .map(|spec| self.job(spec.into()))
+            .collect::<Result<Vec<Job>>>()?;
+        self.explain_one(image, class, &jobs)
+    }
+
+    /// What a spec runs on this net (its fusion settings checked).
+    fn job(&self, spec: MethodSpec) -> Result<Job> {
+        let feedback_cam = spec.feedback_cam.unwrap_or(self.feedback_cam);
+        feedback_cam.fusion.validate()?;
+        Ok(Job {
+            method: spec.method,
+            feedback_cam,
+        })
+    }
+
+    /// One class, several jobs: one [`Inference`] per job.
+    fn explain_one(
+        &self,
+        image: &DynamicImage,
+        class: impl Into<ClassQuery>,
+        jobs: &[Job],
     ) -> Result<Vec<Inference>> {
         let index = self.class_index(class)?;
         Ok(self
-            .explain(image, &[index], methods)?
+            .explain(image, &[index], jobs)?
             .into_iter()
             .map(|mut per_class| per_class.remove(0))
             .collect())
     }
 
-    /// Every (method, class) result: the outer vector follows `methods`, the inner `classes`.
+    /// Every (job, class) result: the outer vector follows `jobs`, the inner `classes`.
     fn explain(
         &self,
         image: &DynamicImage,
         classes: &[usize],
-        methods: &[Method],
+        jobs: &[Job],
     ) -> Result<Vec<Vec<Inference>>> {
         for &c in classes {
             if c >= self.labels.len() {
@@ -456,7 +484,7 @@ impl FeedbackNet {
             }
         }
         if classes.is_empty() {
-            return Ok(vec![Vec::new(); methods.len()]);
+            return Ok(vec![Vec::new(); jobs.len()]);
         }
         let started = Instant::now();
         let spec = self.network.input_spec();
@@ -468,16 +496,15 @@ impl FeedbackNet {
             .iter()
             .flat_map(|c| std::iter::repeat_n(c + self.class_offset, v))
             .collect();
-        let mut solutions = SolutionCache::default();
-        methods
-            .iter()
-            .map(|&method| {
+        let mut cache = BatchCache::default();
+        jobs.iter()
+            .map(|job| {
                 let mut timings = Timings {
                     preprocess_ms,
                     ..Timings::default()
                 };
-                let out = self.run_method(method, &batch, &targets, &mut solutions, &mut timings)?;
-                self.inferences(method, classes, &views, &out, &timings)
+                let out = self.run_job(job, &batch, &targets, &mut cache, &mut timings)?;
+                self.inferences(job.method, classes, &views, &out, &timings)
             })
             .collect()
     }
@@ -559,115 +586,6 @@ impl FeedbackNet {
             &self.device,
         )?)
     }
-
-    /// Runs a method on a batch: one map per sample at the input's resolution (Grad-CAM's at
-    /// the feature map's), the gated target logits, and the gates when the method has them.
-    /// Gates already in `solutions` are reused (their solve time with them).
-    fn run_method(
-        &self,
-        method: Method,
-        batch: &Tensor<4>,
-        targets: &[usize],
-        solutions: &mut SolutionCache,
-        timings: &mut Timings,
-    ) -> Result<MethodOutput> {
-        let net = self.network.as_ref();
-        let solution = match method {
-            Method::Feedback | Method::FeedbackCam => Some(solutions.soft.get_or_try(|| {
-                soft_feedback(net, batch, targets, &self.solver).map_err(Error::from)
-            })?),
-            Method::FeedbackHard => Some(solutions.hard.get_or_try(|| {
-                hard_feedback(net, batch, targets, &self.hard).map_err(Error::from)
-            })?),
-            _ => None,
-        };
-        timings.solve_ms = solution.as_ref().map_or(0.0, |(_, ms)| *ms);
-        let solution = solution.map(|(s, _)| s);
-        let started = Instant::now();
-        let gates = solution.as_ref().map(|s| &s.gates);
-        let (maps, scores) = match method {
-            Method::GradCam => {
-                let cam = grad_cam(net, batch, targets, None, &self.cam_layer)?;
-                (cam.maps, cam.scores)
-            }
-            Method::FeedbackCam => self.feedback_cam_maps(batch, targets, gates)?,
-            _ => {
-                let rule = match method {
-                    Method::Guided => ActivationRule::Guided,
-                    Method::Deconvnet => ActivationRule::Deconv,
-                    _ => ActivationRule::Gradient,
-                };
-                let grad = input_gradient_with(net, batch, targets, gates, rule)?;
-                (saliency_maps(&grad.gradient)?, grad.scores)
-            }
-        };
-        timings.saliency_ms = ms(started);
-        Ok(MethodOutput {
-            maps,
-            scores,
-            solution,
-        })
-    }
-}
-
-/// The gates solved so far for one batch, with their solve time in ms.
-#[derive(Default)]
-struct SolutionCache {
-    soft: Cached<GateSolution>,
-    hard: Cached<GateSolution>,
-}
-
-/// A value computed at most once, with the time it took in ms.
-struct Cached<T>(Option<(T, f64)>);
-
-impl<T> Default for Cached<T> {
-    fn default() -> Self {
-        Self(None)
-    }
-}
-
-impl<T: Clone> Cached<T> {
-    fn get_or_try(&mut self, compute: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
-        if let Some(hit) = &self.0 {
-            return Ok(hit.clone());
-        }
-        let started = Instant::now();
-        let hit = (compute()?, ms(started));
-        self.0 = Some(hit.clone());
-        Ok(hit)
-    }
-}
-
-impl FeedbackNet {
-    /// [`Method::FeedbackCam`]'s maps (at the input's resolution) and gated target logits.
-    fn feedback_cam_maps(
-        &self,
-        batch: &Tensor<4>,
-        targets: &[usize],
-        gates: Option<&GateSet>,
-    ) -> Result<(Vec<SaliencyMap>, Vec<f32>)> {
-        let net = self.network.as_ref();
-        let grad = input_gradient_with(net, batch, targets, gates, ActivationRule::Gradient)?;
-        let fine = saliency_maps(&grad.gradient)?;
-        let cam_gates = match self.feedback_cam.cam_through {
-            CamThrough::PlainNet => None,
-            CamThrough::FeedbackGates => gates,
-        };
-        let cam = grad_cam(net, batch, targets, cam_gates, &self.cam_layer)?;
-        let maps = fine
-            .iter()
-            .zip(&cam.maps)
-            .map(|(f, c)| fuse(f, c, &self.feedback_cam.fusion))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok((maps, grad.scores))
-    }
-}
-
-/// What [`FeedbackNet::run_method`] produces for a batch.
-struct MethodOutput {
-    maps: Vec<SaliencyMap>,
-    scores: Vec<f32>,
-    solution: Option<GateSolution>,
 }
 
 fn mean(values: &[f32]) -> f32 {

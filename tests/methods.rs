@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::OnceLock};
 
 use feedbacknet::{
     BoundingBox, CamLayer, CamThrough, Crops, DynamicImage, FeedbackCamConfig, FeedbackNet,
-    FusionRule, Method, Objective, SolverConfig, core::BackwardTarget, load_image,
+    FusionRule, Method, MethodSpec, Objective, SolverConfig, core::BackwardTarget, load_image,
     solver::grad_cam,
 };
 
@@ -77,7 +77,7 @@ fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
         Method::Feedback,
         Method::FeedbackHard,
     ];
-    let together = net.infer_methods(&image, class, &methods).unwrap();
+    let together = net.infer_methods(&image, class, methods).unwrap();
     assert_eq!(together.len(), methods.len());
     for (method, joint) in methods.iter().zip(&together) {
         let alone = net.infer_with(&image, class, *method).unwrap();
@@ -92,8 +92,12 @@ fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
     assert_eq!(cam.timings.solve_ms, fb.timings.solve_ms);
     assert!(fb.timings.solve_ms > 0.0);
     assert_eq!(together[1].timings.solve_ms, 0.0);
-    assert!(net.infer_methods(&image, class, &[]).unwrap().is_empty());
-    assert!(net.infer_methods(&image, 5000, &methods).is_err());
+    assert!(
+        net.infer_methods(&image, class, Vec::<Method>::new())
+            .unwrap()
+            .is_empty()
+    );
+    assert!(net.infer_methods(&image, 5000, methods).is_err());
 }
 
 #[test]
@@ -269,6 +273,30 @@ fn feedback_cam_is_class_specific_and_configurable() {
         .saliency(&image, "bull mastiff", Method::FeedbackCam)
         .unwrap();
     assert_ne!(other.data(), dog.data());
+    // Several fusion settings on one solve: each equals a net built with that setting.
+    let plain = squeezenet();
+    let alone = plain
+        .saliency(&image, "bull mastiff", Method::FeedbackCam)
+        .unwrap();
+    let gated = FeedbackCamConfig::default()
+        .with_cam_through(CamThrough::FeedbackGates)
+        .with_rule(FusionRule::Arithmetic { cam_weight: 0.7 });
+    let variants = plain
+        .infer_methods(
+            &image,
+            "bull mastiff",
+            [
+                MethodSpec::new(Method::FeedbackCam).with_feedback_cam(gated),
+                Method::FeedbackCam.into(),
+            ],
+        )
+        .unwrap();
+    assert_eq!(variants[0].saliency.data(), other.data());
+    assert_eq!(variants[1].saliency.data(), alone.data());
+    let too_heavy =
+        FeedbackCamConfig::default().with_rule(FusionRule::Geometric { cam_weight: 2.0 });
+    let spec = MethodSpec::new(Method::FeedbackCam).with_feedback_cam(too_heavy);
+    assert!(plain.infer_methods(&image, "bull mastiff", [spec]).is_err());
     let bad = FeedbackNet::builder()
         .model_path(shared().join("models/squeezenet1.1.onnx"))
         .feedback_cam(

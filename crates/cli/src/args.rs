@@ -362,6 +362,14 @@ pub struct TuneArgs {
         default_value = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6"
     )]
     pub thresholds: Vec<f32>,
+    /// feedback-cam: Grad-CAM weights in the fusion tried together with the blurs and
+    /// thresholds (one solve per image serves them all); default: `--cam-weight` only.
+    #[arg(long, value_delimiter = ',')]
+    pub cam_weights: Vec<f32>,
+    /// feedback-cam: blurs of the feedback map before the fusion tried (sigma, network-input
+    /// pixels); default: `--feedback-blur` only.
+    #[arg(long, value_delimiter = ',')]
+    pub feedback_blurs: Vec<f32>,
     /// Use only the first N images.
     #[arg(long)]
     pub limit: Option<usize>,

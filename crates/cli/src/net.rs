@@ -61,7 +61,15 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
 
 /// The feedback-cam settings of the command line.
 fn feedback_cam(settings: &MethodArgs) -> FeedbackCamConfig {
-    let cam_weight = settings.cam_weight;
+    feedback_cam_with(settings, settings.cam_weight, settings.feedback_blur)
+}
+
+/// The command line's feedback-cam settings with another Grad-CAM weight and feedback blur.
+pub fn feedback_cam_with(
+    settings: &MethodArgs,
+    cam_weight: f32,
+    feedback_blur: f32,
+) -> FeedbackCamConfig {
     let rule = match settings.fusion {
         FusionArg::Geometric => FusionRule::Geometric { cam_weight },
         FusionArg::Arithmetic => FusionRule::Arithmetic { cam_weight },
@@ -72,6 +80,6 @@ fn feedback_cam(settings: &MethodArgs) -> FeedbackCamConfig {
     };
     FeedbackCamConfig::default()
         .with_rule(rule)
-        .with_feedback_blur(settings.feedback_blur)
+        .with_feedback_blur(feedback_blur)
         .with_cam_through(through)
 }

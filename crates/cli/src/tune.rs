@@ -7,11 +7,13 @@
 //! each half is tuned in turn and the other reported (two-fold cross-validation).
 //!
 //! Several methods (`--method feedback,feedback-cam,gradcam`) are tuned on one pass over the
-//! images: methods that share gates share one solve ([`FeedbackNet::infer_methods`]).
+//! images: methods that share gates share one solve ([`FeedbackNet::infer_methods`]). For
+//! feedback-cam, `--cam-weights` and `--feedback-blurs` add the fusion's Grad-CAM weight and
+//! feedback blur to the grid; every fusion is made from the same solve.
 
 use std::path::Path;
 
-use feedbacknet::{FeedbackNet, SaliencyMap, load_image};
+use feedbacknet::{FeedbackNet, Method, MethodSpec, SaliencyMap, load_image};
 use feedbacknet_eval::{
     Dataset, Explanation, ImageRecord, MeasureConfig, Sample, Summary, measure_box,
     score_explanation,
@@ -23,30 +25,109 @@ use crate::{
     args::TuneArgs,
     error::{CliError, Result},
     eval::smoothed_at_image,
-    net::build,
+    net::{build, feedback_cam_with},
     output::{create_parent, write_atomic},
 };
 
-/// One image's stored maps (unblurred, at ground-truth size, one per method) and predictions.
+/// One image's stored maps (unblurred, at ground-truth size) and predictions.
 struct Stored {
     sample: Sample,
     top5: Vec<usize>,
-    maps: Vec<SaliencyMap>,
+    /// Per method, one map per candidate setting ([`Candidates`]).
+    maps: Vec<Vec<SaliencyMap>>,
     /// Per method: time of the prediction and the map, in ms (a solve shared by several
     /// methods counts in each).
     times_ms: Vec<f64>,
 }
 
-/// One image as one method sees it.
+/// One image as one method sees it: a map per candidate.
 struct Scored<'a> {
     sample: &'a Sample,
     top5: &'a [usize],
-    map: &'a SaliencyMap,
+    maps: &'a [SaliencyMap],
+}
+
+/// A feedback-cam fusion setting.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+struct Fusion {
+    cam_weight: f32,
+    feedback_blur: f32,
+}
+
+/// The map settings of one method: candidate 0 is the command line's; the grid tries
+/// `searched`.
+struct Candidates {
+    method: Method,
+    fusions: Vec<Option<Fusion>>,
+    searched: Vec<usize>,
+}
+
+impl Candidates {
+    fn of(method: Method, args: &TuneArgs) -> Self {
+        let given = Fusion {
+            cam_weight: args.settings.cam_weight,
+            feedback_blur: args.settings.feedback_blur,
+        };
+        if method != Method::FeedbackCam {
+            return Self {
+                method,
+                fusions: vec![None],
+                searched: vec![0],
+            };
+        }
+        let or_given = |values: &[f32], given: f32| match values {
+            [] => vec![given],
+            v => v.to_vec(),
+        };
+        let mut fusions = vec![Some(given)];
+        let mut searched = Vec::new();
+        for cam_weight in or_given(&args.cam_weights, given.cam_weight) {
+            for feedback_blur in or_given(&args.feedback_blurs, given.feedback_blur) {
+                let f = Some(Fusion {
+                    cam_weight,
+                    feedback_blur,
+                });
+                let at = fusions.iter().position(|x| *x == f).unwrap_or_else(|| {
+                    fusions.push(f);
+                    fusions.len() - 1
+                });
+                searched.push(at);
+            }
+        }
+        Self {
+            method,
+            fusions,
+            searched,
+        }
+    }
+
+    /// What `infer_methods` runs for each candidate.
+    fn specs(&self, args: &TuneArgs) -> Vec<MethodSpec> {
+        self.fusions
+            .iter()
+            .map(|f| {
+                let spec = MethodSpec::new(self.method);
+                match f {
+                    Some(f) => spec.with_feedback_cam(feedback_cam_with(
+                        &args.settings,
+                        f.cam_weight,
+                        f.feedback_blur,
+                    )),
+                    None => spec,
+                }
+            })
+            .collect()
+    }
 }
 
 /// GT-known accuracy of one grid point on one half.
 #[derive(Debug, Clone, Serialize)]
 struct GridPoint {
+    /// The fusion setting (feedback-cam only).
+    #[serde(flatten)]
+    fusion: Option<Fusion>,
+    #[serde(skip)]
+    candidate: usize,
     blur: f32,
     threshold: f32,
     gt_known_loc: f64,
@@ -57,6 +138,8 @@ struct GridPoint {
 struct Fold {
     tuned_on: &'static str,
     reported_on: &'static str,
+    #[serde(flatten)]
+    fusion: Option<Fusion>,
     blur: f32,
     threshold: f32,
     tuned_gt_known_loc: f64,
@@ -91,11 +174,26 @@ pub fn run(args: TuneArgs) -> Result<()> {
     if args.methods.is_empty() {
         return Err(CliError::Usage("--method needs at least one method".into()));
     }
+    let candidates: Vec<Candidates> = args
+        .methods
+        .iter()
+        .map(|&m| Candidates::of(m, &args))
+        .collect();
+    for spec in candidates.iter().flat_map(|c| c.specs(&args)) {
+        if let Some(config) = spec.feedback_cam {
+            config
+                .fusion
+                .validate()
+                .map_err(|e| CliError::Usage(format!("--cam-weights / --feedback-blurs: {e}")))?;
+        }
+    }
     let (data, dataset) = args.data.open()?;
     let net = build(&args.model, &args.settings, args.methods[0])?;
-    let (stored, failed) = compute_maps(&net, &args, &dataset)?;
-    let results = (0..args.methods.len())
-        .map(|m| tune_method(&stored, m, &failed, &args, &net, &data))
+    let (stored, failed) = compute_maps(&net, &args, &candidates, &dataset)?;
+    let results = candidates
+        .iter()
+        .enumerate()
+        .map(|(m, c)| tune_method(&stored, m, c, &failed, &args, &net, &data))
         .collect::<Result<Vec<_>>>()?;
     for result in &results {
         print_result(result);
@@ -120,6 +218,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
 fn tune_method(
     stored: &[Stored],
     m: usize,
+    candidates: &Candidates,
     failed: &[String],
     args: &TuneArgs,
     net: &FeedbackNet,
@@ -132,7 +231,7 @@ fn tune_method(
             .map(|s| Scored {
                 sample: &s.sample,
                 top5: &s.top5,
-                map: &s.maps[m],
+                maps: &s.maps[m],
             })
             .collect()
     };
@@ -143,15 +242,23 @@ fn tune_method(
         let (other_name, other_parity) = halves[1 - i];
         let points = score_grid(
             &scored(Some(parity)),
+            candidates,
             &args.blurs,
             &args.thresholds,
             net.input_spec(),
         )?;
         let best = best_point(&points);
-        let reported = summarize(&scored(Some(other_parity)), best.blur, best.threshold, net)?;
+        let reported = summarize(
+            &scored(Some(other_parity)),
+            best.candidate,
+            best.blur,
+            best.threshold,
+            net,
+        )?;
         folds.push(Fold {
             tuned_on: name,
             reported_on: other_name,
+            fusion: best.fusion,
             blur: best.blur,
             threshold: best.threshold,
             tuned_gt_known_loc: best.gt_known_loc,
@@ -164,10 +271,11 @@ fn tune_method(
     let at_given_settings = Fold {
         tuned_on: "none (given settings)",
         reported_on: "all",
+        fusion: candidates.fusions[0],
         blur,
         threshold,
         tuned_gt_known_loc: f64::NAN,
-        reported: summarize(&scored(None), blur, threshold, net)?,
+        reported: summarize(&scored(None), 0, blur, threshold, net)?,
     };
     Ok(TuneResult {
         median_ms: median(stored.iter().map(|s| s.times_ms[m]).collect()),
@@ -189,6 +297,7 @@ fn tune_method(
 fn compute_maps(
     net: &FeedbackNet,
     args: &TuneArgs,
+    candidates: &[Candidates],
     dataset: &Dataset,
 ) -> Result<(Vec<Stored>, Vec<String>)> {
     let samples: Vec<&Sample> = dataset
@@ -207,7 +316,7 @@ fn compute_maps(
     bar.set_message(names.join(","));
     let (mut stored, mut failed) = (Vec::new(), Vec::new());
     for sample in samples {
-        match stored_map(net, args, sample) {
+        match stored_map(net, args, candidates, sample) {
             Ok(s) => stored.push(s),
             Err(e) => {
                 bar.println(format!("{}: {e}", sample.id));
@@ -220,7 +329,12 @@ fn compute_maps(
     Ok((stored, failed))
 }
 
-fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Stored> {
+fn stored_map(
+    net: &FeedbackNet,
+    args: &TuneArgs,
+    candidates: &[Candidates],
+    sample: &Sample,
+) -> Result<Stored> {
     let image = load_image(&sample.path)?;
     let started = std::time::Instant::now();
     let top5 = net
@@ -230,16 +344,26 @@ fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Sto
         .collect();
     let predict_ms = started.elapsed().as_secs_f64() * 1e3;
     let (w, h) = sample.size;
+    let specs = candidates.iter().flat_map(|c| c.specs(args));
+    let mut results = net.infer_methods(&image, sample.class, specs)?.into_iter();
     let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
-    for result in net.infer_methods(&image, sample.class, &args.methods)? {
-        let t = &result.timings;
-        times_ms.push(predict_ms + t.preprocess_ms + t.solve_ms + t.saliency_ms + t.localize_ms);
-        maps.push(
-            result
-                .saliency
-                .resize_bilinear(w as usize, h as usize)
-                .map_err(feedbacknet::Error::from)?,
-        );
+    for c in candidates {
+        let mut per_candidate = Vec::with_capacity(c.fusions.len());
+        for result in results.by_ref().take(c.fusions.len()) {
+            if per_candidate.is_empty() {
+                let t = &result.timings;
+                times_ms.push(
+                    predict_ms + t.preprocess_ms + t.solve_ms + t.saliency_ms + t.localize_ms,
+                );
+            }
+            per_candidate.push(
+                result
+                    .saliency
+                    .resize_bilinear(w as usize, h as usize)
+                    .map_err(feedbacknet::Error::from)?,
+            );
+        }
+        maps.push(per_candidate);
     }
     Ok(Stored {
         sample: sample.clone(),
@@ -252,33 +376,53 @@ fn stored_map(net: &FeedbackNet, args: &TuneArgs, sample: &Sample) -> Result<Sto
 /// GT-known accuracy of every (blur, threshold) pair on `images`.
 fn score_grid(
     images: &[Scored<'_>],
+    candidates: &Candidates,
     blurs: &[f32],
     thresholds: &[f32],
     spec: &feedbacknet::InputSpec,
 ) -> Result<Vec<GridPoint>> {
-    let mut points = Vec::with_capacity(blurs.len() * thresholds.len());
-    for &blur in blurs {
-        let smoothed: Vec<SaliencyMap> = images
-            .iter()
-            .map(|s| smoothed_at_image(s.map, blur, spec))
-            .collect::<Result<_>>()?;
-        for &threshold in thresholds {
-            let config = MeasureConfig::default()
-                .with_blur_sigma(0.0)
-                .with_threshold(threshold);
-            let mut hits = 0usize;
-            for (s, map) in images.iter().zip(&smoothed) {
-                let (_, iou) = measure_box(map, &s.sample.boxes, &config)?;
-                hits += usize::from(iou >= feedbacknet_eval::LOC_IOU_THRESHOLD);
-            }
-            points.push(GridPoint {
-                blur,
-                threshold,
-                gt_known_loc: hits as f64 / images.len().max(1) as f64,
-            });
+    let mut points = Vec::new();
+    for &candidate in &candidates.searched {
+        for &blur in blurs {
+            let smoothed: Vec<SaliencyMap> = images
+                .iter()
+                .map(|s| smoothed_at_image(&s.maps[candidate], blur, spec))
+                .collect::<Result<_>>()?;
+            points.extend(
+                score_thresholds(images, &smoothed, thresholds)?
+                    .into_iter()
+                    .map(|(threshold, gt_known_loc)| GridPoint {
+                        fusion: candidates.fusions[candidate],
+                        candidate,
+                        blur,
+                        threshold,
+                        gt_known_loc,
+                    }),
+            );
         }
     }
     Ok(points)
+}
+
+/// `(threshold, GT-known accuracy)` of the smoothed maps at each threshold.
+fn score_thresholds(
+    images: &[Scored<'_>],
+    smoothed: &[SaliencyMap],
+    thresholds: &[f32],
+) -> Result<Vec<(f32, f64)>> {
+    let mut scores = Vec::with_capacity(thresholds.len());
+    for &threshold in thresholds {
+        let config = MeasureConfig::default()
+            .with_blur_sigma(0.0)
+            .with_threshold(threshold);
+        let mut hits = 0usize;
+        for (s, map) in images.iter().zip(smoothed) {
+            let (_, iou) = measure_box(map, &s.sample.boxes, &config)?;
+            hits += usize::from(iou >= feedbacknet_eval::LOC_IOU_THRESHOLD);
+        }
+        scores.push((threshold, hits as f64 / images.len().max(1) as f64));
+    }
+    Ok(scores)
 }
 
 /// The best grid point (the first one on ties: the grid's order decides).
@@ -293,7 +437,13 @@ fn best_point(points: &[GridPoint]) -> GridPoint {
 }
 
 /// Every metric of `images` at one fixed setting (MaxBoxAccV2 sweeps the threshold itself).
-fn summarize(images: &[Scored<'_>], blur: f32, threshold: f32, net: &FeedbackNet) -> Result<Summary> {
+fn summarize(
+    images: &[Scored<'_>],
+    candidate: usize,
+    blur: f32,
+    threshold: f32,
+    net: &FeedbackNet,
+) -> Result<Summary> {
     let config = MeasureConfig::default()
         .with_blur_sigma(0.0)
         .with_threshold(threshold);
@@ -302,10 +452,10 @@ fn summarize(images: &[Scored<'_>], blur: f32, threshold: f32, net: &FeedbackNet
         .map(|s| {
             let explanation = Explanation {
                 top5: s.top5.to_vec(),
-                true_class_map: smoothed_at_image(s.map, blur, net.input_spec())?,
+                true_class_map: smoothed_at_image(&s.maps[candidate], blur, net.input_spec())?,
                 top_maps: Vec::new(),
             };
-            Ok(score_explanation(&s.sample, &explanation, &config)?)
+            Ok(score_explanation(s.sample, &explanation, &config)?)
         })
         .collect::<Result<_>>()?;
     Ok(Summary::from_records(&records, &config.sweep)?)
@@ -335,8 +485,9 @@ fn print_result(r: &TuneResult) {
     );
     for f in &r.folds {
         println!(
-            "tuned on {:<4}: blur {:>4}, threshold {:.2} ({:.1} % there) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
+            "tuned on {:<4}: {}blur {:>4}, threshold {:.2} ({:.1} % there) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
             f.tuned_on,
+            fusion_text(f.fusion),
             f.blur,
             f.threshold,
             100.0 * f.tuned_gt_known_loc,
@@ -354,6 +505,15 @@ fn print_result(r: &TuneResult) {
     if !r.failed.is_empty() {
         println!("{} images failed and were left out", r.failed.len());
     }
+}
+
+fn fusion_text(fusion: Option<Fusion>) -> String {
+    fusion.map_or(String::new(), |f| {
+        format!(
+            "cam weight {}, feedback blur {}, ",
+            f.cam_weight, f.feedback_blur
+        )
+    })
 }
 
 fn file_name(path: &str) -> String {

@@ -172,6 +172,98 @@ fn a_missing_data_set_is_an_error() {
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
 
+/// `tune` on `csv` with a small grid and a 2-iteration solver; its JSON.
+fn tune_json(dir: &Path, csv: &Path, name: &str, extra: &[&str]) -> Value {
+    let path = dir.join(name);
+    let images = shared().join("data/imagenet-val");
+    let mut args = vec![
+        "tune",
+        "--data",
+        s(csv),
+        "--images",
+        s(&images),
+        "--iterations",
+        "2",
+        "--blurs",
+        "0,8",
+        "--thresholds",
+        "0.1,0.3",
+        "--json",
+        s(&path),
+    ];
+    args.extend_from_slice(extra);
+    ok(&feedbacknet(&args));
+    json(&path)
+}
+
+#[test]
+fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
+    let dir = temp_dir("tune-fusion");
+    let csv = small_csv(&dir, 6);
+    let grid = tune_json(
+        &dir,
+        &csv,
+        "grid.json",
+        &[
+            "--method",
+            "feedback-cam",
+            "--cam-weights",
+            "0.3,0.7",
+            "--feedback-blurs",
+            "4,10",
+        ],
+    );
+    // 2 weights x 2 feedback blurs x 2 blurs x 2 thresholds per half.
+    let points = grid["grid"][0][1].as_array().unwrap();
+    assert_eq!(points.len(), 16);
+    let given = &grid["at_given_settings"];
+    assert_eq!(
+        (
+            given["cam_weight"].as_f64(),
+            given["feedback_blur"].as_f64()
+        ),
+        (Some(0.5), Some(10.0))
+    );
+    let fold = &grid["folds"][0];
+    let (w, b) = (
+        fold["cam_weight"].as_f64().unwrap(),
+        fold["feedback_blur"].as_f64().unwrap(),
+    );
+    assert!(
+        [0.3f32, 0.7].contains(&(w as f32)) && [4.0, 10.0].contains(&b),
+        "{w} {b}"
+    );
+    // Each fusion setting scores exactly as a run with that setting alone.
+    let alone = tune_json(
+        &dir,
+        &csv,
+        "alone.json",
+        &[
+            "--method",
+            "feedback-cam",
+            "--cam-weight",
+            "0.7",
+            "--feedback-blur",
+            "4",
+        ],
+    );
+    let alone_points = alone["grid"][0][1].as_array().unwrap();
+    let of_setting: Vec<&Value> = points
+        .iter()
+        .filter(|p| p["cam_weight"] == 0.7 && p["feedback_blur"] == 4.0)
+        .collect();
+    assert_eq!(of_setting.len(), alone_points.len());
+    for (p, q) in of_setting.iter().zip(alone_points) {
+        assert_eq!(p["gt_known_loc"], q["gt_known_loc"]);
+    }
+    // The settings differ in what they find (the grid is not one map four times).
+    let alone_given = alone["at_given_settings"]["reported"].clone();
+    assert_ne!(alone_given["mean_iou"], given["reported"]["mean_iou"]);
+    let bad = feedbacknet(&["tune", "--method", "feedback-cam", "--cam-weights", "1.5"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cam-weights"));
+}
+
 #[test]
 fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     let dir = temp_dir("tune");
