@@ -49,7 +49,7 @@ pub use feedbacknet_localize::{
 };
 pub use feedbacknet_onnx::{self as onnx, ModelPreset, OnnxNetwork};
 pub use feedbacknet_solver::{
-    self as solver, CamLayer, ClassVisualization, HardConfig, Objective, SolverConfig,
+    self as solver, CamLayer, ClassVisualization, HardConfig, Objective, Schedule, SolverConfig,
     VisualizeConfig,
 };
 pub use image::DynamicImage;

@@ -89,6 +89,18 @@ pub struct MethodArgs {
     /// Soft feedback sparsity weight λ.
     #[arg(long, default_value_t = 0.01)]
     pub lambda: f32,
+    /// Feedback gates: one per neuron or one per channel.
+    #[arg(long, value_enum, default_value = "neuron")]
+    pub gates: GatesArg,
+    /// Soft feedback: which gates move when (top-first: the authors' multi-stage pruning).
+    #[arg(long, value_enum, default_value = "all-at-once")]
+    pub schedule: ScheduleArg,
+    /// Soft feedback, top-first schedule: gate sites of the first stage, from the output.
+    #[arg(long, default_value_t = 8)]
+    pub top_sites: usize,
+    /// Soft feedback, top-first schedule: iterations of the first stage.
+    #[arg(long, default_value_t = 10)]
+    pub top_iterations: usize,
     /// Hard feedback: a gate opens where its gradient is at least this multiple of its layer's
     /// mean positive gradient (0: any positive gradient).
     #[arg(long, default_value_t = 1.0)]
@@ -116,6 +128,24 @@ pub struct MethodArgs {
     /// feedback-cam: the network Grad-CAM reads.
     #[arg(long, value_enum, default_value = "plain")]
     pub cam_through: CamThroughArg,
+}
+
+/// Gate granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GatesArg {
+    /// One gate per neuron (the paper).
+    Neuron,
+    /// One gate per channel.
+    Channel,
+}
+
+/// The soft solver's schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    /// Every gate from the first iteration.
+    AllAtOnce,
+    /// The top gate sites first (`--top-sites`, `--top-iterations`), then all.
+    TopFirst,
 }
 
 /// The fusion rule of feedback-cam.

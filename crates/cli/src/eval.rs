@@ -17,7 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::{
-    args::{EvalArgs, MeasureArgs, MergeArgs},
+    args::{EvalArgs, MeasureArgs, MergeArgs, MethodArgs},
     error::{CliError, Result},
     net::{build, model_path},
     output::{create_parent, stem, write_atomic},
@@ -242,25 +242,45 @@ fn progress_bar(args: &EvalArgs) -> ProgressBar {
 
 /// The run's configuration, as recorded in the summary and the report.
 fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
-    let s = &args.settings;
-    json!({
+    let mut config = json!({
         "model": model.display().to_string(),
         "data": data.display().to_string(),
         "method": args.method.name(),
-        "threshold": s.threshold,
-        "blur_sigma_input_px": s.blur,
-        "iterations": s.iterations,
-        "lambda": s.lambda,
-        "objective": format!("{:?}", s.objective),
-        "hard_ratio": s.hard_ratio,
-        "sweeps": s.sweeps,
-        "crops": format!("{:?}", s.crops),
         "sweep_step": args.measure.sweep,
         "pointing_tolerance_px": args.measure.pointing_tolerance,
         "top_k": args.top_k,
         "workers": workers(args.workers),
         "shard": args.shard.clone(),
         "backend": format!("{:?}", args.model.backend),
+    });
+    if let (Some(config), serde_json::Value::Object(settings)) =
+        (config.as_object_mut(), method_settings(&args.settings))
+    {
+        config.extend(settings);
+    }
+    config
+}
+
+/// Every method and box setting of the command line, as recorded in `eval` and `tune` JSON.
+pub fn method_settings(s: &MethodArgs) -> serde_json::Value {
+    json!({
+        "threshold": s.threshold,
+        "blur_sigma_input_px": s.blur,
+        "iterations": s.iterations,
+        "lambda": s.lambda,
+        "objective": format!("{:?}", s.objective),
+        "gates": format!("{:?}", s.gates),
+        "schedule": format!("{:?}", s.schedule),
+        "top_sites": s.top_sites,
+        "top_iterations": s.top_iterations,
+        "hard_ratio": s.hard_ratio,
+        "sweeps": s.sweeps,
+        "crops": format!("{:?}", s.crops),
+        "cam_layer": s.cam_layer,
+        "fusion": format!("{:?}", s.fusion),
+        "cam_weight": s.cam_weight,
+        "feedback_blur": s.feedback_blur,
+        "cam_through": format!("{:?}", s.cam_through),
     })
 }
 

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use feedbacknet::{
-    CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FusionRule, HardConfig,
-    LocalizeConfig, Method, ModelPreset, SolverConfig,
+    CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FusionRule, GateGranularity,
+    HardConfig, LocalizeConfig, Method, ModelPreset, Schedule, SolverConfig,
 };
 
 use crate::{
-    args::{CamThroughArg, CropsArg, FusionArg, MethodArgs, ModelArgs},
+    args::{CamThroughArg, CropsArg, FusionArg, GatesArg, MethodArgs, ModelArgs, ScheduleArg},
     error::Result,
     models::resolve_dir,
 };
@@ -31,10 +31,19 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
     let solver = SolverConfig::default()
         .with_iterations(settings.iterations)
         .with_lambda(settings.lambda)
-        .with_objective(settings.objective);
+        .with_objective(settings.objective)
+        .with_granularity(granularity(settings.gates))
+        .with_schedule(match settings.schedule {
+            ScheduleArg::AllAtOnce => Schedule::AllAtOnce,
+            ScheduleArg::TopFirst => Schedule::TopFirst {
+                sites: settings.top_sites,
+                iterations: settings.top_iterations,
+            },
+        });
     let hard = HardConfig::default()
         .with_ratio(settings.hard_ratio)
-        .with_max_sweeps(settings.sweeps);
+        .with_max_sweeps(settings.sweeps)
+        .with_granularity(granularity(settings.gates));
     let localize = LocalizeConfig::default()
         .with_threshold(settings.threshold)
         .with_blur_sigma(settings.blur);
@@ -57,6 +66,13 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         CropsArg::Single => net,
         CropsArg::Ten => net.with_crops(Crops::ten_for(net.input_spec())),
     })
+}
+
+fn granularity(gates: GatesArg) -> GateGranularity {
+    match gates {
+        GatesArg::Neuron => GateGranularity::Neuron,
+        GatesArg::Channel => GateGranularity::Channel,
+    }
 }
 
 /// The feedback-cam settings of the command line.

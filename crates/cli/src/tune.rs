@@ -153,6 +153,8 @@ struct TuneResult {
     data: String,
     images: usize,
     failed: Vec<String>,
+    /// The method settings of the command line (the grid overrides blur and threshold).
+    settings: serde_json::Value,
     /// Median time per image of the prediction and the map, in ms.
     median_ms: f64,
     /// Every image at the command line's `--blur` and `--threshold` (what `eval` reports).
@@ -285,6 +287,7 @@ fn tune_method(
         data: data.display().to_string(),
         images: stored.len(),
         failed: failed.to_vec(),
+        settings: crate::eval::method_settings(&args.settings),
         held_out_gt_known_loc: mean(|f| f.reported.gt_known_loc),
         held_out_maxbox_acc_v2: mean(|f| f.reported.maxbox_acc_v2),
         grid,

@@ -51,6 +51,45 @@ pub struct SolverConfig {
     pub granularity: GateGranularity,
     /// The score maximized (default: the class logit).
     pub objective: Objective,
+    /// Which gates move when (default: all from the first iteration).
+    pub schedule: Schedule,
+}
+
+/// Which gates the soft solver updates when.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// Every gate from the first iteration (default).
+    #[default]
+    AllAtOnce,
+    /// Multi-stage pruning after Cao et al.: for the first `iterations` iterations only the
+    /// gates of the `sites` gate sites nearest the output move (the lower ones stay open),
+    /// then every gate. The iterations of the first stage count towards
+    /// [`SolverConfig::iterations`]; the solver does not stop early during it.
+    TopFirst {
+        /// Gate sites of the first stage, counted from the output.
+        sites: usize,
+        /// Iterations of the first stage.
+        iterations: usize,
+    },
+}
+
+impl Schedule {
+    /// Whether gate site `site` (of `sites`, input first) moves at iteration `iteration`.
+    pub fn moves(self, site: usize, sites: usize, iteration: usize) -> bool {
+        match self {
+            Schedule::AllAtOnce => true,
+            Schedule::TopFirst {
+                sites: top,
+                iterations,
+            } => iteration >= iterations || site + top >= sites,
+        }
+    }
+
+    /// Whether iteration `iteration` is in the first stage of a multi-stage schedule.
+    pub fn in_first_stage(self, iteration: usize) -> bool {
+        matches!(self, Schedule::TopFirst { iterations, .. } if iteration < iterations)
+    }
 }
 
 impl Default for SolverConfig {
@@ -63,6 +102,7 @@ impl Default for SolverConfig {
             tolerance: 1e-4,
             granularity: GateGranularity::Neuron,
             objective: Objective::Logit,
+            schedule: Schedule::AllAtOnce,
         }
     }
 }
@@ -101,6 +141,12 @@ impl SolverConfig {
     /// Sets the gate granularity.
     pub fn with_granularity(mut self, granularity: GateGranularity) -> Self {
         self.granularity = granularity;
+        self
+    }
+
+    /// Sets the schedule (multi-stage pruning).
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = schedule;
         self
     }
 
@@ -147,6 +193,13 @@ impl SolverConfig {
                 name: "iterations",
                 value: "0".into(),
                 reason: "must be at least 1",
+            });
+        }
+        if let Schedule::TopFirst { sites: 0, .. } = self.schedule {
+            return Err(SolverError::InvalidConfig {
+                name: "schedule",
+                value: "top-first with 0 sites".into(),
+                reason: "the first stage needs at least one gate site",
             });
         }
         Ok(())

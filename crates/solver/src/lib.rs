@@ -27,7 +27,7 @@ mod score;
 mod soft;
 mod visualize;
 
-pub use config::{HardConfig, Objective, SolverConfig};
+pub use config::{HardConfig, Objective, Schedule, SolverConfig};
 pub use error::{Result, SolverError};
 pub use gradcam::{CamLayer, CamMaps, grad_cam};
 pub use gradient::{InputGradient, input_gradient, input_gradient_with, saliency_maps};

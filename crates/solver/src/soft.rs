@@ -53,17 +53,23 @@ pub fn soft_feedback(
     let mut trace = Vec::with_capacity(config.iterations);
     let mut converged = false;
     let mut iterations = 0;
+    let site_count = gates.len();
     while iterations < config.iterations && !converged {
         let step = net.gate_gradients(input.clone(), &gates, &seed)?;
         trace.push(read(target_scores(step.logits, targets))?);
         let mut largest_step = 0.0f32;
         let mut updated = Vec::with_capacity(gates.len());
-        for ((g, score_grad), v) in gates
+        for (site, ((g, score_grad), v)) in gates
             .values()
             .iter()
             .zip(step.gradients)
             .zip(velocity.iter_mut())
+            .enumerate()
         {
+            if !config.schedule.moves(site, site_count, iterations) {
+                updated.push(g.clone());
+                continue;
+            }
             // Ascent direction of score − λ·Σ|g|; the L1 subgradient is 0 at g = 0.
             let penalty = g
                 .clone()
@@ -86,8 +92,11 @@ pub fn soft_feedback(
             updated.push(next);
         }
         gates = GateSet::from_values(gates.sites().clone(), batch, config.granularity, updated)?;
+        // A first-stage step moved only the top gates: the others have not had their turn.
+        converged = config.tolerance > 0.0
+            && largest_step < config.tolerance
+            && !config.schedule.in_first_stage(iterations);
         iterations += 1;
-        converged = config.tolerance > 0.0 && largest_step < config.tolerance;
     }
     Ok(GateSolution {
         gates,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::{GateGranularity, GatedNetwork};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
-use feedbacknet_solver::{Objective, SolverConfig, input_gradient, soft_feedback};
+use feedbacknet_solver::{Objective, Schedule, SolverConfig, input_gradient, soft_feedback};
 
 fn shared() -> PathBuf {
     std::env::var_os("FEEDBACKNET_SHARED")
@@ -114,4 +114,47 @@ fn per_channel_gates_have_one_value_per_channel() {
     }
     let gated = input_gradient(&net, &input, &[BULL_MASTIFF], Some(&solution.gates)).unwrap();
     assert!(gated.scores[0] > solution.trace[0][0]);
+}
+
+#[test]
+fn top_first_schedule_holds_the_lower_gates_open_during_its_first_stage() {
+    let (net, input) = squeezenet_and_photo();
+    let sites = net.gate_sites([224, 224]).unwrap().len();
+    let top = 4;
+    let stage = |iterations| {
+        let config = SolverConfig::default()
+            .with_iterations(iterations)
+            .with_schedule(Schedule::TopFirst {
+                sites: top,
+                iterations: 3,
+            });
+        soft_feedback(&net, &input, &[BULL_MASTIFF], &config).unwrap()
+    };
+    let moved = |site: &[f32]| site.iter().any(|&g| g < 1.0);
+    // After the first stage only the top gate sites have moved.
+    let first = stage(3);
+    assert_eq!(first.iterations, 3);
+    let first_gates = first.gates.to_vecs().unwrap();
+    for (i, site) in first_gates.iter().enumerate() {
+        if i + top < sites {
+            assert!(!moved(site), "lower site {i} moved in the first stage");
+        }
+    }
+    assert!(first_gates[sites - 1..].iter().any(|s| moved(s)));
+    // Then every site.
+    let all = stage(8);
+    let lower_moved = all.gates.to_vecs().unwrap()[..sites - top]
+        .iter()
+        .filter(|s| moved(s))
+        .count();
+    assert!(lower_moved > 0, "no lower site moved in the second stage");
+    assert!(
+        all.trace.last().unwrap()[0] > first.trace.last().unwrap()[0],
+        "the second stage raises the logit further"
+    );
+    let bad = SolverConfig::default().with_schedule(Schedule::TopFirst {
+        sites: 0,
+        iterations: 3,
+    });
+    assert!(soft_feedback(&net, &input, &[BULL_MASTIFF], &bad).is_err());
 }
