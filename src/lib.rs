@@ -35,7 +35,7 @@ pub use device::{Backend, default_device};
 pub use error::{Error, Result};
 pub use inference::{ClassInfo, GateStats, Inference, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
-pub use method::{CamThrough, FeedbackCamConfig, Method, MethodSpec};
+pub use method::{CamThrough, FeedbackCamConfig, FeedbackMap, Method, MethodSpec};
 pub use net::{FeedbackNet, FeedbackNetBuilder};
 pub use preprocess::load_image;
 pub use views::Crops;

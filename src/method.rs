@@ -1,6 +1,7 @@
 //! The saliency methods.
 
 use feedbacknet_localize::{FusionConfig, FusionRule};
+use feedbacknet_solver::CamLayer;
 use serde::{Deserialize, Serialize};
 
 /// How the class-specific saliency map is computed. Every method runs on any loaded network
@@ -30,6 +31,27 @@ pub enum Method {
     /// [`FeedbackCamConfig`]). Grad-CAM finds the object coarsely and class-specifically; the
     /// feedback map follows its parts.
     FeedbackCam,
+}
+
+/// Where [`Method::Feedback`] and the fine half of [`Method::FeedbackCam`] read their map off
+/// the gated network ([`Method::FeedbackHard`] always takes the input gradient).
+///
+/// ```
+/// use feedbacknet::{CamLayer, FeedbackMap};
+/// assert_eq!(FeedbackMap::default(), FeedbackMap::InputGradient);
+/// let middle = FeedbackMap::GatedEnergy(CamLayer::Site(12));
+/// # let _ = middle;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeedbackMap {
+    /// `max_c |∂score/∂I_c|` through the gates, as in Cao et al. (default).
+    #[default]
+    InputGradient,
+    /// The gate-weighted activation energy `Σ_c g_c·a_c` of one gate site
+    /// ([`gated_energy`](feedbacknet_solver::gated_energy)), upsampled bilinearly to the input:
+    /// coarser than the gradient, it covers more of the object.
+    GatedEnergy(CamLayer),
 }
 
 /// Which network Grad-CAM reads in [`Method::FeedbackCam`].
@@ -94,13 +116,16 @@ impl FeedbackCamConfig {
 /// assert_eq!(MethodSpec::from(Method::GradCam).feedback_cam, None);
 /// assert!(spec.feedback_cam.is_some());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MethodSpec {
     /// The method.
     pub method: Method,
     /// The fusion settings of [`Method::FeedbackCam`]; `None`: the net's (ignored by the
     /// other methods).
     pub feedback_cam: Option<FeedbackCamConfig>,
+    /// The map [`Method::Feedback`] and [`Method::FeedbackCam`] read off the gates; `None`:
+    /// the net's.
+    pub feedback_map: Option<FeedbackMap>,
 }
 
 impl MethodSpec {
@@ -109,12 +134,19 @@ impl MethodSpec {
         Self {
             method,
             feedback_cam: None,
+            feedback_map: None,
         }
     }
 
     /// Sets the fusion settings [`Method::FeedbackCam`] uses.
     pub fn with_feedback_cam(mut self, config: FeedbackCamConfig) -> Self {
         self.feedback_cam = Some(config);
+        self
+    }
+
+    /// Sets the map the feedback methods read off the gates.
+    pub fn with_feedback_map(mut self, map: FeedbackMap) -> Self {
+        self.feedback_map = Some(map);
         self
     }
 }

@@ -17,8 +17,8 @@ use feedbacknet_solver::{
 use image::DynamicImage;
 
 use crate::{
-    ClassInfo, ClassQuery, Error, FeedbackCamConfig, GateStats, Inference, Labels, Method,
-    MethodSpec, Prediction, Result, Timings,
+    ClassInfo, ClassQuery, Error, FeedbackCamConfig, FeedbackMap, GateStats, Inference, Labels,
+    Method, MethodSpec, Prediction, Result, Timings,
     device::default_device,
     preprocess::prepare,
     run::{BatchCache, Job, MethodOutput},
@@ -48,6 +48,7 @@ pub struct FeedbackNet {
     pub(crate) hard: HardConfig,
     pub(crate) cam_layer: CamLayer,
     feedback_cam: FeedbackCamConfig,
+    feedback_map: FeedbackMap,
     localize: LocalizeConfig,
     resize: ResizeMode,
     crops: Crops,
@@ -65,6 +66,7 @@ impl std::fmt::Debug for FeedbackNet {
             .field("hard", &self.hard)
             .field("cam_layer", &self.cam_layer)
             .field("feedback_cam", &self.feedback_cam)
+            .field("feedback_map", &self.feedback_map)
             .field("resize", &self.resize)
             .field("crops", &self.crops)
             .finish()
@@ -87,6 +89,7 @@ pub struct FeedbackNetBuilder {
     hard: HardConfig,
     cam_layer: CamLayer,
     feedback_cam: FeedbackCamConfig,
+    feedback_map: FeedbackMap,
     localize: LocalizeConfig,
     resize: ResizeMode,
     crops: Crops,
@@ -172,6 +175,13 @@ impl FeedbackNetBuilder {
     /// [`FeedbackCamConfig::default`]).
     pub fn feedback_cam(mut self, config: FeedbackCamConfig) -> Self {
         self.feedback_cam = config;
+        self
+    }
+
+    /// The map the feedback methods read off the converged gates (default:
+    /// [`FeedbackMap::InputGradient`]).
+    pub fn feedback_map(mut self, map: FeedbackMap) -> Self {
+        self.feedback_map = map;
         self
     }
 
@@ -262,6 +272,7 @@ impl FeedbackNetBuilder {
             hard: self.hard,
             cam_layer: self.cam_layer,
             feedback_cam: self.feedback_cam,
+            feedback_map: self.feedback_map,
             localize: self.localize,
             resize: self.resize,
             crops: self.crops,
@@ -314,6 +325,7 @@ impl FeedbackNet {
             solver: self.solver.clone(),
             hard: self.hard.clone(),
             cam_layer: self.cam_layer.clone(),
+            feedback_map: self.feedback_map.clone(),
             localize: self.localize,
             method,
             ..*self
@@ -450,6 +462,9 @@ impl FeedbackNet {
         Ok(Job {
             method: spec.method,
             feedback_cam,
+            feedback_map: spec
+                .feedback_map
+                .unwrap_or_else(|| self.feedback_map.clone()),
         })
     }
 

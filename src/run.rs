@@ -7,16 +7,20 @@ use burn::tensor::Tensor;
 use feedbacknet_core::{ActivationRule, GateSet};
 use feedbacknet_localize::{SaliencyMap, fuse};
 use feedbacknet_solver::{
-    GateSolution, grad_cam, hard_feedback, input_gradient_with, saliency_maps, soft_feedback,
+    GateSolution, gated_energy, grad_cam, hard_feedback, input_gradient_with, saliency_maps,
+    soft_feedback,
 };
 
-use crate::{CamThrough, Error, FeedbackCamConfig, FeedbackNet, Method, Result, Timings};
+use crate::{
+    CamThrough, Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Method, Result, Timings,
+};
 
-/// One method to run, with the fusion settings [`Method::FeedbackCam`] uses.
-#[derive(Debug, Clone, Copy)]
+/// One method to run, with the settings of the feedback maps and the fusion.
+#[derive(Debug, Clone)]
 pub(crate) struct Job {
     pub method: Method,
     pub feedback_cam: FeedbackCamConfig,
+    pub feedback_map: FeedbackMap,
 }
 
 /// What [`FeedbackNet::run_job`] produces for a batch.
@@ -36,8 +40,8 @@ type Maps = (Vec<SaliencyMap>, Vec<f32>);
 pub(crate) struct BatchCache {
     soft: Cached<GateSolution>,
     hard: Cached<GateSolution>,
-    /// The input gradient through the soft-feedback gates ([`Method::Feedback`]'s maps).
-    soft_gradient: Cached<Maps>,
+    /// The maps read off the soft-feedback gates ([`Method::Feedback`]'s), per kind of map.
+    soft_maps: Vec<(FeedbackMap, Cached<Maps>)>,
     cam_plain: Cached<Maps>,
     cam_soft_gates: Cached<Maps>,
 }
@@ -91,9 +95,9 @@ impl FeedbackNet {
             Method::GradCam => cache
                 .cam_plain
                 .get_or_try(|| self.cam_maps(batch, targets, None))?,
-            Method::Feedback => cache.soft_gradient.get_or_try(|| {
-                self.gradient_maps(batch, targets, gates, ActivationRule::Gradient)
-            })?,
+            Method::Feedback => {
+                self.feedback_maps(&job.feedback_map, batch, targets, gates, cache)?
+            }
             Method::FeedbackCam => self.feedback_cam_maps(job, batch, targets, gates, cache)?,
             method => {
                 let started = Instant::now();
@@ -129,6 +133,40 @@ impl FeedbackNet {
         Ok((saliency_maps(&grad.gradient)?, grad.scores))
     }
 
+    /// The maps read off the soft-feedback `gates` (at the input's resolution), once per kind.
+    fn feedback_maps(
+        &self,
+        kind: &FeedbackMap,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        gates: Option<&GateSet>,
+        cache: &mut BatchCache,
+    ) -> Result<(Maps, f64)> {
+        let at = match cache.soft_maps.iter().position(|(k, _)| k == kind) {
+            Some(at) => at,
+            None => {
+                cache.soft_maps.push((kind.clone(), Cached::default()));
+                cache.soft_maps.len() - 1
+            }
+        };
+        cache.soft_maps[at].1.get_or_try(|| match kind {
+            FeedbackMap::InputGradient => {
+                self.gradient_maps(batch, targets, gates, ActivationRule::Gradient)
+            }
+            FeedbackMap::GatedEnergy(layer) => {
+                let net = self.network.as_ref();
+                let energy = gated_energy(net, batch, targets, gates, layer)?;
+                let [_, _, height, width] = batch.dims();
+                let maps = energy
+                    .maps
+                    .iter()
+                    .map(|m| m.resize_bilinear(width, height))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok((maps, energy.scores))
+            }
+        })
+    }
+
     /// Grad-CAM maps at the feature map's resolution, through `gates` if any.
     fn cam_maps(
         &self,
@@ -156,9 +194,8 @@ impl FeedbackNet {
         gates: Option<&GateSet>,
         cache: &mut BatchCache,
     ) -> Result<(Maps, f64)> {
-        let ((fine, scores), fine_ms) = cache
-            .soft_gradient
-            .get_or_try(|| self.gradient_maps(batch, targets, gates, ActivationRule::Gradient))?;
+        let ((fine, scores), fine_ms) =
+            self.feedback_maps(&job.feedback_map, batch, targets, gates, cache)?;
         let ((cam, _), cam_ms) = match job.feedback_cam.cam_through {
             CamThrough::PlainNet => cache
                 .cam_plain

@@ -3,9 +3,9 @@
 use std::{path::PathBuf, sync::OnceLock};
 
 use feedbacknet::{
-    BoundingBox, CamLayer, CamThrough, Crops, DynamicImage, FeedbackCamConfig, FeedbackNet,
-    FusionRule, Method, MethodSpec, Objective, SolverConfig, core::BackwardTarget, load_image,
-    solver::grad_cam,
+    BoundingBox, CamLayer, CamThrough, Crops, DynamicImage, FeedbackCamConfig, FeedbackMap,
+    FeedbackNet, FusionRule, Method, MethodSpec, Objective, SolverConfig, core::BackwardTarget,
+    load_image, solver::grad_cam,
 };
 
 fn shared() -> PathBuf {
@@ -98,6 +98,22 @@ fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
             .is_empty()
     );
     assert!(net.infer_methods(&image, 5000, methods).is_err());
+    // The gated activation energy of a middle gate site, from the same solve.
+    let energy = MethodSpec::new(Method::Feedback)
+        .with_feedback_map(FeedbackMap::GatedEnergy(CamLayer::Site(12)));
+    let both = net
+        .infer_methods(&image, class, [Method::Feedback.into(), energy])
+        .unwrap();
+    assert_eq!(both[0].saliency.data(), fb.saliency.data());
+    assert_eq!(both[0].trace, both[1].trace);
+    assert_eq!(
+        (both[1].saliency.width(), both[1].saliency.height()),
+        (768, 576)
+    );
+    assert_ne!(both[1].saliency.data(), fb.saliency.data());
+    let nowhere = MethodSpec::new(Method::Feedback)
+        .with_feedback_map(FeedbackMap::GatedEnergy(CamLayer::Site(999)));
+    assert!(net.infer_methods(&image, class, [nowhere]).is_err());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use feedbacknet::{Backend, ClassQuery, Method, Objective};
+use feedbacknet::{Backend, CamLayer, ClassQuery, FeedbackMap, Method, Objective};
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
 /// any ONNX image classifier.
@@ -128,6 +128,51 @@ pub struct MethodArgs {
     /// feedback-cam: the network Grad-CAM reads.
     #[arg(long, value_enum, default_value = "plain")]
     pub cam_through: CamThroughArg,
+    /// feedback and feedback-cam: the map read off the gates: `gradient` (the input gradient)
+    /// or `energy@SITE`, the gated activation energy of a gate site (an index or a name).
+    #[arg(long, default_value = "gradient")]
+    pub feedback_map: FeedbackMapArg,
+}
+
+/// A [`FeedbackMap`] on the command line: `gradient` or `energy@SITE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedbackMapArg(pub FeedbackMap);
+
+impl std::str::FromStr for FeedbackMapArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let energy = |layer| Ok(Self(FeedbackMap::GatedEnergy(layer)));
+        match (s, s.strip_prefix("energy@")) {
+            ("gradient", _) => Ok(Self(FeedbackMap::InputGradient)),
+            ("energy", _) => energy(CamLayer::LastConv),
+            (_, Some(site)) if !site.is_empty() => energy(
+                site.parse()
+                    .map(CamLayer::Site)
+                    .unwrap_or_else(|_| CamLayer::Named(site.to_string())),
+            ),
+            _ => Err(format!(
+                "`{s}`: expected `gradient`, `energy` or `energy@SITE` (a gate site index or name)"
+            )),
+        }
+    }
+}
+
+impl serde::Serialize for FeedbackMapArg {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for FeedbackMapArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            FeedbackMap::InputGradient => f.write_str("gradient"),
+            FeedbackMap::GatedEnergy(CamLayer::LastConv) => f.write_str("energy"),
+            FeedbackMap::GatedEnergy(CamLayer::Site(i)) => write!(f, "energy@{i}"),
+            FeedbackMap::GatedEnergy(CamLayer::Named(n)) => write!(f, "energy@{n}"),
+        }
+    }
 }
 
 /// Gate granularity.
@@ -392,6 +437,11 @@ pub struct TuneArgs {
         default_value = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6"
     )]
     pub thresholds: Vec<f32>,
+    /// feedback and feedback-cam: the maps read off the gates tried (`gradient`,
+    /// `energy@SITE`, comma-separated; one solve per image serves them all); default:
+    /// `--feedback-map` only.
+    #[arg(long, value_delimiter = ',')]
+    pub feedback_maps: Vec<FeedbackMapArg>,
     /// feedback-cam: Grad-CAM weights in the fusion tried together with the blurs and
     /// thresholds (one solve per image serves them all); default: `--cam-weight` only.
     #[arg(long, value_delimiter = ',')]

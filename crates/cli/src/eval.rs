@@ -281,6 +281,7 @@ pub fn method_settings(s: &MethodArgs) -> serde_json::Value {
         "cam_weight": s.cam_weight,
         "feedback_blur": s.feedback_blur,
         "cam_through": format!("{:?}", s.cam_through),
+        "feedback_map": s.feedback_map.to_string(),
     })
 }
 

@@ -54,6 +54,7 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .unwrap_or_default();
     let builder = FeedbackNet::builder()
         .feedback_cam(feedback_cam(settings))
+        .feedback_map(settings.feedback_map.0.clone())
         .model_path(model_path(model))
         .device(model.backend.device()?)
         .method(method)

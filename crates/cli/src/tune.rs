@@ -9,7 +9,8 @@
 //! Several methods (`--method feedback,feedback-cam,gradcam`) are tuned on one pass over the
 //! images: methods that share gates share one solve ([`FeedbackNet::infer_methods`]). For
 //! feedback-cam, `--cam-weights` and `--feedback-blurs` add the fusion's Grad-CAM weight and
-//! feedback blur to the grid; every fusion is made from the same solve.
+//! feedback blur to the grid, and `--feedback-maps` the map read off the gates (feedback and
+//! feedback-cam); every variant is made from the same solve.
 
 use std::path::Path;
 
@@ -22,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::{
-    args::TuneArgs,
+    args::{FeedbackMapArg, TuneArgs},
     error::{CliError, Result},
     eval::smoothed_at_image,
     net::{build, feedback_cam_with},
@@ -54,67 +55,96 @@ struct Fusion {
     feedback_blur: f32,
 }
 
-/// The map settings of one method: candidate 0 is the command line's; the grid tries
+/// One candidate map setting of a method: the map read off the gates (feedback methods) and
+/// the fusion (feedback-cam).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Variant {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feedback_map: Option<FeedbackMapArg>,
+    #[serde(flatten)]
+    fusion: Option<Fusion>,
+}
+
+/// The map settings of one method: variant 0 is the command line's; the grid tries
 /// `searched`.
 struct Candidates {
     method: Method,
-    fusions: Vec<Option<Fusion>>,
+    variants: Vec<Variant>,
     searched: Vec<usize>,
 }
 
 impl Candidates {
     fn of(method: Method, args: &TuneArgs) -> Self {
-        let given = Fusion {
-            cam_weight: args.settings.cam_weight,
-            feedback_blur: args.settings.feedback_blur,
-        };
-        if method != Method::FeedbackCam {
-            return Self {
-                method,
-                fusions: vec![None],
-                searched: vec![0],
-            };
-        }
-        let or_given = |values: &[f32], given: f32| match values {
+        let s = &args.settings;
+        let reads_gates = matches!(method, Method::Feedback | Method::FeedbackCam);
+        let fused = method == Method::FeedbackCam;
+        let list = |values: &[f32], given: f32| match values {
             [] => vec![given],
             v => v.to_vec(),
         };
-        let mut fusions = vec![Some(given)];
+        let maps = match (reads_gates, args.feedback_maps.as_slice()) {
+            (false, _) => vec![None],
+            (true, []) => vec![Some(s.feedback_map.clone())],
+            (true, maps) => maps.iter().cloned().map(Some).collect(),
+        };
+        let mut fusions = vec![None];
+        if fused {
+            fusions.clear();
+            for cam_weight in list(&args.cam_weights, s.cam_weight) {
+                for feedback_blur in list(&args.feedback_blurs, s.feedback_blur) {
+                    fusions.push(Some(Fusion {
+                        cam_weight,
+                        feedback_blur,
+                    }));
+                }
+            }
+        }
+        let given = Variant {
+            feedback_map: reads_gates.then(|| s.feedback_map.clone()),
+            fusion: fused.then_some(Fusion {
+                cam_weight: s.cam_weight,
+                feedback_blur: s.feedback_blur,
+            }),
+        };
+        let mut variants = vec![given];
         let mut searched = Vec::new();
-        for cam_weight in or_given(&args.cam_weights, given.cam_weight) {
-            for feedback_blur in or_given(&args.feedback_blurs, given.feedback_blur) {
-                let f = Some(Fusion {
-                    cam_weight,
-                    feedback_blur,
-                });
-                let at = fusions.iter().position(|x| *x == f).unwrap_or_else(|| {
-                    fusions.push(f);
-                    fusions.len() - 1
+        for feedback_map in &maps {
+            for fusion in &fusions {
+                let v = Variant {
+                    feedback_map: feedback_map.clone(),
+                    fusion: *fusion,
+                };
+                let at = variants.iter().position(|x| *x == v).unwrap_or_else(|| {
+                    variants.push(v);
+                    variants.len() - 1
                 });
                 searched.push(at);
             }
         }
         Self {
             method,
-            fusions,
+            variants,
             searched,
         }
     }
 
-    /// What `infer_methods` runs for each candidate.
+    /// What `infer_methods` runs for each variant.
     fn specs(&self, args: &TuneArgs) -> Vec<MethodSpec> {
-        self.fusions
+        self.variants
             .iter()
-            .map(|f| {
-                let spec = MethodSpec::new(self.method);
-                match f {
-                    Some(f) => spec.with_feedback_cam(feedback_cam_with(
+            .map(|v| {
+                let mut spec = MethodSpec::new(self.method);
+                if let Some(f) = v.fusion {
+                    spec = spec.with_feedback_cam(feedback_cam_with(
                         &args.settings,
                         f.cam_weight,
                         f.feedback_blur,
-                    )),
-                    None => spec,
+                    ));
                 }
+                if let Some(map) = &v.feedback_map {
+                    spec = spec.with_feedback_map(map.0.clone());
+                }
+                spec
             })
             .collect()
     }
@@ -123,9 +153,9 @@ impl Candidates {
 /// GT-known accuracy of one grid point on one half.
 #[derive(Debug, Clone, Serialize)]
 struct GridPoint {
-    /// The fusion setting (feedback-cam only).
+    /// The map setting (feedback methods only).
     #[serde(flatten)]
-    fusion: Option<Fusion>,
+    variant: Variant,
     #[serde(skip)]
     candidate: usize,
     blur: f32,
@@ -139,7 +169,7 @@ struct Fold {
     tuned_on: &'static str,
     reported_on: &'static str,
     #[serde(flatten)]
-    fusion: Option<Fusion>,
+    variant: Variant,
     blur: f32,
     threshold: f32,
     tuned_gt_known_loc: f64,
@@ -260,7 +290,7 @@ fn tune_method(
         folds.push(Fold {
             tuned_on: name,
             reported_on: other_name,
-            fusion: best.fusion,
+            variant: best.variant.clone(),
             blur: best.blur,
             threshold: best.threshold,
             tuned_gt_known_loc: best.gt_known_loc,
@@ -273,7 +303,7 @@ fn tune_method(
     let at_given_settings = Fold {
         tuned_on: "none (given settings)",
         reported_on: "all",
-        fusion: candidates.fusions[0],
+        variant: candidates.variants[0].clone(),
         blur,
         threshold,
         tuned_gt_known_loc: f64::NAN,
@@ -351,8 +381,8 @@ fn stored_map(
     let mut results = net.infer_methods(&image, sample.class, specs)?.into_iter();
     let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
     for c in candidates {
-        let mut per_candidate = Vec::with_capacity(c.fusions.len());
-        for result in results.by_ref().take(c.fusions.len()) {
+        let mut per_candidate = Vec::with_capacity(c.variants.len());
+        for result in results.by_ref().take(c.variants.len()) {
             if per_candidate.is_empty() {
                 let t = &result.timings;
                 times_ms.push(
@@ -395,7 +425,7 @@ fn score_grid(
                 score_thresholds(images, &smoothed, thresholds)?
                     .into_iter()
                     .map(|(threshold, gt_known_loc)| GridPoint {
-                        fusion: candidates.fusions[candidate],
+                        variant: candidates.variants[candidate].clone(),
                         candidate,
                         blur,
                         threshold,
@@ -490,7 +520,7 @@ fn print_result(r: &TuneResult) {
         println!(
             "tuned on {:<4}: {}blur {:>4}, threshold {:.2} ({:.1} % there) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
             f.tuned_on,
-            fusion_text(f.fusion),
+            variant_text(&f.variant),
             f.blur,
             f.threshold,
             100.0 * f.tuned_gt_known_loc,
@@ -510,13 +540,18 @@ fn print_result(r: &TuneResult) {
     }
 }
 
-fn fusion_text(fusion: Option<Fusion>) -> String {
-    fusion.map_or(String::new(), |f| {
+fn variant_text(v: &Variant) -> String {
+    let map = v
+        .feedback_map
+        .as_ref()
+        .map_or(String::new(), |m| format!("map {m}, "));
+    let fusion = v.fusion.map_or(String::new(), |f| {
         format!(
             "cam weight {}, feedback blur {}, ",
             f.cam_weight, f.feedback_blur
         )
-    })
+    });
+    map + &fusion
 }
 
 fn file_name(path: &str) -> String {

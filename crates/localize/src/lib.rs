@@ -49,6 +49,7 @@ mod geometry;
 mod localize;
 mod map;
 mod mask;
+mod refine;
 mod resize;
 
 pub use bbox::BoundingBox;
@@ -61,3 +62,4 @@ pub use geometry::{ImageGeometry, ResizeMode};
 pub use localize::{Localization, localize};
 pub use map::SaliencyMap;
 pub use mask::Mask;
+pub use refine::{ColourImage, RefineConfig, refine_mask};

@@ -14,11 +14,13 @@
 //!   gradient ascent on the input with L2 decay, jitter, blur and clamping to valid pixels.
 //! - [`input_gradient_with`]: the same with guided backprop or DeconvNet rules.
 //! - [`grad_cam`]: Grad-CAM on the last convolutional feature map (or any gate site).
+//! - [`gated_energy`]: the gated activations of one gate site summed over channels.
 //!
 //! Gradients flow only to gates and input; the weights are constants.
 #![warn(missing_docs)]
 
 mod config;
+mod energy;
 mod error;
 mod gradcam;
 mod gradient;
@@ -28,6 +30,7 @@ mod soft;
 mod visualize;
 
 pub use config::{HardConfig, Objective, Schedule, SolverConfig};
+pub use energy::gated_energy;
 pub use error::{Result, SolverError};
 pub use gradcam::{CamLayer, CamMaps, grad_cam};
 pub use gradient::{InputGradient, input_gradient, input_gradient_with, saliency_maps};

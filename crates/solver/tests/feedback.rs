@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use feedbacknet_core::{GateGranularity, GatedNetwork};
+use feedbacknet_core::{GateGranularity, GateSet, GatedNetwork};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
-use feedbacknet_solver::{Objective, Schedule, SolverConfig, input_gradient, soft_feedback};
+use feedbacknet_solver::{
+    CamLayer, Objective, Schedule, SolverConfig, gated_energy, input_gradient, soft_feedback,
+};
 
 fn shared() -> PathBuf {
     std::env::var_os("FEEDBACKNET_SHARED")
@@ -30,6 +32,7 @@ fn squeezenet_and_photo() -> (OnnxNetwork, Tensor<4>) {
 }
 
 const BULL_MASTIFF: usize = 243;
+const TIGER_CAT: usize = 282;
 
 #[test]
 fn feedback_raises_the_target_logit_and_keeps_gates_in_the_unit_interval() {
@@ -157,4 +160,35 @@ fn top_first_schedule_holds_the_lower_gates_open_during_its_first_stage() {
         iterations: 3,
     });
     assert!(soft_feedback(&net, &input, &[BULL_MASTIFF], &bad).is_err());
+}
+
+#[test]
+fn gated_energy_reads_the_gated_activations_of_a_middle_site() {
+    let (net, input) = squeezenet_and_photo();
+    let sites = net.gate_sites([224, 224]).unwrap();
+    let middle = CamLayer::Site(sites.len() / 2);
+    let k = sites.len() / 2;
+    let plain = gated_energy(&net, &input, &[BULL_MASTIFF], None, &middle).unwrap();
+    let (h, w) = (sites[k].shape[1], sites[k].shape[2]);
+    assert_eq!((plain.maps[0].width(), plain.maps[0].height()), (w, h));
+    assert!(plain.maps[0].max() > 0.0 && plain.maps[0].data().iter().all(|&v| v >= 0.0));
+    // Without gates the energy does not depend on the class.
+    let other = gated_energy(&net, &input, &[TIGER_CAT], None, &middle).unwrap();
+    assert_eq!(plain.maps[0].data(), other.maps[0].data());
+    // Closing every gate of the site empties its energy: the map is read after the gates.
+    let ones = GateSet::ones(sites.clone(), 1, GateGranularity::Neuron, &input.device());
+    let mut values = ones.values().to_vec();
+    values[k] = values[k].zeros_like();
+    let closed = GateSet::from_values(sites.clone(), 1, GateGranularity::Neuron, values).unwrap();
+    let shut = gated_energy(&net, &input, &[BULL_MASTIFF], Some(&closed), &middle).unwrap();
+    assert_eq!(shut.maps[0].max(), 0.0);
+    // Feedback gates of two classes give two different energies.
+    let config = SolverConfig::default().with_iterations(5);
+    let energy_of = |class| {
+        let solution = soft_feedback(&net, &input, &[class], &config).unwrap();
+        gated_energy(&net, &input, &[class], Some(&solution.gates), &middle).unwrap()
+    };
+    let (dog, cat) = (energy_of(BULL_MASTIFF), energy_of(TIGER_CAT));
+    assert_ne!(dog.maps[0].data(), cat.maps[0].data());
+    assert!(gated_energy(&net, &input, &[BULL_MASTIFF], None, &CamLayer::Site(999)).is_err());
 }
