@@ -184,6 +184,16 @@ pub enum GatesArg {
     Channel,
 }
 
+/// A mask refinement before boxing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefineArg {
+    /// The thresholded map as it is.
+    None,
+    /// A colour-model refinement of the mask (`refine_mask`, default settings).
+    Colour,
+}
+
 /// The soft solver's schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleArg {
@@ -437,6 +447,10 @@ pub struct TuneArgs {
         default_value = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6"
     )]
     pub thresholds: Vec<f32>,
+    /// Mask refinements tried before boxing: `none` (the thresholded map) and `colour` (grown
+    /// or shrunk with a colour model of the image, GrabCut-style); comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
+    pub refine: Vec<RefineArg>,
     /// feedback and feedback-cam: the maps read off the gates tried (`gradient`,
     /// `energy@SITE`, comma-separated; one solve per image serves them all); default:
     /// `--feedback-map` only.

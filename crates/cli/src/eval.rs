@@ -74,6 +74,7 @@ impl Explainer for NetExplainer<'_> {
                 .collect::<Result<_>>()?,
             true_class_map: map_of(true_class)?,
             top5,
+            image: None,
         })
     }
 }

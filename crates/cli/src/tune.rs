@@ -14,16 +14,19 @@
 
 use std::path::Path;
 
-use feedbacknet::{FeedbackNet, Method, MethodSpec, SaliencyMap, load_image};
+use feedbacknet::{
+    DynamicImage, FeedbackNet, Method, MethodSpec, SaliencyMap, load_image,
+    localize::{ColourImage, RefineConfig},
+};
 use feedbacknet_eval::{
-    Dataset, Explanation, ImageRecord, MeasureConfig, Sample, Summary, measure_box,
+    Dataset, Explanation, ImageRecord, MeasureConfig, Sample, Summary, measure_box_with_image,
     score_explanation,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::{
-    args::{FeedbackMapArg, TuneArgs},
+    args::{FeedbackMapArg, RefineArg, TuneArgs},
     error::{CliError, Result},
     eval::smoothed_at_image,
     net::{build, feedback_cam_with},
@@ -39,6 +42,8 @@ struct Stored {
     /// Per method: time of the prediction and the map, in ms (a solve shared by several
     /// methods counts in each).
     times_ms: Vec<f64>,
+    /// The image at the maps' size, when a refinement reads it.
+    image: Option<ColourImage>,
 }
 
 /// One image as one method sees it: a map per candidate.
@@ -46,6 +51,7 @@ struct Scored<'a> {
     sample: &'a Sample,
     top5: &'a [usize],
     maps: &'a [SaliencyMap],
+    image: Option<&'a ColourImage>,
 }
 
 /// A feedback-cam fusion setting.
@@ -158,6 +164,7 @@ struct GridPoint {
     variant: Variant,
     #[serde(skip)]
     candidate: usize,
+    refine: RefineArg,
     blur: f32,
     threshold: f32,
     gt_known_loc: f64,
@@ -170,6 +177,7 @@ struct Fold {
     reported_on: &'static str,
     #[serde(flatten)]
     variant: Variant,
+    refine: RefineArg,
     blur: f32,
     threshold: f32,
     tuned_gt_known_loc: f64,
@@ -264,6 +272,7 @@ fn tune_method(
                 sample: &s.sample,
                 top5: &s.top5,
                 maps: &s.maps[m],
+                image: s.image.as_ref(),
             })
             .collect()
     };
@@ -272,25 +281,14 @@ fn tune_method(
     let mut folds = Vec::new();
     for (i, &(name, parity)) in halves.iter().enumerate() {
         let (other_name, other_parity) = halves[1 - i];
-        let points = score_grid(
-            &scored(Some(parity)),
-            candidates,
-            &args.blurs,
-            &args.thresholds,
-            net.input_spec(),
-        )?;
+        let points = score_grid(&scored(Some(parity)), candidates, args, net.input_spec())?;
         let best = best_point(&points);
-        let reported = summarize(
-            &scored(Some(other_parity)),
-            best.candidate,
-            best.blur,
-            best.threshold,
-            net,
-        )?;
+        let reported = summarize(&scored(Some(other_parity)), &best, net)?;
         folds.push(Fold {
             tuned_on: name,
             reported_on: other_name,
             variant: best.variant.clone(),
+            refine: best.refine,
             blur: best.blur,
             threshold: best.threshold,
             tuned_gt_known_loc: best.gt_known_loc,
@@ -300,14 +298,23 @@ fn tune_method(
     }
     let mean = |f: fn(&Fold) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
     let (blur, threshold) = (args.settings.blur, args.settings.threshold);
+    let given = GridPoint {
+        variant: candidates.variants[0].clone(),
+        candidate: 0,
+        refine: RefineArg::None,
+        blur,
+        threshold,
+        gt_known_loc: f64::NAN,
+    };
     let at_given_settings = Fold {
         tuned_on: "none (given settings)",
         reported_on: "all",
-        variant: candidates.variants[0].clone(),
+        variant: given.variant.clone(),
+        refine: given.refine,
         blur,
         threshold,
         tuned_gt_known_loc: f64::NAN,
-        reported: summarize(&scored(None), 0, blur, threshold, net)?,
+        reported: summarize(&scored(None), &given, net)?,
     };
     Ok(TuneResult {
         median_ms: median(stored.iter().map(|s| s.times_ms[m]).collect()),
@@ -377,6 +384,11 @@ fn stored_map(
         .collect();
     let predict_ms = started.elapsed().as_secs_f64() * 1e3;
     let (w, h) = sample.size;
+    let colour = args
+        .refine
+        .contains(&RefineArg::Colour)
+        .then(|| colour_image(&image, w, h))
+        .transpose()?;
     let specs = candidates.iter().flat_map(|c| c.specs(args));
     let mut results = net.infer_methods(&image, sample.class, specs)?.into_iter();
     let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
@@ -403,54 +415,73 @@ fn stored_map(
         top5,
         maps,
         times_ms,
+        image: colour,
     })
 }
 
-/// GT-known accuracy of every (blur, threshold) pair on `images`.
+/// The image as RGB at `w`x`h` (the maps' size), for the colour refinement.
+fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
+    let rgb = image
+        .resize_exact(w, h, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())
+        .map_err(feedbacknet::Error::from)?)
+}
+
+/// GT-known accuracy of every (variant, refinement, blur, threshold) point on `images`.
 fn score_grid(
     images: &[Scored<'_>],
     candidates: &Candidates,
-    blurs: &[f32],
-    thresholds: &[f32],
+    args: &TuneArgs,
     spec: &feedbacknet::InputSpec,
 ) -> Result<Vec<GridPoint>> {
     let mut points = Vec::new();
     for &candidate in &candidates.searched {
-        for &blur in blurs {
+        for &blur in &args.blurs {
             let smoothed: Vec<SaliencyMap> = images
                 .iter()
                 .map(|s| smoothed_at_image(&s.maps[candidate], blur, spec))
                 .collect::<Result<_>>()?;
-            points.extend(
-                score_thresholds(images, &smoothed, thresholds)?
-                    .into_iter()
-                    .map(|(threshold, gt_known_loc)| GridPoint {
-                        variant: candidates.variants[candidate].clone(),
-                        candidate,
-                        blur,
-                        threshold,
-                        gt_known_loc,
-                    }),
-            );
+            for &refine in &args.refine {
+                points.extend(
+                    score_thresholds(images, &smoothed, refine, &args.thresholds)?
+                        .into_iter()
+                        .map(|(threshold, gt_known_loc)| GridPoint {
+                            variant: candidates.variants[candidate].clone(),
+                            candidate,
+                            refine,
+                            blur,
+                            threshold,
+                            gt_known_loc,
+                        }),
+                );
+            }
         }
     }
     Ok(points)
+}
+
+/// The measuring settings of one grid point (the maps come blurred).
+fn measure_config(refine: RefineArg, threshold: f32) -> MeasureConfig {
+    MeasureConfig::default()
+        .with_blur_sigma(0.0)
+        .with_threshold(threshold)
+        .with_refine((refine == RefineArg::Colour).then(RefineConfig::default))
 }
 
 /// `(threshold, GT-known accuracy)` of the smoothed maps at each threshold.
 fn score_thresholds(
     images: &[Scored<'_>],
     smoothed: &[SaliencyMap],
+    refine: RefineArg,
     thresholds: &[f32],
 ) -> Result<Vec<(f32, f64)>> {
     let mut scores = Vec::with_capacity(thresholds.len());
     for &threshold in thresholds {
-        let config = MeasureConfig::default()
-            .with_blur_sigma(0.0)
-            .with_threshold(threshold);
+        let config = measure_config(refine, threshold);
         let mut hits = 0usize;
         for (s, map) in images.iter().zip(smoothed) {
-            let (_, iou) = measure_box(map, &s.sample.boxes, &config)?;
+            let (_, iou) = measure_box_with_image(map, s.image, &s.sample.boxes, &config)?;
             hits += usize::from(iou >= feedbacknet_eval::LOC_IOU_THRESHOLD);
         }
         scores.push((threshold, hits as f64 / images.len().max(1) as f64));
@@ -470,23 +501,17 @@ fn best_point(points: &[GridPoint]) -> GridPoint {
 }
 
 /// Every metric of `images` at one fixed setting (MaxBoxAccV2 sweeps the threshold itself).
-fn summarize(
-    images: &[Scored<'_>],
-    candidate: usize,
-    blur: f32,
-    threshold: f32,
-    net: &FeedbackNet,
-) -> Result<Summary> {
-    let config = MeasureConfig::default()
-        .with_blur_sigma(0.0)
-        .with_threshold(threshold);
+fn summarize(images: &[Scored<'_>], at: &GridPoint, net: &FeedbackNet) -> Result<Summary> {
+    let config = measure_config(at.refine, at.threshold);
     let records: Vec<ImageRecord> = images
         .iter()
         .map(|s| {
+            let map = &s.maps[at.candidate];
             let explanation = Explanation {
                 top5: s.top5.to_vec(),
-                true_class_map: smoothed_at_image(&s.maps[candidate], blur, net.input_spec())?,
+                true_class_map: smoothed_at_image(map, at.blur, net.input_spec())?,
                 top_maps: Vec::new(),
+                image: s.image.cloned(),
             };
             Ok(score_explanation(s.sample, &explanation, &config)?)
         })
@@ -520,7 +545,7 @@ fn print_result(r: &TuneResult) {
         println!(
             "tuned on {:<4}: {}blur {:>4}, threshold {:.2} ({:.1} % there) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
             f.tuned_on,
-            variant_text(&f.variant),
+            variant_text(&f.variant, f.refine),
             f.blur,
             f.threshold,
             100.0 * f.tuned_gt_known_loc,
@@ -540,7 +565,7 @@ fn print_result(r: &TuneResult) {
     }
 }
 
-fn variant_text(v: &Variant) -> String {
+fn variant_text(v: &Variant, refine: RefineArg) -> String {
     let map = v
         .feedback_map
         .as_ref()
@@ -551,7 +576,11 @@ fn variant_text(v: &Variant) -> String {
             f.cam_weight, f.feedback_blur
         )
     });
-    map + &fusion
+    let refine = match refine {
+        RefineArg::None => "",
+        RefineArg::Colour => "colour-refined, ",
+    };
+    map + &fusion + refine
 }
 
 fn file_name(path: &str) -> String {

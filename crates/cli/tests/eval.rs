@@ -369,4 +369,38 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
         assert_eq!(list[1][key], t[key], "{key}");
     }
     assert_ne!(list[0]["grid"], t["grid"]);
+
+    // Colour refinement is one more grid dimension; the plain points are the plain run's.
+    let refined = dir.join("refined.json");
+    ok(&feedbacknet(&[
+        "tune",
+        "--method",
+        "gradient",
+        "--refine",
+        "none,colour",
+        "--data",
+        s(&csv),
+        "--images",
+        s(&images),
+        "--blurs",
+        "0,8",
+        "--thresholds",
+        "0.1,0.3",
+        "--json",
+        s(&refined),
+    ]));
+    let refined = json(&refined);
+    let points = refined["grid"][0][1].as_array().unwrap();
+    assert_eq!(points.len(), 8);
+    let of = |kind: &str| -> Vec<Value> {
+        points
+            .iter()
+            .filter(|p| p["refine"] == kind)
+            .map(|p| p["gt_known_loc"].clone())
+            .collect()
+    };
+    let plain: Vec<Value> = grid.iter().map(|p| p["gt_known_loc"].clone()).collect();
+    assert_eq!(of("none"), plain);
+    assert_eq!(of("colour").len(), 4);
+    assert_eq!(refined["at_given_settings"]["refine"], "none");
 }

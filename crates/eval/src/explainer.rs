@@ -1,10 +1,10 @@
 //! The model side of an evaluation: what a saliency method must provide.
 
-use feedbacknet_localize::SaliencyMap;
+use feedbacknet_localize::{ColourImage, SaliencyMap};
 
 use crate::dataset::Sample;
 use crate::error::Result;
-use crate::metrics::{ImageRecord, MeasureConfig, measure, measure_box};
+use crate::metrics::{ImageRecord, MeasureConfig, measure_box_with_image, measure_with_image};
 
 /// Error type an [`Explainer`] may return; the runner records its message.
 pub type ExplainError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,6 +37,9 @@ pub struct Explanation {
     /// the informative [`ImageRecord::top5_ious`]; where `top5[j]` is the true
     /// class, `true_class_map` is used instead.
     pub top_maps: Vec<SaliencyMap>,
+    /// The image at [`Sample::size`], for [`MeasureConfig::refine`]; `None` without
+    /// refinement.
+    pub image: Option<ColourImage>,
 }
 
 /// Measures an explanation against the sample's ground truth and builds its
@@ -49,7 +52,8 @@ pub fn score_explanation(
     config: &MeasureConfig,
 ) -> Result<ImageRecord> {
     let true_map = at_sample_size(&explanation.true_class_map, sample)?;
-    let scores = measure(&true_map, &sample.boxes, config)?;
+    let image = explanation.image.as_ref();
+    let scores = measure_with_image(&true_map, image, &sample.boxes, config)?;
     let top5: Vec<usize> = explanation.top5.iter().take(5).copied().collect();
     let top5_ious = top5
         .iter()
@@ -88,7 +92,9 @@ fn guess_iou(
     let Some(map) = explanation.top_maps.get(j) else {
         return Ok(None);
     };
-    let (_, iou) = measure_box(&at_sample_size(map, sample)?, &sample.boxes, config)?;
+    let map = at_sample_size(map, sample)?;
+    let image = explanation.image.as_ref();
+    let (_, iou) = measure_box_with_image(&map, image, &sample.boxes, config)?;
     Ok(Some(iou))
 }
 

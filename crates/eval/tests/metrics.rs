@@ -5,9 +5,9 @@ mod common;
 use common::bb;
 use feedbacknet_eval::{
     EvalError, Explanation, ImageRecord, MeasureConfig, Sample, Summary, default_sweep, max_iou,
-    measure, peak, pointing_hit, score_explanation,
+    measure, measure_box_with_image, measure_with_image, peak, pointing_hit, score_explanation,
 };
-use feedbacknet_localize::{BoundingBox, LocalizeError, SaliencyMap};
+use feedbacknet_localize::{BoundingBox, ColourImage, LocalizeError, RefineConfig, SaliencyMap};
 
 /// A `w x h` map that is 1 inside the given pixel rectangles `[x0, y0, x1, y1)`.
 fn map_with(w: usize, h: usize, rects: &[[usize; 4]]) -> SaliencyMap {
@@ -139,6 +139,7 @@ fn top5_localization_rules() {
         top5: vec![1, 2, 7, 3, 4],
         true_class_map: good.clone(),
         top_maps: vec![bad.clone(), good.clone()],
+        image: None,
     };
     let mut a = score_explanation(&sample(7, gt.clone()), &e, &config).unwrap();
     assert!(a.gt_known_iou > 0.9, "{}", a.gt_known_iou);
@@ -154,6 +155,7 @@ fn top5_localization_rules() {
         top5: vec![7, 1, 2, 3, 4],
         true_class_map: bad,
         top_maps: vec![],
+        image: None,
     };
     let mut b = score_explanation(&sample(7, gt), &e, &config).unwrap();
     assert_eq!(b.gt_known_iou, 0.0);
@@ -337,4 +339,47 @@ fn full_sweep_on_dev_and_full_resolution_sizes() {
         assert_eq!(s.maxbox_ious.len(), 100);
         assert!(s.maxbox_ious.iter().all(|v| (0.0..=1.0).contains(v)));
     }
+}
+
+#[test]
+fn colour_refinement_boxes_the_object_the_map_only_partly_covers() {
+    // A red 16x16 square at (8, 8) on blue; the map's blob covers its top-left part.
+    let image = ColourImage::from_fn(40, 40, |x, y| {
+        if (8..24).contains(&x) && (8..24).contains(&y) {
+            [200, 30, 30]
+        } else {
+            [30, 30, 200]
+        }
+    })
+    .unwrap();
+    let map = SaliencyMap::from_fn(40, 40, |x, y| {
+        let (dx, dy) = (x as f32 - 14.0, y as f32 - 14.0);
+        (-(dx * dx + dy * dy) / 50.0).exp()
+    })
+    .unwrap();
+    let gt = [bb(8.0, 8.0, 24.0, 24.0)];
+    let plain = measure(&map, &gt, &sharp()).unwrap();
+    let refined_config = sharp().with_refine(Some(RefineConfig::default()));
+    let refined = measure_with_image(&map, Some(&image), &gt, &refined_config).unwrap();
+    assert!(plain.iou < 0.6, "plain IoU {}", plain.iou);
+    assert!(
+        refined.iou > plain.iou + 0.3,
+        "{} vs {}",
+        refined.iou,
+        plain.iou
+    );
+    assert_eq!(refined.best_box, Some(gt[0]));
+    // The sweep is refined too, threshold by threshold.
+    assert_eq!(refined.maxbox_ious.len(), plain.maxbox_ious.len());
+    let (r, p) = (refined.maxbox_ious[50], plain.maxbox_ious[50]);
+    assert!(r > p, "sweep at 0.5: {r} vs {p}");
+    let (_, box_iou) = measure_box_with_image(&map, Some(&image), &gt, &refined_config).unwrap();
+    assert_eq!(box_iou, refined.iou);
+    // Refinement without the image is a typed error, not a silent plain box.
+    assert!(matches!(
+        measure(&map, &gt, &refined_config),
+        Err(EvalError::InvalidParameter { name: "refine", .. })
+    ));
+    let small = ColourImage::from_fn(20, 20, |_, _| [0, 0, 0]).unwrap();
+    assert!(measure_with_image(&map, Some(&small), &gt, &refined_config).is_err());
 }

@@ -1,6 +1,9 @@
 //! Scores of one saliency map against the ground-truth boxes of its image.
 
-use feedbacknet_localize::{BoundingBox, LocalizeConfig, SaliencyMap, localize};
+use feedbacknet_localize::{
+    BoundingBox, ColourImage, LocalizeConfig, RefineConfig, SaliencyMap, connected_components,
+    localize, refine_mask,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, invalid};
@@ -14,6 +17,7 @@ use crate::metrics::sweep::sweep_ious;
 /// | `blur_sigma` | 10.0 | Gaussian blur in map pixels (the map is at ground-truth image size) |
 /// | `sweep` | 0.00, 0.01, ..., 0.99 | thresholds of the MaxBoxAccV2 sweep (wsolevaluation's `cam_curve_interval` 0.01) |
 /// | `pointing_tolerance_px` | 15.0 | pointing-game tolerance in ground-truth image pixels (Zhang et al. 2016) |
+/// | `refine` | `None` | colour-model refinement of every thresholded mask ([`refine_mask`]; needs the image) |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MeasureConfig {
@@ -28,6 +32,9 @@ pub struct MeasureConfig {
     /// Pointing-game tolerance: the map's peak may lie this many pixels
     /// (Euclidean distance) outside a ground-truth box and still hit.
     pub pointing_tolerance_px: f32,
+    /// Grow or shrink each thresholded mask with a colour model of the image before boxing
+    /// ([`refine_mask`]), for the main box and every sweep threshold; `None`: plain masks.
+    pub refine: Option<RefineConfig>,
 }
 
 impl Default for MeasureConfig {
@@ -38,6 +45,7 @@ impl Default for MeasureConfig {
             blur_sigma: localize.blur_sigma,
             sweep: default_sweep(),
             pointing_tolerance_px: 15.0,
+            refine: None,
         }
     }
 }
@@ -64,6 +72,12 @@ impl MeasureConfig {
     /// Sets [`MeasureConfig::sweep`].
     pub fn with_sweep(mut self, sweep: Vec<f32>) -> Self {
         self.sweep = sweep;
+        self
+    }
+
+    /// Sets [`MeasureConfig::refine`].
+    pub fn with_refine(mut self, refine: Option<RefineConfig>) -> Self {
+        self.refine = refine;
         self
     }
 
@@ -96,6 +110,9 @@ impl MeasureConfig {
                 "must be finite and >= 0",
             ));
         }
+        if let Some(refine) = &self.refine {
+            refine.validate()?;
+        }
         Ok(())
     }
 }
@@ -127,17 +144,70 @@ pub struct MapScores {
 /// [`SaliencyMap::threshold`], found several times faster).
 /// With no ground-truth box every IoU is 0 and the pointing game misses.
 ///
-/// Errors: an invalid `config`.
+/// Errors: an invalid `config`; a `config.refine` without `image`
+/// ([`measure_with_image`]).
 pub fn measure(map: &SaliencyMap, gt: &[BoundingBox], config: &MeasureConfig) -> Result<MapScores> {
+    measure_with_image(map, None, gt, config)
+}
+
+/// [`measure`] with the image (at the map's size) that [`MeasureConfig::refine`] reads; with
+/// refinement every mask, the main one and each of the sweep, is refined before boxing.
+pub fn measure_with_image(
+    map: &SaliencyMap,
+    image: Option<&ColourImage>,
+    gt: &[BoundingBox],
+    config: &MeasureConfig,
+) -> Result<MapScores> {
     config.validate()?;
     let loc = localize(map, &config.localize_config())?;
-    let maxbox_ious = sweep_ious(&loc.smoothed, gt, &config.sweep);
+    let (best_box, maxbox_ious) = match refinement(config, image)? {
+        None => (loc.best, sweep_ious(&loc.smoothed, gt, &config.sweep)),
+        Some((image, refine)) => {
+            let boxes = |t| refined_boxes(&loc.smoothed, image, t, refine);
+            let sweep = config
+                .sweep
+                .iter()
+                .map(|&t| Ok(max_iou(&boxes(t)?, gt)))
+                .collect::<Result<Vec<_>>>()?;
+            (boxes(config.threshold)?.first().copied(), sweep)
+        }
+    };
     Ok(MapScores {
-        best_box: loc.best,
-        iou: max_iou(loc.best.iter(), gt),
+        best_box,
+        iou: max_iou(best_box.iter(), gt),
         maxbox_ious,
         pointing_hit: pointing_hit(map, gt, config.pointing_tolerance_px),
     })
+}
+
+/// The image and settings of the refinement, if the config asks for one.
+fn refinement<'a>(
+    config: &'a MeasureConfig,
+    image: Option<&'a ColourImage>,
+) -> Result<Option<(&'a ColourImage, &'a RefineConfig)>> {
+    match (&config.refine, image) {
+        (None, _) => Ok(None),
+        (Some(refine), Some(image)) => Ok(Some((image, refine))),
+        (Some(_), None) => Err(invalid(
+            "refine",
+            "no image",
+            "colour refinement needs the image of the map",
+        )),
+    }
+}
+
+/// Component boxes of the refined mask at `threshold`, largest first.
+fn refined_boxes(
+    smoothed: &SaliencyMap,
+    image: &ColourImage,
+    threshold: f32,
+    refine: &RefineConfig,
+) -> Result<Vec<BoundingBox>> {
+    let mask = refine_mask(smoothed, image, threshold, refine)?;
+    Ok(connected_components(&mask)
+        .into_iter()
+        .map(|c| c.bbox)
+        .collect())
 }
 
 /// Only the main box of [`measure`] and its IoU (no sweep, no pointing game).
@@ -146,8 +216,24 @@ pub fn measure_box(
     gt: &[BoundingBox],
     config: &MeasureConfig,
 ) -> Result<(Option<BoundingBox>, f32)> {
+    measure_box_with_image(map, None, gt, config)
+}
+
+/// [`measure_box`] with the image [`MeasureConfig::refine`] reads.
+pub fn measure_box_with_image(
+    map: &SaliencyMap,
+    image: Option<&ColourImage>,
+    gt: &[BoundingBox],
+    config: &MeasureConfig,
+) -> Result<(Option<BoundingBox>, f32)> {
     config.validate()?;
-    let best = localize(map, &config.localize_config())?.best;
+    let loc = localize(map, &config.localize_config())?;
+    let best = match refinement(config, image)? {
+        None => loc.best,
+        Some((image, refine)) => refined_boxes(&loc.smoothed, image, config.threshold, refine)?
+            .first()
+            .copied(),
+    };
     Ok((best, max_iou(best.iter(), gt)))
 }
 

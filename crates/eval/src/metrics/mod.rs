@@ -16,7 +16,8 @@ mod summary;
 mod sweep;
 
 pub use measure::{
-    MapScores, MeasureConfig, default_sweep, max_iou, measure, measure_box, peak, pointing_hit,
+    MapScores, MeasureConfig, default_sweep, max_iou, measure, measure_box, measure_box_with_image,
+    measure_with_image, peak, pointing_hit,
 };
 pub use record::{ImageRecord, LOC_IOU_THRESHOLD};
 pub use summary::{HISTOGRAM_BINS, MAXBOX_IOU_THRESHOLDS, MaxBoxAt, Summary};

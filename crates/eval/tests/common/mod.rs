@@ -155,6 +155,7 @@ impl Explainer for MockExplainer {
             top5,
             true_class_map: map,
             top_maps,
+            image: None,
         })
     }
 }
