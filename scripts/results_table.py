@@ -59,20 +59,50 @@ def given_table(paths):
                           d["median_ms"]))
 
 
+DEFAULTS = {"iterations": 30, "lambda": 0.01, "objective": "Logit", "gates": "Neuron",
+            "schedule": "AllAtOnce", "crops": "Single"}
+
+
+def settings_note(d):
+    """The solver settings of a tune result that differ from the defaults ("" for none)."""
+    s = d.get("settings") or {}
+    def differs(k, v):
+        return isinstance(v, float) and abs(s[k] - v) > 1e-6 or not isinstance(v, float) and s[k] != v
+
+    notes = [f"{k} {s[k]:.4g}" if isinstance(s[k], float) else f"{k} {s[k]}"
+             for k, v in DEFAULTS.items() if k in s and differs(k, v)]
+    if s.get("schedule") == "TopFirst":
+        notes.append(f"top {s['top_sites']} sites x {s['top_iterations']} it")
+    return ", ".join(notes)
+
+
+def chosen(fold):
+    """The setting a fold chose: variant (map, fusion, refinement), blur and threshold."""
+    parts = []
+    if fold.get("feedback_map", "gradient") != "gradient":
+        parts.append(fold["feedback_map"])
+    if "cam_weight" in fold:
+        parts.append(f"w {fold['cam_weight']:g}, fb {fold['feedback_blur']:g}")
+    if fold.get("refine") == "colour":
+        parts.append("colour")
+    parts.append(f"{fold['blur']:g}, {fold['threshold']:.2f}")
+    return ", ".join(parts)
+
+
 def tune_table(paths):
-    print("| net | method | images | tuned on even: blur, thr -> odd GT-known / MaxBoxAccV2 "
-          "| tuned on odd: blur, thr -> even GT-known / MaxBoxAccV2 | held-out GT-known "
+    print("| net | method | settings | images | tuned on even -> odd GT-known / MaxBoxAccV2 "
+          "| tuned on odd -> even GT-known / MaxBoxAccV2 | held-out GT-known "
           "| held-out MaxBoxAccV2 |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for d in tune_results(paths):
         net = net_name(d["model"])
         cells = []
         for fold in d["folds"]:
             r = fold["reported"]
-            cells.append(f"{fold['blur']:g}, {fold['threshold']:.2f} -> "
-                         f"{pct(r['gt_known_loc'])} / {pct(r['maxbox_acc_v2'])}")
-        print(f"| {net} | {d['method']} | {d['images']} | {cells[0]} | {cells[1]} "
-              f"| **{pct(d['held_out_gt_known_loc'])}** | {pct(d['held_out_maxbox_acc_v2'])} |")
+            cells.append(f"{chosen(fold)} -> {pct(r['gt_known_loc'])} / {pct(r['maxbox_acc_v2'])}")
+        print(f"| {net} | {d['method']} | {settings_note(d)} | {d['images']} | {cells[0]} "
+              f"| {cells[1]} | **{pct(d['held_out_gt_known_loc'])}** "
+              f"| {pct(d['held_out_maxbox_acc_v2'])} |")
 
 
 def main():
