@@ -172,7 +172,8 @@ fn a_missing_data_set_is_an_error() {
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
 
-/// `tune` on `csv` with a small grid and a 2-iteration solver; its JSON.
+/// `tune` on `csv` (images from the shared dev set) with a 2x2 grid of blurs and thresholds
+/// and a 2-iteration solver; its JSON.
 fn tune_json(dir: &Path, csv: &Path, name: &str, extra: &[&str]) -> Value {
     let path = dir.join(name);
     let images = shared().join("data/imagenet-val");
@@ -268,25 +269,7 @@ fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
 fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     let dir = temp_dir("tune");
     let csv = small_csv(&dir, 8);
-    let images = shared().join("data/imagenet-val");
-    let tuned = dir.join("tune.json");
-    let out = feedbacknet(&[
-        "tune",
-        "--method",
-        "gradient",
-        "--data",
-        s(&csv),
-        "--images",
-        s(&images),
-        "--blurs",
-        "0,8",
-        "--thresholds",
-        "0.1,0.3",
-        "--json",
-        s(&tuned),
-    ]);
-    ok(&out);
-    let t = json(&tuned);
+    let t = tune_json(&dir, &csv, "tune.json", &["--method", "gradient"]);
     assert_eq!(t["images"], 8);
     let folds = t["folds"].as_array().unwrap();
     assert_eq!(folds.len(), 2);
@@ -344,23 +327,7 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     assert_eq!(t["at_given_settings"]["reported"], e);
 
     // Several methods on one pass: a list, one entry per method, each as its own run.
-    let both = dir.join("both.json");
-    ok(&feedbacknet(&[
-        "tune",
-        "--method",
-        "gradcam,gradient",
-        "--data",
-        s(&csv),
-        "--images",
-        s(&images),
-        "--blurs",
-        "0,8",
-        "--thresholds",
-        "0.1,0.3",
-        "--json",
-        s(&both),
-    ]));
-    let both = json(&both);
+    let both = tune_json(&dir, &csv, "both.json", &["--method", "gradcam,gradient"]);
     let list = both.as_array().unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[0]["method"], "gradcam");
@@ -371,25 +338,12 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     assert_ne!(list[0]["grid"], t["grid"]);
 
     // Colour refinement is one more grid dimension; the plain points are the plain run's.
-    let refined = dir.join("refined.json");
-    ok(&feedbacknet(&[
-        "tune",
-        "--method",
-        "gradient",
-        "--refine",
-        "none,colour",
-        "--data",
-        s(&csv),
-        "--images",
-        s(&images),
-        "--blurs",
-        "0,8",
-        "--thresholds",
-        "0.1,0.3",
-        "--json",
-        s(&refined),
-    ]));
-    let refined = json(&refined);
+    let refined = tune_json(
+        &dir,
+        &csv,
+        "refined.json",
+        &["--method", "gradient", "--refine", "none,colour"],
+    );
     let points = refined["grid"][0][1].as_array().unwrap();
     assert_eq!(points.len(), 8);
     let of = |kind: &str| -> Vec<Value> {
