@@ -93,9 +93,8 @@ impl Candidates {
             (true, []) => vec![Some(s.feedback_map.clone())],
             (true, maps) => maps.iter().cloned().map(Some).collect(),
         };
-        let mut fusions = vec![None];
-        if fused {
-            fusions.clear();
+        let fusions: Vec<Option<Fusion>> = if fused {
+            let mut fusions = Vec::new();
             for cam_weight in list(&args.cam_weights, s.cam_weight) {
                 for feedback_blur in list(&args.feedback_blurs, s.feedback_blur) {
                     fusions.push(Some(Fusion {
@@ -104,7 +103,10 @@ impl Candidates {
                     }));
                 }
             }
-        }
+            fusions
+        } else {
+            vec![None]
+        };
         let given = Variant {
             feedback_map: reads_gates.then(|| s.feedback_map.clone()),
             fusion: fused.then_some(Fusion {

@@ -1,14 +1,13 @@
 //! Gate-weighted activation energy: a class-specific map read off the gated activations of
 //! one gate site, with no gradient weighting (the class enters through the gates alone).
 
-use burn::tensor::Tensor;
-use feedbacknet_core::{ActivationRule, BackwardTarget, GateSet, GatedNetwork};
-use feedbacknet_localize::SaliencyMap;
-
 use crate::{
-    CamLayer, CamMaps, Result, SolverError,
+    CamLayer, CamMaps, Result,
+    gradcam::{sample_maps, site_activation},
     score::{check_finite, check_targets, one_hot, read},
 };
+use burn::tensor::Tensor;
+use feedbacknet_core::{ActivationRule, BackwardTarget, GateSet, GatedNetwork};
 
 /// `E(x, y) = Σ_c g_c(x, y)·a_c(x, y)`: the gated activations of the gate site `layer`
 /// summed over channels, per sample, at the site's resolution. With feedback gates it shows
@@ -37,21 +36,9 @@ pub fn gated_energy(
         ActivationRule::Gradient,
         target,
     )?;
-    let activation = out
-        .activation
-        .ok_or_else(|| SolverError::NoCamLayer {
-            layer: format!("{layer:?}"),
-            sites: sites.len(),
-        })?
-        .into4("gated activation")?;
-    let [_, _, h, w] = activation.dims();
-    let values = read(activation.sum_dim(1).reshape([batch, h * w]))?;
-    let maps = values
-        .chunks_exact(h * w)
-        .map(|m| Ok(SaliencyMap::new(w, h, m.to_vec())?))
-        .collect::<Result<Vec<_>>>()?;
+    let activation = site_activation(out.activation, layer, &sites, "gated activation")?;
     Ok(CamMaps {
-        maps,
+        maps: sample_maps(activation.sum_dim(1))?,
         scores: read(out.logits.mul(seed).sum_dim(1))?,
         target,
     })

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Tensor, activation::relu};
 use feedbacknet_core::{
-    ActivationRule, BackwardTarget, CoreError, GateSet, GateSite, GatedNetwork,
+    ActivationRule, BackwardTarget, CoreError, DynTensor, GateSet, GateSite, GatedNetwork,
 };
 use feedbacknet_localize::SaliencyMap;
 use serde::{Deserialize, Serialize};
@@ -93,25 +93,38 @@ pub fn grad_cam(
             (target, backward(target)?)
         }
     };
-    let activation = out
-        .activation
+    let activation = site_activation(out.activation, layer, &sites, "Grad-CAM activation")?;
+    let gradient = out.gradient.into4("Grad-CAM gradient")?;
+    let weights = gradient.mean_dim(3).mean_dim(2);
+    let cam: Tensor<4> = relu(activation.mul(weights).sum_dim(1));
+    Ok(CamMaps {
+        maps: sample_maps(cam)?,
+        scores: read(out.logits.mul(seed).sum_dim(1))?,
+        target,
+    })
+}
+
+/// The activation a backward pass to `layer` read, as `[batch, C, h, w]` (`context` names it
+/// in a shape error).
+pub(crate) fn site_activation(
+    activation: Option<DynTensor>,
+    layer: &CamLayer,
+    sites: &[GateSite],
+    context: &str,
+) -> Result<Tensor<4>> {
+    Ok(activation
         .ok_or_else(|| SolverError::NoCamLayer {
             layer: format!("{layer:?}"),
             sites: sites.len(),
         })?
-        .into4("Grad-CAM activation")?;
-    let gradient = out.gradient.into4("Grad-CAM gradient")?;
-    let [_, _, h, w] = activation.dims();
-    let weights = gradient.mean_dim(3).mean_dim(2);
-    let cam: Tensor<4> = relu(activation.mul(weights).sum_dim(1));
-    let values = read(cam.reshape([batch, h * w]))?;
-    let maps = values
+        .into4(context)?)
+}
+
+/// One map per sample of a `[batch, 1, h, w]` tensor.
+pub(crate) fn sample_maps(t: Tensor<4>) -> Result<Vec<SaliencyMap>> {
+    let [batch, _, h, w] = t.dims();
+    read(t.reshape([batch, h * w]))?
         .chunks_exact(h * w)
         .map(|m| Ok(SaliencyMap::new(w, h, m.to_vec())?))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(CamMaps {
-        maps,
-        scores: read(out.logits.mul(seed).sum_dim(1))?,
-        target,
-    })
+        .collect()
 }

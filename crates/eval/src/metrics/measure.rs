@@ -1,8 +1,8 @@
 //! Scores of one saliency map against the ground-truth boxes of its image.
 
 use feedbacknet_localize::{
-    BoundingBox, ColourImage, LocalizeConfig, RefineConfig, SaliencyMap, connected_components,
-    localize, refine_mask,
+    BoundingBox, ColourImage, Localization, LocalizeConfig, RefineConfig, SaliencyMap,
+    connected_components, localize, refine_mask,
 };
 use serde::{Deserialize, Serialize};
 
@@ -160,17 +160,20 @@ pub fn measure_with_image(
 ) -> Result<MapScores> {
     config.validate()?;
     let loc = localize(map, &config.localize_config())?;
-    let (best_box, maxbox_ious) = match refinement(config, image)? {
-        None => (loc.best, sweep_ious(&loc.smoothed, gt, &config.sweep)),
-        Some((image, refine)) => {
-            let boxes = |t| refined_boxes(&loc.smoothed, image, t, refine);
-            let sweep = config
-                .sweep
-                .iter()
-                .map(|&t| Ok(max_iou(&boxes(t)?, gt)))
-                .collect::<Result<Vec<_>>>()?;
-            (boxes(config.threshold)?.first().copied(), sweep)
-        }
+    let refinement = refinement(config, image)?;
+    let best_box = main_box(&loc, refinement, config.threshold)?;
+    let maxbox_ious = match refinement {
+        None => sweep_ious(&loc.smoothed, gt, &config.sweep),
+        Some((image, refine)) => config
+            .sweep
+            .iter()
+            .map(|&t| {
+                Ok(max_iou(
+                    &refined_boxes(&loc.smoothed, image, t, refine)?,
+                    gt,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?,
     };
     Ok(MapScores {
         best_box,
@@ -194,6 +197,21 @@ fn refinement<'a>(
             "colour refinement needs the image of the map",
         )),
     }
+}
+
+/// The box of the largest component at `threshold`: of the plain mask `loc` found, or of its
+/// refinement.
+fn main_box(
+    loc: &Localization,
+    refinement: Option<(&ColourImage, &RefineConfig)>,
+    threshold: f32,
+) -> Result<Option<BoundingBox>> {
+    Ok(match refinement {
+        None => loc.best,
+        Some((image, refine)) => refined_boxes(&loc.smoothed, image, threshold, refine)?
+            .first()
+            .copied(),
+    })
 }
 
 /// Component boxes of the refined mask at `threshold`, largest first.
@@ -228,12 +246,7 @@ pub fn measure_box_with_image(
 ) -> Result<(Option<BoundingBox>, f32)> {
     config.validate()?;
     let loc = localize(map, &config.localize_config())?;
-    let best = match refinement(config, image)? {
-        None => loc.best,
-        Some((image, refine)) => refined_boxes(&loc.smoothed, image, config.threshold, refine)?
-            .first()
-            .copied(),
-    };
+    let best = main_box(&loc, refinement(config, image)?, config.threshold)?;
     Ok((best, max_iou(best.iter(), gt)))
 }
 
