@@ -5,16 +5,15 @@
 //! default `squeezenet1.1.onnx,mobilenet_v2_1.0_224.onnx`); `cargo bench --bench methods --
 //! gradient` runs the matching benchmarks only. Results: `docs/performance.md`.
 
-use std::{path::PathBuf, time::Duration};
+#[path = "../examples/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
 
+use std::time::Duration;
+
+use common::shared;
 use criterion::{Criterion, criterion_group, criterion_main};
 use feedbacknet::{FeedbackNet, LocalizeConfig, Method, SaliencyMap, load_image, localize};
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
-}
 
 fn nets() -> Vec<String> {
     std::env::var("FEEDBACKNET_BENCH_NETS")
@@ -25,6 +24,7 @@ fn nets() -> Vec<String> {
 }
 
 fn methods(c: &mut Criterion) {
+    feedbacknet::retain_freed_memory();
     let image = load_image(shared().join("data/demo/gradcam_both.png")).expect("demo image");
     for model in nets() {
         let net = FeedbackNet::from_onnx(shared().join("models").join(&model)).expect("model");

@@ -15,6 +15,7 @@ use common::{median_ms, shared};
 use feedbacknet::{FeedbackNet, Method, load_image};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    feedbacknet::retain_freed_memory();
     let runs: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse())

@@ -25,6 +25,7 @@ mod device;
 mod error;
 mod inference;
 mod labels;
+mod memory;
 mod method;
 mod net;
 mod preprocess;
@@ -35,6 +36,7 @@ pub use device::{Backend, default_device};
 pub use error::{Error, Result};
 pub use inference::{ClassInfo, GateStats, Inference, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
+pub use memory::retain_freed_memory;
 pub use method::{CamThrough, FeedbackCamConfig, FeedbackMap, Method, MethodSpec};
 pub use net::{FeedbackNet, FeedbackNetBuilder};
 pub use preprocess::load_image;
@@ -45,7 +47,7 @@ pub use feedbacknet_core::{
 };
 pub use feedbacknet_localize::{
     self as localize, BoundingBox, FusionConfig, FusionRule, ImageGeometry, LocalizeConfig,
-    ResizeMode, SaliencyMap,
+    RefineConfig, ResizeMode, SaliencyMap,
 };
 pub use feedbacknet_onnx::{self as onnx, ModelPreset, OnnxNetwork};
 pub use feedbacknet_solver::{

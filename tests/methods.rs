@@ -4,8 +4,12 @@ use std::{path::PathBuf, sync::OnceLock};
 
 use feedbacknet::{
     BoundingBox, CamLayer, CamThrough, Crops, DynamicImage, FeedbackCamConfig, FeedbackMap,
-    FeedbackNet, FusionRule, Method, MethodSpec, Objective, SolverConfig, core::BackwardTarget,
-    load_image, solver::grad_cam,
+    FeedbackNet, FusionRule, LocalizeConfig, Method, MethodSpec, Objective, RefineConfig,
+    SolverConfig,
+    core::BackwardTarget,
+    load_image,
+    localize::{ColourImage, refined_boxes},
+    solver::grad_cam,
 };
 
 fn shared() -> PathBuf {
@@ -243,6 +247,55 @@ fn ten_crop_averaging_covers_the_image_and_differs_from_one_view() {
         FeedbackNet::builder()
             .model_path(shared().join("models/squeezenet1.1.onnx"))
             .crops(Crops::Ten { shorter_side: 0 })
+            .build()
+            .is_err()
+    );
+}
+
+#[test]
+fn colour_refinement_boxes_the_refined_mask_of_the_smoothed_map() {
+    let image = photo("data/imagenet-val-fullres/images/ILSVRC2012_val_00000011.JPEG");
+    let net = squeezenet().with_method(Method::GradCam);
+    let refine = RefineConfig::default();
+    let refined_net = net.with_refine(Some(refine));
+    let plain = net.infer_top_k(&image, 1).unwrap().remove(0);
+    let refined = refined_net
+        .infer_classes(&image, &[plain.class.index])
+        .unwrap()
+        .remove(0);
+    // The same map; only the boxes change.
+    assert_eq!(refined.saliency.data(), plain.saliency.data());
+    assert_eq!(refined.smoothed.data(), plain.smoothed.data());
+    // The boxes are those of the refined mask of the smoothed map at image size.
+    let rgb = image.to_rgb8();
+    let colour = ColourImage::new(
+        image.width() as usize,
+        image.height() as usize,
+        rgb.into_raw(),
+    )
+    .unwrap();
+    let config = LocalizeConfig::default();
+    let expected = refined_boxes(
+        &refined.smoothed,
+        &colour,
+        config.threshold,
+        &refine,
+        config.min_area_fraction,
+    )
+    .unwrap();
+    assert!(!expected.is_empty());
+    assert_eq!(refined.boxes, expected);
+    assert_ne!(
+        refined.boxes, plain.boxes,
+        "the refinement moved no box edge"
+    );
+    assert!(refined.boxes.iter().all(|b| inside(b, &image)));
+    // An invalid refinement is a typed error when the net is built.
+    let bad = RefineConfig::default().with_sure_background(0.9);
+    assert!(
+        FeedbackNet::builder()
+            .model_path(shared().join("models/squeezenet1.1.onnx"))
+            .refine(Some(bad))
             .build()
             .is_err()
     );

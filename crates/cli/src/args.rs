@@ -194,6 +194,16 @@ pub enum RefineArg {
     Colour,
 }
 
+impl RefineArg {
+    /// The refinement's settings (`None` for no refinement).
+    pub fn config(self) -> Option<feedbacknet::RefineConfig> {
+        match self {
+            RefineArg::None => None,
+            RefineArg::Colour => Some(feedbacknet::RefineConfig::default()),
+        }
+    }
+}
+
 /// The soft solver's schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleArg {
@@ -240,6 +250,10 @@ pub struct InferArgs {
     pub method: Method,
     #[command(flatten)]
     pub settings: MethodArgs,
+    /// Mask refinement before boxing: `none` (the thresholded map) or `colour` (grown or
+    /// shrunk with a colour model of the image, GrabCut-style).
+    #[arg(long, value_enum, default_value = "none")]
+    pub refine: RefineArg,
     /// Output folder for `<stem>.json` and `<stem>_<class>.png`.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -404,6 +418,10 @@ pub struct MeasureArgs {
     /// Pointing game: pixels the map's peak may lie outside a ground-truth box.
     #[arg(long, default_value_t = 15.0)]
     pub pointing_tolerance: f32,
+    /// Mask refinement before boxing, for the main box and every sweep threshold: `none` or
+    /// `colour` (a colour model of the image, GrabCut-style).
+    #[arg(long, value_enum, default_value = "none")]
+    pub refine: RefineArg,
 }
 
 #[derive(Debug, Args)]

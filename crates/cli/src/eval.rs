@@ -30,6 +30,9 @@ pub struct NetExplainer<'a> {
     pub method: Method,
     /// Blur of the maps, sigma in network-input pixels.
     pub blur: f32,
+    /// Whether the measure refines masks with the image's colours (the explanation then
+    /// carries the image at the maps' size).
+    pub refine: bool,
 }
 
 /// `map` (at the image's resolution) blurred with sigma `blur` network-input pixels, scaled by
@@ -66,6 +69,13 @@ impl Explainer for NetExplainer<'_> {
             let i = classes.iter().position(|&c| c == class).unwrap_or(0);
             smoothed_at_image(&results[i].saliency, self.blur, spec)
         };
+        let colour = match (self.refine, results.first()) {
+            (true, Some(r)) => {
+                let (w, h) = (r.saliency.width() as u32, r.saliency.height() as u32);
+                Some(crate::tune::colour_image(image, w, h)?)
+            }
+            _ => None,
+        };
         Ok(Explanation {
             top_maps: top5
                 .iter()
@@ -74,7 +84,7 @@ impl Explainer for NetExplainer<'_> {
                 .collect::<Result<_>>()?,
             true_class_map: map_of(true_class)?,
             top5,
-            image: None,
+            image: colour,
         })
     }
 }
@@ -86,7 +96,8 @@ fn measure_config(threshold: f32, args: &MeasureArgs) -> Result<MeasureConfig> {
         .with_threshold(threshold)
         .with_blur_sigma(0.0)
         .with_sweep(sweep(args.sweep)?)
-        .with_pointing_tolerance_px(args.pointing_tolerance))
+        .with_pointing_tolerance_px(args.pointing_tolerance)
+        .with_refine(args.refine.config()))
 }
 
 /// The thresholds `0, step, 2·step, …` below 1 (none for a step of 0).
@@ -115,6 +126,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         net: &net,
         method: args.method,
         blur: args.settings.blur,
+        refine: measure.refine.is_some(),
     };
     let bar = progress_bar(&args);
     let outcome = runner.run(&dataset, &explainer, |p| {
@@ -249,6 +261,7 @@ fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
         "method": args.method.name(),
         "sweep_step": args.measure.sweep,
         "pointing_tolerance_px": args.measure.pointing_tolerance,
+        "refine": args.measure.refine,
         "top_k": args.top_k,
         "workers": workers(args.workers),
         "shard": args.shard.clone(),

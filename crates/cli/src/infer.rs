@@ -27,7 +27,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     let bar = spinner();
     let model = model_path(&args.model);
     bar.set_message(format!("loading {}", model.display()));
-    let net = build(&args.model, &args.settings, args.method)?;
+    let net = build(&args.model, &args.settings, args.method)?.with_refine(args.refine.config());
     bar.set_message(format!("reading {}", args.image.display()));
     let image = load_image(&args.image)?;
     let predictions = net.predict(&image, 5)?;

@@ -18,6 +18,8 @@ use clap::Parser;
 use crate::args::{Cli, Command};
 
 fn main() {
+    // Solver iterations reuse freed buffers instead of faulting in fresh pages.
+    feedbacknet::retain_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Infer(args) => infer::run(args),

@@ -422,7 +422,7 @@ fn stored_map(
 }
 
 /// The image as RGB at `w`x`h` (the maps' size), for the colour refinement.
-fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
+pub(crate) fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
     let rgb = image
         .resize_exact(w, h, image::imageops::FilterType::Triangle)
         .to_rgb8();

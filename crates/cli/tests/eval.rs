@@ -165,6 +165,33 @@ fn resumed_and_sharded_runs_equal_the_single_run() {
 }
 
 #[test]
+fn eval_refines_masks_with_the_image_colours_on_request() {
+    let dir = temp_dir("refine");
+    let csv = small_csv(&dir, 4);
+    let run = |name: &str, refine: &str| -> Value {
+        let (results, summary) = (
+            dir.join(format!("{name}.jsonl")),
+            dir.join(format!("{name}.json")),
+        );
+        ok(&eval(
+            &csv,
+            &results,
+            &["--refine", refine, "--json", s(&summary), "--sweep", "0.1"],
+        ));
+        json(&summary)
+    };
+    let (plain, refined) = (run("plain", "none"), run("refined", "colour"));
+    assert_eq!(plain["config"]["refine"], "none");
+    assert_eq!(refined["config"]["refine"], "colour");
+    assert_eq!(refined["summary"]["images"], 4);
+    assert_eq!(refined["summary"]["failed"], 0);
+    // The same maps, other boxes.
+    let iou = |j: &Value| j["summary"]["mean_iou"].as_f64().unwrap();
+    assert_ne!(iou(&plain), iou(&refined));
+    assert!((0.0..=1.0).contains(&iou(&refined)));
+}
+
+#[test]
 fn a_missing_data_set_is_an_error() {
     let dir = temp_dir("missing");
     let out = eval(&dir.join("nothing.csv"), &dir.join("r.jsonl"), &[]);

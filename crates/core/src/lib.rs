@@ -13,6 +13,8 @@
 
 mod backward;
 mod error;
+#[cfg(feature = "flex")]
+pub mod flex;
 mod gate;
 mod input;
 mod network;

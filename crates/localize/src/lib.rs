@@ -62,4 +62,4 @@ pub use geometry::{ImageGeometry, ResizeMode};
 pub use localize::{Localization, localize};
 pub use map::SaliencyMap;
 pub use mask::Mask;
-pub use refine::{ColourImage, RefineConfig, refine_mask};
+pub use refine::{ColourImage, RefineConfig, refine_mask, refined_boxes};

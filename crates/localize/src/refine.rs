@@ -318,6 +318,33 @@ pub fn refine_mask(
     Mask::new(w, h, keep_connected(&fg, seeds, w, h))
 }
 
+/// The boxes of the components of the refined mask ([`refine_mask`] at `seed_threshold`),
+/// largest first, those under `min_area_fraction` of the map's area left out.
+///
+/// Errors: those of [`refine_mask`]; a `min_area_fraction` outside `[0, 1)`.
+pub fn refined_boxes(
+    map: &SaliencyMap,
+    image: &ColourImage,
+    seed_threshold: f32,
+    config: &RefineConfig,
+    min_area_fraction: f32,
+) -> Result<Vec<crate::BoundingBox>> {
+    if !(0.0..1.0).contains(&min_area_fraction) {
+        return Err(invalid(
+            "min_area_fraction",
+            min_area_fraction,
+            "must lie in [0, 1)",
+        ));
+    }
+    let mask = refine_mask(map, image, seed_threshold, config)?;
+    let min_area = f64::from(min_area_fraction) * (map.width() * map.height()) as f64;
+    Ok(crate::connected_components(&mask)
+        .into_iter()
+        .filter(|c| c.area as f64 >= min_area)
+        .map(|c| c.bbox)
+        .collect())
+}
+
 /// Log-probabilities per colour cell of the foreground and background
 /// histograms of the labelled pixels, with `alpha` pseudo-counts per cell.
 fn fit_log_histograms(

@@ -19,6 +19,7 @@
 mod compile;
 mod error;
 mod feature_map;
+mod kernels;
 mod network;
 mod ops;
 mod pool;

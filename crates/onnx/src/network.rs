@@ -8,8 +8,8 @@ use std::{
 
 use burn::tensor::{Device, Int, Tensor};
 use feedbacknet_core::{
-    ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor,
-    GateSet, GateSite, GatedNetwork, InputSpec, Normalization,
+    ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, CoreError, DynTensor, GateSet,
+    GateSite, GatedNetwork, InputSpec, Normalization,
 };
 
 use crate::{
@@ -188,28 +188,44 @@ impl OnnxNetwork {
                 .map(|&s| values[s].clone())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
-            let mut out = match pool_indices.as_deref_mut() {
-                Some(indices) => {
-                    let (out, pooled) = step
-                        .op
-                        .run_recorded(inputs)
-                        .map_err(|e| forward_error(step, e.to_string()))?;
-                    indices[step.output] = pooled;
-                    out
-                }
-                None => step
-                    .op
-                    .run(inputs)
-                    .map_err(|e| forward_error(step, e.to_string()))?,
+            let gated = match (&step.op, step.gate, gates) {
+                (Op::Activation(act), Some(k), Some(g)) => Some((*act, k, g)),
+                _ => None,
             };
-            if let Some(k) = step.gate {
+            let out =
+                match (gated, pool_indices.as_deref_mut()) {
+                    (Some((act, k, g)), _) => {
+                        let x = inputs.into_iter().next().ok_or_else(|| {
+                            forward_error(step, "an input value is missing".into())
+                        })?;
+                        let gate = g.values().get(k).ok_or_else(|| {
+                            CoreError::GateMismatch(format!("no gate for site {k}"))
+                        })?;
+                        crate::kernels::gated_activation(x, act, gate, g.granularity())
+                            .map_err(|e| forward_error(step, format!("applying the gate: {e}")))?
+                    }
+                    (None, Some(indices)) => {
+                        let (out, pooled) = step
+                            .op
+                            .run_recorded(inputs)
+                            .map_err(|e| forward_error(step, e.to_string()))?;
+                        indices[step.output] = pooled;
+                        out
+                    }
+                    (None, None) => step
+                        .op
+                        .run(inputs)
+                        .map_err(|e| forward_error(step, e.to_string()))?,
+                };
+            if step.gate.is_some() {
+                if gated.is_none() && gates.is_some() {
+                    return Err(forward_error(
+                        step,
+                        "a gate site that is not an activation".into(),
+                    ));
+                }
                 if let Some(sites) = record.as_deref_mut() {
                     sites.push(site_of(step, &out));
-                }
-                if let Some(g) = gates {
-                    out = out
-                        .binary(g.gate(k)?, BinaryOp::Mul)
-                        .map_err(|e| forward_error(step, format!("applying the gate: {e}")))?;
                 }
             }
             if retain == Retain::Needed {
@@ -324,6 +340,16 @@ impl GatedNetwork for OnnxNetwork {
             });
         }
         self.run(input, gates, None)
+    }
+
+    /// A hand-written reverse pass that collects the gate gradients on its way down.
+    fn gate_gradients(
+        &self,
+        input: Tensor<4>,
+        gates: &GateSet,
+        seed: &dyn Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>>,
+    ) -> feedbacknet_core::Result<feedbacknet_core::GateGradients> {
+        crate::reverse::gate_gradients(self, input, gates, seed)
     }
 
     /// A hand-written reverse pass: every [`ActivationRule`], to the input or to any gate site.

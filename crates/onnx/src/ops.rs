@@ -2,7 +2,7 @@
 
 use burn::tensor::{
     Int, Tensor, activation,
-    module::{avg_pool2d, conv2d, max_pool2d, max_pool2d_with_indices},
+    module::{avg_pool2d, conv2d},
     ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode},
 };
 use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
@@ -119,7 +119,7 @@ impl Op {
                     .ok_or_else(|| shape_err("an input", vec![]))?
                     .into4("MaxPool")?;
                 check_pool_window(&x, options)?;
-                let (y, indices) = max_pool2d_with_indices(x, options.clone());
+                let (y, indices) = crate::kernels::max_pool_with_indices(x, options);
                 Ok((DynTensor::R4(y), Some(indices)))
             }
             _ => Ok((self.run(inputs)?, None)),
@@ -145,7 +145,7 @@ impl Op {
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
                 check_pool_window(&x, options)?;
-                Ok(DynTensor::R4(max_pool2d(x, options.clone())))
+                Ok(DynTensor::R4(crate::kernels::max_pool(x, options)))
             }
             Op::AvgPool2d { options } => {
                 let x = first()?.into4("AveragePool")?;

@@ -27,6 +27,7 @@ mod gradient;
 mod hard;
 mod score;
 mod soft;
+mod step;
 mod visualize;
 
 pub use config::{HardConfig, Objective, Schedule, SolverConfig};

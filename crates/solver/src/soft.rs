@@ -6,6 +6,7 @@ use feedbacknet_core::{GateSet, GatedNetwork};
 use crate::{
     Objective, Result, SolverConfig, SolverError,
     score::{check_finite, check_targets, one_hot, read, target_scores},
+    step::momentum_step,
 };
 
 /// Converged gates and how the solver got there.
@@ -70,19 +71,9 @@ pub fn soft_feedback(
                 updated.push(g.clone());
                 continue;
             }
-            // Ascent direction of score − λ·Σ|g|; the L1 subgradient is 0 at g = 0.
-            let penalty = g
-                .clone()
-                .greater_elem(0.0)
-                .float()
-                .mul_scalar(config.lambda);
-            let direction = score_grad.sub(penalty);
-            *v = v.clone().mul_scalar(config.momentum).add(direction);
-            let next = g
-                .clone()
-                .add(v.clone().mul_scalar(config.learning_rate))
-                .clamp(0.0, 1.0);
-            let moved = read_max_abs(next.clone().sub(g.clone()))?;
+            let step = momentum_step(g, v, &score_grad, config)?;
+            *v = step.velocity;
+            let (next, moved) = (step.gates, step.moved);
             if !moved.is_finite() {
                 return Err(SolverError::Diverged {
                     iteration: iterations,
@@ -104,9 +95,4 @@ pub fn soft_feedback(
         iterations,
         converged,
     })
-}
-
-fn read_max_abs(t: Tensor<2>) -> Result<f32> {
-    let m = t.abs().max().reshape([1, 1]);
-    Ok(read(m)?[0])
 }

@@ -1,8 +1,7 @@
 //! Scores of one saliency map against the ground-truth boxes of its image.
 
 use feedbacknet_localize::{
-    BoundingBox, ColourImage, Localization, LocalizeConfig, RefineConfig, SaliencyMap,
-    connected_components, localize, refine_mask,
+    BoundingBox, ColourImage, Localization, LocalizeConfig, RefineConfig, SaliencyMap, localize,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +16,7 @@ use crate::metrics::sweep::sweep_ious;
 /// | `blur_sigma` | 10.0 | Gaussian blur in map pixels (the map is at ground-truth image size) |
 /// | `sweep` | 0.00, 0.01, ..., 0.99 | thresholds of the MaxBoxAccV2 sweep (wsolevaluation's `cam_curve_interval` 0.01) |
 /// | `pointing_tolerance_px` | 15.0 | pointing-game tolerance in ground-truth image pixels (Zhang et al. 2016) |
-/// | `refine` | `None` | colour-model refinement of every thresholded mask ([`refine_mask`]; needs the image) |
+/// | `refine` | `None` | colour-model refinement of every thresholded mask ([`feedbacknet_localize::refine_mask`]; needs the image) |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MeasureConfig {
@@ -33,7 +32,7 @@ pub struct MeasureConfig {
     /// (Euclidean distance) outside a ground-truth box and still hit.
     pub pointing_tolerance_px: f32,
     /// Grow or shrink each thresholded mask with a colour model of the image before boxing
-    /// ([`refine_mask`]), for the main box and every sweep threshold; `None`: plain masks.
+    /// ([`feedbacknet_localize::refine_mask`]), for the main box and every sweep threshold; `None`: plain masks.
     pub refine: Option<RefineConfig>,
 }
 
@@ -221,11 +220,9 @@ fn refined_boxes(
     threshold: f32,
     refine: &RefineConfig,
 ) -> Result<Vec<BoundingBox>> {
-    let mask = refine_mask(smoothed, image, threshold, refine)?;
-    Ok(connected_components(&mask)
-        .into_iter()
-        .map(|c| c.bbox)
-        .collect())
+    Ok(feedbacknet_localize::refined_boxes(
+        smoothed, image, threshold, refine, 0.0,
+    )?)
 }
 
 /// Only the main box of [`measure`] and its IoU (no sweep, no pointing game).

@@ -1,0 +1,109 @@
+//! Direct access to the buffers of the flex CPU backend, for the fast paths of the interpreter
+//! and the solver (fused element-wise passes that Burn would run as several ops).
+//!
+//! Every function answers `None` for a tensor that is not a plain `f32` flex tensor (another
+//! backend, an autodiff tensor), so that the caller falls back to Burn's tensor ops.
+
+use burn::tensor::{Bytes, DType, Int, Shape, Tensor};
+use burn_flex::{Flex, FlexTensor, Layout};
+use rayon::prelude::*;
+
+use crate::DynTensor;
+
+/// Below this many elements a pass runs on one thread.
+pub const PARALLEL_MIN: usize = 1 << 15;
+
+/// The contiguous `f32` flex buffer behind `t`, if `t` is a plain flex tensor (a copy only if
+/// its layout is not contiguous).
+pub fn buffer<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    (p.dtype() == DType::F32).then(|| p.to_contiguous())
+}
+
+/// [`buffer`] of a tensor of any rank.
+pub fn dyn_buffer(t: &DynTensor) -> Option<FlexTensor> {
+    match t {
+        DynTensor::R1(t) => buffer(t),
+        DynTensor::R2(t) => buffer(t),
+        DynTensor::R3(t) => buffer(t),
+        DynTensor::R4(t) => buffer(t),
+        DynTensor::R5(t) => buffer(t),
+        DynTensor::R6(t) => buffer(t),
+    }
+}
+
+/// A flex tensor of shape `shape` holding `data` (row-major).
+pub fn float<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    let layout = Layout::contiguous(Shape::from(shape.to_vec()));
+    Tensor::from_primitive::<Flex>(FlexTensor::new(Bytes::from_elems(data), layout, DType::F32))
+}
+
+/// A tensor of the rank and shape of `like` holding `data`.
+pub fn float_like(like: &DynTensor, data: Vec<f32>) -> DynTensor {
+    crate::dyn_map!(like.clone(), t => float(data, t.dims()))
+}
+
+/// A flex `i64` tensor of shape `shape` holding `data`.
+pub fn int<const D: usize>(data: Vec<i64>, shape: [usize; D]) -> Tensor<D, Int> {
+    let layout = Layout::contiguous(Shape::from(shape.to_vec()));
+    Tensor::from_primitive::<Flex>(FlexTensor::new(Bytes::from_elems(data), layout, DType::I64))
+}
+
+/// Runs `f(start, chunk)` over `out` in chunks of whole blocks of `block` elements, in parallel
+/// when `out` is large.
+pub fn chunked<T: Send>(out: &mut [T], block: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let threads = rayon::current_num_threads().max(1);
+    if out.len() < PARALLEL_MIN || threads == 1 {
+        f(0, out);
+        return;
+    }
+    let blocks = out.len().div_ceil(block.max(1));
+    let chunk = blocks.div_ceil(threads * 2).max(1) * block.max(1);
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(c, part)| f(c * chunk, part));
+}
+
+/// [`chunked`] over two outputs of the same length, cut alike; `f` returns a value per chunk
+/// and the values are folded with `fold`.
+pub fn chunked_pair<R: Clone + Send + Sync>(
+    a: &mut [f32],
+    b: &mut [f32],
+    f: impl Fn(usize, &mut [f32], &mut [f32]) -> R + Sync,
+    fold: impl Fn(R, R) -> R + Sync + Send,
+    zero: R,
+) -> R {
+    let threads = rayon::current_num_threads().max(1);
+    if a.len() < PARALLEL_MIN || threads == 1 {
+        return fold(zero, f(0, a, b));
+    }
+    let chunk = a.len().div_ceil(threads * 2).max(1);
+    a.par_chunks_mut(chunk)
+        .zip(b.par_chunks_mut(chunk))
+        .enumerate()
+        .map(|(c, (a, b))| f(c * chunk, a, b))
+        .reduce(|| zero.clone(), &fold)
+}
+
+/// Runs `f(plane, a_plane, b_plane)` for each plane of two outputs (`a` in planes of `a_len`
+/// elements, `b` of `b_len`), in parallel when `parallel` is set.
+pub fn per_plane<A: Send, B: Send>(
+    (a, a_len): (&mut [A], usize),
+    (b, b_len): (&mut [B], usize),
+    parallel: bool,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+) {
+    if a_len == 0 || b_len == 0 {
+        return;
+    }
+    if parallel && rayon::current_num_threads() > 1 {
+        a.par_chunks_mut(a_len)
+            .zip(b.par_chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(p, (a, b))| f(p, a, b));
+    } else {
+        for (p, (a, b)) in a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate() {
+            f(p, a, b);
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! Fast paths on the flex CPU backend for the steps that Burn runs as generic loops or as
+//! several element-wise passes, and that every solver iteration repeats:
+//!
+//! - max pooling with its argmax indices (a tight loop over precomputed windows);
+//! - the gated activation forward, `act(x)·g`, in one pass;
+//! - the gated activation backward: `dx` under an [`ActivationRule`] and `∂/∂g`, in one pass.
+//!
+//! Each function takes and returns plain Burn tensors. On any other backend, on an autodiff
+//! tensor or on a dtype other than `f32`, it runs the same computation with Burn's tensor ops;
+//! tests compare the two paths.
+
+use burn::tensor::{
+    Int, Tensor,
+    module::{max_pool2d, max_pool2d_with_indices},
+    ops::MaxPoolOptions,
+};
+use feedbacknet_core::{ActivationRule, BinaryOp, DynTensor, GateGranularity, Result};
+
+use crate::ops::{Activation, apply_activation};
+
+/// Max pooling that also returns, per output, the flat index (`row · width + column`) of its
+/// input maximum within the plane (Burn's convention).
+pub(crate) fn max_pool_with_indices(
+    x: Tensor<4>,
+    options: &MaxPoolOptions<2>,
+) -> (Tensor<4>, Tensor<4, Int>) {
+    #[cfg(feature = "flex")]
+    if let Some(result) = flex::max_pool_with_indices(&x, options) {
+        return result;
+    }
+    max_pool2d_with_indices(x, options.clone())
+}
+
+/// Max pooling (the fast path of [`max_pool_with_indices`] without its indices on flex).
+pub(crate) fn max_pool(x: Tensor<4>, options: &MaxPoolOptions<2>) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if let Some((y, _)) = flex::max_pool_with_indices(&x, options) {
+        return y;
+    }
+    max_pool2d(x, options.clone())
+}
+
+/// `act(x) · gate`, the gate being `[batch, units]` with one value per activation
+/// ([`GateGranularity::Neuron`]) or per channel ([`GateGranularity::Channel`]).
+pub(crate) fn gated_activation(
+    x: DynTensor,
+    act: Activation,
+    gate: &Tensor<2>,
+    granularity: GateGranularity,
+) -> Result<DynTensor> {
+    #[cfg(feature = "flex")]
+    if let Some(y) = flex::gated_activation(&x, act, gate, granularity) {
+        return Ok(y);
+    }
+    let dims = x.dims();
+    apply_activation(x, act).binary(broadcast_gate(gate, &dims, granularity)?, BinaryOp::Mul)
+}
+
+/// The backward pass of `y = act(x) · g` for the output gradient `dy`: `dx` under `rule`
+/// (with `g = 1` where `gate` is `None`) and, when `collect` is set, `∂/∂g` shaped like the gate.
+pub(crate) fn gated_activation_backward(
+    x: &DynTensor,
+    act: Activation,
+    dy: &DynTensor,
+    gate: Option<(&Tensor<2>, GateGranularity)>,
+    rule: ActivationRule,
+    collect: bool,
+) -> Result<(DynTensor, Option<Tensor<2>>)> {
+    #[cfg(feature = "flex")]
+    if let Some(result) = flex::gated_activation_backward(x, act, dy, gate, rule, collect) {
+        return Ok(result);
+    }
+    let dims = x.dims();
+    let gate_grad = match (collect, gate) {
+        (true, Some((g, granularity))) => {
+            let per_unit = apply_activation(x.clone(), act).binary(dy.clone(), BinaryOp::Mul)?;
+            Some(reduce_to_gate(per_unit, g, granularity)?)
+        }
+        _ => None,
+    };
+    let dz = match gate {
+        Some((g, granularity)) => dy
+            .clone()
+            .binary(broadcast_gate(g, &dims, granularity)?, BinaryOp::Mul)?,
+        None => dy.clone(),
+    };
+    let flat = x.clone().flatten_all();
+    let active = match act {
+        Activation::Relu => flat.greater_elem(0.0).float(),
+        Activation::Clip { min, max } => flat
+            .clone()
+            .greater_elem(min)
+            .float()
+            .mul(flat.lower_elem(max).float()),
+    };
+    let dx = DynTensor::R1(rule.apply(dz.flatten_all(), active)).reshape(&dims)?;
+    Ok((dx, gate_grad))
+}
+
+/// The `[batch, units]` gate reshaped to broadcast against an activation of shape `dims`.
+fn broadcast_gate(
+    gate: &Tensor<2>,
+    dims: &[usize],
+    granularity: GateGranularity,
+) -> Result<DynTensor> {
+    let mut shape = dims.to_vec();
+    if granularity == GateGranularity::Channel {
+        shape[2..].iter_mut().for_each(|d| *d = 1);
+    }
+    DynTensor::R2(gate.clone()).reshape(&shape)
+}
+
+/// A per-activation gradient summed to the gate's shape.
+fn reduce_to_gate(
+    per_unit: DynTensor,
+    gate: &Tensor<2>,
+    granularity: GateGranularity,
+) -> Result<Tensor<2>> {
+    let [batch, units] = gate.dims();
+    let per_unit = per_unit.flatten_all();
+    Ok(match granularity {
+        GateGranularity::Neuron => per_unit.reshape([batch, units]),
+        GateGranularity::Channel => {
+            let per_channel = per_unit.dims()[0] / (batch * units).max(1);
+            per_unit
+                .reshape([batch * units, per_channel])
+                .sum_dim(1)
+                .reshape([batch, units])
+        }
+    })
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    //! The flex implementations: contiguous `f32` buffers, one rayon task per plane or chunk.
+
+    use burn::tensor::{DType, Int, Tensor, ops::MaxPoolOptions};
+    use feedbacknet_core::{
+        ActivationRule, DynTensor, GateGranularity,
+        flex::{buffer, chunked, chunked_pair, dyn_buffer, float, float_like, int, per_plane},
+    };
+
+    use crate::ops::Activation;
+
+    /// Below this many input elements a pooling runs on one thread.
+    const PARALLEL_MIN: usize = feedbacknet_core::flex::PARALLEL_MIN;
+
+    /// Output length of one pooled axis (floor or ceil mode, as Burn and ONNX define it).
+    fn pooled_len(input: usize, kernel: usize, pad: usize, stride: usize, ceil: bool) -> usize {
+        let padded = input + 2 * pad;
+        if padded < kernel {
+            return usize::from(ceil);
+        }
+        let span = padded - kernel;
+        if ceil {
+            let out = span.div_ceil(stride) + 1;
+            // The last window may not start in the trailing padding.
+            if (out - 1) * stride >= input + pad {
+                out - 1
+            } else {
+                out
+            }
+        } else {
+            span / stride + 1
+        }
+    }
+
+    /// Per output position along one axis, the clipped input range `[start, end)` it pools.
+    fn windows(
+        input: usize,
+        kernel: usize,
+        pad: usize,
+        stride: usize,
+        ceil: bool,
+    ) -> Vec<(usize, usize)> {
+        (0..pooled_len(input, kernel, pad, stride, ceil))
+            .map(|o| {
+                let begin = (o * stride) as isize - pad as isize;
+                let end = (begin + kernel as isize).min(input as isize);
+                let begin = begin.max(0);
+                (begin as usize, (end.max(begin)) as usize)
+            })
+            .collect()
+    }
+
+    pub(super) fn max_pool_with_indices(
+        x: &Tensor<4>,
+        options: &MaxPoolOptions<2>,
+    ) -> Option<(Tensor<4>, Tensor<4, Int>)> {
+        if options.is_asymmetric() || options.dilation != [1, 1] {
+            return None;
+        }
+        let p = buffer(x)?;
+        let [batch, channels, height, width] = x.dims();
+        let [kh, kw] = options.kernel_size;
+        let [sh, sw] = options.stride;
+        let [(ph, _), (pw, _)] = options.padding;
+        let rows = windows(height, kh, ph, sh, options.ceil_mode);
+        let cols = windows(width, kw, pw, sw, options.ceil_mode);
+        let (out_h, out_w) = (rows.len(), cols.len());
+        let plane_in = height * width;
+        let plane_out = out_h * out_w;
+        let planes = batch * channels;
+        let mut out = vec![0.0f32; planes * plane_out];
+        let mut idx = vec![0i64; planes * plane_out];
+        if plane_out > 0 && plane_in > 0 {
+            let data: &[f32] = p.storage();
+            let pool_plane = |plane: usize, out: &mut [f32], idx: &mut [i64]| {
+                let x = &data[plane * plane_in..(plane + 1) * plane_in];
+                let mut column_max = vec![f32::NEG_INFINITY; width];
+                for (oh, &(r0, r1)) in rows.iter().enumerate() {
+                    let out = &mut out[oh * out_w..(oh + 1) * out_w];
+                    let idx = &mut idx[oh * out_w..(oh + 1) * out_w];
+                    // The maximum over the window's rows, per column (vectorized).
+                    column_max.fill(f32::NEG_INFINITY);
+                    for r in r0..r1 {
+                        let row = &x[r * width..(r + 1) * width];
+                        for (m, &v) in column_max.iter_mut().zip(row) {
+                            *m = nan_max(*m, v);
+                        }
+                    }
+                    for ((o, at), &(c0, c1)) in out.iter_mut().zip(idx.iter_mut()).zip(&cols) {
+                        let best = column_max[c0..c1]
+                            .iter()
+                            .fold(f32::NEG_INFINITY, |a, &b| nan_max(a, b));
+                        *o = best;
+                        *at = first_index_of(x, width, r0..r1, c0..c1, best);
+                    }
+                }
+            };
+            let parallel = planes * plane_in >= PARALLEL_MIN;
+            per_plane(
+                (&mut out, plane_out),
+                (&mut idx, plane_out),
+                parallel,
+                pool_plane,
+            );
+        }
+        let shape = [batch, channels, out_h, out_w];
+        // Indices in the device's integer type, as Burn's own pooling returns them.
+        let mut indices = int(idx, shape);
+        let int_dtype = Tensor::<1, Int>::empty([0], &x.device()).dtype();
+        if int_dtype != DType::I64 {
+            indices = indices.cast(int_dtype);
+        }
+        Some((float(out, shape), indices))
+    }
+
+    /// `max(a, b)` that lets a NaN through (as PyTorch and Burn pool).
+    #[inline(always)]
+    fn nan_max(a: f32, b: f32) -> f32 {
+        if b > a || b.is_nan() { b } else { a }
+    }
+
+    /// The flat index (`row · width + column`) of the first element of a window, in row-major
+    /// order, that equals `best` (or is NaN when `best` is); `-1` for an empty window.
+    #[inline(always)]
+    fn first_index_of(
+        x: &[f32],
+        width: usize,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        best: f32,
+    ) -> i64 {
+        let nan = best.is_nan();
+        let mut at = -1i64;
+        // Scanned backwards without branches, so the last hit is the first in order.
+        for r in rows.rev() {
+            let start = r * width + cols.start;
+            let row = &x[start..r * width + cols.end];
+            for (c, &v) in row.iter().enumerate().rev() {
+                let hit = (v == best) | (nan & v.is_nan());
+                at = if hit { (start + c) as i64 } else { at };
+            }
+        }
+        at
+    }
+
+    /// Consecutive activations that share one gate value.
+    fn per_gate(dims: &[usize], granularity: GateGranularity) -> usize {
+        match granularity {
+            GateGranularity::Neuron => 1,
+            GateGranularity::Channel => dims[2..].iter().product::<usize>().max(1),
+        }
+    }
+
+    pub(super) fn gated_activation(
+        x: &DynTensor,
+        act: Activation,
+        gate: &Tensor<2>,
+        granularity: GateGranularity,
+    ) -> Option<DynTensor> {
+        let dims = x.dims();
+        let px = dyn_buffer(x)?;
+        let pg = buffer(gate)?;
+        let n = px.layout().num_elements();
+        let (xs, gs): (&[f32], &[f32]) = (px.storage(), pg.storage());
+        let share = per_gate(&dims, granularity);
+        if gs.len() * share != n {
+            return None;
+        }
+        let mut out = vec![0.0f32; n];
+        match act {
+            Activation::Relu => gate_forward(&mut out, xs, gs, share, |v| v.max(0.0)),
+            Activation::Clip { min, max } => {
+                gate_forward(&mut out, xs, gs, share, move |v| v.clamp(min, max))
+            }
+        }
+        Some(float_like(x, out))
+    }
+
+    /// `out = f(x) · g`, each gate value covering `share` consecutive activations.
+    fn gate_forward(
+        out: &mut [f32],
+        xs: &[f32],
+        gs: &[f32],
+        share: usize,
+        f: impl Fn(f32) -> f32 + Sync,
+    ) {
+        chunked(out, share, |start, out| {
+            let xs = &xs[start..start + out.len()];
+            if share == 1 {
+                let gs = &gs[start..start + out.len()];
+                for ((o, &x), &g) in out.iter_mut().zip(xs).zip(gs) {
+                    *o = f(x) * g;
+                }
+            } else {
+                let gs = &gs[start / share..];
+                for ((o, x), &g) in out.chunks_mut(share).zip(xs.chunks(share)).zip(gs) {
+                    for (o, &x) in o.iter_mut().zip(x) {
+                        *o = f(x) * g;
+                    }
+                }
+            }
+        });
+    }
+
+    pub(super) fn gated_activation_backward(
+        x: &DynTensor,
+        act: Activation,
+        dy: &DynTensor,
+        gate: Option<(&Tensor<2>, GateGranularity)>,
+        rule: ActivationRule,
+        collect: bool,
+    ) -> Option<(DynTensor, Option<Tensor<2>>)> {
+        let dims = x.dims();
+        if dy.dims() != dims {
+            return None;
+        }
+        let px = dyn_buffer(x)?;
+        let pdy = dyn_buffer(dy)?;
+        let n = px.layout().num_elements();
+        let pg = match gate {
+            Some((g, _)) => Some(buffer(g)?),
+            None => None,
+        };
+        let ones = if pg.is_none() {
+            vec![1.0f32; n]
+        } else {
+            Vec::new()
+        };
+        let gs: &[f32] = pg.as_ref().map_or(&ones[..], |p| p.storage());
+        let (share, gate_dims) = match gate {
+            Some((g, granularity)) => (per_gate(&dims, granularity), g.dims()),
+            None => (1, [1, n]),
+        };
+        let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.storage());
+        if gs.len() * share != n {
+            return None;
+        }
+        let mut dx = vec![0.0f32; n];
+        let mut dg = if collect && gate.is_some() {
+            vec![0.0f32; gs.len()]
+        } else {
+            Vec::new()
+        };
+        let io = Backward { xs, dys, gs, share };
+        macro_rules! run {
+            ($rule:expr) => {
+                match act {
+                    Activation::Relu => {
+                        io.run(&mut dx, &mut dg, |v| v.max(0.0), |v| v > 0.0, $rule)
+                    }
+                    Activation::Clip { min, max } => io.run(
+                        &mut dx,
+                        &mut dg,
+                        move |v| v.clamp(min, max),
+                        move |v| v > min && v < max,
+                        $rule,
+                    ),
+                }
+            };
+        }
+        match rule {
+            ActivationRule::Gradient => run!(|dz: f32, on: bool| if on { dz } else { 0.0 }),
+            ActivationRule::Guided => run!(|dz: f32, on: bool| if on { dz.max(0.0) } else { 0.0 }),
+            ActivationRule::Deconv => run!(|dz: f32, _: bool| dz.max(0.0)),
+        }
+        let gate_grad = (!dg.is_empty()).then(|| float(dg, gate_dims));
+        Some((float_like(x, dx), gate_grad))
+    }
+
+    /// The inputs of one gated activation backward pass.
+    struct Backward<'a> {
+        xs: &'a [f32],
+        dys: &'a [f32],
+        gs: &'a [f32],
+        share: usize,
+    }
+
+    impl Backward<'_> {
+        /// `dx = rule(dy·g, active(x))` and, if `dg` is not empty, `dg = Σ dy·f(x)` per gate.
+        fn run(
+            &self,
+            dx: &mut [f32],
+            dg: &mut [f32],
+            f: impl Fn(f32) -> f32 + Sync,
+            active: impl Fn(f32) -> bool + Sync,
+            rule: impl Fn(f32, bool) -> f32 + Sync,
+        ) {
+            let share = self.share;
+            if share == 1 && !dg.is_empty() {
+                // One gate per activation: both outputs in one pass.
+                chunked_pair(
+                    dx,
+                    dg,
+                    |start, dx, dg| {
+                        let end = start + dx.len();
+                        let inputs = self.xs[start..end].iter().zip(&self.dys[start..end]);
+                        let outputs = dx.iter_mut().zip(dg.iter_mut());
+                        for (((d, o), (&x, &dy)), &g) in
+                            outputs.zip(inputs).zip(&self.gs[start..end])
+                        {
+                            *d = rule(dy * g, active(x));
+                            *o = dy * f(x);
+                        }
+                    },
+                    |(), ()| (),
+                    (),
+                );
+                return;
+            }
+            chunked(dx, share, |start, dx| {
+                let end = start + dx.len();
+                let (xs, dys) = (&self.xs[start..end], &self.dys[start..end]);
+                let gs = &self.gs[start / share..end.div_ceil(share)];
+                if share == 1 {
+                    for (((d, &x), &dy), &g) in dx.iter_mut().zip(xs).zip(dys).zip(gs) {
+                        *d = rule(dy * g, active(x));
+                    }
+                    return;
+                }
+                let blocks = dx
+                    .chunks_mut(share)
+                    .zip(xs.chunks(share))
+                    .zip(dys.chunks(share));
+                for (((dx, xs), dys), &g) in blocks.zip(gs) {
+                    for ((d, &x), &dy) in dx.iter_mut().zip(xs).zip(dys) {
+                        *d = rule(dy * g, active(x));
+                    }
+                }
+            });
+            if dg.is_empty() {
+                return;
+            }
+            chunked(dg, 1, |start, dg| {
+                let first = start * share;
+                let xs = &self.xs[first..first + dg.len() * share];
+                let dys = &self.dys[first..first + dg.len() * share];
+                for ((o, xs), dys) in dg.iter_mut().zip(xs.chunks(share)).zip(dys.chunks(share)) {
+                    *o = xs.iter().zip(dys).map(|(&x, &dy)| dy * f(x)).sum();
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, module};
+
+    use super::*;
+
+    fn options(k: usize, s: usize, pad: usize, ceil: bool) -> MaxPoolOptions<2> {
+        MaxPoolOptions::new([k, k])
+            .with_stride([s, s])
+            .with_padding([pad, pad])
+            .with_ceil_mode(ceil)
+    }
+
+    fn max_abs(a: DynTensor, b: DynTensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        a.binary(b, BinaryOp::Sub)
+            .expect("same shape")
+            .flatten_all()
+            .abs()
+            .max()
+            .into_scalar()
+    }
+
+    #[test]
+    fn max_pool_matches_burn_values_and_indices() {
+        let device = Device::flex();
+        for (size, k, s, pad, ceil) in [
+            (111, 3, 2, 0, true),
+            (55, 3, 2, 0, false),
+            (12, 3, 2, 0, true),
+            (11, 3, 1, 1, false),
+            (10, 2, 2, 0, false),
+            (9, 3, 2, 1, true),
+            (7, 3, 3, 1, true),
+        ] {
+            let x =
+                Tensor::<4>::random([2, 40, size, size], Distribution::Normal(0.0, 1.0), &device);
+            let opts = options(k, s, pad, ceil);
+            let (ours, our_idx) = max_pool_with_indices(x.clone(), &opts);
+            let (theirs, their_idx) = module::max_pool2d_with_indices(x, opts);
+            let case = format!("{size} {k} {s} {pad} {ceil}");
+            assert_eq!(ours.dims(), theirs.dims(), "{case}");
+            assert_eq!(
+                max_abs(DynTensor::R4(ours), DynTensor::R4(theirs)),
+                0.0,
+                "{case}"
+            );
+            let same: bool = our_idx.equal(their_idx).all().into_scalar();
+            assert!(same, "{case}: argmax indices differ");
+        }
+    }
+
+    #[test]
+    fn gated_activation_matches_the_generic_path_forward_and_backward() {
+        let device = Device::flex();
+        let dims = [2, 24, 30, 30];
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let acts = [Activation::Relu, Activation::Clip { min: 0.0, max: 0.5 }];
+        for act in acts {
+            for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
+                let units = match granularity {
+                    GateGranularity::Neuron => 24 * 30 * 30,
+                    GateGranularity::Channel => 24,
+                };
+                let gate =
+                    Tensor::<2>::random([2, units], Distribution::Uniform(0.0, 1.0), &device);
+                let fast = gated_activation(DynTensor::R4(x.clone()), act, &gate, granularity)
+                    .expect("fast");
+                let generic = apply_activation(DynTensor::R4(x.clone()), act)
+                    .binary(
+                        broadcast_gate(&gate, &dims, granularity).expect("gate"),
+                        BinaryOp::Mul,
+                    )
+                    .expect("generic");
+                assert!(
+                    max_abs(fast, generic) < 1e-6,
+                    "{act:?} {granularity:?} forward"
+                );
+                for rule in [
+                    ActivationRule::Gradient,
+                    ActivationRule::Guided,
+                    ActivationRule::Deconv,
+                ] {
+                    let (dx, dg) = gated_activation_backward(
+                        &DynTensor::R4(x.clone()),
+                        act,
+                        &DynTensor::R4(dy.clone()),
+                        Some((&gate, granularity)),
+                        rule,
+                        true,
+                    )
+                    .expect("fast backward");
+                    // The generic path, on an autodiff tensor (no flex primitive behind it).
+                    let leaf = x.clone().autodiff().detach();
+                    let (gdx, gdg) = gated_activation_backward(
+                        &DynTensor::R4(leaf),
+                        act,
+                        &DynTensor::R4(dy.clone().autodiff()),
+                        Some((&gate.clone().autodiff(), granularity)),
+                        rule,
+                        true,
+                    )
+                    .expect("generic backward");
+                    let gdx = gdx.into4("dx").expect("4-d").without_autodiff();
+                    let gdg = gdg.expect("gate gradient").without_autodiff();
+                    let case = format!("{act:?} {granularity:?} {rule:?}");
+                    assert!(max_abs(dx, DynTensor::R4(gdx)) < 1e-6, "{case} dx");
+                    let dg = dg.expect("gate gradient");
+                    assert!(
+                        max_abs(DynTensor::R2(dg), DynTensor::R2(gdg)) < 1e-3,
+                        "{case} dg"
+                    );
+                }
+            }
+        }
+    }
+}
