@@ -7,7 +7,7 @@ of each, the ratio feedbacknet / PyTorch, and the Pearson correlation of the two
 (so that speed is never bought with a different answer).
 
     pip install torch onnx2torch onnx numpy pillow
-    python3 scripts/compare_pytorch.py [--model squeezenet1.1.onnx] [--runs 5] [--threads 2]
+    python3 scripts/compare_pytorch.py [--model squeezenet1.1.onnx] [--runs 5] [--threads 2] [--rounds 3]
 
 Methods, as feedbacknet defines them: gradient (Simonyan et al.), guided backprop, DeconvNet,
 Grad-CAM on the last gated feature map, soft feedback (30 projected SGD steps with momentum 0.9,
@@ -186,12 +186,15 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--maps", default="/tmp/feedbacknet_compare_maps")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate the two sides this many times and report each method's median "
+                         "over the rounds (a shared machine drifts over minutes)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     shared = Path(args.shared)
 
     print(f"feedbacknet: timing example, {args.runs} runs, RAYON_NUM_THREADS={args.threads} ...", file=sys.stderr)
-    ours = run_feedbacknet(args.model, args.runs, args.threads, args.maps)
+    our_rounds = [run_feedbacknet(args.model, args.runs, args.threads, args.maps)]
     maps = Path(args.maps)
     class_index = int((maps / "class.txt").read_text())
 
@@ -223,13 +226,25 @@ def main():
         "feedback": lambda: soft_feedback(net, x, one),
         "feedback top-5": lambda: soft_feedback(net, x5, top5),
     }
-    for name, f in cases.items():
-        runs = min(args.runs, 3) if name == "feedback top-5" else args.runs
-        theirs[name] = median_ms(runs, f)
-        if name not in ("forward", "feedback top-5"):
-            their_maps[name] = f()[0]
+    their_rounds = []
+    for r in range(args.rounds):
+        if r > 0:
+            print(f"round {r + 1}/{args.rounds} ...", file=sys.stderr)
+            our_rounds.append(run_feedbacknet(args.model, args.runs, args.threads, args.maps))
+        times = {}
+        for name, f in cases.items():
+            runs = min(args.runs, 3) if name == "feedback top-5" else args.runs
+            times[name] = median_ms(runs, f)
+            if r == 0 and name not in ("forward", "feedback top-5"):
+                their_maps[name] = f()[0]
+        their_rounds.append(times)
+    for name in cases:
+        theirs[name] = statistics.median(t[name] for t in their_rounds)
+    ours = {name: statistics.median(t[name] for t in our_rounds if name in t)
+            for name in cases if any(name in t for t in our_rounds)}
 
-    print(f"\n{args.model}, logit {class_index}, {args.threads} threads, median of {args.runs} runs")
+    print(f"\n{args.model}, logit {class_index}, {args.threads} threads, median of {args.runs} runs"
+          + (f", median of {args.rounds} alternating rounds" if args.rounds > 1 else ""))
     print(f"| method | feedbacknet ms | PyTorch ms | ratio | map correlation |")
     print(f"|---|---|---|---|---|")
     for name in cases:

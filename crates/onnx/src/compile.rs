@@ -52,6 +52,26 @@ pub(crate) struct Program {
     pub gate_count: usize,
 }
 
+impl Program {
+    /// The steps (in program order) whose outputs depend on the input and the constants only,
+    /// through no gate: their values are the same for every gate setting.
+    pub fn gate_free_prefix(&self) -> Vec<usize> {
+        let mut free = vec![false; self.slots];
+        free[self.input] = true;
+        for (slot, _) in &self.constants {
+            free[*slot] = true;
+        }
+        let mut prefix = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            if step.gate.is_none() && step.inputs.iter().all(|&s| free[s]) {
+                free[step.output] = true;
+                prefix.push(index);
+            }
+        }
+        prefix
+    }
+}
+
 struct Compiler<'a> {
     device: &'a Device,
     slots: HashMap<String, usize>,

@@ -12,7 +12,7 @@
 use burn::tensor::{
     Int, Tensor,
     module::{max_pool2d, max_pool2d_with_indices},
-    ops::MaxPoolOptions,
+    ops::{ConvOptions, MaxPoolOptions},
 };
 use feedbacknet_core::{ActivationRule, BinaryOp, DynTensor, GateGranularity, Result};
 
@@ -38,6 +38,50 @@ pub(crate) fn max_pool(x: Tensor<4>, options: &MaxPoolOptions<2>) -> Tensor<4> {
         return y;
     }
     max_pool2d(x, options.clone())
+}
+
+/// The input gradient of a depthwise convolution (one filter per channel, dilation 1) as a
+/// direct scatter on flex; `None` elsewhere or for any other convolution (the caller then
+/// uses Burn's transposed convolution).
+pub(crate) fn depthwise_input_grad(
+    dy: &Tensor<4>,
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+    input_hw: [usize; 2],
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return flex::depthwise_input_grad(dy, weight, options, input_hw);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (dy, weight, options, input_hw);
+        None
+    }
+}
+
+/// A depthwise convolution (one filter per channel, dilation 1) as direct loops on flex;
+/// `None` elsewhere or for any other convolution.
+pub(crate) fn depthwise_conv(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return flex::depthwise_conv(x, weight, bias, options);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, weight, bias, options);
+        None
+    }
+}
+
+/// `act(x)` (ungated), in one pass on flex.
+pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
+    #[cfg(feature = "flex")]
+    if let Some(y) = flex::activation(&x, act) {
+        return y;
+    }
+    apply_activation(x, act)
 }
 
 /// `act(x) · gate`, the gate being `[batch, units]` with one value per activation
@@ -134,7 +178,10 @@ fn reduce_to_gate(
 mod flex {
     //! The flex implementations: contiguous `f32` buffers, one rayon task per plane or chunk.
 
-    use burn::tensor::{DType, Int, Tensor, ops::MaxPoolOptions};
+    use burn::tensor::{
+        DType, Int, Tensor,
+        ops::{ConvOptions, MaxPoolOptions},
+    };
     use feedbacknet_core::{
         ActivationRule, DynTensor, GateGranularity,
         flex::{buffer, chunked, chunked_pair, dyn_buffer, float, float_like, int, per_plane},
@@ -307,6 +354,196 @@ mod flex {
             }
         }
         Some(float_like(x, out))
+    }
+
+    pub(super) fn activation(x: &DynTensor, act: Activation) -> Option<DynTensor> {
+        let px = dyn_buffer(x)?;
+        let xs: &[f32] = px.storage();
+        let mut out = vec![0.0f32; xs.len()];
+        match act {
+            Activation::Relu => map_into(&mut out, xs, |v| v.max(0.0)),
+            Activation::Clip { min, max } => map_into(&mut out, xs, move |v| v.clamp(min, max)),
+        }
+        Some(float_like(x, out))
+    }
+
+    /// Planes with fewer pixels than this use Burn's depthwise convolution forward.
+    const SMALL_PLANE: usize = 32 * 32;
+
+    /// The geometry of a depthwise convolution: `[batch, channels]` planes of `h`x`w` in,
+    /// `ow` output columns, `k` the kernel, `s` the stride, `p` the leading padding.
+    struct Depthwise {
+        planes: usize,
+        channels: usize,
+        h: usize,
+        w: usize,
+        ow: usize,
+        k: [usize; 2],
+        s: [usize; 2],
+        p: [usize; 2],
+    }
+
+    impl Depthwise {
+        fn new(
+            x_dims: [usize; 4],
+            weight: &Tensor<4>,
+            options: &ConvOptions<2>,
+            out_hw: [usize; 2],
+        ) -> Option<Self> {
+            let [batch, channels, h, w] = x_dims;
+            let [c_out, per_group, kh, kw] = weight.dims();
+            let depthwise = options.groups == channels && c_out == channels && per_group == 1;
+            if !depthwise || options.dilation != [1, 1] {
+                return None;
+            }
+            let [(pt, _), (pl, _)] = options.padding;
+            Some(Self {
+                planes: batch * channels,
+                channels,
+                h,
+                w,
+                ow: out_hw[1],
+                k: [kh, kw],
+                s: options.stride,
+                p: [pt, pl],
+            })
+        }
+
+        /// The output columns `ow` whose input column `ow·s + kw − p` lies in `0..w`.
+        fn columns(&self, kw: usize) -> std::ops::Range<usize> {
+            let (s, p) = (self.s[1], self.p[1]);
+            let first = p.saturating_sub(kw).div_ceil(s);
+            let last = (self.w + p).checked_sub(kw + 1).map_or(0, |m| m / s + 1);
+            first..last.min(self.ow).max(first)
+        }
+
+        /// The input row of output row `oh` and kernel row `kh`, if inside.
+        fn row(&self, oh: usize, kh: usize) -> Option<usize> {
+            (oh * self.s[0] + kh)
+                .checked_sub(self.p[0])
+                .filter(|&r| r < self.h)
+        }
+    }
+
+    pub(super) fn depthwise_conv(
+        x: &Tensor<4>,
+        weight: &Tensor<4>,
+        bias: Option<&Tensor<1>>,
+        options: &ConvOptions<2>,
+    ) -> Option<Tensor<4>> {
+        let [batch, channels, h, w] = x.dims();
+        // Burn's own convolution is faster on small planes (measured: 384 channels at 14x14).
+        if h * w < SMALL_PLANE {
+            return None;
+        }
+        let [kh, kw] = weight.dims()[2..] else {
+            return None;
+        };
+        let [(pt, pb), (pl, pr)] = options.padding;
+        let out = |n: usize, k: usize, s: usize, a: usize, b: usize| {
+            (n + a + b).checked_sub(k).map(|span| span / s + 1)
+        };
+        let oh = out(h, kh, options.stride[0], pt, pb)?;
+        let ow = out(w, kw, options.stride[1], pl, pr)?;
+        let g = Depthwise::new([batch, channels, h, w], weight, options, [oh, ow])?;
+        let (px, pw) = (buffer(x)?, buffer(weight)?);
+        let pb = match bias {
+            Some(b) => Some(buffer(b)?),
+            None => None,
+        };
+        let (xs, ws): (&[f32], &[f32]) = (px.storage(), pw.storage());
+        let bs: Option<&[f32]> = pb.as_ref().map(|p| p.storage());
+        let mut y = vec![0.0f32; g.planes * oh * ow];
+        let taps = kh * kw;
+        chunked(&mut y, oh * ow, |start, part| {
+            for (i, plane) in part.chunks_mut(oh * ow).enumerate() {
+                let p = start / (oh * ow) + i;
+                let c = p % g.channels;
+                let x = &xs[p * h * w..(p + 1) * h * w];
+                let wk = &ws[c * taps..(c + 1) * taps];
+                plane.fill(bs.map_or(0.0, |b| b[c]));
+                for (o, out_row) in plane.chunks_mut(ow).enumerate() {
+                    for r in 0..kh {
+                        let Some(ih) = g.row(o, r) else { continue };
+                        let in_row = &x[ih * w..(ih + 1) * w];
+                        for q in 0..kw {
+                            let wv = wk[r * kw + q];
+                            let cols = g.columns(q);
+                            let first = cols.start * g.s[1] + q - g.p[1];
+                            if g.s[1] == 1 {
+                                let src = &in_row[first..first + cols.len()];
+                                for (o, &v) in out_row[cols].iter_mut().zip(src) {
+                                    *o += wv * v;
+                                }
+                            } else {
+                                let src = in_row[first..].iter().step_by(g.s[1]);
+                                for (o, &v) in out_row[cols].iter_mut().zip(src) {
+                                    *o += wv * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Some(float(y, [batch, channels, oh, ow]))
+    }
+
+    pub(super) fn depthwise_input_grad(
+        dy: &Tensor<4>,
+        weight: &Tensor<4>,
+        options: &ConvOptions<2>,
+        input_hw: [usize; 2],
+    ) -> Option<Tensor<4>> {
+        let [batch, channels, oh, ow] = dy.dims();
+        let [h, w] = input_hw;
+        let g = Depthwise::new([batch, channels, h, w], weight, options, [oh, ow])?;
+        let [kh, kw] = g.k;
+        let (pd, pw) = (buffer(dy)?, buffer(weight)?);
+        let (ds, ws): (&[f32], &[f32]) = (pd.storage(), pw.storage());
+        let mut dx = vec![0.0f32; g.planes * h * w];
+        let taps = kh * kw;
+        chunked(&mut dx, h * w, |start, part| {
+            for (i, plane) in part.chunks_mut(h * w).enumerate() {
+                let p = start / (h * w) + i;
+                let c = p % g.channels;
+                let dy = &ds[p * oh * ow..(p + 1) * oh * ow];
+                let wk = &ws[c * taps..(c + 1) * taps];
+                for (o, dy_row) in dy.chunks(ow).enumerate() {
+                    for r in 0..kh {
+                        let Some(ih) = g.row(o, r) else { continue };
+                        let in_row = &mut plane[ih * w..(ih + 1) * w];
+                        for q in 0..kw {
+                            let wv = wk[r * kw + q];
+                            let cols = g.columns(q);
+                            let first = cols.start * g.s[1] + q - g.p[1];
+                            if g.s[1] == 1 {
+                                let dst = &mut in_row[first..first + cols.len()];
+                                for (d, &v) in dst.iter_mut().zip(&dy_row[cols]) {
+                                    *d += wv * v;
+                                }
+                            } else {
+                                let dst = in_row[first..].iter_mut().step_by(g.s[1]);
+                                for (d, &v) in dst.zip(&dy_row[cols]) {
+                                    *d += wv * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Some(float(dx, [batch, channels, h, w]))
+    }
+
+    /// `out = f(xs)`, element-wise.
+    fn map_into(out: &mut [f32], xs: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+        chunked(out, 1, |start, out| {
+            let end = start + out.len();
+            for (o, &x) in out.iter_mut().zip(&xs[start..end]) {
+                *o = f(x);
+            }
+        });
     }
 
     /// `out = f(x) · g`, each gate value covering `share` consecutive activations.
@@ -499,6 +736,57 @@ mod tests {
     }
 
     #[test]
+    fn depthwise_convolution_matches_burn_forward_and_backward() {
+        let device = Device::flex();
+        for (size, k, s, pad, bias) in [
+            (28, 3, 2, (0, 0), true),
+            (28, 5, 2, (1, 2), true),
+            (27, 5, 1, (2, 2), true),
+            (28, 3, 1, (1, 1), true),
+            (17, 3, 1, (1, 1), true),
+            (17, 3, 2, (1, 1), false),
+            (16, 3, 2, (0, 1), true),
+            (15, 5, 2, (2, 2), false),
+            (9, 3, 1, (0, 0), true),
+        ] {
+            let c = 6;
+            let x =
+                Tensor::<4>::random([2, c, size, size], Distribution::Normal(0.0, 1.0), &device);
+            let x = x.repeat_dim(2, 4).repeat_dim(3, 4); // planes large enough for the fast path
+            let size = 4 * size;
+            let w = Tensor::<4>::random([c, 1, k, k], Distribution::Normal(0.0, 1.0), &device);
+            let b = bias.then(|| Tensor::<1>::random([c], Distribution::Normal(0.0, 1.0), &device));
+            let opts = ConvOptions::new_with_padding([s, s], [pad, pad], [1, 1], c);
+            let case = format!("{size} {k} {s} {pad:?} {bias}");
+            let ours = depthwise_conv(&x, &w, b.as_ref(), &opts).expect("a depthwise conv");
+            let leaf = x.clone().autodiff().detach().require_grad();
+            let theirs = module::conv2d(
+                leaf.clone(),
+                w.clone().autodiff(),
+                b.clone().map(|b| b.autodiff()),
+                opts.clone(),
+            );
+            assert_eq!(ours.dims(), theirs.dims(), "{case}");
+            let dy = Tensor::<4>::random(ours.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let grads = theirs.clone().mul(dy.clone().autodiff()).sum().backward();
+            let expected_dx = leaf.grad(&grads).expect("input gradient");
+            let forward = max_abs(
+                DynTensor::R4(ours),
+                DynTensor::R4(theirs.without_autodiff()),
+            );
+            assert!(forward < 1e-4, "{case}: forward differs by {forward}");
+            let dx = depthwise_input_grad(&dy, &w, &opts, [size, size]).expect("a depthwise conv");
+            let backward = max_abs(DynTensor::R4(dx), DynTensor::R4(expected_dx));
+            assert!(backward < 1e-4, "{case}: backward differs by {backward}");
+        }
+        // Not depthwise: a grouped convolution with two channels per group.
+        let w = Tensor::<4>::zeros([6, 2, 3, 3], &device);
+        let x = Tensor::<4>::zeros([1, 6, 8, 8], &device);
+        let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 3);
+        assert!(depthwise_conv(&x, &w, None, &opts).is_none());
+    }
+
+    #[test]
     fn max_pool_matches_burn_values_and_indices() {
         let device = Device::flex();
         for (size, k, s, pad, ceil) in [
@@ -535,6 +823,10 @@ mod tests {
         let dy = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
         let acts = [Activation::Relu, Activation::Clip { min: 0.0, max: 0.5 }];
         for act in acts {
+            let plain = activation(DynTensor::R4(x.clone()), act);
+            let generic = apply_activation(DynTensor::R4(x.clone().autodiff()), act);
+            let generic = DynTensor::R4(generic.into4("act").expect("4-d").without_autodiff());
+            assert_eq!(max_abs(plain, generic), 0.0, "{act:?} ungated");
             for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
                 let units = match granularity {
                     GateGranularity::Neuron => 24 * 30 * 30,

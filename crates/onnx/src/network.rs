@@ -33,6 +33,16 @@ pub struct OnnxNetwork {
     sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
     /// The value slot of the last convolutional feature map (Grad-CAM's layer), if found.
     feature_map: Option<usize>,
+    /// The steps that no gate influences, and their values for the last input seen.
+    prefix: Vec<usize>,
+    prefix_cache: Mutex<Option<PrefixValues>>,
+}
+
+/// The values of the gate-free prefix for one input.
+#[derive(Debug)]
+struct PrefixValues {
+    input: Tensor<4>,
+    values: Arc<[(usize, DynTensor)]>,
 }
 
 impl OnnxNetwork {
@@ -98,7 +108,10 @@ impl OnnxNetwork {
             device: device.clone(),
             sites: Mutex::new(HashMap::new()),
             feature_map: None,
+            prefix: Vec::new(),
+            prefix_cache: Mutex::new(None),
         };
+        network.prefix = network.program.gate_free_prefix();
         let probe = Tensor::zeros([1, 3, height, width], device);
         let values = network.execute(probe, None, None, Retain::All)?;
         let output = values[network.program.output]
@@ -151,7 +164,59 @@ impl OnnxNetwork {
         record: Option<&mut Vec<GateSite>>,
         retain: Retain,
     ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
-        self.execute_recorded(input, gates, record, retain, None)
+        self.execute_recorded(input, gates, record, retain, None, &[])
+    }
+
+    /// The values of the steps that no gate influences, for `input`: computed once and reused
+    /// while the same input comes back (the soft solver's iterations).
+    pub(crate) fn gate_free_values(
+        &self,
+        input: &Tensor<4>,
+    ) -> feedbacknet_core::Result<Arc<[(usize, DynTensor)]>> {
+        let mut cache = self
+            .prefix_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = cache.as_ref()
+            && cached.input.dims() == input.dims()
+        {
+            let same: bool = cached
+                .input
+                .clone()
+                .equal(input.clone())
+                .all()
+                .into_scalar();
+            if same {
+                return Ok(cached.values.clone());
+            }
+        }
+        let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
+        values[self.program.input] = Some(DynTensor::R4(input.clone()));
+        for (slot, constant) in &self.program.constants {
+            values[*slot] = Some(constant.clone());
+        }
+        let mut computed = Vec::with_capacity(self.prefix.len());
+        for &index in &self.prefix {
+            let step = &self.program.steps[index];
+            let inputs = step
+                .inputs
+                .iter()
+                .map(|&s| values[s].clone())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
+            let out = step
+                .op
+                .run(inputs)
+                .map_err(|e| forward_error(step, e.to_string()))?;
+            values[step.output] = Some(out.clone());
+            computed.push((step.output, out));
+        }
+        let computed: Arc<[(usize, DynTensor)]> = Arc::from(computed);
+        *cache = Some(PrefixValues {
+            input: input.clone(),
+            values: computed.clone(),
+        });
+        Ok(computed)
     }
 
     /// [`execute`](Self::execute) that also stores, per value slot, the argmax indices of each
@@ -163,6 +228,7 @@ impl OnnxNetwork {
         mut record: Option<&mut Vec<GateSite>>,
         retain: Retain,
         mut pool_indices: Option<&mut Vec<Option<Tensor<4, Int>>>>,
+        preset: &[(usize, DynTensor)],
     ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
         if let Some(g) = gates
             && g.len() != self.program.gate_count
@@ -181,7 +247,13 @@ impl OnnxNetwork {
         for (slot, constant) in &self.program.constants {
             values[*slot] = Some(constant.clone());
         }
+        for (slot, value) in preset {
+            values[*slot] = Some(value.clone());
+        }
         for step in &self.program.steps {
+            if values[step.output].is_some() {
+                continue; // a preset value (the steps that no gate influences)
+            }
             let inputs = step
                 .inputs
                 .iter()

@@ -141,7 +141,7 @@ impl Op {
                 options,
                 ..
             } => run_conv(first()?, weight, bias, options),
-            Op::Activation(act) => Ok(apply_activation(first()?, *act)),
+            Op::Activation(act) => Ok(crate::kernels::activation(first()?, *act)),
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
                 check_pool_window(&x, options)?;
@@ -244,6 +244,9 @@ fn run_conv(
         ));
     }
     check_window(&x.dims(), [kh, kw], options.padding, options.dilation)?;
+    if let Some(y) = crate::kernels::depthwise_conv(&x, weight, bias.as_ref(), options) {
+        return Ok(DynTensor::R4(y));
+    }
     Ok(DynTensor::R4(conv2d(
         x,
         weight.clone(),

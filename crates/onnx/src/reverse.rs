@@ -36,7 +36,7 @@ pub(crate) fn backward(
     target: BackwardTarget,
 ) -> Result<BackwardOutput> {
     let gates = gates.map(|g| g.clone().without_autodiff());
-    let tape = Tape::record(net, input, gates.as_ref())?;
+    let tape = Tape::record(net, input, gates.as_ref(), &[])?;
     let stop = match target {
         BackwardTarget::Input => Stop::Input,
         BackwardTarget::Site(k) => Stop::Slot(site_slot(net, k)?),
@@ -81,7 +81,11 @@ pub(crate) fn gate_gradients(
     seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
 ) -> Result<GateGradients> {
     let gates = gates.clone().without_autodiff();
-    let tape = Tape::record(net, input, Some(&gates))?;
+    // The solver calls this with the same input every iteration: the steps before the first
+    // gate run once.
+    let input = input.without_autodiff();
+    let prefix = net.gate_free_values(&input)?;
+    let tape = Tape::record(net, input, Some(&gates), &prefix)?;
     let seed = seed(&tape.logits)?;
     let mut pass = Pass::new(&tape, Some(&gates), ActivationRule::Gradient);
     pass.collect = Some(RefCell::new(vec![None; gates.len()]));
@@ -113,7 +117,12 @@ struct Tape<'a> {
 }
 
 impl<'a> Tape<'a> {
-    fn record(net: &'a OnnxNetwork, input: Tensor<4>, gates: Option<&GateSet>) -> Result<Self> {
+    fn record(
+        net: &'a OnnxNetwork,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        preset: &[(usize, DynTensor)],
+    ) -> Result<Self> {
         let program = net.program();
         let mut pool_indices = Vec::new();
         let values = net.execute_recorded(
@@ -122,6 +131,7 @@ impl<'a> Tape<'a> {
             None,
             Retain::All,
             Some(&mut pool_indices),
+            preset,
         )?;
         let output = values[program.output]
             .clone()

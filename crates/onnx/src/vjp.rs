@@ -11,7 +11,7 @@
 use burn::tensor::{
     Tensor,
     module::{conv_transpose2d, conv2d},
-    ops::{ConvOptions, ConvTransposeOptions},
+    ops::{ConvOptions, ConvTransposeOptions, PadMode},
 };
 use feedbacknet_core::{BinaryOp, DynTensor, Result, dyn_map};
 
@@ -60,9 +60,22 @@ pub(crate) fn fast_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor, needed: &[
             Some(only_first(dy.clone().reshape(&x_dims)))
         }
         Op::GlobalAveragePool => global_pool_grad(&x_dims, dy).map(|g| only_first(Ok(g))),
+        Op::Pad {
+            pads,
+            mode: PadMode::Constant(_),
+        } => Some(only_first(Ok(crop(dy, pads, &x_dims)))),
         Op::Linear { weight, .. } => Some(only_first(linear_grad(&x_dims, weight, dy))),
         _ => None,
     }
+}
+
+/// Constant padding passes the gradient of the unpadded region through.
+fn crop(dy: &DynTensor, pads: &[(usize, usize)], x_dims: &[usize]) -> DynTensor {
+    let mut dx = dy.clone();
+    for (axis, (&(before, _), &size)) in pads.iter().zip(x_dims).enumerate() {
+        dx = dyn_map!(dx, t => t.narrow(axis, before, size));
+    }
+    dx
 }
 
 /// `dx` of a 2-D convolution: a pointwise convolution with the transposed weight for 1×1
@@ -81,6 +94,9 @@ fn conv_input_grad(
     if let Some(wt) = backward_weight {
         let pointwise = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         return Some(conv2d(dy.clone(), wt.clone(), None, pointwise));
+    }
+    if let Some(dx) = crate::kernels::depthwise_input_grad(dy, weight, options, [height, width]) {
+        return Some(dx);
     }
     let [(top, bottom), (left, right)] = options.padding;
     if top != bottom || left != right {
