@@ -423,9 +423,14 @@ fn stored_map(
 
 /// The image as RGB at `w`x`h` (the maps' size), for the colour refinement.
 pub(crate) fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
-    let rgb = image
-        .resize_exact(w, h, image::imageops::FilterType::Triangle)
-        .to_rgb8();
+    // The maps are usually at the image's own size: no resampling then.
+    let rgb = if (image.width(), image.height()) == (w, h) {
+        image.to_rgb8()
+    } else {
+        image
+            .resize_exact(w, h, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+    };
     Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())
         .map_err(feedbacknet::Error::from)?)
 }

@@ -423,6 +423,63 @@ mod flex {
                 .checked_sub(self.p[0])
                 .filter(|&r| r < self.h)
         }
+
+        /// The taps of output row `oh` that read inside the input, with the output columns
+        /// each covers.
+        fn taps(&self, oh: usize) -> impl Iterator<Item = Tap> + '_ {
+            let [kh, kw] = self.k;
+            (0..kh)
+                .filter_map(move |r| self.row(oh, r).map(|row| (r, row)))
+                .flat_map(move |(r, row)| {
+                    (0..kw).map(move |q| {
+                        let cols = self.columns(q);
+                        let first = cols.start * self.s[1] + q - self.p[1];
+                        Tap {
+                            row,
+                            weight: r * kw + q,
+                            cols,
+                            first,
+                        }
+                    })
+                })
+        }
+    }
+
+    /// One kernel tap on one output row: input row `row`, weight `weight` (row-major in the
+    /// kernel), output columns `cols`, whose first reads input column `first` (then every
+    /// stride-th column).
+    struct Tap {
+        row: usize,
+        weight: usize,
+        cols: std::ops::Range<usize>,
+        first: usize,
+    }
+
+    /// `out[j] += w · src[first + j·step]`.
+    fn gather_axpy(out: &mut [f32], src: &[f32], first: usize, step: usize, w: f32) {
+        if step == 1 {
+            let len = out.len();
+            for (o, &v) in out.iter_mut().zip(&src[first..first + len]) {
+                *o += w * v;
+            }
+        } else {
+            for (o, &v) in out.iter_mut().zip(src[first..].iter().step_by(step)) {
+                *o += w * v;
+            }
+        }
+    }
+
+    /// `dst[first + j·step] += w · src[j]`.
+    fn scatter_axpy(dst: &mut [f32], first: usize, step: usize, src: &[f32], w: f32) {
+        if step == 1 {
+            for (d, &v) in dst[first..first + src.len()].iter_mut().zip(src) {
+                *d += w * v;
+            }
+        } else {
+            for (d, &v) in dst[first..].iter_mut().step_by(step).zip(src) {
+                *d += w * v;
+            }
+        }
     }
 
     pub(super) fn depthwise_conv(
@@ -463,25 +520,9 @@ mod flex {
                 let wk = &ws[c * taps..(c + 1) * taps];
                 plane.fill(bs.map_or(0.0, |b| b[c]));
                 for (o, out_row) in plane.chunks_mut(ow).enumerate() {
-                    for r in 0..kh {
-                        let Some(ih) = g.row(o, r) else { continue };
-                        let in_row = &x[ih * w..(ih + 1) * w];
-                        for q in 0..kw {
-                            let wv = wk[r * kw + q];
-                            let cols = g.columns(q);
-                            let first = cols.start * g.s[1] + q - g.p[1];
-                            if g.s[1] == 1 {
-                                let src = &in_row[first..first + cols.len()];
-                                for (o, &v) in out_row[cols].iter_mut().zip(src) {
-                                    *o += wv * v;
-                                }
-                            } else {
-                                let src = in_row[first..].iter().step_by(g.s[1]);
-                                for (o, &v) in out_row[cols].iter_mut().zip(src) {
-                                    *o += wv * v;
-                                }
-                            }
-                        }
+                    for t in g.taps(o) {
+                        let in_row = &x[t.row * w..(t.row + 1) * w];
+                        gather_axpy(&mut out_row[t.cols], in_row, t.first, g.s[1], wk[t.weight]);
                     }
                 }
             }
@@ -510,25 +551,9 @@ mod flex {
                 let dy = &ds[p * oh * ow..(p + 1) * oh * ow];
                 let wk = &ws[c * taps..(c + 1) * taps];
                 for (o, dy_row) in dy.chunks(ow).enumerate() {
-                    for r in 0..kh {
-                        let Some(ih) = g.row(o, r) else { continue };
-                        let in_row = &mut plane[ih * w..(ih + 1) * w];
-                        for q in 0..kw {
-                            let wv = wk[r * kw + q];
-                            let cols = g.columns(q);
-                            let first = cols.start * g.s[1] + q - g.p[1];
-                            if g.s[1] == 1 {
-                                let dst = &mut in_row[first..first + cols.len()];
-                                for (d, &v) in dst.iter_mut().zip(&dy_row[cols]) {
-                                    *d += wv * v;
-                                }
-                            } else {
-                                let dst = in_row[first..].iter_mut().step_by(g.s[1]);
-                                for (d, &v) in dst.zip(&dy_row[cols]) {
-                                    *d += wv * v;
-                                }
-                            }
-                        }
+                    for t in g.taps(o) {
+                        let in_row = &mut plane[t.row * w..(t.row + 1) * w];
+                        scatter_axpy(in_row, t.first, g.s[1], &dy_row[t.cols], wk[t.weight]);
                     }
                 }
             }
@@ -591,16 +616,17 @@ mod flex {
             Some((g, _)) => Some(buffer(g)?),
             None => None,
         };
+        // Ungated: one gate of 1 per plane (not one per activation).
+        let (share, gate_dims) = match gate {
+            Some((g, granularity)) => (per_gate(&dims, granularity), g.dims()),
+            None => (per_gate(&dims, GateGranularity::Channel), [1, n]),
+        };
         let ones = if pg.is_none() {
-            vec![1.0f32; n]
+            vec![1.0f32; n / share]
         } else {
             Vec::new()
         };
         let gs: &[f32] = pg.as_ref().map_or(&ones[..], |p| p.storage());
-        let (share, gate_dims) = match gate {
-            Some((g, granularity)) => (per_gate(&dims, granularity), g.dims()),
-            None => (1, [1, n]),
-        };
         let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.storage());
         if gs.len() * share != n {
             return None;
@@ -827,6 +853,29 @@ mod tests {
             let generic = apply_activation(DynTensor::R4(x.clone().autodiff()), act);
             let generic = DynTensor::R4(generic.into4("act").expect("4-d").without_autodiff());
             assert_eq!(max_abs(plain, generic), 0.0, "{act:?} ungated");
+            for rule in [
+                ActivationRule::Gradient,
+                ActivationRule::Guided,
+                ActivationRule::Deconv,
+            ] {
+                let backward = |x: &Tensor<4>, dy: &Tensor<4>| {
+                    let (dx, dg) = gated_activation_backward(
+                        &DynTensor::R4(x.clone()),
+                        act,
+                        &DynTensor::R4(dy.clone()),
+                        None,
+                        rule,
+                        true,
+                    )
+                    .expect("ungated backward");
+                    assert!(dg.is_none(), "no gate, no gate gradient");
+                    dx.into4("dx").expect("4-d").without_autodiff()
+                };
+                let fast = backward(&x, &dy);
+                let generic = backward(&x.clone().autodiff(), &dy.clone().autodiff());
+                let diff = max_abs(DynTensor::R4(fast), DynTensor::R4(generic));
+                assert_eq!(diff, 0.0, "{act:?} {rule:?} ungated backward");
+            }
             for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
                 let units = match granularity {
                     GateGranularity::Neuron => 24 * 30 * 30,

@@ -173,50 +173,57 @@ impl OnnxNetwork {
         &self,
         input: &Tensor<4>,
     ) -> feedbacknet_core::Result<Arc<[(usize, DynTensor)]>> {
-        let mut cache = self
-            .prefix_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(cached) = cache.as_ref()
-            && cached.input.dims() == input.dims()
-        {
-            let same: bool = cached
-                .input
-                .clone()
-                .equal(input.clone())
-                .all()
-                .into_scalar();
-            if same {
-                return Ok(cached.values.clone());
-            }
+        if let Some(values) = self.cached_prefix(input) {
+            return Ok(values);
         }
-        let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
-        values[self.program.input] = Some(DynTensor::R4(input.clone()));
-        for (slot, constant) in &self.program.constants {
-            values[*slot] = Some(constant.clone());
-        }
+        // Computed without holding the lock: other workers keep going meanwhile.
+        let mut values = self.initial_values(input.clone());
         let mut computed = Vec::with_capacity(self.prefix.len());
         for &index in &self.prefix {
             let step = &self.program.steps[index];
-            let inputs = step
-                .inputs
-                .iter()
-                .map(|&s| values[s].clone())
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
             let out = step
                 .op
-                .run(inputs)
+                .run(step_inputs(step, &values)?)
                 .map_err(|e| forward_error(step, e.to_string()))?;
             values[step.output] = Some(out.clone());
             computed.push((step.output, out));
         }
         let computed: Arc<[(usize, DynTensor)]> = Arc::from(computed);
-        *cache = Some(PrefixValues {
+        *self
+            .prefix_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(PrefixValues {
             input: input.clone(),
             values: computed.clone(),
         });
         Ok(computed)
+    }
+
+    /// The cached prefix values, if they were computed for this very input.
+    fn cached_prefix(&self, input: &Tensor<4>) -> Option<Arc<[(usize, DynTensor)]>> {
+        let cache = self
+            .prefix_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let cached = cache.as_ref()?;
+        let same = cached.input.dims() == input.dims()
+            && cached
+                .input
+                .clone()
+                .equal(input.clone())
+                .all()
+                .into_scalar::<bool>();
+        same.then(|| cached.values.clone())
+    }
+
+    /// The value slots before any step ran: the input and the constants.
+    fn initial_values(&self, input: Tensor<4>) -> Vec<Option<DynTensor>> {
+        let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
+        values[self.program.input] = Some(DynTensor::R4(input));
+        for (slot, constant) in &self.program.constants {
+            values[*slot] = Some(constant.clone());
+        }
+        values
     }
 
     /// [`execute`](Self::execute) that also stores, per value slot, the argmax indices of each
@@ -239,13 +246,9 @@ impl OnnxNetwork {
                 self.program.gate_count
             )));
         }
-        let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
+        let mut values = self.initial_values(input);
         if let Some(indices) = pool_indices.as_deref_mut() {
             indices.resize(self.program.slots, None);
-        }
-        values[self.program.input] = Some(DynTensor::R4(input));
-        for (slot, constant) in &self.program.constants {
-            values[*slot] = Some(constant.clone());
         }
         for (slot, value) in preset {
             values[*slot] = Some(value.clone());
@@ -254,12 +257,7 @@ impl OnnxNetwork {
             if values[step.output].is_some() {
                 continue; // a preset value (the steps that no gate influences)
             }
-            let inputs = step
-                .inputs
-                .iter()
-                .map(|&s| values[s].clone())
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
+            let inputs = step_inputs(step, &values)?;
             let gated = match (&step.op, step.gate, gates) {
                 (Op::Activation(act), Some(k), Some(g)) => Some((*act, k, g)),
                 _ => None,
@@ -338,6 +336,18 @@ pub(crate) enum Retain {
     Needed,
     /// Every value (a hand-written reverse pass reads them all).
     All,
+}
+
+/// The values a step reads.
+fn step_inputs(
+    step: &Step,
+    values: &[Option<DynTensor>],
+) -> feedbacknet_core::Result<Vec<DynTensor>> {
+    step.inputs
+        .iter()
+        .map(|&s| values[s].clone())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| forward_error(step, "an input value is missing".into()))
 }
 
 pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {

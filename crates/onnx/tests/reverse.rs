@@ -15,6 +15,17 @@ fn values(t: Tensor<4>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
+/// A shared net with its preset and the demo photo, centre-cropped to `size`, as its input.
+fn net_and_photo(file: &str, size: usize, device: &Device) -> (OnnxNetwork, Tensor<4>) {
+    let preset = ModelPreset::find(file).unwrap();
+    let net = OnnxNetwork::load(common::model(file), device)
+        .unwrap()
+        .with_input_spec(preset.input_spec());
+    let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", size as u32);
+    let x = common::input(&rgb, size, &preset.normalization, device);
+    (net, x)
+}
+
 fn one_hot(class: usize, classes: usize, device: &Device) -> Tensor<2> {
     let mut v = vec![0.0; classes];
     v[class] = 1.0;
@@ -41,12 +52,7 @@ fn gradient_rule_equals_autodiff_on_real_nets() {
         ("mobilenet_v1_0.25_128.onnx", 128, 244),
         ("efficientnet_lite0.onnx", 224, 243),
     ] {
-        let preset = ModelPreset::find(file).unwrap();
-        let net = OnnxNetwork::load(common::model(file), &device)
-            .unwrap()
-            .with_input_spec(preset.input_spec());
-        let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", size as u32);
-        let x = common::input(&rgb, size, &preset.normalization, &device);
+        let (net, x) = net_and_photo(file, size, &device);
         let sites = net.gate_sites([size, size]).unwrap();
         // Partly open gates (fixed values in [0.5, 1)): with gates near 0 the gradient is a
         // near-cancelling sum whose rounding no two summation orders share.
@@ -93,12 +99,7 @@ fn gate_gradients_equal_autodiff_on_real_nets() {
         "mobilenet_v2_1.0_224.onnx",
         "efficientnet_lite0.onnx",
     ] {
-        let preset = ModelPreset::find(file).unwrap();
-        let net = OnnxNetwork::load(common::model(file), &device)
-            .unwrap()
-            .with_input_spec(preset.input_spec());
-        let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", 224);
-        let one = common::input(&rgb, 224, &preset.normalization, &device);
+        let (net, one) = net_and_photo(file, 224, &device);
         let x = Tensor::cat(vec![one.clone(), one.flip([3])], 0);
         let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
             let [batch, n] = logits.dims();
@@ -148,12 +149,7 @@ fn gate_gradients_equal_autodiff_on_real_nets() {
 fn the_gate_free_prefix_follows_the_input() {
     let device = Device::flex();
     let file = "squeezenet1.1.onnx";
-    let preset = ModelPreset::find(file).unwrap();
-    let net = OnnxNetwork::load(common::model(file), &device)
-        .unwrap()
-        .with_input_spec(preset.input_spec());
-    let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", 224);
-    let a = common::input(&rgb, 224, &preset.normalization, &device);
+    let (net, a) = net_and_photo(file, 224, &device);
     let b = a.clone().flip([2]);
     let sites = net.gate_sites([224, 224]).unwrap();
     let gates = GateSet::ones(sites, 1, GateGranularity::Neuron, &device);
@@ -188,12 +184,7 @@ fn gate_gradients_agree_with_finite_differences() {
         ("squeezenet1.1.onnx", [243usize, 281]),
         ("mobilenet_v2_1.0_224.onnx", [244, 282]),
     ] {
-        let preset = ModelPreset::find(file).unwrap();
-        let net = OnnxNetwork::load(common::model(file), &device)
-            .unwrap()
-            .with_input_spec(preset.input_spec());
-        let (rgb, _) = common::center_crop_rgb("data/demo/gradcam_both.png", 224);
-        let one = common::input(&rgb, 224, &preset.normalization, &device);
+        let (net, one) = net_and_photo(file, 224, &device);
         let x = Tensor::cat(vec![one.clone(), one.flip([3])], 0);
         let sites = net.gate_sites([224, 224]).unwrap();
         let onehot = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
