@@ -294,6 +294,7 @@ impl Compiler<'_> {
                     cfg.groups,
                 );
                 let backward_weight = pointwise_transpose(&weight, &options);
+                let forward_weight = transposed_forward(&weight, &options);
                 self.unary(
                     node,
                     Op::Conv2d {
@@ -301,6 +302,7 @@ impl Compiler<'_> {
                         bias,
                         options,
                         backward_weight,
+                        forward_weight,
                     },
                     None,
                 )
@@ -524,4 +526,37 @@ fn pointwise_transpose(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<B
         let swapped = weight.clone().swap_dims(0, 1);
         Box::new(Tensor::from_data(swapped.into_data(), &weight.device()))
     })
+}
+
+/// The swapped and flipped weight of a dense stride-1 convolution with a kernel larger than
+/// 1×1 and a symmetric padding below the kernel size, on flex (see `Op::Conv2d`): flex's
+/// transposed convolution is 1.2-1.8x faster there than its im2col convolution (SqueezeNet's
+/// 3×3 expand layers).
+fn transposed_forward(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Box<Tensor<4>>> {
+    let [_, _, kh, kw] = weight.dims();
+    let [(pt, pb), (pl, pr)] = options.padding;
+    let eligible = (kh > 1 || kw > 1)
+        && options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && pt == pb
+        && pl == pr
+        && pt < kh
+        && pl < kw
+        && on_flex(weight);
+    eligible.then(|| {
+        let flipped = weight.clone().swap_dims(0, 1).flip([2, 3]);
+        Box::new(Tensor::from_data(flipped.into_data(), &weight.device()))
+    })
+}
+
+/// Whether `t` lives on the flex CPU backend.
+fn on_flex(t: &Tensor<4>) -> bool {
+    #[cfg(feature = "flex")]
+    return feedbacknet_core::flex::buffer(t).is_some();
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = t;
+        false
+    }
 }

@@ -65,6 +65,28 @@ mod flex {
         }
     }
 
+    /// One chunk of the step; answers the largest gate change (NaN if any change is NaN).
+    #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+    fn step_chunk(
+        (gs, vs, ds): (&[f32], &[f32], &[f32]),
+        (out_g, out_v): (&mut [f32], &mut [f32]),
+        (lambda, mu, lr): (f32, f32, f32),
+    ) -> f32 {
+        let (mut moved, mut nan) = (0.0f32, false);
+        let inputs = gs.iter().zip(vs).zip(ds);
+        for ((og, ov), ((&g, &v), &d)) in out_g.iter_mut().zip(out_v.iter_mut()).zip(inputs) {
+            let penalty = if g > 0.0 { lambda } else { 0.0 };
+            let next_v = mu * v + (d - penalty);
+            let next_g = (g + lr * next_v).clamp(0.0, 1.0);
+            *ov = next_v;
+            *og = next_g;
+            let change = (next_g - g).abs();
+            moved = moved.max(change);
+            nan |= change.is_nan();
+        }
+        if nan { f32::NAN } else { moved }
+    }
+
     pub(super) fn momentum_step(
         g: &Tensor<2>,
         v: &Tensor<2>,
@@ -86,21 +108,8 @@ mod flex {
             &mut velocity,
             |start, out_g, out_v| {
                 let end = start + out_g.len();
-                let inputs = gs[start..end]
-                    .iter()
-                    .zip(&vs[start..end])
-                    .zip(&ds[start..end]);
-                let mut moved = 0.0f32;
-                for ((og, ov), ((&g, &v), &d)) in out_g.iter_mut().zip(out_v.iter_mut()).zip(inputs)
-                {
-                    let penalty = if g > 0.0 { lambda } else { 0.0 };
-                    let next_v = mu * v + (d - penalty);
-                    let next_g = (g + lr * next_v).clamp(0.0, 1.0);
-                    *ov = next_v;
-                    *og = next_g;
-                    moved = nan_max(moved, (next_g - g).abs());
-                }
-                moved
+                let inputs = (&gs[start..end], &vs[start..end], &ds[start..end]);
+                step_chunk(inputs, (out_g, out_v), (lambda, mu, lr))
             },
             nan_max,
             0.0,
