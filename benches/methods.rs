@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench methods` (all shared nets listed in `FEEDBACKNET_BENCH_NETS`,
 //! default `squeezenet1.1.onnx,mobilenet_v2_1.0_224.onnx`); `cargo bench --bench methods --
-//! gradient` runs the matching benchmarks only. Results: `docs/performance.md`.
+//! gradient` runs the matching benchmarks only. `FEEDBACKNET_BENCH_BACKEND` picks the backend
+//! (`flex` by default; `wgpu` needs `--features wgpu`). Results: `docs/performance.md`.
 
 #[path = "../examples/common/mod.rs"]
 #[allow(dead_code)]
@@ -13,7 +14,9 @@ use std::time::Duration;
 
 use common::shared;
 use criterion::{Criterion, criterion_group, criterion_main};
-use feedbacknet::{FeedbackNet, LocalizeConfig, Method, SaliencyMap, load_image, localize};
+use feedbacknet::{
+    Backend, FeedbackNet, LocalizeConfig, Method, SaliencyMap, load_image, localize,
+};
 
 fn nets() -> Vec<String> {
     std::env::var("FEEDBACKNET_BENCH_NETS")
@@ -23,14 +26,29 @@ fn nets() -> Vec<String> {
         .collect()
 }
 
+/// The backend of `FEEDBACKNET_BENCH_BACKEND` (default flex).
+fn backend() -> Backend {
+    std::env::var("FEEDBACKNET_BENCH_BACKEND")
+        .map(|name| name.parse().expect("a backend name"))
+        .unwrap_or_default()
+}
+
 fn methods(c: &mut Criterion) {
     feedbacknet::retain_freed_memory();
+    let device = backend().device().expect("the backend is compiled in");
     let image = load_image(shared().join("data/demo/gradcam_both.png")).expect("demo image");
     for model in nets() {
-        let net = FeedbackNet::from_onnx(shared().join("models").join(&model)).expect("model");
+        let net = FeedbackNet::builder()
+            .model_path(shared().join("models").join(&model))
+            .device(device.clone())
+            .build()
+            .expect("model");
         let class = net.predict(&image, 1).expect("predict")[0].class.index;
         let name = model.trim_end_matches(".onnx");
-        let mut group = c.benchmark_group(name);
+        let mut group = match backend() {
+            Backend::Flex => c.benchmark_group(name),
+            other => c.benchmark_group(format!("{name} ({other:?})")),
+        };
         group.sample_size(10).warm_up_time(Duration::from_secs(1));
         group.bench_function("forward", |b| b.iter(|| net.predict(&image, 5).unwrap()));
         for method in Method::ALL {
