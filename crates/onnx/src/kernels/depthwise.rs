@@ -53,6 +53,15 @@ impl Geometry {
         })
     }
 
+    /// Whether a plane or a kernel has no entries (left to Burn).
+    fn is_empty(&self) -> bool {
+        [self.input, self.output, self.kernel]
+            .iter()
+            .flatten()
+            .any(|&n| n == 0)
+            || self.plane_count() == 0
+    }
+
     fn plane_count(&self) -> usize {
         self.planes[0] * self.planes[1]
     }
@@ -165,7 +174,7 @@ pub(crate) fn conv(
     let oh = (h + pt + pb).checked_sub(kh)? + 1;
     let ow = (w + pl + pr).checked_sub(kw)? + 1;
     let g = Geometry::new([batch, channels, h, w], weight, options, [oh, ow])?;
-    if g.stride != [1, 1] {
+    if g.stride != [1, 1] || g.is_empty() {
         return None;
     }
     let (px, pw) = (buffer(x)?, buffer(weight)?);
@@ -198,6 +207,9 @@ pub(crate) fn input_grad(
     let [batch, channels, oh, ow] = dy.dims();
     let [h, w] = input_hw;
     let g = Geometry::new([batch, channels, h, w], weight, options, [oh, ow])?;
+    if g.is_empty() {
+        return None;
+    }
     let pads = g.transposed_pads()?;
     let (pd, pw) = (buffer(dy)?, buffer(weight)?);
     let (ds, ws): (&[f32], &[f32]) = (pd.storage(), pw.storage());
