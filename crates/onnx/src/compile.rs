@@ -560,3 +560,52 @@ fn on_flex(t: &Tensor<4>) -> bool {
         false
     }
 }
+
+#[cfg(all(test, feature = "flex"))] // the transposed forward is taken on flex only
+mod tests {
+    use burn::tensor::{Device, Distribution, module::conv2d};
+
+    use super::*;
+
+    #[test]
+    fn the_transposed_forward_equals_the_convolution() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        for (k, pad) in [(3, 1), (3, 0), (5, 2), (5, 1)] {
+            let x = Tensor::<4>::random([2, 8, 13, 11], normal, &device);
+            let weight = Tensor::<4>::random([6, 8, k, k], normal, &device);
+            let bias = Some(Tensor::<1>::random([6], normal, &device));
+            let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+            let forward_weight = transposed_forward(&weight, &options);
+            assert!(
+                forward_weight.is_some(),
+                "k {k} pad {pad} is eligible on flex"
+            );
+            let op = Op::Conv2d {
+                weight: weight.clone(),
+                bias: bias.clone(),
+                options: options.clone(),
+                backward_weight: None,
+                forward_weight,
+            };
+            let ours = op
+                .run(vec![DynTensor::R4(x.clone())])
+                .expect("conv")
+                .into4("conv")
+                .expect("rank 4");
+            let theirs = conv2d(x, weight, bias, options);
+            assert_eq!(ours.dims(), theirs.dims());
+            let diff: f32 = (ours - theirs).abs().max().into_scalar();
+            assert!(diff < 1e-4, "k {k} pad {pad}: differs by {diff}");
+        }
+        // Strided, grouped or asymmetrically padded convolutions keep Burn's convolution.
+        let weight = Tensor::<4>::zeros([4, 4, 3, 3], &device);
+        let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let asymmetric = ConvOptions::new_with_padding([1, 1], [(0, 1), (1, 1)], [1, 1], 1);
+        assert!(transposed_forward(&weight, &strided).is_none());
+        assert!(transposed_forward(&weight, &asymmetric).is_none());
+        let grouped = Tensor::<4>::zeros([4, 2, 3, 3], &device);
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
+        assert!(transposed_forward(&grouped, &options).is_none());
+    }
+}

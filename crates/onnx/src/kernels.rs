@@ -636,6 +636,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "flex")] // without flex there is no fast path to compare
     fn depthwise_convolution_matches_burn_forward_and_backward() {
         let device = Device::flex();
         for (size, k, s, pad, bias) in [
