@@ -48,8 +48,8 @@ pub(crate) fn max_pool(x: Tensor<4>, options: &MaxPoolOptions<2>) -> Tensor<4> {
 }
 
 /// The input gradient of a depthwise convolution (one filter per channel, dilation 1) as a
-/// direct scatter on flex; `None` elsewhere or for any other convolution (the caller then
-/// uses Burn's transposed convolution).
+/// correlation on flex ([`depthwise`]); `None` elsewhere or for any other convolution (the
+/// caller then uses Burn's transposed convolution).
 pub(crate) fn depthwise_input_grad(
     dy: &Tensor<4>,
     weight: &Tensor<4>,
@@ -65,8 +65,9 @@ pub(crate) fn depthwise_input_grad(
     }
 }
 
-/// A depthwise convolution (one filter per channel, dilation 1) as direct loops on flex;
-/// `None` elsewhere or for any other convolution.
+/// A stride-1 depthwise convolution (one filter per channel, dilation 1) as a correlation on
+/// flex ([`depthwise`]); `None` elsewhere, with a stride, or for any other convolution (the
+/// caller then uses Burn's convolution).
 pub(crate) fn depthwise_conv(
     x: &Tensor<4>,
     weight: &Tensor<4>,
@@ -513,7 +514,7 @@ mod flex {
                     dg,
                     |start, dx, dg| {
                         let end = start + dx.len();
-                        let (xs, dys, gs) = self.range(start..end, share);
+                        let (xs, dys, gs) = self.range(start..end);
                         pair_chunk(dx, dg, xs, dys, gs, &f, &active, &rule);
                     },
                     |(), ()| (),
@@ -522,21 +523,21 @@ mod flex {
                 return;
             }
             chunked(dx, share, |start, dx| {
-                let (xs, dys, gs) = self.range(start..start + dx.len(), share);
+                let (xs, dys, gs) = self.range(start..start + dx.len());
                 dx_chunk(dx, xs, dys, gs, share, &active, &rule);
             });
             if dg.is_empty() {
                 return;
             }
             chunked(dg, 1, |start, dg| {
-                let (xs, dys, _) = self.range(start * share..(start + dg.len()) * share, share);
+                let (xs, dys, _) = self.range(start * share..(start + dg.len()) * share);
                 gate_grad_chunk(dg, xs, dys, share, &f);
             });
         }
 
         /// The activations, output gradients and gates of the activations `range`.
-        fn range(&self, range: std::ops::Range<usize>, share: usize) -> (&[f32], &[f32], &[f32]) {
-            let gates = range.start / share..range.end.div_ceil(share);
+        fn range(&self, range: std::ops::Range<usize>) -> (&[f32], &[f32], &[f32]) {
+            let gates = range.start / self.share..range.end.div_ceil(self.share);
             (&self.xs[range.clone()], &self.dys[range], &self.gs[gates])
         }
     }

@@ -66,15 +66,6 @@ impl Geometry {
         self.planes[0] * self.planes[1]
     }
 
-    /// Runs `f(plane index, plane)` over `out`, cut in planes of `plane_len`, in parallel.
-    fn per_plane(&self, out: &mut [f32], plane_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-        chunked(out, plane_len, |start, part| {
-            for (i, plane) in part.chunks_mut(plane_len).enumerate() {
-                f(start / plane_len + i, plane);
-            }
-        });
-    }
-
     /// The padding under which the input gradient is the stride-1 correlation of the output
     /// gradient, spread out by the stride, with the flipped kernel: `k − 1 − p` before, and
     /// what makes the input's size after (`None` for a padding of `k` or more).
@@ -95,6 +86,15 @@ impl Geometry {
         let ((top, bottom), (left, right)) = (axis(0, pt)?, axis(1, pl)?);
         Some([top, bottom, left, right])
     }
+}
+
+/// Runs `f(plane index, plane)` over `out`, cut in planes of `plane_len`, in parallel.
+fn each_plane(out: &mut [f32], plane_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    chunked(out, plane_len, |start, part| {
+        for (i, plane) in part.chunks_mut(plane_len).enumerate() {
+            f(start / plane_len + i, plane);
+        }
+    });
 }
 
 /// `x` (`h`x`w`) with its entries `stride` apart, zero-padded by `pads` (top, bottom, left,
@@ -185,7 +185,7 @@ pub(crate) fn conv(
     let (xs, ws): (&[f32], &[f32]) = (px.storage(), pw.storage());
     let bs: Option<&[f32]> = pbias.as_ref().map(|p| p.storage());
     let mut y = vec![0.0f32; g.plane_count() * oh * ow];
-    g.per_plane(&mut y, oh * ow, |p, plane| {
+    each_plane(&mut y, oh * ow, |p, plane| {
         let c = p % channels;
         let x = &xs[p * h * w..(p + 1) * h * w];
         let wk = &ws[c * kh * kw..(c + 1) * kh * kw];
@@ -219,7 +219,7 @@ pub(crate) fn input_grad(
         .flat_map(|k| k.iter().rev().copied())
         .collect();
     let mut dx = vec![0.0f32; g.plane_count() * h * w];
-    g.per_plane(&mut dx, h * w, |p, plane| {
+    each_plane(&mut dx, h * w, |p, plane| {
         let c = p % channels;
         let dy = &ds[p * oh * ow..(p + 1) * oh * ow];
         let (padded, wp) = padded_plane(dy, [oh, ow], pads, g.stride);
