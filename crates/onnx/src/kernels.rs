@@ -236,14 +236,21 @@ mod flex {
         x: &Tensor<4>,
         options: &MaxPoolOptions<2>,
     ) -> Option<(Tensor<4>, Tensor<4, Int>)> {
-        if options.is_asymmetric() || options.dilation != [1, 1] {
-            return None;
-        }
-        let p = buffer(x)?;
         let [batch, channels, height, width] = x.dims();
         let [kh, kw] = options.kernel_size;
         let [sh, sw] = options.stride;
         let [(ph, _), (pw, _)] = options.padding;
+        // Every window then holds an input element (the plane kernel relies on it), and flat
+        // indices within a plane fit the kernel's `i32`.
+        if options.is_asymmetric()
+            || options.dilation != [1, 1]
+            || ph >= kh
+            || pw >= kw
+            || height.saturating_mul(width) > i32::MAX as usize
+        {
+            return None;
+        }
+        let p = buffer(x)?;
         let rows = windows(height, kh, ph, sh, options.ceil_mode);
         let cols = windows(width, kw, pw, sw, options.ceil_mode);
         let (out_h, out_w) = (rows.len(), cols.len());
@@ -256,7 +263,7 @@ mod flex {
             let data: &[f32] = p.storage();
             let pool = |plane: usize, out: &mut [f32], idx: &mut [i64]| {
                 let x = &data[plane * plane_in..(plane + 1) * plane_in];
-                pool_plane(x, width, [&rows, &cols], out, idx);
+                pool_plane(x, width, &rows, Columns::new(kw, sw, pw, out_w), out, idx);
             };
             let parallel = planes * plane_in >= PARALLEL_MIN;
             per_plane((&mut out, plane_out), (&mut idx, plane_out), parallel, pool);
@@ -271,67 +278,110 @@ mod flex {
         Some((float(out, shape), indices))
     }
 
-    /// Max pooling of one plane `x` (rows of `width`) over the windows `rows` x `cols`: the
-    /// maxima into `out`, their first flat indices into `idx`.
+    /// The column geometry of a pooling: kernel width, stride, left padding, output width.
+    #[derive(Clone, Copy)]
+    struct Columns {
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+        out: usize,
+    }
+
+    impl Columns {
+        fn new(kernel: usize, stride: usize, pad: usize, out: usize) -> Self {
+            Self {
+                kernel,
+                stride,
+                pad,
+                out,
+            }
+        }
+
+        /// Length of a stride phase of the padded columns: phase `p` holds padded columns
+        /// `p, p + stride, …`, and output `o`'s tap `j` is element `o + j / stride` of phase
+        /// `j % stride`.
+        fn phase_len(self) -> usize {
+            self.out + (self.kernel - 1) / self.stride
+        }
+    }
+
+    /// Max pooling of one plane `x` (rows of `width`) over the row windows `rows` and the
+    /// column geometry `cols`: the maxima into `out`, their flat indices into `idx`. The index is
+    /// that of the first maximum in row-major scan order, or of the last NaN of a window that
+    /// holds one (as Burn and PyTorch pool). Every window must hold an input element.
+    ///
+    /// Per output row, one pass down the window's rows keeps each column's maximum and the flat
+    /// index of its first occurrence (its last NaN). Those columns, padded with `−∞` and split
+    /// by stride phase, are then combined tap by tap over contiguous runs: the larger value
+    /// wins, a tie goes to the smaller index (the first in row-major order), and among NaNs to
+    /// the larger. Both passes vectorize.
     #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
     fn pool_plane(
         x: &[f32],
         width: usize,
-        [rows, cols]: [&[Window]; 2],
+        rows: &[Window],
+        cols: Columns,
         out: &mut [f32],
         idx: &mut [i64],
     ) {
-        let out_w = cols.len();
-        let mut column_max = vec![f32::NEG_INFINITY; width];
+        let padded = (cols.phase_len() * cols.stride).max(cols.pad + width);
+        let mut column_max = vec![f32::NEG_INFINITY; padded];
+        let mut column_at = vec![i32::MAX; padded];
+        let phase_len = cols.phase_len();
+        let mut phase_max = vec![f32::NEG_INFINITY; phase_len * cols.stride];
+        let mut phase_at = vec![i32::MAX; phase_len * cols.stride];
+        let (mut best, mut first) = (vec![0.0f32; cols.out], vec![0i32; cols.out]);
         for (oh, &(r0, r1)) in rows.iter().enumerate() {
-            let out = &mut out[oh * out_w..(oh + 1) * out_w];
-            let idx = &mut idx[oh * out_w..(oh + 1) * out_w];
-            // The maximum over the window's rows, per column (vectorized).
-            column_max.fill(f32::NEG_INFINITY);
-            for r in r0..r1 {
+            let real = cols.pad..cols.pad + width;
+            column_max[real.clone()].copy_from_slice(&x[r0 * width..(r0 + 1) * width]);
+            for (c, at) in column_at[real.clone()].iter_mut().enumerate() {
+                *at = (r0 * width + c) as i32;
+            }
+            for r in r0 + 1..r1 {
                 let row = &x[r * width..(r + 1) * width];
-                for (m, &v) in column_max.iter_mut().zip(row) {
-                    *m = nan_max(*m, v);
+                let base = (r * width) as i32;
+                let lanes = column_max[real.clone()]
+                    .iter_mut()
+                    .zip(column_at[real.clone()].iter_mut());
+                for (c, ((m, at), &v)) in lanes.zip(row).enumerate() {
+                    let take = (v > *m) | v.is_nan();
+                    *m = if take { v } else { *m };
+                    *at = if take { base + c as i32 } else { *at };
                 }
             }
-            for ((o, at), &(c0, c1)) in out.iter_mut().zip(idx.iter_mut()).zip(cols) {
-                let best = column_max[c0..c1]
+            for p in 0..cols.stride {
+                let phase = p * phase_len..(p + 1) * phase_len;
+                let targets = phase_max[phase.clone()]
+                    .iter_mut()
+                    .zip(phase_at[phase].iter_mut());
+                // `padded ≥ phase_len · stride`: every source column exists.
+                for (i, (m, at)) in targets.enumerate() {
+                    let c = p + i * cols.stride;
+                    (*m, *at) = (column_max[c], column_at[c]);
+                }
+            }
+            best.copy_from_slice(&phase_max[..cols.out]);
+            first.copy_from_slice(&phase_at[..cols.out]);
+            for j in 1..cols.kernel {
+                let start = (j % cols.stride) * phase_len + j / cols.stride;
+                let taps = phase_max[start..start + cols.out]
                     .iter()
-                    .fold(f32::NEG_INFINITY, |a, &b| nan_max(a, b));
-                *o = best;
-                *at = first_index_of(x, width, r0..r1, c0..c1, best);
+                    .zip(&phase_at[start..start + cols.out]);
+                for ((b, f), (&m, &a)) in best.iter_mut().zip(first.iter_mut()).zip(taps) {
+                    // Branch-free (`&`, `|`), so that the loop vectorizes.
+                    let (m_nan, b_nan) = (m.is_nan(), b.is_nan());
+                    let larger = (m > *b) | ((m == *b) & (a < *f));
+                    let take = (m_nan & (!b_nan | (a > *f))) | (!m_nan & !b_nan & larger);
+                    *b = if take { m } else { *b };
+                    *f = if take { a } else { *f };
+                }
+            }
+            out[oh * cols.out..(oh + 1) * cols.out].copy_from_slice(&best);
+            let idx = &mut idx[oh * cols.out..(oh + 1) * cols.out];
+            for (i, &f) in idx.iter_mut().zip(&first) {
+                *i = i64::from(f);
             }
         }
-    }
-
-    /// `max(a, b)` that lets a NaN through (as PyTorch and Burn pool).
-    #[inline(always)]
-    fn nan_max(a: f32, b: f32) -> f32 {
-        if b > a || b.is_nan() { b } else { a }
-    }
-
-    /// The flat index (`row · width + column`) of the first element of a window, in row-major
-    /// order, that equals `best` (or is NaN when `best` is); `-1` for an empty window.
-    #[inline(always)]
-    fn first_index_of(
-        x: &[f32],
-        width: usize,
-        rows: std::ops::Range<usize>,
-        cols: std::ops::Range<usize>,
-        best: f32,
-    ) -> i64 {
-        let nan = best.is_nan();
-        let mut at = -1i64;
-        // Scanned backwards without branches, so the last hit is the first in order.
-        for r in rows.rev() {
-            let start = r * width + cols.start;
-            let row = &x[start..r * width + cols.end];
-            for (c, &v) in row.iter().enumerate().rev() {
-                let hit = (v == best) | (nan & v.is_nan());
-                at = if hit { (start + c) as i64 } else { at };
-            }
-        }
-        at
     }
 
     /// Consecutive activations that share one gate value.
@@ -714,6 +764,34 @@ mod tests {
                 0.0,
                 "{case}"
             );
+            let same: bool = our_idx.equal(their_idx).all().into_scalar();
+            assert!(same, "{case}: argmax indices differ");
+        }
+    }
+
+    #[test]
+    fn max_pool_breaks_ties_and_nans_as_burn_does() {
+        let device = Device::flex();
+        // Rectified, coarsely rounded values: many windows hold equal maxima (and all-zero
+        // windows), as after a ReLU; a few NaNs must win their windows.
+        let x = Tensor::<4>::random([1, 16, 23, 23], Distribution::Normal(0.0, 1.0), &device);
+        let x = burn::tensor::activation::relu(x.mul_scalar(1.5).round());
+        let nan_at = Tensor::<4>::random([1, 16, 23, 23], Distribution::Default, &device)
+            .greater_elem(0.995);
+        let x = x.mask_fill(nan_at, f32::NAN);
+        for (k, s, pad, ceil) in [(3, 2, 0, true), (3, 1, 1, false), (2, 2, 0, false)] {
+            let opts = options(k, s, pad, ceil);
+            let (ours, our_idx) = max_pool_with_indices(x.clone(), &opts);
+            let (theirs, their_idx) = module::max_pool2d_with_indices(x.clone(), opts);
+            let case = format!("{k} {s} {pad} {ceil}");
+            let ours = ours.into_data().try_to_vec::<f32>().expect("f32");
+            let theirs = theirs.into_data().try_to_vec::<f32>().expect("f32");
+            let same_values = ours
+                .iter()
+                .zip(&theirs)
+                .all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+            assert!(same_values, "{case}: pooled values differ");
+            assert!(ours.iter().any(|v| v.is_nan()), "{case}: no NaN window");
             let same: bool = our_idx.equal(their_idx).all().into_scalar();
             assert!(same, "{case}: argmax indices differ");
         }
