@@ -294,7 +294,6 @@ impl Compiler<'_> {
                     cfg.groups,
                 );
                 let backward_weight = pointwise_transpose(&weight, &options);
-                let forward_weight = transposed_forward(&weight, &options);
                 self.unary(
                     node,
                     Op::Conv2d {
@@ -302,7 +301,6 @@ impl Compiler<'_> {
                         bias,
                         options,
                         backward_weight,
-                        forward_weight,
                     },
                     None,
                 )
@@ -528,84 +526,80 @@ fn pointwise_transpose(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<B
     })
 }
 
-/// The swapped and flipped weight of a dense stride-1 convolution with a kernel larger than
-/// 1×1 and a symmetric padding below the kernel size, on flex (see `Op::Conv2d`): flex's
-/// transposed convolution is 1.2-1.8x faster there than its im2col convolution (SqueezeNet's
-/// 3×3 expand layers).
-fn transposed_forward(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Box<Tensor<4>>> {
-    let [_, _, kh, kw] = weight.dims();
-    let [(pt, pb), (pl, pr)] = options.padding;
-    let eligible = (kh > 1 || kw > 1)
-        && options.stride == [1, 1]
-        && options.dilation == [1, 1]
-        && options.groups == 1
-        && pt == pb
-        && pl == pr
-        && pt < kh
-        && pl < kw
-        && on_flex(weight);
-    eligible.then(|| {
-        let flipped = weight.clone().swap_dims(0, 1).flip([2, 3]);
-        Box::new(Tensor::from_data(flipped.into_data(), &weight.device()))
-    })
-}
-
-/// Whether `t` lives on the flex CPU backend.
-fn on_flex(t: &Tensor<4>) -> bool {
-    #[cfg(feature = "flex")]
-    return feedbacknet_core::flex::buffer(t).is_some();
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = t;
-        false
-    }
-}
-
-#[cfg(all(test, feature = "flex"))] // the transposed forward is taken on flex only
+#[cfg(all(test, feature = "flex"))] // the dense kernel runs on flex only
 mod tests {
     use burn::tensor::{Device, Distribution, module::conv2d};
 
     use super::*;
+    use crate::vjp::fast_vjp;
+
+    fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).abs().max().into_scalar()
+    }
 
     #[test]
-    fn the_transposed_forward_equals_the_convolution() {
+    fn the_dense_kernel_equals_burn_forward_and_backward() {
         let device = Device::flex();
         let normal = Distribution::Normal(0.0, 1.0);
-        for (k, pad) in [(3, 1), (3, 0), (5, 2), (5, 1)] {
-            let x = Tensor::<4>::random([2, 8, 13, 11], normal, &device);
+        for (batch, k, pad) in [(2, 3, 1), (1, 3, 0), (3, 5, 2), (2, 5, 1), (1, 1, 0)] {
+            let case = format!("batch {batch} k {k} pad {pad}");
+            // Large enough planes for the dense kernel (it leaves small ones to Burn).
+            let x = Tensor::<4>::random([batch, 8, 31, 29], normal, &device);
             let weight = Tensor::<4>::random([6, 8, k, k], normal, &device);
             let bias = Some(Tensor::<1>::random([6], normal, &device));
             let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-            let forward_weight = transposed_forward(&weight, &options);
-            assert!(
-                forward_weight.is_some(),
-                "k {k} pad {pad} is eligible on flex"
-            );
             let op = Op::Conv2d {
                 weight: weight.clone(),
                 bias: bias.clone(),
                 options: options.clone(),
-                backward_weight: None,
-                forward_weight,
+                backward_weight: pointwise_transpose(&weight, &options),
             };
-            let ours = op
-                .run(vec![DynTensor::R4(x.clone())])
-                .expect("conv")
-                .into4("conv")
+            assert_eq!(
+                crate::kernels::dense_conv(&x, &weight, bias.as_ref(), &options).is_some(),
+                k > 1,
+                "{case}: the dense kernel takes exactly the larger kernels"
+            );
+            let ours = op.run(vec![DynTensor::R4(x.clone())]).expect("conv");
+            let leaf = x.clone().autodiff().detach().require_grad();
+            let theirs = conv2d(
+                leaf.clone(),
+                weight.autodiff(),
+                bias.map(|b| b.autodiff()),
+                options,
+            );
+            let ours = ours.into4("conv").expect("rank 4");
+            let diff = max_diff(ours, theirs.clone().without_autodiff());
+            assert!(diff < 1e-4, "{case}: forward differs by {diff}");
+            let dy = Tensor::<4>::random(theirs.dims(), normal, &device);
+            let grads = theirs.mul(dy.clone().autodiff()).sum().backward();
+            let expected = leaf.grad(&grads).expect("input gradient");
+            let inputs = [DynTensor::R4(x)];
+            let dx = fast_vjp(&op, &inputs, &DynTensor::R4(dy), &[true])
+                .expect("covered")
+                .expect("no error")
+                .remove(0)
+                .expect("dx")
+                .into4("dx")
                 .expect("rank 4");
-            let theirs = conv2d(x, weight, bias, options);
-            assert_eq!(ours.dims(), theirs.dims());
-            let diff: f32 = (ours - theirs).abs().max().into_scalar();
-            assert!(diff < 1e-4, "k {k} pad {pad}: differs by {diff}");
+            let diff = max_diff(dx, expected);
+            assert!(diff < 1e-4, "{case}: input gradient differs by {diff}");
         }
-        // Strided, grouped or asymmetrically padded convolutions keep Burn's convolution.
+        // Strided, grouped or asymmetrically padded convolutions, and small planes, keep
+        // Burn's convolution.
         let weight = Tensor::<4>::zeros([4, 4, 3, 3], &device);
+        let x = Tensor::<4>::zeros([1, 4, 40, 40], &device);
+        let plain = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        assert!(crate::kernels::dense_conv(&x, &weight, None, &plain).is_some());
+        let small = Tensor::<4>::zeros([1, 4, 13, 13], &device);
+        assert!(crate::kernels::dense_conv(&small, &weight, None, &plain).is_none());
         let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
         let asymmetric = ConvOptions::new_with_padding([1, 1], [(0, 1), (1, 1)], [1, 1], 1);
-        assert!(transposed_forward(&weight, &strided).is_none());
-        assert!(transposed_forward(&weight, &asymmetric).is_none());
+        for options in [strided, asymmetric] {
+            assert!(crate::kernels::dense_conv(&x, &weight, None, &options).is_none());
+        }
         let grouped = Tensor::<4>::zeros([4, 2, 3, 3], &device);
         let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 2);
-        assert!(transposed_forward(&grouped, &options).is_none());
+        assert!(crate::kernels::dense_conv(&x, &grouped, None, &options).is_none());
     }
 }

@@ -23,6 +23,8 @@ use feedbacknet_core::{ActivationRule, BinaryOp, DynTensor, GateGranularity, Res
 use crate::ops::{Activation, apply_activation};
 
 #[cfg(feature = "flex")]
+mod dense;
+#[cfg(feature = "flex")]
 mod depthwise;
 
 /// Max pooling that also returns, per output, the flat index (`row · width + column`) of its
@@ -79,6 +81,35 @@ pub(crate) fn depthwise_conv(
     #[cfg(not(feature = "flex"))]
     {
         let _ = (x, weight, bias, options);
+        None
+    }
+}
+
+/// A dense stride-1 convolution (one group, dilation 1, symmetric padding below the kernel
+/// size, a kernel larger than 1×1) as a few matrix products on flex ([`dense`]); `None`
+/// elsewhere or for any other convolution (the caller then uses Burn's).
+pub(crate) fn dense_conv(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    let [(top, bottom), (left, right)] = options.padding;
+    let [_, _, kh, kw] = weight.dims();
+    let eligible = options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && top == bottom
+        && left == right
+        && (kh > 1 || kw > 1);
+    if !eligible {
+        return None;
+    }
+    #[cfg(feature = "flex")]
+    return dense::conv(x, weight, bias, [top, left]);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, bias);
         None
     }
 }

@@ -2,8 +2,8 @@
 
 use burn::tensor::{
     Int, Tensor, activation,
-    module::{avg_pool2d, conv_transpose2d, conv2d},
-    ops::{AvgPoolOptions, ConvOptions, ConvTransposeOptions, MaxPoolOptions, PadMode},
+    module::{avg_pool2d, conv2d},
+    ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode},
 };
 use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
 
@@ -26,11 +26,6 @@ pub(crate) enum Op {
         /// For pointwise (1×1, stride 1, unpadded, ungrouped) convolutions, the weight with its
         /// two channel axes swapped: the input gradient is then another pointwise convolution.
         backward_weight: Option<Box<Tensor<4>>>,
-        /// For dense stride-1 convolutions with a larger kernel (see
-        /// `compile::transposed_forward`), on flex: the weight with its channel axes swapped and
-        /// its kernel flipped, with which the forward runs as the same transposed convolution
-        /// that computes input gradients.
-        forward_weight: Option<Box<Tensor<4>>>,
     },
     Activation(Activation),
     MaxPool2d(MaxPoolOptions<2>),
@@ -144,9 +139,8 @@ impl Op {
                 weight,
                 bias,
                 options,
-                forward_weight,
                 ..
-            } => run_conv(first()?, weight, bias, options, forward_weight.as_deref()),
+            } => run_conv(first()?, weight, bias, options),
             Op::Activation(act) => Ok(crate::kernels::activation(first()?, *act)),
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
@@ -235,7 +229,6 @@ fn run_conv(
     weight: &Tensor<4>,
     bias: &Option<Tensor<1>>,
     options: &ConvOptions<2>,
-    forward_weight: Option<&Tensor<4>>,
 ) -> Result<DynTensor> {
     let x = x.into4("Conv")?;
     let [_, c_in, _, _] = x.dims();
@@ -254,12 +247,7 @@ fn run_conv(
     if let Some(y) = crate::kernels::depthwise_conv(&x, weight, bias.as_ref(), options) {
         return Ok(DynTensor::R4(y));
     }
-    if let Some(flipped) = forward_weight {
-        // Stride 1: conv(x, w, pad p) = conv_transpose(x, flip(wᵀ), pad k − 1 − p).
-        let [(pt, _), (pl, _)] = options.padding;
-        let pad = [kh - 1 - pt, kw - 1 - pl];
-        let transpose = ConvTransposeOptions::new([1, 1], pad, [0, 0], [1, 1], 1);
-        let y = conv_transpose2d(x, flipped.clone(), bias.clone(), transpose);
+    if let Some(y) = crate::kernels::dense_conv(&x, weight, bias.as_ref(), options) {
         return Ok(DynTensor::R4(y));
     }
     Ok(DynTensor::R4(conv2d(
