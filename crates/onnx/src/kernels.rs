@@ -114,6 +114,20 @@ pub(crate) fn dense_conv(
     }
 }
 
+/// The gradient of a global average pooling of an `[n, c, h, w]` input: each channel's
+/// gradient `dy[n, c]` spread evenly over its `h · w` pixels, written out on flex (Burn's
+/// `expand` leaves a broadcast view that every later step would copy the slow way); `None`
+/// elsewhere.
+pub(crate) fn spread_channels(dy: &Tensor<4>, dims: [usize; 4]) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return flex::spread_channels(dy, dims);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (dy, dims);
+        None
+    }
+}
+
 /// `act(x)` (ungated), in one pass on flex.
 pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
     #[cfg(feature = "flex")]
@@ -139,28 +153,40 @@ pub(crate) fn gated_activation(
     apply_activation(x, act).binary(broadcast_gate(gate, &dims, granularity)?, BinaryOp::Mul)
 }
 
+/// Which gradients the backward pass of a gated activation computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    /// `∂/∂x` (not wanted below the lowest gate, where nothing reads it).
+    pub input: bool,
+    /// `∂/∂g` (what the soft solver collects; only with a gate).
+    pub gate: bool,
+}
+
 /// The backward pass of `y = act(x) · g` for the output gradient `dy`: `dx` under `rule`
-/// (with `g = 1` where `gate` is `None`) and, when `collect` is set, `∂/∂g` shaped like the gate.
+/// (with `g = 1` where `gate` is `None`) and `∂/∂g` shaped like the gate, each if `wanted`.
 pub(crate) fn gated_activation_backward(
     x: &DynTensor,
     act: Activation,
     dy: &DynTensor,
     gate: Option<(&Tensor<2>, GateGranularity)>,
     rule: ActivationRule,
-    collect: bool,
-) -> Result<(DynTensor, Option<Tensor<2>>)> {
+    wanted: Wanted,
+) -> Result<(Option<DynTensor>, Option<Tensor<2>>)> {
     #[cfg(feature = "flex")]
-    if let Some(result) = flex::gated_activation_backward(x, act, dy, gate, rule, collect) {
+    if let Some(result) = flex::gated_activation_backward(x, act, dy, gate, rule, wanted) {
         return Ok(result);
     }
     let dims = x.dims();
-    let gate_grad = match (collect, gate) {
+    let gate_grad = match (wanted.gate, gate) {
         (true, Some((g, granularity))) => {
             let per_unit = apply_activation(x.clone(), act).binary(dy.clone(), BinaryOp::Mul)?;
             Some(reduce_to_gate(per_unit, g, granularity)?)
         }
         _ => None,
     };
+    if !wanted.input {
+        return Ok((None, gate_grad));
+    }
     let dz = match gate {
         Some((g, granularity)) => dy
             .clone()
@@ -177,7 +203,7 @@ pub(crate) fn gated_activation_backward(
             .mul(flat.lower_elem(max).float()),
     };
     let dx = DynTensor::R1(rule.apply(dz.flatten_all(), active)).reshape(&dims)?;
-    Ok((dx, gate_grad))
+    Ok((Some(dx), gate_grad))
 }
 
 /// The `[batch, units]` gate reshaped to broadcast against an activation of shape `dims`.
@@ -448,6 +474,24 @@ mod flex {
         Some(float_like(x, out))
     }
 
+    pub(super) fn spread_channels(dy: &Tensor<4>, dims: [usize; 4]) -> Option<Tensor<4>> {
+        let [n, c, h, w] = dims;
+        if dy.dims() != [n, c, 1, 1] {
+            return None;
+        }
+        let p = buffer(dy)?;
+        let values: &[f32] = p.storage();
+        let pixels = h * w;
+        let mut out = vec![0.0f32; n * c * pixels];
+        chunked(&mut out, pixels.max(1), |start, chunk| {
+            let first = start / pixels.max(1);
+            for (plane, &v) in chunk.chunks_mut(pixels.max(1)).zip(&values[first..]) {
+                plane.fill(v / pixels as f32);
+            }
+        });
+        Some(float(out, dims))
+    }
+
     pub(super) fn activation(x: &DynTensor, act: Activation) -> Option<DynTensor> {
         let px = dyn_buffer(x)?;
         let xs: &[f32] = px.storage();
@@ -509,8 +553,8 @@ mod flex {
         dy: &DynTensor,
         gate: Option<(&Tensor<2>, GateGranularity)>,
         rule: ActivationRule,
-        collect: bool,
-    ) -> Option<(DynTensor, Option<Tensor<2>>)> {
+        wanted: super::Wanted,
+    ) -> Option<(Option<DynTensor>, Option<Tensor<2>>)> {
         let dims = x.dims();
         if dy.dims() != dims {
             return None;
@@ -537,8 +581,12 @@ mod flex {
         if gs.len() * share != n {
             return None;
         }
-        let mut dx = vec![0.0f32; n];
-        let mut dg = if collect && gate.is_some() {
+        let mut dx = if wanted.input {
+            vec![0.0f32; n]
+        } else {
+            Vec::new()
+        };
+        let mut dg = if wanted.gate && gate.is_some() {
             vec![0.0f32; gs.len()]
         } else {
             Vec::new()
@@ -566,7 +614,8 @@ mod flex {
             ActivationRule::Deconv => run!(|dz: f32, _: bool| dz.max(0.0)),
         }
         let gate_grad = (!dg.is_empty()).then(|| float(dg, gate_dims));
-        Some((float_like(x, dx), gate_grad))
+        let dx = wanted.input.then(|| float_like(x, dx));
+        Some((dx, gate_grad))
     }
 
     /// The inputs of one gated activation backward pass.
@@ -578,7 +627,7 @@ mod flex {
     }
 
     impl Backward<'_> {
-        /// `dx = rule(dy·g, active(x))` and, if `dg` is not empty, `dg = Σ dy·f(x)` per gate.
+        /// `dx = rule(dy·g, active(x))` and `dg = Σ dy·f(x)` per gate, each unless empty.
         fn run(
             &self,
             dx: &mut [f32],
@@ -588,7 +637,7 @@ mod flex {
             rule: impl Fn(f32, bool) -> f32 + Sync,
         ) {
             let share = self.share;
-            if share == 1 && !dg.is_empty() {
+            if share == 1 && !dg.is_empty() && !dx.is_empty() {
                 // One gate per activation: both outputs in one pass.
                 chunked_pair(
                     dx,
@@ -603,10 +652,12 @@ mod flex {
                 );
                 return;
             }
-            chunked(dx, share, |start, dx| {
-                let (xs, dys, gs) = self.range(start..start + dx.len());
-                dx_chunk(dx, xs, dys, gs, share, &active, &rule);
-            });
+            if !dx.is_empty() {
+                chunked(dx, share, |start, dx| {
+                    let (xs, dys, gs) = self.range(start..start + dx.len());
+                    dx_chunk(dx, xs, dys, gs, share, &active, &rule);
+                });
+            }
             if dg.is_empty() {
                 return;
             }
@@ -699,6 +750,11 @@ mod tests {
     use burn::tensor::{Device, Distribution, module};
 
     use super::*;
+
+    const BOTH: Wanted = Wanted {
+        input: true,
+        gate: true,
+    };
 
     fn options(k: usize, s: usize, pad: usize, ceil: bool) -> MaxPoolOptions<2> {
         MaxPoolOptions::new([k, k])
@@ -852,11 +908,11 @@ mod tests {
                         &DynTensor::R4(dy.clone()),
                         None,
                         rule,
-                        true,
+                        BOTH,
                     )
                     .expect("ungated backward");
                     assert!(dg.is_none(), "no gate, no gate gradient");
-                    dx.into4("dx").expect("4-d").without_autodiff()
+                    dx.expect("dx").into4("dx").expect("4-d").without_autodiff()
                 };
                 let fast = backward(&x, &dy);
                 let generic = backward(&x.clone().autodiff(), &dy.clone().autodiff());
@@ -893,9 +949,22 @@ mod tests {
                         &DynTensor::R4(dy.clone()),
                         Some((&gate, granularity)),
                         rule,
-                        true,
+                        BOTH,
                     )
                     .expect("fast backward");
+                    let (no_dx, only_dg) = gated_activation_backward(
+                        &DynTensor::R4(x.clone()),
+                        act,
+                        &DynTensor::R4(dy.clone()),
+                        Some((&gate, granularity)),
+                        rule,
+                        Wanted {
+                            input: false,
+                            gate: true,
+                        },
+                    )
+                    .expect("gate gradient alone");
+                    assert!(no_dx.is_none(), "dx was not wanted");
                     // The generic path, on an autodiff tensor (no flex primitive behind it).
                     let leaf = x.clone().autodiff().detach();
                     let (gdx, gdg) = gated_activation_backward(
@@ -904,14 +973,27 @@ mod tests {
                         &DynTensor::R4(dy.clone().autodiff()),
                         Some((&gate.clone().autodiff(), granularity)),
                         rule,
-                        true,
+                        BOTH,
                     )
                     .expect("generic backward");
-                    let gdx = gdx.into4("dx").expect("4-d").without_autodiff();
+                    let gdx = gdx
+                        .expect("dx")
+                        .into4("dx")
+                        .expect("4-d")
+                        .without_autodiff();
                     let gdg = gdg.expect("gate gradient").without_autodiff();
                     let case = format!("{act:?} {granularity:?} {rule:?}");
-                    assert!(max_abs(dx, DynTensor::R4(gdx)) < 1e-6, "{case} dx");
+                    assert!(
+                        max_abs(dx.expect("dx"), DynTensor::R4(gdx)) < 1e-6,
+                        "{case} dx"
+                    );
                     let dg = dg.expect("gate gradient");
+                    let only_dg = only_dg.expect("gate gradient alone");
+                    assert_eq!(
+                        max_abs(DynTensor::R2(dg.clone()), DynTensor::R2(only_dg)),
+                        0.0,
+                        "{case} dg alone"
+                    );
                     assert!(
                         max_abs(DynTensor::R2(dg), DynTensor::R2(gdg)) < 1e-3,
                         "{case} dg"

@@ -19,7 +19,7 @@ use feedbacknet_core::{
 
 use crate::{
     compile::Step,
-    kernels::gated_activation_backward,
+    kernels::{Wanted, gated_activation_backward},
     network::{OnnxNetwork, Retain, forward_error, to_logits},
     ops::Op,
     pool::max_pool2d_backward,
@@ -217,7 +217,12 @@ impl<'a> Pass<'a> {
                 .ok_or_else(|| {
                     forward_error(step, "a value of the forward pass is missing".into())
                 })?;
-            let needed: Vec<bool> = step.inputs.iter().map(|s| !constants.contains(s)).collect();
+            let mut needed: Vec<bool> =
+                step.inputs.iter().map(|s| !constants.contains(s)).collect();
+            if stop == Stop::LowestGate && lowest_gate == Some(index) {
+                // Nothing below the lowest gate reads its input gradient.
+                needed.iter_mut().for_each(|n| *n = false);
+            }
             let input_grads = self
                 .step(step, inputs, dy, &needed)
                 .map_err(|e| forward_error(step, format!("backward: {e}")))?;
@@ -259,12 +264,16 @@ impl<'a> Pass<'a> {
                 )),
                 None => None,
             };
+            let wanted = Wanted {
+                input: needed.first().copied().unwrap_or(false),
+                gate: self.collect.is_some(),
+            };
             let (dx, gate_grad) =
-                gated_activation_backward(&x, *act, &dy, gate, self.rule, self.collect.is_some())?;
+                gated_activation_backward(&x, *act, &dy, gate, self.rule, wanted)?;
             if let (Some(collect), Some(grad)) = (&self.collect, gate_grad) {
                 collect.borrow_mut()[k] = Some(grad);
             }
-            return Ok(vec![Some(dx)]);
+            return Ok(vec![dx]);
         }
         if !needed.iter().any(|&n| n) {
             return Ok(vec![None; needed.len()]);

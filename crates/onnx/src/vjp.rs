@@ -176,6 +176,9 @@ fn global_pool_grad(x_dims: &[usize], dy: &DynTensor) -> Option<DynTensor> {
     let (DynTensor::R4(dy), &[n, c, h, w]) = (dy, x_dims) else {
         return None;
     };
+    if let Some(spread) = crate::kernels::spread_channels(dy, [n, c, h, w]) {
+        return Some(DynTensor::R4(spread));
+    }
     let spread = dy.clone().div_scalar((h * w) as f32);
     Some(DynTensor::R4(spread.expand([n, c, h, w])))
 }
