@@ -739,6 +739,12 @@ mod flex {
         share: usize,
         f: &F,
     ) {
+        if share == 1 {
+            for ((o, &x), &dy) in dg.iter_mut().zip(xs).zip(dys) {
+                *o = dy * f(x);
+            }
+            return;
+        }
         for ((o, xs), dys) in dg.iter_mut().zip(xs.chunks(share)).zip(dys.chunks(share)) {
             *o = xs.iter().zip(dys).map(|(&x, &dy)| dy * f(x)).sum();
         }
