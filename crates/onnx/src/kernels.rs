@@ -243,11 +243,18 @@ fn reduce_to_gate(
 mod flex {
     //! The flex implementations: contiguous `f32` buffers, one rayon task per plane or chunk.
 
+    use std::mem::MaybeUninit;
+
     use burn::tensor::{DType, Int, Tensor, ops::MaxPoolOptions};
     use feedbacknet_core::{
         ActivationRule, DynTensor, GateGranularity,
-        flex::{buffer, chunked, chunked_pair, dyn_buffer, float, float_like, int, per_plane},
+        flex::{
+            buffer, chunked, chunked_pair, dyn_buffer, float, float_like, int, per_plane, written,
+        },
     };
+
+    /// Output slots that a kernel writes once each.
+    type Slots = [MaybeUninit<f32>];
 
     use crate::ops::Activation;
 
@@ -314,18 +321,30 @@ mod flex {
         let plane_in = height * width;
         let plane_out = out_h * out_w;
         let planes = batch * channels;
-        let mut out = vec![0.0f32; planes * plane_out];
-        let mut idx = vec![0i64; planes * plane_out];
-        if plane_out > 0 && plane_in > 0 {
+        let n = planes * plane_out;
+        let shape = [batch, channels, out_h, out_w];
+        let (out, idx) = if plane_in == 0 {
+            // Empty planes pool to nothing: zeros, as the windows see no input.
+            (vec![0.0; n], vec![0; n])
+        } else {
             let data: &[f32] = p.storage();
-            let pool = |plane: usize, out: &mut [f32], idx: &mut [i64]| {
+            let pool = |plane: usize, out: &mut Slots, idx: &mut [MaybeUninit<i64>]| {
                 let x = &data[plane * plane_in..(plane + 1) * plane_in];
                 pool_plane(x, width, &rows, Columns::new(kw, sw, pw, out_w), out, idx);
             };
             let parallel = planes * plane_in >= PARALLEL_MIN;
-            per_plane((&mut out, plane_out), (&mut idx, plane_out), parallel, pool);
-        }
-        let shape = [batch, channels, out_h, out_w];
+            let mut idx = Vec::new();
+            // SAFETY: `per_plane` hands every plane of both outputs to `pool_plane`, which
+            // writes each of its `out_h` rows of `out_w` values and indices.
+            let out = unsafe {
+                written(n, |out| {
+                    idx = written(n, |idx| {
+                        per_plane((out, plane_out), (idx, plane_out), parallel, pool);
+                    });
+                })
+            };
+            (out, idx)
+        };
         // Indices in the device's integer type, as Burn's own pooling returns them.
         let mut indices = int(idx, shape);
         let int_dtype = Tensor::<1, Int>::empty([0], &x.device()).dtype();
@@ -378,8 +397,8 @@ mod flex {
         width: usize,
         rows: &[Window],
         cols: Columns,
-        out: &mut [f32],
-        idx: &mut [i64],
+        out: &mut Slots,
+        idx: &mut [MaybeUninit<i64>],
     ) {
         let padded = (cols.phase_len() * cols.stride).max(cols.pad + width);
         let mut column_max = vec![f32::NEG_INFINITY; padded];
@@ -433,10 +452,12 @@ mod flex {
                     *f = if take { a } else { *f };
                 }
             }
-            out[oh * cols.out..(oh + 1) * cols.out].copy_from_slice(&best);
-            let idx = &mut idx[oh * cols.out..(oh + 1) * cols.out];
-            for (i, &f) in idx.iter_mut().zip(&first) {
-                *i = i64::from(f);
+            let row = oh * cols.out..(oh + 1) * cols.out;
+            for (o, &b) in out[row.clone()].iter_mut().zip(&best) {
+                o.write(b);
+            }
+            for (i, &f) in idx[row].iter_mut().zip(&first) {
+                i.write(i64::from(f));
             }
         }
     }
@@ -464,13 +485,15 @@ mod flex {
         if gs.len() * share != n {
             return None;
         }
-        let mut out = vec![0.0f32; n];
-        match act {
-            Activation::Relu => gate_forward(&mut out, xs, gs, share, |v| v.max(0.0)),
-            Activation::Clip { min, max } => {
-                gate_forward(&mut out, xs, gs, share, move |v| v.clamp(min, max))
-            }
-        }
+        // SAFETY: `gate_forward` writes every element (`gs` covers all `n` activations).
+        let out = unsafe {
+            written(n, |out| match act {
+                Activation::Relu => gate_forward(out, xs, gs, share, |v| v.max(0.0)),
+                Activation::Clip { min, max } => {
+                    gate_forward(out, xs, gs, share, move |v| v.clamp(min, max))
+                }
+            })
+        };
         Some(float_like(x, out))
     }
 
@@ -482,44 +505,55 @@ mod flex {
         let p = buffer(dy)?;
         let values: &[f32] = p.storage();
         let pixels = h * w;
-        let mut out = vec![0.0f32; n * c * pixels];
-        chunked(&mut out, pixels.max(1), |start, chunk| {
-            let first = start / pixels.max(1);
-            for (plane, &v) in chunk.chunks_mut(pixels.max(1)).zip(&values[first..]) {
-                plane.fill(v / pixels as f32);
-            }
-        });
+        if pixels == 0 {
+            return None;
+        }
+        // SAFETY: the `n · c` planes of `pixels` values each take one value of `dy` apiece.
+        let out = unsafe {
+            written(n * c * pixels, |out| {
+                chunked(out, pixels, |start, chunk| {
+                    let planes = chunk.chunks_mut(pixels).zip(&values[start / pixels..]);
+                    for (plane, &v) in planes {
+                        plane.iter_mut().for_each(|o| {
+                            o.write(v / pixels as f32);
+                        });
+                    }
+                })
+            })
+        };
         Some(float(out, dims))
     }
 
     pub(super) fn activation(x: &DynTensor, act: Activation) -> Option<DynTensor> {
         let px = dyn_buffer(x)?;
         let xs: &[f32] = px.storage();
-        let mut out = vec![0.0f32; xs.len()];
-        match act {
-            Activation::Relu => map_into(&mut out, xs, |v| v.max(0.0)),
-            Activation::Clip { min, max } => map_into(&mut out, xs, move |v| v.clamp(min, max)),
-        }
+        // SAFETY: `map_into` writes every element.
+        let out = unsafe {
+            written(xs.len(), |out| match act {
+                Activation::Relu => map_into(out, xs, |v| v.max(0.0)),
+                Activation::Clip { min, max } => map_into(out, xs, move |v| v.clamp(min, max)),
+            })
+        };
         Some(float_like(x, out))
     }
 
     /// `out = f(xs)`, element-wise.
-    fn map_into(out: &mut [f32], xs: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+    fn map_into(out: &mut Slots, xs: &[f32], f: impl Fn(f32) -> f32 + Sync) {
         chunked(out, 1, |start, out| {
             map_chunk(out, &xs[start..start + out.len()], &f)
         });
     }
 
     #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-    fn map_chunk<F: Fn(f32) -> f32>(out: &mut [f32], xs: &[f32], f: &F) {
+    fn map_chunk<F: Fn(f32) -> f32>(out: &mut Slots, xs: &[f32], f: &F) {
         for (o, &x) in out.iter_mut().zip(xs) {
-            *o = f(x);
+            o.write(f(x));
         }
     }
 
     /// `out = f(x) · g`, each gate value covering `share` consecutive activations.
     fn gate_forward(
-        out: &mut [f32],
+        out: &mut Slots,
         xs: &[f32],
         gs: &[f32],
         share: usize,
@@ -533,15 +567,15 @@ mod flex {
     }
 
     #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-    fn gate_chunk<F: Fn(f32) -> f32>(out: &mut [f32], xs: &[f32], gs: &[f32], share: usize, f: &F) {
+    fn gate_chunk<F: Fn(f32) -> f32>(out: &mut Slots, xs: &[f32], gs: &[f32], share: usize, f: &F) {
         if share == 1 {
             for ((o, &x), &g) in out.iter_mut().zip(xs).zip(gs) {
-                *o = f(x) * g;
+                o.write(f(x) * g);
             }
         } else {
             for ((o, x), &g) in out.chunks_mut(share).zip(xs.chunks(share)).zip(gs) {
                 for (o, &x) in o.iter_mut().zip(x) {
-                    *o = f(x) * g;
+                    o.write(f(x) * g);
                 }
             }
         }
@@ -581,26 +615,20 @@ mod flex {
         if gs.len() * share != n {
             return None;
         }
-        let mut dx = if wanted.input {
-            vec![0.0f32; n]
+        let dx_len = if wanted.input { n } else { 0 };
+        let dg_len = if wanted.gate && gate.is_some() {
+            gs.len()
         } else {
-            Vec::new()
-        };
-        let mut dg = if wanted.gate && gate.is_some() {
-            vec![0.0f32; gs.len()]
-        } else {
-            Vec::new()
+            0
         };
         let io = Backward { xs, dys, gs, share };
         macro_rules! run {
-            ($rule:expr) => {
+            ($dx:expr, $dg:expr, $rule:expr) => {
                 match act {
-                    Activation::Relu => {
-                        io.run(&mut dx, &mut dg, |v| v.max(0.0), |v| v > 0.0, $rule)
-                    }
+                    Activation::Relu => io.run($dx, $dg, |v| v.max(0.0), |v| v > 0.0, $rule),
                     Activation::Clip { min, max } => io.run(
-                        &mut dx,
-                        &mut dg,
+                        $dx,
+                        $dg,
                         move |v| v.clamp(min, max),
                         move |v| v > min && v < max,
                         $rule,
@@ -608,11 +636,26 @@ mod flex {
                 }
             };
         }
-        match rule {
-            ActivationRule::Gradient => run!(|dz: f32, on: bool| if on { dz } else { 0.0 }),
-            ActivationRule::Guided => run!(|dz: f32, on: bool| if on { dz.max(0.0) } else { 0.0 }),
-            ActivationRule::Deconv => run!(|dz: f32, _: bool| dz.max(0.0)),
-        }
+        let mut dg = Vec::new();
+        // SAFETY: `Backward::run` writes every element of a non-empty `dx` and `dg` (`gs`
+        // covers all `n` activations, `dg` has one value per gate).
+        let dx = unsafe {
+            written(dx_len, |dx| {
+                dg = written(dg_len, |dg| match rule {
+                    ActivationRule::Gradient => {
+                        run!(dx, dg, |dz: f32, on: bool| if on { dz } else { 0.0 })
+                    }
+                    ActivationRule::Guided => {
+                        run!(dx, dg, |dz: f32, on: bool| if on {
+                            dz.max(0.0)
+                        } else {
+                            0.0
+                        })
+                    }
+                    ActivationRule::Deconv => run!(dx, dg, |dz: f32, _: bool| dz.max(0.0)),
+                });
+            })
+        };
         let gate_grad = (!dg.is_empty()).then(|| float(dg, gate_dims));
         let dx = wanted.input.then(|| float_like(x, dx));
         Some((dx, gate_grad))
@@ -627,11 +670,12 @@ mod flex {
     }
 
     impl Backward<'_> {
-        /// `dx = rule(dy·g, active(x))` and `dg = Σ dy·f(x)` per gate, each unless empty.
+        /// `dx = rule(dy·g, active(x))` and `dg = Σ dy·f(x)` per gate, each unless empty; every
+        /// element of a non-empty output is written.
         fn run(
             &self,
-            dx: &mut [f32],
-            dg: &mut [f32],
+            dx: &mut Slots,
+            dg: &mut Slots,
             f: impl Fn(f32) -> f32 + Sync,
             active: impl Fn(f32) -> bool + Sync,
             rule: impl Fn(f32, bool) -> f32 + Sync,
@@ -678,8 +722,8 @@ mod flex {
     #[allow(clippy::too_many_arguments)]
     #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
     fn pair_chunk<F, A, R>(
-        dx: &mut [f32],
-        dg: &mut [f32],
+        dx: &mut Slots,
+        dg: &mut Slots,
         xs: &[f32],
         dys: &[f32],
         gs: &[f32],
@@ -694,15 +738,15 @@ mod flex {
         let inputs = xs.iter().zip(dys);
         let outputs = dx.iter_mut().zip(dg.iter_mut());
         for (((d, o), (&x, &dy)), &g) in outputs.zip(inputs).zip(gs) {
-            *d = rule(dy * g, active(x));
-            *o = dy * f(x);
+            d.write(rule(dy * g, active(x)));
+            o.write(dy * f(x));
         }
     }
 
     /// `dx = rule(dy·g, active(x))`, each gate covering `share` activations.
     #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
     fn dx_chunk<A, R>(
-        dx: &mut [f32],
+        dx: &mut Slots,
         xs: &[f32],
         dys: &[f32],
         gs: &[f32],
@@ -715,7 +759,7 @@ mod flex {
     {
         if share == 1 {
             for (((d, &x), &dy), &g) in dx.iter_mut().zip(xs).zip(dys).zip(gs) {
-                *d = rule(dy * g, active(x));
+                d.write(rule(dy * g, active(x)));
             }
             return;
         }
@@ -725,7 +769,7 @@ mod flex {
             .zip(dys.chunks(share));
         for (((dx, xs), dys), &g) in blocks.zip(gs) {
             for ((d, &x), &dy) in dx.iter_mut().zip(xs).zip(dys) {
-                *d = rule(dy * g, active(x));
+                d.write(rule(dy * g, active(x)));
             }
         }
     }
@@ -733,7 +777,7 @@ mod flex {
     /// `dg = Σ dy·f(x)` over the `share` activations of each gate.
     #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
     fn gate_grad_chunk<F: Fn(f32) -> f32>(
-        dg: &mut [f32],
+        dg: &mut Slots,
         xs: &[f32],
         dys: &[f32],
         share: usize,
@@ -741,12 +785,12 @@ mod flex {
     ) {
         if share == 1 {
             for ((o, &x), &dy) in dg.iter_mut().zip(xs).zip(dys) {
-                *o = dy * f(x);
+                o.write(dy * f(x));
             }
             return;
         }
         for ((o, xs), dys) in dg.iter_mut().zip(xs.chunks(share)).zip(dys.chunks(share)) {
-            *o = xs.iter().zip(dys).map(|(&x, &dy)| dy * f(x)).sum();
+            o.write(xs.iter().zip(dys).map(|(&x, &dy)| dy * f(x)).sum());
         }
     }
 }

@@ -60,19 +60,21 @@ pub fn soft_feedback(
         trace.push(read(target_scores(step.logits, targets))?);
         let mut largest_step = 0.0f32;
         let mut updated = Vec::with_capacity(gates.len());
-        for (site, ((g, score_grad), v)) in gates
-            .values()
-            .iter()
-            .zip(step.gradients)
-            .zip(velocity.iter_mut())
-            .enumerate()
-        {
+        let mut next_velocity = Vec::with_capacity(gates.len());
+        let sites = gates.sites().clone();
+        // Owned, so that the step can write the gates and velocities in place.
+        let current = gates
+            .into_values()
+            .into_iter()
+            .zip(std::mem::take(&mut velocity));
+        for (site, ((g, v), score_grad)) in current.zip(step.gradients).enumerate() {
             if !config.schedule.moves(site, site_count, iterations) {
-                updated.push(g.clone());
+                updated.push(g);
+                next_velocity.push(v);
                 continue;
             }
             let step = momentum_step(g, v, &score_grad, config)?;
-            *v = step.velocity;
+            next_velocity.push(step.velocity);
             let (next, moved) = (step.gates, step.moved);
             if !moved.is_finite() {
                 return Err(SolverError::Diverged {
@@ -82,7 +84,8 @@ pub fn soft_feedback(
             largest_step = largest_step.max(moved);
             updated.push(next);
         }
-        gates = GateSet::from_values(gates.sites().clone(), batch, config.granularity, updated)?;
+        velocity = next_velocity;
+        gates = GateSet::from_values(sites, batch, config.granularity, updated)?;
         // A first-stage step moved only the top gates: the others have not had their turn.
         converged = config.tolerance > 0.0
             && largest_step < config.tolerance

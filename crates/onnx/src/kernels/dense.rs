@@ -14,8 +14,10 @@
 //! im2col convolution wins, so small outputs are left to it. Input gradients stay flex's
 //! transposed convolution, which is faster there (its products are `O` deep, these `C · KW`).
 
+use std::mem::MaybeUninit;
+
 use burn::tensor::Tensor;
-use feedbacknet_core::flex::{buffer, chunked, float};
+use feedbacknet_core::flex::{buffer, chunked, float, written};
 
 /// Below this many multiply-adds a product runs on one thread (flex's own threshold).
 const PARALLEL_MACS: usize = 192 * 192 * 192;
@@ -205,21 +207,24 @@ fn crop(result: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     let [oh, ow] = g.output;
     let [_, wp] = g.padded;
     let (plane, result_columns) = (g.plane(), g.result_columns());
-    let mut out = vec![0.0f32; g.batch * g.outputs * oh * ow];
-    let crop_plane = |i: usize, dst: &mut [f32]| {
+    let crop_plane = |i: usize, dst: &mut [MaybeUninit<f32>]| {
         let (n, o) = (i / g.outputs, i % g.outputs);
         let shift = bias.map_or(0.0, |b| b[o]);
         let source = &result[o * result_columns + n * plane..];
         for (r, row) in dst.chunks_exact_mut(ow).enumerate() {
             for (d, &s) in row.iter_mut().zip(&source[r * wp..][..ow]) {
-                *d = s + shift;
+                d.write(s + shift);
             }
         }
     };
-    chunked(&mut out, oh * ow, |start, chunk| {
-        for (k, dst) in chunk.chunks_exact_mut(oh * ow).enumerate() {
-            crop_plane(start / (oh * ow) + k, dst);
-        }
-    });
-    out
+    // SAFETY: every output plane (`oh` rows of `ow`, the output is not empty) is cropped.
+    unsafe {
+        written(g.batch * g.outputs * oh * ow, |out| {
+            chunked(out, oh * ow, |start, chunk| {
+                for (k, dst) in chunk.chunks_exact_mut(oh * ow).enumerate() {
+                    crop_plane(start / (oh * ow) + k, dst);
+                }
+            })
+        })
+    }
 }
