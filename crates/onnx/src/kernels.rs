@@ -128,6 +128,24 @@ pub(crate) fn spread_channels(dy: &Tensor<4>, dims: [usize; 4]) -> Option<Tensor
     }
 }
 
+/// The input gradient of a pointwise convolution whose output gradient `dy` is nonzero in few
+/// channels (a class-score seed reaching a convolutional classifier such as SqueezeNet's
+/// `conv10`): only those channels of the channel-swapped weight `swapped` (`[C, O, 1, 1]`)
+/// are multiplied in, on flex. `None` elsewhere, or when more than a quarter of the channels
+/// carry a gradient (the dense product is then the faster way).
+pub(crate) fn sparse_pointwise_input_grad(
+    dy: &Tensor<4>,
+    swapped: &Tensor<4>,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return flex::sparse_pointwise_input_grad(dy, swapped);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (dy, swapped);
+        None
+    }
+}
+
 /// `act(x)` (ungated), in one pass on flex.
 pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
     #[cfg(feature = "flex")]
@@ -495,6 +513,43 @@ mod flex {
             })
         };
         Some(float_like(x, out))
+    }
+
+    pub(super) fn sparse_pointwise_input_grad(
+        dy: &Tensor<4>,
+        swapped: &Tensor<4>,
+    ) -> Option<Tensor<4>> {
+        let [n, o, h, w] = dy.dims();
+        let [c, wo, kh, kw] = swapped.dims();
+        let plane = h * w;
+        if wo != o || [kh, kw] != [1, 1] || plane == 0 {
+            return None;
+        }
+        let pdy = buffer(dy)?;
+        let dys: &[f32] = pdy.storage();
+        let planes = |k: usize| (0..n).map(move |b| &dys[(b * o + k) * plane..][..plane]);
+        let live: Vec<usize> = (0..o)
+            .filter(|&k| planes(k).any(|p| p.iter().any(|&v| v != 0.0)))
+            .collect();
+        if live.len() * 4 > o {
+            return None;
+        }
+        let pw = buffer(swapped)?;
+        let ws: &[f32] = pw.storage();
+        let mut dx = vec![0.0f32; n * c * plane];
+        chunked(&mut dx, plane, |start, chunk| {
+            for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
+                let (b, ch) = ((start / plane + i) / c, (start / plane + i) % c);
+                for &k in &live {
+                    let weight = ws[ch * o + k];
+                    let source = &dys[(b * o + k) * plane..][..plane];
+                    for (d, &g) in out.iter_mut().zip(source) {
+                        *d += weight * g;
+                    }
+                }
+            }
+        });
+        Some(float(dx, [n, c, h, w]))
     }
 
     pub(super) fn spread_channels(dy: &Tensor<4>, dims: [usize; 4]) -> Option<Tensor<4>> {
@@ -875,6 +930,31 @@ mod tests {
         let x = Tensor::<4>::zeros([1, 6, 8, 8], &device);
         let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 3);
         assert!(depthwise_conv(&x, &w, None, &opts).is_none());
+    }
+
+    #[test]
+    fn a_sparse_pointwise_gradient_equals_the_dense_product() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        let weight = Tensor::<4>::random([40, 12, 1, 1], normal, &device);
+        let swapped = weight.clone().swap_dims(0, 1);
+        let swapped = Tensor::<4>::from_data(swapped.into_data(), &device);
+        // Two samples, a gradient in channels 3 (first sample) and 17 (second) only.
+        let mut live = vec![0.0f32; 2 * 40];
+        live[3] = 1.0;
+        live[40 + 17] = 1.0;
+        let mask =
+            Tensor::<4>::from_data(burn::tensor::TensorData::new(live, [2, 40, 1, 1]), &device);
+        let dy = Tensor::<4>::random([2, 40, 5, 6], normal, &device).mul(mask);
+        let pointwise = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let dense = module::conv2d(dy.clone(), swapped.clone(), None, pointwise);
+        let sparse = sparse_pointwise_input_grad(&dy, &swapped).expect("2 of 40 channels");
+        assert_eq!(sparse.dims(), [2, 12, 5, 6]);
+        let diff = max_abs(DynTensor::R4(sparse), DynTensor::R4(dense));
+        assert!(diff < 1e-5, "differs by {diff}");
+        // A gradient in every channel takes the dense product.
+        let full = Tensor::<4>::random([2, 40, 5, 6], normal, &device);
+        assert!(sparse_pointwise_input_grad(&full, &swapped).is_none());
     }
 
     #[test]

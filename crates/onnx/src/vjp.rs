@@ -92,6 +92,9 @@ fn conv_input_grad(
         return None;
     };
     if let Some(wt) = backward_weight {
+        if let Some(dx) = crate::kernels::sparse_pointwise_input_grad(dy, wt) {
+            return Some(dx);
+        }
         let pointwise = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
         return Some(conv2d(dy.clone(), wt.clone(), None, pointwise));
     }
