@@ -67,9 +67,9 @@ pub(crate) fn depthwise_input_grad(
     }
 }
 
-/// A stride-1 depthwise convolution (one filter per channel, dilation 1) as a correlation on
-/// flex ([`depthwise`]); `None` elsewhere, with a stride, or for any other convolution (the
-/// caller then uses Burn's convolution).
+/// A depthwise convolution (one filter per channel, dilation 1) as a correlation on flex
+/// ([`depthwise`]; strided ones over stride phases); `None` elsewhere or for any other
+/// convolution (the caller then uses Burn's convolution).
 pub(crate) fn depthwise_conv(
     x: &Tensor<4>,
     weight: &Tensor<4>,
@@ -142,6 +142,22 @@ pub(crate) fn sparse_pointwise_input_grad(
     #[cfg(not(feature = "flex"))]
     {
         let _ = (dy, swapped);
+        None
+    }
+}
+
+/// `x` padded by `value` around each plane (`[(top, bottom), (left, right)]`), in one pass on
+/// flex; `None` elsewhere.
+pub(crate) fn pad_planes(
+    x: &Tensor<4>,
+    pads: [(usize, usize); 2],
+    value: f32,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return flex::pad_planes(x, pads, value);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, pads, value);
         None
     }
 }
@@ -552,6 +568,52 @@ mod flex {
         Some(float(dx, [n, c, h, w]))
     }
 
+    pub(super) fn pad_planes(
+        x: &Tensor<4>,
+        [(top, bottom), (left, right)]: [(usize, usize); 2],
+        value: f32,
+    ) -> Option<Tensor<4>> {
+        let [n, c, h, w] = x.dims();
+        let (hp, wp) = (h + top + bottom, w + left + right);
+        let plane = hp * wp;
+        if plane == 0 || h * w == 0 {
+            return None;
+        }
+        let px = buffer(x)?;
+        let xs: &[f32] = px.storage();
+        let fill = |p: usize, out: &mut Slots| {
+            let source = &xs[p * h * w..(p + 1) * h * w];
+            for (r, row) in out.chunks_exact_mut(wp).enumerate() {
+                match r.checked_sub(top).filter(|&r| r < h) {
+                    Some(r) => {
+                        let (before, rest) = row.split_at_mut(left);
+                        let (inside, after) = rest.split_at_mut(w);
+                        for o in before.iter_mut().chain(after) {
+                            o.write(value);
+                        }
+                        for (o, &v) in inside.iter_mut().zip(&source[r * w..(r + 1) * w]) {
+                            o.write(v);
+                        }
+                    }
+                    None => row.iter_mut().for_each(|o| {
+                        o.write(value);
+                    }),
+                }
+            }
+        };
+        // SAFETY: every row of every padded plane is written: padding, then the input row.
+        let out = unsafe {
+            written(n * c * plane, |out| {
+                chunked(out, plane, |start, chunk| {
+                    for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
+                        fill(start / plane + i, out);
+                    }
+                })
+            })
+        };
+        Some(float(out, [n, c, hp, wp]))
+    }
+
     pub(super) fn spread_channels(dy: &Tensor<4>, dims: [usize; 4]) -> Option<Tensor<4>> {
         let [n, c, h, w] = dims;
         if dy.dims() != [n, c, 1, 1] {
@@ -892,6 +954,8 @@ mod tests {
             (16, 3, 2, (0, 1), true),
             (15, 5, 2, (2, 2), false),
             (9, 3, 1, (0, 0), true),
+            (31, 3, 3, (1, 0), true),
+            (20, 4, 2, (1, 2), false),
         ] {
             let c = 6;
             let x =
@@ -900,9 +964,12 @@ mod tests {
             let b = bias.then(|| Tensor::<1>::random([c], Distribution::Normal(0.0, 1.0), &device));
             let opts = ConvOptions::new_with_padding([s, s], [pad, pad], [1, 1], c);
             let case = format!("{size} {k} {s} {pad:?} {bias}");
-            // The strided forward is Burn's own.
+            // Small strided outputs are Burn's own.
+            let out = (size + pad.0 + pad.1 - k) / s + 1;
             let ours = depthwise_conv(&x, &w, b.as_ref(), &opts);
-            assert_eq!(ours.is_some(), s == 1, "{case}");
+            assert_eq!(ours.is_some(), s == 1 || out * out >= 100, "{case}");
+            let ours = ours
+                .unwrap_or_else(|| module::conv2d(x.clone(), w.clone(), b.clone(), opts.clone()));
             let leaf = x.clone().autodiff().detach().require_grad();
             let theirs = module::conv2d(
                 leaf.clone(),
@@ -910,8 +977,6 @@ mod tests {
                 b.clone().map(|b| b.autodiff()),
                 opts.clone(),
             );
-            let ours = ours
-                .unwrap_or_else(|| module::conv2d(x.clone(), w.clone(), b.clone(), opts.clone()));
             assert_eq!(ours.dims(), theirs.dims(), "{case}");
             let dy = Tensor::<4>::random(ours.dims(), Distribution::Normal(0.0, 1.0), &device);
             let grads = theirs.clone().mul(dy.clone().autodiff()).sum().backward();
@@ -955,6 +1020,21 @@ mod tests {
         // A gradient in every channel takes the dense product.
         let full = Tensor::<4>::random([2, 40, 5, 6], normal, &device);
         assert!(sparse_pointwise_input_grad(&full, &swapped).is_none());
+    }
+
+    #[test]
+    fn plane_padding_equals_burn_padding() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &device);
+        for (pads, value) in [([(0, 1), (0, 1)], 0.0), ([(2, 0), (1, 3)], 1.5)] {
+            let ours = pad_planes(&x, pads, value).expect("flex");
+            let theirs = x.clone().pad(
+                vec![(0, 0), (0, 0), pads[0], pads[1]],
+                burn::tensor::ops::PadMode::Constant(value),
+            );
+            let diff = max_abs(DynTensor::R4(ours), DynTensor::R4(theirs));
+            assert_eq!(diff, 0.0, "{pads:?} {value}");
+        }
     }
 
     #[test]

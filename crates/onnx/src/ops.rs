@@ -409,6 +409,12 @@ fn run_pad(x: DynTensor, pads: &[(usize, usize)], mode: PadMode) -> Result<DynTe
     {
         return Err(shape_err("padding smaller than the dimension", dims));
     }
+    if let (DynTensor::R4(t), PadMode::Constant(value), [(0, 0), (0, 0), rows, cols]) =
+        (&x, mode, pads)
+        && let Some(y) = crate::kernels::pad_planes(t, [*rows, *cols], value)
+    {
+        return Ok(DynTensor::R4(y));
+    }
     let pads = pads.to_vec();
     Ok(dyn_map!(x, t => t.pad(pads.clone(), mode)))
 }
