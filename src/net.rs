@@ -385,7 +385,7 @@ impl FeedbackNet {
     /// The `k` most likely classes of a plain forward pass.
     pub fn predict(&self, image: &DynamicImage, k: usize) -> Result<Vec<Prediction>> {
         let prepared = prepare(image, self.network.input_spec(), self.resize, &self.device)?;
-        let logits = self.network.forward(prepared.input, None)?;
+        let logits = feedbacknet_core::on_worker(|| self.network.forward(prepared.input, None))?;
         let classes = self.labels.len();
         let logits = logits.narrow(1, self.class_offset, classes);
         let probs = read_row(softmax(logits.clone(), 1))?;
@@ -518,6 +518,16 @@ impl FeedbackNet {
         classes: &[usize],
         jobs: &[Job],
     ) -> Result<Vec<Vec<Inference>>> {
+        feedbacknet_core::on_worker(|| self.explain_here(image, classes, jobs))
+    }
+
+    /// [`Self::explain`] on the calling thread.
+    fn explain_here(
+        &self,
+        image: &DynamicImage,
+        classes: &[usize],
+        jobs: &[Job],
+    ) -> Result<Vec<Vec<Inference>>> {
         for &c in classes {
             if c >= self.labels.len() {
                 return Err(Error::ClassOutOfRange {
@@ -641,12 +651,12 @@ impl FeedbackNet {
         config: &VisualizeConfig,
     ) -> Result<ClassVisualization> {
         let index = self.class_index(class)?;
-        Ok(visualize_class_on(
-            self.network.as_ref(),
-            index + self.class_offset,
-            config,
-            &self.device,
-        )?)
+        let network = self.network.as_ref();
+        let logit = index + self.class_offset;
+        let visualized = feedbacknet_core::on_worker(|| {
+            visualize_class_on(network, logit, config, &self.device)
+        });
+        Ok(visualized?)
     }
 }
 

@@ -19,6 +19,7 @@ mod gate;
 mod input;
 mod network;
 mod tensor;
+mod worker;
 
 pub use backward::{ActivationRule, BackwardOutput, BackwardTarget};
 pub use error::{CoreError, Result};
@@ -26,6 +27,7 @@ pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
 pub use input::{InputSpec, Normalization};
 pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
 pub use tensor::{BinaryOp, DynTensor};
+pub use worker::on_worker;
 
 /// Re-export of the Burn items that appear in this crate's API.
 pub use burn::tensor::{Device, Tensor, TensorData};
