@@ -85,6 +85,24 @@ pub(crate) fn depthwise_conv(
     }
 }
 
+/// A dense convolution with at most 32 input taps per output (an RGB stem: 3 channels of 3×3)
+/// as correlations over stride phases on flex ([`depthwise::few_channel_conv`]); `None`
+/// elsewhere or for any other convolution.
+pub(crate) fn few_channel_conv(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return depthwise::few_channel_conv(x, weight, bias, options);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, weight, bias, options);
+        None
+    }
+}
+
 /// A dense stride-1 convolution (one group, dilation 1, symmetric padding below the kernel
 /// size, a kernel larger than 1×1) as a few matrix products on flex ([`dense`]); `None`
 /// elsewhere or for any other convolution (the caller then uses Burn's).
@@ -1035,6 +1053,35 @@ mod tests {
             let diff = max_abs(DynTensor::R4(ours), DynTensor::R4(theirs));
             assert_eq!(diff, 0.0, "{pads:?} {value}");
         }
+    }
+
+    #[test]
+    #[cfg(feature = "flex")] // without flex there is no fast path to compare
+    fn a_few_channel_convolution_equals_burn() {
+        let device = Device::flex();
+        let normal = Distribution::Normal(0.0, 1.0);
+        for (c, k, stride, pad) in [
+            (3, 3, 2, (0, 1)),
+            (3, 3, 2, (0, 0)),
+            (3, 3, 1, (1, 1)),
+            (1, 5, 2, (2, 2)),
+            (2, 4, 3, (1, 0)),
+        ] {
+            let case = format!("{c} channels, k {k}, stride {stride}, pad {pad:?}");
+            let x = Tensor::<4>::random([2, c, 23, 21], normal, &device);
+            let w = Tensor::<4>::random([5, c, k, k], normal, &device);
+            let b = Tensor::<1>::random([5], normal, &device);
+            let opts = ConvOptions::new_with_padding([stride, stride], [pad, pad], [1, 1], 1);
+            let ours = few_channel_conv(&x, &w, Some(&b), &opts).expect("few taps");
+            let theirs = module::conv2d(x, w, Some(b), opts);
+            let diff = max_abs(DynTensor::R4(ours), DynTensor::R4(theirs));
+            assert!(diff < 1e-4, "{case}: differs by {diff}");
+        }
+        // 4 channels of 3×3 are 36 taps: Burn's convolution.
+        let x = Tensor::<4>::zeros([1, 4, 9, 9], &device);
+        let w = Tensor::<4>::zeros([2, 4, 3, 3], &device);
+        let opts = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        assert!(few_channel_conv(&x, &w, None, &opts).is_none());
     }
 
     #[test]

@@ -250,6 +250,9 @@ fn run_conv(
     if let Some(y) = crate::kernels::dense_conv(&x, weight, bias.as_ref(), options) {
         return Ok(DynTensor::R4(y));
     }
+    if let Some(y) = crate::kernels::few_channel_conv(&x, weight, bias.as_ref(), options) {
+        return Ok(DynTensor::R4(y));
+    }
     Ok(DynTensor::R4(conv2d(
         x,
         weight.clone(),

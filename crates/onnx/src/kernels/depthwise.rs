@@ -1,5 +1,6 @@
-//! Depthwise convolutions (one filter per channel, dilation 1) on flex buffers: the stride-1
-//! forward and the input gradient at any stride, as long contiguous multiply-adds.
+//! Depthwise convolutions (one filter per channel, dilation 1) on flex buffers: the forward and
+//! the input gradient at any stride, as long contiguous multiply-adds; and, the same way, dense
+//! convolutions with few input taps per output (RGB stems).
 //!
 //! Each plane is copied into a zero-padded plane that is read as one flat array, so that every
 //! kernel tap is one multiply-add over the whole plane (the padding columns are computed too
@@ -135,6 +136,9 @@ fn axpy(out: &mut [f32], src: &[f32], w: f32) {
 /// Blocks of this many outputs stay in the L1 cache across a plane's kernel taps.
 const BLOCK: usize = 1024;
 
+/// At most this many input taps per output (`C · kh · kw`) for [`few_channel_conv`].
+const FEW_TAPS: usize = 32;
+
 /// Strided outputs smaller than this per plane are left to Burn's kernel, which is faster
 /// there (MobileNet v2, 576 channels 15×15 → 7×7: 0.29 ms against 0.39; 192 channels
 /// 29×29 → 14×14: 0.34 against 0.22 ms for the phases).
@@ -192,6 +196,19 @@ fn phase_planes(
     [rows, cols]: [usize; 2],
 ) -> Vec<f32> {
     let mut phases = vec![0.0f32; sh * sw * rows * cols];
+    write_phases(x, [h, w], [pt, pl], [sh, sw], [rows, cols], &mut phases);
+    phases
+}
+
+/// [`phase_planes`] into `phases` (zeroed, `sh · sw · rows · cols` long).
+fn write_phases(
+    x: &[f32],
+    [h, w]: [usize; 2],
+    [pt, pl]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    [rows, cols]: [usize; 2],
+    phases: &mut [f32],
+) {
     for (p, phase) in phases.chunks_mut(rows * cols).enumerate() {
         let (r, c) = (p / sw, p % sw);
         for (i, row) in phase.chunks_mut(cols).enumerate() {
@@ -206,7 +223,6 @@ fn phase_planes(
             }
         }
     }
-    phases
 }
 
 /// A depthwise convolution of `x` (NCHW) as direct loops; `None` for any other convolution
@@ -272,6 +288,72 @@ fn strided_plane(x: &[f32], g: &Geometry, wk: &[f32], bias: f32, out: &mut [f32]
         })
         .collect();
     correlate_taps(&phases, cols, &taps, bias, out, ow);
+}
+
+/// A dense convolution with few input taps per output (`C · kh · kw ≤ 32`: the RGB stems of
+/// image classifiers) as one correlation per output plane over the stride phases of every
+/// input plane; `None` for any other convolution or a tensor that is not a plain flex `f32`
+/// tensor.
+///
+/// im2col and a matrix product are at their worst here (27 products per output): SqueezeNet
+/// 1.1's `conv1` (3 → 64 channels, 224 → 111, stride 2) takes 2.6 ms in flex's convolution and
+/// 1.3 ms here, MobileNet v2's stem (3 → 32, 225 → 112) 1.8-2.4 against 0.8 ms.
+pub(crate) fn few_channel_conv(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    let [batch, channels, h, w] = x.dims();
+    let [outputs, per_group, kh, kw] = weight.dims();
+    let [sh, sw] = options.stride;
+    let [(pt, pb), (pl, pr)] = options.padding;
+    let fits = options.groups == 1
+        && per_group == channels
+        && options.dilation == [1, 1]
+        && channels * kh * kw <= FEW_TAPS
+        && ![batch, channels, outputs, h, w, kh, kw, sh, sw].contains(&0);
+    if !fits {
+        return None;
+    }
+    let oh = (h + pt + pb).checked_sub(kh)? / sh + 1;
+    let ow = (w + pl + pr).checked_sub(kw)? / sw + 1;
+    let (px, pw) = (buffer(x)?, buffer(weight)?);
+    let pbias = match bias {
+        Some(b) => Some(buffer(b)?),
+        None => None,
+    };
+    let (xs, ws): (&[f32], &[f32]) = (px.storage(), pw.storage());
+    let bs: Option<&[f32]> = pbias.as_ref().map(|p| p.storage());
+    // Every input plane's stride phases, one sample after another.
+    let (rows, cols) = (oh + (kh - 1) / sh, ow + (kw - 1) / sw);
+    let phase_len = rows * cols;
+    let per_plane = sh * sw * phase_len;
+    let mut phases = vec![0.0f32; batch * channels * per_plane];
+    each_plane(&mut phases, per_plane, |p, plane| {
+        let x = &xs[p * h * w..(p + 1) * h * w];
+        write_phases(x, [h, w], [pt, pl], [sh, sw], [rows, cols], plane);
+    });
+    let taps_of = |o: usize| -> Vec<(usize, f32)> {
+        let kernel = |c: usize| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (c, ky, kx)));
+        (0..channels)
+            .flat_map(kernel)
+            .map(|(c, ky, kx)| {
+                let phase = (ky % sh) * sw + kx % sw;
+                let offset = c * per_plane + phase * phase_len + (ky / sh) * cols + kx / sw;
+                (offset, ws[((o * channels + c) * kh + ky) * kw + kx])
+            })
+            .collect()
+    };
+    let taps: Vec<Vec<(usize, f32)>> = (0..outputs).map(taps_of).collect();
+    let mut y = vec![0.0f32; batch * outputs * oh * ow];
+    each_plane(&mut y, oh * ow, |p, plane| {
+        let (n, o) = (p / outputs, p % outputs);
+        let sample = &phases[n * channels * per_plane..(n + 1) * channels * per_plane];
+        let bias = bs.map_or(0.0, |b| b[o]);
+        correlate_taps(sample, cols, &taps[o], bias, plane, ow);
+    });
+    Some(float(y, [batch, outputs, oh, ow]))
 }
 
 /// The input gradient of a depthwise convolution of an `input_hw` input, given the output
