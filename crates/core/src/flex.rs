@@ -114,6 +114,25 @@ pub fn chunked<T: Send>(out: &mut [T], block: usize, f: impl Fn(usize, &mut [T])
         .for_each(|(c, part)| f(c * chunk, part));
 }
 
+/// Runs `f(plane index, plane)` over `out` cut in planes of `plane_len` elements, in parallel
+/// when `out` is large ([`chunked`] in whole planes).
+pub fn each_plane<T: Send>(out: &mut [T], plane_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    chunked(out, plane_len, |start, part| {
+        for (i, plane) in part.chunks_mut(plane_len).enumerate() {
+            f(start / plane_len + i, plane);
+        }
+    });
+}
+
+/// The buffers of an optional tensor (a bias): `Some(None)` without one, `None` if it is given
+/// but is not a plain `f32` flex tensor.
+pub fn optional_buffer<const D: usize>(t: Option<&Tensor<D>>) -> Option<Option<FlexTensor>> {
+    match t {
+        Some(t) => buffer(t).map(Some),
+        None => Some(None),
+    }
+}
+
 /// [`chunked`] over two outputs of the same length, cut alike; `f` returns a value per chunk
 /// and the values are folded with `fold`.
 pub fn chunked_pair<A: Send, B: Send, R: Clone + Send + Sync>(

@@ -301,7 +301,8 @@ mod flex {
     use feedbacknet_core::{
         ActivationRule, DynTensor, GateGranularity,
         flex::{
-            buffer, chunked, chunked_pair, dyn_buffer, float, float_like, int, per_plane, written,
+            buffer, chunked, chunked_pair, dyn_buffer, each_plane, float, float_like, int,
+            per_plane, written,
         },
     };
 
@@ -571,15 +572,13 @@ mod flex {
         let pw = buffer(swapped)?;
         let ws: &[f32] = pw.storage();
         let mut dx = vec![0.0f32; n * c * plane];
-        chunked(&mut dx, plane, |start, chunk| {
-            for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
-                let (b, ch) = ((start / plane + i) / c, (start / plane + i) % c);
-                for &k in &live {
-                    let weight = ws[ch * o + k];
-                    let source = &dys[(b * o + k) * plane..][..plane];
-                    for (d, &g) in out.iter_mut().zip(source) {
-                        *d += weight * g;
-                    }
+        each_plane(&mut dx, plane, |i, out| {
+            let (b, ch) = (i / c, i % c);
+            for &k in &live {
+                let weight = ws[ch * o + k];
+                let source = &dys[(b * o + k) * plane..][..plane];
+                for (d, &g) in out.iter_mut().zip(source) {
+                    *d += weight * g;
                 }
             }
         });
@@ -620,15 +619,7 @@ mod flex {
             }
         };
         // SAFETY: every row of every padded plane is written: padding, then the input row.
-        let out = unsafe {
-            written(n * c * plane, |out| {
-                chunked(out, plane, |start, chunk| {
-                    for (i, out) in chunk.chunks_exact_mut(plane).enumerate() {
-                        fill(start / plane + i, out);
-                    }
-                })
-            })
-        };
+        let out = unsafe { written(n * c * plane, |out| each_plane(out, plane, fill)) };
         Some(float(out, [n, c, hp, wp]))
     }
 
@@ -646,13 +637,10 @@ mod flex {
         // SAFETY: the `n · c` planes of `pixels` values each take one value of `dy` apiece.
         let out = unsafe {
             written(n * c * pixels, |out| {
-                chunked(out, pixels, |start, chunk| {
-                    let planes = chunk.chunks_mut(pixels).zip(&values[start / pixels..]);
-                    for (plane, &v) in planes {
-                        plane.iter_mut().for_each(|o| {
-                            o.write(v / pixels as f32);
-                        });
-                    }
+                each_plane(out, pixels, |i, plane| {
+                    plane.iter_mut().for_each(|o| {
+                        o.write(values[i] / pixels as f32);
+                    });
                 })
             })
         };

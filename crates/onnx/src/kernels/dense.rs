@@ -17,7 +17,7 @@
 use std::mem::MaybeUninit;
 
 use burn::tensor::Tensor;
-use feedbacknet_core::flex::{buffer, chunked, float, written};
+use feedbacknet_core::flex::{buffer, each_plane, float, optional_buffer, written};
 
 /// Below this many multiply-adds a product runs on one thread (flex's own threshold).
 const PARALLEL_MACS: usize = 192 * 192 * 192;
@@ -102,10 +102,7 @@ pub(crate) fn conv(
         return None;
     }
     let (px, pw) = (buffer(x)?, buffer(weight)?);
-    let bias = match bias {
-        Some(b) => Some(buffer(b)?),
-        None => None,
-    };
+    let bias = optional_buffer(bias)?;
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
     let shifted = shifted_copy(px.storage(), &geometry);
     let result = products(&shifted, pw.storage(), &geometry);
@@ -123,19 +120,12 @@ fn shifted_copy(x: &[f32], g: &Geometry) -> Vec<f32> {
     let [pt, pl] = g.pad;
     let kw = g.kernel[1];
     let mut shifted = vec![0.0f32; g.depth() * columns];
-    // One (sample, channel) at a time: its KW shifted planes are KW rows' slices.
-    let fill = |index: usize, padded: &mut [f32]| {
-        let (n, c) = (index / g.channels, index % g.channels);
-        let source = &x[(n * g.channels + c) * h * w..][..h * w];
-        for (r, row) in source.chunks_exact(w).enumerate() {
-            padded[(pt + r) * wp + pl..][..w].copy_from_slice(row);
-        }
-    };
     // The padded planes first (one per sample and channel), then their shifts.
     let mut planes = vec![0.0f32; g.batch * g.channels * plane];
-    chunked(&mut planes, plane, |start, chunk| {
-        for (k, padded) in chunk.chunks_exact_mut(plane).enumerate() {
-            fill(start / plane + k, padded);
+    each_plane(&mut planes, plane, |index, padded| {
+        let source = &x[index * h * w..][..h * w];
+        for (r, row) in source.chunks_exact(w).enumerate() {
+            padded[(pt + r) * wp + pl..][..w].copy_from_slice(row);
         }
     });
     let rows = shifted.chunks_exact_mut(columns);
@@ -161,14 +151,15 @@ fn products(shifted: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     } else {
         gemm::Parallelism::None
     };
-    let mut row_weight = vec![0.0f32; g.outputs * depth];
-    for ky in 0..kh {
-        for (o, dst) in row_weight.chunks_exact_mut(depth).enumerate() {
-            for (r, d) in dst.iter_mut().enumerate() {
-                let (c, kx) = (r / kw, r % kw);
-                *d = weight[((o * g.channels + c) * kh + ky) * kw + kx];
-            }
+    // Kernel row `ky`'s `[O, C · KW]` matrix is `rows[ky]`: the weight read once, in order.
+    let matrix = g.outputs * depth;
+    let mut rows = vec![0.0f32; kh * matrix];
+    for (i, kernel) in weight.chunks_exact(kh * kw).enumerate() {
+        for (ky, taps) in kernel.chunks_exact(kw).enumerate() {
+            rows[ky * matrix + i * kw..][..kw].copy_from_slice(taps);
         }
+    }
+    for (ky, row_weight) in rows.chunks_exact(matrix).enumerate() {
         let rhs = &shifted[ky * g.padded[1]..];
         debug_assert!(rhs.len() >= (depth - 1) * columns + result_columns);
         // SAFETY: `result` is `[outputs, result_columns]`, `row_weight` is `[outputs, depth]`,
@@ -220,11 +211,7 @@ fn crop(result: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     // SAFETY: every output plane (`oh` rows of `ow`, the output is not empty) is cropped.
     unsafe {
         written(g.batch * g.outputs * oh * ow, |out| {
-            chunked(out, oh * ow, |start, chunk| {
-                for (k, dst) in chunk.chunks_exact_mut(oh * ow).enumerate() {
-                    crop_plane(start / (oh * ow) + k, dst);
-                }
-            })
+            each_plane(out, oh * ow, crop_plane)
         })
     }
 }

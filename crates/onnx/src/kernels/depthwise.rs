@@ -14,7 +14,7 @@
 //! stay Burn's.
 
 use burn::tensor::{Tensor, ops::ConvOptions};
-use feedbacknet_core::flex::{buffer, chunked, float};
+use feedbacknet_core::flex::{buffer, each_plane, float, optional_buffer};
 
 /// The geometry of one depthwise convolution.
 struct Geometry {
@@ -91,15 +91,6 @@ impl Geometry {
         let ((top, bottom), (left, right)) = (axis(0, pt)?, axis(1, pl)?);
         Some([top, bottom, left, right])
     }
-}
-
-/// Runs `f(plane index, plane)` over `out`, cut in planes of `plane_len`, in parallel.
-fn each_plane(out: &mut [f32], plane_len: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    chunked(out, plane_len, |start, part| {
-        for (i, plane) in part.chunks_mut(plane_len).enumerate() {
-            f(start / plane_len + i, plane);
-        }
-    });
 }
 
 /// `x` (`h`x`w`) with its entries `stride` apart, zero-padded by `pads` (top, bottom, left,
@@ -188,19 +179,7 @@ fn correlate_taps(
 /// The `sh · sw` stride phases of the zero-padded plane `x` (`h`x`w`, padded by `pt` above and
 /// `pl` to the left), each `rows`x`cols`: phase `(r, c)` holds the padded entries
 /// `(sh·i + r, sw·j + c)`, so that a strided correlation becomes stride-1 ones over phases.
-fn phase_planes(
-    x: &[f32],
-    [h, w]: [usize; 2],
-    [pt, pl]: [usize; 2],
-    [sh, sw]: [usize; 2],
-    [rows, cols]: [usize; 2],
-) -> Vec<f32> {
-    let mut phases = vec![0.0f32; sh * sw * rows * cols];
-    write_phases(x, [h, w], [pt, pl], [sh, sw], [rows, cols], &mut phases);
-    phases
-}
-
-/// [`phase_planes`] into `phases` (zeroed, `sh · sw · rows · cols` long).
+/// into `phases` (zeroed, `sh · sw · rows · cols` long).
 fn write_phases(
     x: &[f32],
     [h, w]: [usize; 2],
@@ -249,10 +228,7 @@ pub(crate) fn conv(
         return None;
     }
     let (px, pw) = (buffer(x)?, buffer(weight)?);
-    let pbias = match bias {
-        Some(b) => Some(buffer(b)?),
-        None => None,
-    };
+    let pbias = optional_buffer(bias)?;
     let (xs, ws): (&[f32], &[f32]) = (px.storage(), pw.storage());
     let bs: Option<&[f32]> = pbias.as_ref().map(|p| p.storage());
     let mut y = vec![0.0f32; g.plane_count() * oh * ow];
@@ -278,7 +254,8 @@ fn strided_plane(x: &[f32], g: &Geometry, wk: &[f32], bias: f32, out: &mut [f32]
     let [pt, _, pl, _] = g.pad;
     // Phase grids: every output row and column plus the largest tap shift.
     let (rows, cols) = (oh + (kh - 1) / sh, ow + (kw - 1) / sw);
-    let phases = phase_planes(x, g.input, [pt, pl], [sh, sw], [rows, cols]);
+    let mut phases = vec![0.0f32; sh * sw * rows * cols];
+    write_phases(x, g.input, [pt, pl], [sh, sw], [rows, cols], &mut phases);
     let taps: Vec<(usize, f32)> = (0..kh)
         .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
         .map(|(ky, kx)| {
@@ -319,10 +296,7 @@ pub(crate) fn few_channel_conv(
     let oh = (h + pt + pb).checked_sub(kh)? / sh + 1;
     let ow = (w + pl + pr).checked_sub(kw)? / sw + 1;
     let (px, pw) = (buffer(x)?, buffer(weight)?);
-    let pbias = match bias {
-        Some(b) => Some(buffer(b)?),
-        None => None,
-    };
+    let pbias = optional_buffer(bias)?;
     let (xs, ws): (&[f32], &[f32]) = (px.storage(), pw.storage());
     let bs: Option<&[f32]> = pbias.as_ref().map(|p| p.storage());
     // Every input plane's stride phases, one sample after another.
