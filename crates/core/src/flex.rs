@@ -50,6 +50,23 @@ pub fn owned_buffer<const D: usize>(t: Tensor<D>) -> Result<FlexTensor, Tensor<D
     ))
 }
 
+/// [`owned_buffer`] of two tensors (gates and their velocity, updated in place together): both
+/// back, unchanged, if either is not a plain `f32` flex tensor.
+#[allow(clippy::result_large_err)] // hands the caller's own tensors back, once per call
+pub fn owned_pair<const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+) -> Result<(FlexTensor, FlexTensor), (Tensor<D>, Tensor<D>)> {
+    let pa = match owned_buffer(a) {
+        Ok(p) => p,
+        Err(a) => return Err((a, b)),
+    };
+    match owned_buffer(b) {
+        Ok(pb) => Ok((pa, pb)),
+        Err(b) => Err((tensor(pa), b)),
+    }
+}
+
 /// The tensor of a flex primitive.
 pub fn tensor<const D: usize>(p: FlexTensor) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(p)

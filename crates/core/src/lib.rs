@@ -8,6 +8,8 @@
 //! - [`InputSpec`] and [`Normalization`]: what the network expects as input.
 //! - [`ActivationRule`] and [`BackwardTarget`]: modified backward passes (guided backprop,
 //!   DeconvNet) and where they stop (the input, or a gate site for Grad-CAM).
+//! - [`MomentumStep`] and [`GatedNetwork::step_gates`]: the soft solver's update, fused into
+//!   the reverse pass where the network has one.
 //! - [`DynTensor`]: a Burn float tensor whose rank is known only at run time.
 #![warn(missing_docs)]
 
@@ -18,6 +20,7 @@ pub mod flex;
 mod gate;
 mod input;
 mod network;
+mod step;
 mod tensor;
 mod worker;
 
@@ -26,6 +29,9 @@ pub use error::{CoreError, Result};
 pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
 pub use input::{InputSpec, Normalization};
 pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
+pub use step::{
+    GateState, MomentumStep, SteppedGate, SteppedGates, check_state, nan_max, step_by_gradients,
+};
 pub use tensor::{BinaryOp, DynTensor};
 pub use worker::on_worker;
 

@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use crate::{
     ActivationRule, BackwardOutput, BackwardTarget, CoreError, DynTensor, GateSet, GateSite,
-    InputSpec, Result,
+    GateState, InputSpec, MomentumStep, Result, SteppedGates, step_by_gradients,
 };
 
 /// A classifier whose ReLU-type activations can be gated.
@@ -70,6 +70,24 @@ pub trait GatedNetwork: Send + Sync {
         seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
     ) -> Result<GateGradients> {
         autodiff_gate_gradients(self, input, gates, seed)
+    }
+
+    /// One soft-solver iteration: forward with `state.gates`, the gradient of `Σ seed·logits`
+    /// w.r.t. every gate (as in [`GatedNetwork::gate_gradients`]), and `step` applied to the
+    /// gates of each site `k` with `moving[k]` set (the others keep their gates and velocity).
+    ///
+    /// The default implementation computes every gradient first ([`step_by_gradients`]); the
+    /// ONNX interpreter applies the step in its reverse pass, where each site's gradient is
+    /// computed, so that the gradient is never stored (on flex).
+    fn step_gates(
+        &self,
+        input: Tensor<4>,
+        state: GateState,
+        moving: &[bool],
+        step: &MomentumStep,
+        seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+    ) -> Result<SteppedGates> {
+        step_by_gradients(self, input, state, moving, step, seed)
     }
 }
 

@@ -293,7 +293,7 @@ impl Compiler<'_> {
                     cfg.dilation,
                     cfg.groups,
                 );
-                let backward_weight = pointwise_transpose(&weight, &options);
+                let backward_weight = backward_weight(&weight, &options);
                 self.unary(
                     node,
                     Op::Conv2d {
@@ -511,17 +511,13 @@ fn check_positive(node: &str, op: &str, values: &[[usize; 2]]) -> Result<()> {
     Ok(())
 }
 
-/// The channel-swapped weight of a pointwise convolution (see `Op::Conv2d`).
-fn pointwise_transpose(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Box<Tensor<4>>> {
+/// The channel-swapped, tap-reversed weight of a stride-1 convolution whose input gradient is
+/// another stride-1 convolution (see `Op::Conv2d`).
+fn backward_weight(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Box<Tensor<4>>> {
     let [_, _, kh, kw] = weight.dims();
-    let pointwise = kh == 1
-        && kw == 1
-        && options.stride == [1, 1]
-        && options.dilation == [1, 1]
-        && options.groups == 1
-        && options.padding == [(0, 0), (0, 0)];
-    pointwise.then(|| {
-        let swapped = weight.clone().swap_dims(0, 1);
+    let [top, left] = crate::kernels::symmetric_stride_one(options)?;
+    (top < kh && left < kw).then(|| {
+        let swapped = weight.clone().swap_dims(0, 1).flip([2, 3]);
         Box::new(Tensor::from_data(swapped.into_data(), &weight.device()))
     })
 }
@@ -542,9 +538,8 @@ mod tests {
     fn the_dense_kernel_equals_burn_forward_and_backward() {
         let device = Device::flex();
         let normal = Distribution::Normal(0.0, 1.0);
-        for (batch, k, pad) in [(2, 3, 1), (1, 3, 0), (3, 5, 2), (2, 5, 1), (1, 1, 0)] {
+        for (batch, k, pad) in [(2, 3, 1), (1, 3, 0), (3, 5, 2), (2, 5, 1), (2, 1, 0)] {
             let case = format!("batch {batch} k {k} pad {pad}");
-            // Large enough planes for the dense kernel (it leaves small ones to Burn).
             let x = Tensor::<4>::random([batch, 8, 31, 29], normal, &device);
             let weight = Tensor::<4>::random([6, 8, k, k], normal, &device);
             let bias = Some(Tensor::<1>::random([6], normal, &device));
@@ -553,7 +548,7 @@ mod tests {
                 weight: weight.clone(),
                 bias: bias.clone(),
                 options: options.clone(),
-                backward_weight: pointwise_transpose(&weight, &options),
+                backward_weight: backward_weight(&weight, &options),
             };
             assert_eq!(
                 crate::kernels::dense_conv(&x, &weight, bias.as_ref(), &options).is_some(),
@@ -585,14 +580,11 @@ mod tests {
             let diff = max_diff(dx, expected);
             assert!(diff < 1e-4, "{case}: input gradient differs by {diff}");
         }
-        // Strided, grouped or asymmetrically padded convolutions, and small planes, keep
-        // Burn's convolution.
+        // Strided, grouped or asymmetrically padded convolutions keep Burn's convolution.
         let weight = Tensor::<4>::zeros([4, 4, 3, 3], &device);
         let x = Tensor::<4>::zeros([1, 4, 40, 40], &device);
         let plain = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
         assert!(crate::kernels::dense_conv(&x, &weight, None, &plain).is_some());
-        let small = Tensor::<4>::zeros([1, 4, 13, 13], &device);
-        assert!(crate::kernels::dense_conv(&small, &weight, None, &plain).is_none());
         let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
         let asymmetric = ConvOptions::new_with_padding([1, 1], [(0, 1), (1, 1)], [1, 1], 1);
         for options in [strided, asymmetric] {

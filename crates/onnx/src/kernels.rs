@@ -18,7 +18,10 @@ use burn::tensor::{
     module::{max_pool2d, max_pool2d_with_indices},
     ops::{ConvOptions, MaxPoolOptions},
 };
-use feedbacknet_core::{ActivationRule, BinaryOp, DynTensor, GateGranularity, Result};
+use feedbacknet_core::{
+    ActivationRule, BinaryOp, CoreError, DynTensor, GateGranularity, MomentumStep, Result,
+    SteppedGate,
+};
 
 use crate::ops::{Activation, apply_activation};
 
@@ -26,6 +29,12 @@ use crate::ops::{Activation, apply_activation};
 mod dense;
 #[cfg(feature = "flex")]
 mod depthwise;
+#[cfg(feature = "flex")]
+mod pointwise;
+#[cfg(feature = "flex")]
+mod product;
+#[cfg(feature = "flex")]
+mod step;
 
 /// Max pooling that also returns, per output, the flat index (`row · width + column`) of its
 /// input maximum within the plane (Burn's convention).
@@ -103,6 +112,39 @@ pub(crate) fn few_channel_conv(
     }
 }
 
+/// A pointwise convolution (1×1 kernel, stride 1, no padding, one group) as one matrix product
+/// per sample on flex ([`pointwise`]); `None` elsewhere or for any other convolution. Also the
+/// input gradient of a pointwise convolution, given its channel-swapped weight and no bias.
+pub(crate) fn pointwise_conv(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return pointwise::is_pointwise(weight.dims(), options)
+        .then(|| pointwise::conv(x, weight, bias))
+        .flatten();
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, weight, bias, options);
+        None
+    }
+}
+
+/// The top and left padding of a stride-1, undilated, ungrouped convolution padded alike on
+/// both sides of each axis (what the dense kernel takes, and what makes the input gradient
+/// another such convolution); `None` for any other.
+pub(crate) fn symmetric_stride_one(options: &ConvOptions<2>) -> Option<[usize; 2]> {
+    let [(top, bottom), (left, right)] = options.padding;
+    let fits = options.stride == [1, 1]
+        && options.dilation == [1, 1]
+        && options.groups == 1
+        && top == bottom
+        && left == right;
+    fits.then_some([top, left])
+}
+
 /// A dense stride-1 convolution (one group, dilation 1, symmetric padding below the kernel
 /// size, a kernel larger than 1×1) as a few matrix products on flex ([`dense`]); `None`
 /// elsewhere or for any other convolution (the caller then uses Burn's).
@@ -112,22 +154,16 @@ pub(crate) fn dense_conv(
     bias: Option<&Tensor<1>>,
     options: &ConvOptions<2>,
 ) -> Option<Tensor<4>> {
-    let [(top, bottom), (left, right)] = options.padding;
     let [_, _, kh, kw] = weight.dims();
-    let eligible = options.stride == [1, 1]
-        && options.dilation == [1, 1]
-        && options.groups == 1
-        && top == bottom
-        && left == right
-        && (kh > 1 || kw > 1);
-    if !eligible {
+    let pad = symmetric_stride_one(options)?;
+    if kh == 1 && kw == 1 {
         return None;
     }
     #[cfg(feature = "flex")]
-    return dense::conv(x, weight, bias, [top, left]);
+    return dense::conv(x, weight, bias, pad);
     #[cfg(not(feature = "flex"))]
     {
-        let _ = (x, bias);
+        let _ = (x, bias, pad);
         None
     }
 }
@@ -256,6 +292,45 @@ pub(crate) fn gated_activation_backward(
     };
     let dx = DynTensor::R1(rule.apply(dz.flatten_all(), active)).reshape(&dims)?;
     Ok((Some(dx), gate_grad))
+}
+
+/// The backward pass of `y = act(x) · g` under the true gradient, with the soft solver's
+/// `step` applied to the gates `g` (velocity `v`) by their gradient: `dx` (if `want_input`)
+/// and the stepped gates. On flex with one gate per activation, one fused pass ([`step`]);
+/// elsewhere the gate gradient is computed first.
+pub(crate) fn gated_backward_step(
+    x: &DynTensor,
+    act: Activation,
+    dy: &DynTensor,
+    (g, v): (Tensor<2>, Tensor<2>),
+    granularity: GateGranularity,
+    step: &MomentumStep,
+    want_input: bool,
+) -> Result<(Option<DynTensor>, SteppedGate)> {
+    #[cfg(feature = "flex")]
+    let (g, v) = match granularity {
+        GateGranularity::Neuron => {
+            match step::backward_step(x, act, dy, (g, v), step, want_input) {
+                Ok(done) => return Ok(done),
+                Err(unchanged) => unchanged,
+            }
+        }
+        GateGranularity::Channel => (g, v),
+    };
+    let wanted = Wanted {
+        input: want_input,
+        gate: true,
+    };
+    let (dx, dg) = gated_activation_backward(
+        x,
+        act,
+        dy,
+        Some((&g, granularity)),
+        ActivationRule::Gradient,
+        wanted,
+    )?;
+    let dg = dg.ok_or_else(|| CoreError::Readback("no gate gradient".into()))?;
+    Ok((dx, step.apply(g, v, &dg)?))
 }
 
 /// The `[batch, units]` gate reshaped to broadcast against an activation of shape `dims`.

@@ -1,7 +1,7 @@
 //! [`OnnxNetwork`]: a loaded ONNX model that implements [`GatedNetwork`].
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     path::Path,
     sync::{Arc, Mutex, PoisonError},
 };
@@ -33,10 +33,16 @@ pub struct OnnxNetwork {
     sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
     /// The value slot of the last convolutional feature map (Grad-CAM's layer), if found.
     feature_map: Option<usize>,
-    /// The steps that no gate influences, and their values for the last input seen.
+    /// The steps that no gate influences, and their values for the last [`PREFIX_SLOTS`]
+    /// inputs seen (most recent first).
     prefix: Vec<usize>,
-    prefix_cache: Mutex<Option<PrefixValues>>,
+    prefix_cache: Mutex<VecDeque<PrefixValues>>,
 }
+
+/// Inputs whose gate-free prefix values are kept: one per solver running at the same time (the
+/// evaluation's workers; with a single slot, two workers alternating their images would
+/// recompute the prefix at almost every iteration).
+const PREFIX_SLOTS: usize = 4;
 
 /// The values of the gate-free prefix for one input.
 #[derive(Debug)]
@@ -109,7 +115,7 @@ impl OnnxNetwork {
             sites: Mutex::new(HashMap::new()),
             feature_map: None,
             prefix: Vec::new(),
-            prefix_cache: Mutex::new(None),
+            prefix_cache: Mutex::new(VecDeque::new()),
         };
         network.prefix = network.program.gate_free_prefix();
         let probe = Tensor::zeros([1, 3, height, width], device);
@@ -189,31 +195,39 @@ impl OnnxNetwork {
             computed.push((step.output, out));
         }
         let computed: Arc<[(usize, DynTensor)]> = Arc::from(computed);
-        *self
-            .prefix_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(PrefixValues {
-            input: input.clone(),
-            values: computed.clone(),
-        });
-        Ok(computed)
-    }
-
-    /// The cached prefix values, if they were computed for this very input.
-    fn cached_prefix(&self, input: &Tensor<4>) -> Option<Arc<[(usize, DynTensor)]>> {
-        let cache = self
+        let mut cache = self
             .prefix_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let cached = cache.as_ref()?;
-        let same = cached.input.dims() == input.dims()
-            && cached
-                .input
-                .clone()
-                .equal(input.clone())
-                .all()
-                .into_scalar::<bool>();
-        same.then(|| cached.values.clone())
+        cache.push_front(PrefixValues {
+            input: input.clone(),
+            values: computed.clone(),
+        });
+        cache.truncate(PREFIX_SLOTS);
+        Ok(computed)
+    }
+
+    /// The cached prefix values, if they were computed for this very input (the entry then
+    /// becomes the most recent one).
+    fn cached_prefix(&self, input: &Tensor<4>) -> Option<Arc<[(usize, DynTensor)]>> {
+        let mut cache = self
+            .prefix_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let same = |cached: &PrefixValues| {
+            cached.input.dims() == input.dims()
+                && cached
+                    .input
+                    .clone()
+                    .equal(input.clone())
+                    .all()
+                    .into_scalar::<bool>()
+        };
+        let found = cache.iter().position(same)?;
+        let entry = cache.remove(found)?;
+        let values = entry.values.clone();
+        cache.push_front(entry);
+        Some(values)
     }
 
     /// The value slots before any step ran: the input and the constants.
@@ -432,6 +446,19 @@ impl GatedNetwork for OnnxNetwork {
         seed: &dyn Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>>,
     ) -> feedbacknet_core::Result<feedbacknet_core::GateGradients> {
         crate::reverse::gate_gradients(self, input, gates, seed)
+    }
+
+    /// The same reverse pass, applying the step at each gate site where its gradient is
+    /// computed (fused into the activation's backward pass on flex).
+    fn step_gates(
+        &self,
+        input: Tensor<4>,
+        state: feedbacknet_core::GateState,
+        moving: &[bool],
+        step: &feedbacknet_core::MomentumStep,
+        seed: &dyn Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>>,
+    ) -> feedbacknet_core::Result<feedbacknet_core::SteppedGates> {
+        crate::reverse::step_gates(self, input, state, moving, step, seed)
     }
 
     /// A hand-written reverse pass: every [`ActivationRule`], to the input or to any gate site.

@@ -23,8 +23,10 @@ pub(crate) enum Op {
         weight: Tensor<4>,
         bias: Option<Tensor<1>>,
         options: ConvOptions<2>,
-        /// For pointwise (1×1, stride 1, unpadded, ungrouped) convolutions, the weight with its
-        /// two channel axes swapped: the input gradient is then another pointwise convolution.
+        /// For stride-1, undilated, ungrouped convolutions with symmetric padding below the
+        /// kernel size, the weight with its two channel axes swapped and its taps reversed: the
+        /// input gradient is then another such convolution of the output gradient (pointwise
+        /// for 1×1 kernels, padded by `kernel − 1 − padding` otherwise).
         backward_weight: Option<Box<Tensor<4>>>,
     },
     Activation(Activation),
@@ -245,6 +247,9 @@ fn run_conv(
     }
     check_window(&x.dims(), [kh, kw], options.padding, options.dilation)?;
     if let Some(y) = crate::kernels::depthwise_conv(&x, weight, bias.as_ref(), options) {
+        return Ok(DynTensor::R4(y));
+    }
+    if let Some(y) = crate::kernels::pointwise_conv(&x, weight, bias.as_ref(), options) {
         return Ok(DynTensor::R4(y));
     }
     if let Some(y) = crate::kernels::dense_conv(&x, weight, bias.as_ref(), options) {

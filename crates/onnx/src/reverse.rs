@@ -14,14 +14,15 @@ use std::{cell::RefCell, collections::HashSet};
 use burn::tensor::{Gradients, Int, Tensor};
 use feedbacknet_core::{
     ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor, GateGradients,
-    GateSet, Result, dyn_map,
+    GateGranularity, GateSet, GateState, MomentumStep, Result, SteppedGates, check_state, dyn_map,
+    nan_max,
 };
 
 use crate::{
     compile::Step,
-    kernels::{Wanted, gated_activation_backward},
+    kernels::{Wanted, gated_activation_backward, gated_backward_step},
     network::{OnnxNetwork, Retain, forward_error, to_logits},
-    ops::Op,
+    ops::{Activation, Op},
     pool::max_pool2d_backward,
     vjp::fast_vjp,
 };
@@ -81,11 +82,7 @@ pub(crate) fn gate_gradients(
     seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
 ) -> Result<GateGradients> {
     let gates = gates.clone().without_autodiff();
-    // The solver calls this with the same input every iteration: the steps before the first
-    // gate run once.
-    let input = input.without_autodiff();
-    let prefix = net.gate_free_values(&input)?;
-    let tape = Tape::record(net, input, Some(&gates), &prefix)?;
+    let tape = Tape::record_gated(net, input, &gates)?;
     let seed = seed(&tape.logits)?;
     let mut pass = Pass::new(&tape, Some(&gates), ActivationRule::Gradient);
     pass.collect = Some(RefCell::new(vec![None; gates.len()]));
@@ -106,6 +103,118 @@ pub(crate) fn gate_gradients(
     })
 }
 
+/// One soft-solver iteration with the step applied in the reverse pass, at each gate site where
+/// its gradient is computed (see [`GatedNetwork::step_gates`](feedbacknet_core::GatedNetwork)).
+pub(crate) fn step_gates(
+    net: &OnnxNetwork,
+    input: Tensor<4>,
+    state: GateState,
+    moving: &[bool],
+    step: &MomentumStep,
+    seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+) -> Result<SteppedGates> {
+    check_state(&state, moving)?;
+    let GateState { gates, velocity } = state;
+    let gates = gates.without_autodiff();
+    let tape = Tape::record_gated(net, input, &gates)?;
+    let seed = seed(&tape.logits)?;
+    let (sites, batch, granularity) = (gates.sites().clone(), gates.batch(), gates.granularity());
+    let mut pass = Pass::new(&tape, None, ActivationRule::Gradient);
+    pass.update = Some(RefCell::new(Update {
+        states: gates
+            .into_values()
+            .into_iter()
+            .zip(velocity)
+            .map(Some)
+            .collect(),
+        stepped: vec![false; moving.len()],
+        moving,
+        step,
+        granularity,
+        moved: 0.0,
+    }));
+    pass.run(seed, Stop::LowestGate)?;
+    let update = pass.update.take().map(RefCell::into_inner);
+    let Update {
+        states,
+        stepped,
+        mut moved,
+        ..
+    } = update.ok_or_else(|| CoreError::Readback("the gate update went missing".into()))?;
+    let (mut gates, mut velocity) = (Vec::new(), Vec::new());
+    for (k, state) in states.into_iter().enumerate() {
+        let (g, v) = state.ok_or_else(|| site_error(k))?;
+        // A site that the score does not reach has a zero gradient: it still takes its step.
+        let (g, v) = if moving[k] && !stepped[k] {
+            let zero = g.zeros_like();
+            let s = step.apply(g, v, &zero)?;
+            moved = nan_max(moved, s.moved);
+            (s.gate, s.velocity)
+        } else {
+            (g, v)
+        };
+        gates.push(g);
+        velocity.push(v);
+    }
+    Ok(SteppedGates {
+        state: GateState {
+            gates: GateSet::from_values(sites, batch, granularity, gates)?,
+            velocity,
+        },
+        logits: tape.logits,
+        moved,
+    })
+}
+
+/// The gates and velocities that a reverse pass steps, site by site.
+struct Update<'a> {
+    /// Per site, its gates and velocity (taken out while the site is being stepped).
+    states: Vec<Option<(Tensor<2>, Tensor<2>)>>,
+    /// Per site, whether its step was taken.
+    stepped: Vec<bool>,
+    moving: &'a [bool],
+    step: &'a MomentumStep,
+    granularity: GateGranularity,
+    /// The largest gate change so far.
+    moved: f32,
+}
+
+impl Update<'_> {
+    /// `dx` of gate site `k`'s activation, stepping its gates if it moves.
+    fn backward(
+        &mut self,
+        k: usize,
+        x: &DynTensor,
+        act: Activation,
+        dy: &DynTensor,
+        want_input: bool,
+    ) -> Result<Option<DynTensor>> {
+        let state = self.states.get_mut(k).ok_or_else(|| site_error(k))?;
+        let (g, v) = state.take().ok_or_else(|| site_error(k))?;
+        if !self.moving.get(k).copied().unwrap_or(false) {
+            let wanted = Wanted {
+                input: want_input,
+                gate: false,
+            };
+            let gate = Some((&g, self.granularity));
+            let result =
+                gated_activation_backward(x, act, dy, gate, ActivationRule::Gradient, wanted);
+            *state = Some((g, v));
+            return result.map(|(dx, _)| dx);
+        }
+        let (dx, s) =
+            gated_backward_step(x, act, dy, (g, v), self.granularity, self.step, want_input)?;
+        self.moved = nan_max(self.moved, s.moved);
+        self.stepped[k] = true;
+        *state = Some((s.gate, s.velocity));
+        Ok(dx)
+    }
+}
+
+fn site_error(k: usize) -> CoreError {
+    CoreError::GateMismatch(format!("no gate for site {k}"))
+}
+
 /// Every value of one forward pass, kept for the reverse pass.
 struct Tape<'a> {
     net: &'a OnnxNetwork,
@@ -117,6 +226,14 @@ struct Tape<'a> {
 }
 
 impl<'a> Tape<'a> {
+    /// The forward pass of a solver iteration: the solver calls it with the same input every
+    /// iteration, so the steps before the first gate come from the network's cache.
+    fn record_gated(net: &'a OnnxNetwork, input: Tensor<4>, gates: &GateSet) -> Result<Self> {
+        let input = input.without_autodiff();
+        let prefix = net.gate_free_values(&input)?;
+        Self::record(net, input, Some(gates), &prefix)
+    }
+
     fn record(
         net: &'a OnnxNetwork,
         input: Tensor<4>,
@@ -171,6 +288,8 @@ struct Pass<'a> {
     rule: ActivationRule,
     /// Per gate site, the gradient of its gates (collected when `Some`).
     collect: Option<RefCell<Vec<Option<Tensor<2>>>>>,
+    /// The solver step to apply at each gate site (then the gates come from here).
+    update: Option<RefCell<Update<'a>>>,
 }
 
 impl<'a> Pass<'a> {
@@ -180,6 +299,7 @@ impl<'a> Pass<'a> {
             gates,
             rule,
             collect: None,
+            update: None,
         }
     }
 
@@ -255,6 +375,11 @@ impl<'a> Pass<'a> {
                 expected: "one input".into(),
                 got: vec![],
             })?;
+            if let Some(update) = &self.update {
+                let want_input = needed.first().copied().unwrap_or(false);
+                let dx = update.borrow_mut().backward(k, &x, *act, &dy, want_input)?;
+                return Ok(vec![dx]);
+            }
             let gate = match self.gates {
                 Some(g) => Some((
                     g.values()

@@ -78,8 +78,9 @@ fn crop(dy: &DynTensor, pads: &[(usize, usize)], x_dims: &[usize]) -> DynTensor 
     dx
 }
 
-/// `dx` of a 2-D convolution: a pointwise convolution with the transposed weight for 1×1
-/// kernels (`backward_weight`), a transposed convolution otherwise.
+/// `dx` of a 2-D convolution: a stride-1 convolution of `dy` with the swapped, reversed weight
+/// (`backward_weight`) where there is one and a fast kernel takes it, a transposed convolution
+/// otherwise.
 fn conv_input_grad(
     x_dims: &[usize],
     weight: &Tensor<4>,
@@ -92,11 +93,22 @@ fn conv_input_grad(
         return None;
     };
     if let Some(wt) = backward_weight {
-        if let Some(dx) = crate::kernels::sparse_pointwise_input_grad(dy, wt) {
+        let [_, _, kh, kw] = wt.dims();
+        if [kh, kw] == [1, 1] {
+            if let Some(dx) = crate::kernels::sparse_pointwise_input_grad(dy, wt) {
+                return Some(dx);
+            }
+            let pointwise = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+            if let Some(dx) = crate::kernels::pointwise_conv(dy, wt, None, &pointwise) {
+                return Some(dx);
+            }
+            return Some(conv2d(dy.clone(), wt.clone(), None, pointwise));
+        }
+        let [(top, _), (left, _)] = options.padding;
+        let full = ConvOptions::new([1, 1], [kh - 1 - top, kw - 1 - left], [1, 1], 1);
+        if let Some(dx) = crate::kernels::dense_conv(dy, wt, None, &full) {
             return Some(dx);
         }
-        let pointwise = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        return Some(conv2d(dy.clone(), wt.clone(), None, pointwise));
     }
     if let Some(dx) = crate::kernels::depthwise_input_grad(dy, weight, options, [height, width]) {
         return Some(dx);

@@ -5,8 +5,8 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::{
-    ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
-    autodiff_gate_gradients, autodiff_input_gradient,
+    ActivationRule, BackwardTarget, GateGranularity, GateSet, GateState, GatedNetwork,
+    MomentumStep, autodiff_gate_gradients, autodiff_input_gradient, step_by_gradients,
 };
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
@@ -154,7 +154,8 @@ fn gate_gradients_equal_autodiff_on_real_nets() {
 }
 
 /// The steps before the first gate run once per input: a second input gets its own values,
-/// not the first input's (the cache compares the input itself).
+/// not the first input's (the cache compares the input itself), and inputs that take turns
+/// (the evaluation's workers), more of them than the cache keeps, each get their own.
 #[test]
 fn the_gate_free_prefix_follows_the_input() {
     let device = Device::flex();
@@ -169,7 +170,7 @@ fn the_gate_free_prefix_follows_the_input() {
     let first = net.gate_gradients(a.clone(), &gates, &seed).unwrap();
     let second = net.gate_gradients(b.clone(), &gates, &seed).unwrap();
     let again = net.gate_gradients(a.clone(), &gates, &seed).unwrap();
-    let reference = autodiff_gate_gradients(&net, b, &gates, &seed).unwrap();
+    let reference = autodiff_gate_gradients(&net, b.clone(), &gates, &seed).unwrap();
     let (l1, l2) = (flat(first.logits), flat(second.logits));
     assert!(
         max_abs_diff(&l1, &l2) > 1e-2,
@@ -181,6 +182,26 @@ fn the_gate_free_prefix_follows_the_input() {
         flat(again.logits),
         "the same input gives the same answer"
     );
+    let turns = [
+        a.clone(),
+        b.clone(),
+        a.clone().flip([3]),
+        b.clone().flip([3]),
+        a.clone().mul_scalar(0.5),
+        b.mul_scalar(0.5),
+    ];
+    let logits = |x: &Tensor<4>| flat(net.gate_gradients(x.clone(), &gates, &seed).unwrap().logits);
+    let first_round: Vec<Vec<f32>> = turns.iter().map(logits).collect();
+    for (x, expected) in turns.iter().zip(&first_round).rev() {
+        assert_eq!(
+            &logits(x),
+            expected,
+            "an input taking turns gets its own prefix"
+        );
+    }
+    for pair in first_round.windows(2) {
+        assert!(max_abs_diff(&pair[0], &pair[1]) > 1e-2, "the inputs differ");
+    }
 }
 
 /// `gate_gradients` (the soft solver's inner step) agrees with finite differences of the gated
@@ -465,4 +486,80 @@ fn a_gate_site_target_returns_its_activation_and_gradient() {
         )
         .is_err()
     );
+}
+
+/// The step fused into the reverse pass (`step_gates`) equals the step taken after the gate
+/// gradients (`step_by_gradients`), iteration after iteration: per neuron and per channel, with
+/// some sites held still, on SqueezeNet and MobileNet v2 (ReLU6).
+#[test]
+fn the_step_fused_into_the_reverse_pass_equals_the_step_after_it() {
+    let device = Device::flex();
+    let step = MomentumStep {
+        learning_rate: 0.1,
+        momentum: 0.9,
+        lambda: 0.01,
+    };
+    for (file, class) in [
+        ("squeezenet1.1.onnx", 243),
+        ("mobilenet_v2_1.0_224.onnx", 244),
+    ] {
+        let (net, x) = net_and_photo(file, 224, &device);
+        let sites = net.gate_sites([224, 224]).unwrap();
+        let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+            Ok(one_hot(class, logits.dims()[1], &logits.device()))
+        };
+        for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
+            let fresh = || {
+                let gates = GateSet::ones(sites.clone(), 1, granularity, &device);
+                let velocity = gates.values().iter().map(|g| g.zeros_like()).collect();
+                GateState { gates, velocity }
+            };
+            let (mut fused, mut reference) = (fresh(), fresh());
+            let site_count = sites.len();
+            for iteration in 0..3 {
+                let context = format!("{file} {granularity:?} iteration {iteration}");
+                // The first iteration holds the lower half still.
+                let moving: Vec<bool> = (0..site_count)
+                    .map(|k| iteration > 0 || 2 * k >= site_count)
+                    .collect();
+                let a = net
+                    .step_gates(x.clone(), fused, &moving, &step, &seed)
+                    .unwrap();
+                let b =
+                    step_by_gradients(&net, x.clone(), reference, &moving, &step, &seed).unwrap();
+                assert_eq!(
+                    flat(a.logits),
+                    flat(b.logits),
+                    "{context}: the same forward pass"
+                );
+                assert!(b.moved > 0.0, "{context}: the gates moved");
+                assert!(
+                    (a.moved - b.moved).abs() <= 1e-5 * b.moved.max(1.0),
+                    "{context}: moved"
+                );
+                let pairs = a.state.gates.values().iter().zip(b.state.gates.values());
+                let velocities = a.state.velocity.iter().zip(&b.state.velocity);
+                for (k, ((ga, gb), (va, vb))) in pairs.zip(velocities).enumerate() {
+                    let (ga, gb) = (flat(ga.clone()), flat(gb.clone()));
+                    assert!(
+                        max_abs_diff(&ga, &gb) <= 1e-5,
+                        "{context}: gates of site {k}"
+                    );
+                    if !moving[k] {
+                        assert!(
+                            ga.iter().all(|&g| g == 1.0),
+                            "{context}: site {k} held still"
+                        );
+                    }
+                    let scale = flat(vb.clone()).iter().fold(1.0f32, |m, v| m.max(v.abs()));
+                    let dv = max_abs_diff(&flat(va.clone()), &flat(vb.clone()));
+                    assert!(
+                        dv <= 1e-4 * scale,
+                        "{context}: velocity of site {k} off by {dv}"
+                    );
+                }
+                (fused, reference) = (a.state, b.state);
+            }
+        }
+    }
 }

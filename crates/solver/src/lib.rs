@@ -27,7 +27,6 @@ mod gradient;
 mod hard;
 mod score;
 mod soft;
-mod step;
 mod visualize;
 
 pub use config::{HardConfig, Objective, Schedule, SolverConfig};

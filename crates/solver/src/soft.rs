@@ -1,12 +1,11 @@
 //! The soft feedback solver (continuous relaxation of the gate inference).
 
 use burn::tensor::{Tensor, activation::softmax};
-use feedbacknet_core::{GateSet, GatedNetwork};
+use feedbacknet_core::{GateSet, GateState, GatedNetwork, MomentumStep};
 
 use crate::{
     Objective, Result, SolverConfig, SolverError,
     score::{check_finite, check_targets, one_hot, read, target_scores},
-    step::momentum_step,
 };
 
 /// Converged gates and how the solver got there.
@@ -41,8 +40,9 @@ pub fn soft_feedback(
     check_finite(input)?;
     let sites = net.gate_sites([height, width])?;
     let device = input.device();
-    let mut gates = GateSet::ones(sites, batch, config.granularity, &device);
-    let mut velocity: Vec<Tensor<2>> = gates.values().iter().map(|g| g.zeros_like()).collect();
+    let gates = GateSet::ones(sites, batch, config.granularity, &device);
+    let velocity = gates.values().iter().map(|g| g.zeros_like()).collect();
+    let mut state = GateState { gates, velocity };
     let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
         let [_, classes] = logits.dims();
         let target = one_hot(targets, classes, &logits.device());
@@ -51,47 +51,34 @@ pub fn soft_feedback(
             Objective::LogSoftmax => target.sub(softmax(logits.clone(), 1)),
         })
     };
+    let step = MomentumStep {
+        learning_rate: config.learning_rate,
+        momentum: config.momentum,
+        lambda: config.lambda,
+    };
     let mut trace = Vec::with_capacity(config.iterations);
     let mut converged = false;
     let mut iterations = 0;
-    let site_count = gates.len();
+    let site_count = state.gates.len();
     while iterations < config.iterations && !converged {
-        let step = net.gate_gradients(input.clone(), &gates, &seed)?;
-        trace.push(read(target_scores(step.logits, targets))?);
-        let mut largest_step = 0.0f32;
-        let mut updated = Vec::with_capacity(gates.len());
-        let mut next_velocity = Vec::with_capacity(gates.len());
-        let sites = gates.sites().clone();
-        // Owned, so that the step can write the gates and velocities in place.
-        let current = gates
-            .into_values()
-            .into_iter()
-            .zip(std::mem::take(&mut velocity));
-        for (site, ((g, v), score_grad)) in current.zip(step.gradients).enumerate() {
-            if !config.schedule.moves(site, site_count, iterations) {
-                updated.push(g);
-                next_velocity.push(v);
-                continue;
-            }
-            let step = momentum_step(g, v, &score_grad, config)?;
-            next_velocity.push(step.velocity);
-            let (next, moved) = (step.gates, step.moved);
-            if !moved.is_finite() {
-                return Err(SolverError::Diverged {
-                    iteration: iterations,
-                });
-            }
-            largest_step = largest_step.max(moved);
-            updated.push(next);
+        let moving: Vec<bool> = (0..site_count)
+            .map(|site| config.schedule.moves(site, site_count, iterations))
+            .collect();
+        let stepped = net.step_gates(input.clone(), state, &moving, &step, &seed)?;
+        trace.push(read(target_scores(stepped.logits, targets))?);
+        if !stepped.moved.is_finite() {
+            return Err(SolverError::Diverged {
+                iteration: iterations,
+            });
         }
-        velocity = next_velocity;
-        gates = GateSet::from_values(sites, batch, config.granularity, updated)?;
+        state = stepped.state;
         // A first-stage step moved only the top gates: the others have not had their turn.
         converged = config.tolerance > 0.0
-            && largest_step < config.tolerance
+            && stepped.moved < config.tolerance
             && !config.schedule.in_first_stage(iterations);
         iterations += 1;
     }
+    let gates = state.gates;
     Ok(GateSolution {
         gates,
         trace,

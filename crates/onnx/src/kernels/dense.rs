@@ -1,30 +1,28 @@
 //! Dense stride-1 convolutions (one group, dilation 1, symmetric padding below the kernel size)
-//! on flex buffers, as `kernel rows` matrix products without an im2col copy.
+//! on flex buffers, as `kernel columns` matrix products without an im2col copy.
 //!
 //! Each input plane is zero-padded to `Hp × Wp` and read as one flat row, so an output at flat
 //! position `p = oh · Wp + ow` needs the inputs at `p + ky · Wp + kx`. The input is copied once
-//! per kernel column `kx`, shifted by `kx` (`C · KW` rows, the samples of a batch side by
-//! side); kernel row `ky` is then a plain product of the `[O, C · KW]` weights of that row with
-//! those rows read from column `ky · Wp` on, accumulated into one `[O, N · Hp · Wp]` result.
-//! The padding columns and rows of that result are computed too, and dropped.
+//! per kernel row `ky`, shifted by `ky · Wp` (`C · KH` rows, the samples of a batch side by
+//! side); kernel column `kx` is then a plain product of the `[O, C · KH]` weights of that column
+//! (read from the weight in place, `KW` apart) with those rows read from column `kx` on,
+//! accumulated into one `[O, N · Hp · Wp]` result. The padding columns and rows of that result
+//! are computed too, and dropped. The products are split over the thread pool by hand
+//! ([`super::product`]).
 //!
-//! Measured on SqueezeNet 1.1's 3×3 expand layers (2 cores, min of 15 calls): at 55×55 and
-//! 27×27 this beats both flex's im2col convolution and its transposed convolution (e.g. 16 → 64
-//! channels at 55×55: 0.8-1.2 ms against 1.4-1.8 and 1.7-3.0 ms); at 13×13 and batch 1 the
-//! im2col convolution wins, so small outputs are left to it. Input gradients stay flex's
-//! transposed convolution, which is faster there (its products are `O` deep, these `C · KW`).
+//! The input gradient of such a convolution is one too (of the output gradient, with the
+//! channel-swapped, tap-reversed weight; see `Op::Conv2d`).
+//!
+//! Measured on SqueezeNet 1.1's 3×3 expand layers (2 cores, min of 30 calls, on a pool worker):
+//! 70-77 GMAC/s at 13×13, 27×27 and 55×55, against flex's im2col convolution at 36-19 GMAC/s
+//! (64 → 256 channels at 13×13: 0.34 against 0.69 ms; 16 → 64 at 55×55: 0.36 against 1.46 ms).
 
 use std::mem::MaybeUninit;
 
 use burn::tensor::Tensor;
 use feedbacknet_core::flex::{buffer, each_plane, float, optional_buffer, written};
 
-/// Below this many multiply-adds a product runs on one thread (flex's own threshold).
-const PARALLEL_MACS: usize = 192 * 192 * 192;
-
-/// Below this many result columns (output pixels of the batch, padding columns included) flex's
-/// im2col convolution is faster (measured on SqueezeNet's 13×13 expand layers at batch 1).
-const MIN_COLUMNS: usize = 512;
+use super::product::{Matrix, Output, product};
 
 /// The geometry of one dense stride-1 convolution.
 #[derive(Debug, Clone, Copy)]
@@ -72,9 +70,15 @@ impl Geometry {
         self.padded[0] * self.padded[1]
     }
 
-    /// Rows of the shifted copy (and the depth of each product): `C · KW`.
+    /// Rows of the shifted copy (and the depth of each product): `C · KH`.
     fn depth(&self) -> usize {
-        self.channels * self.kernel[1]
+        self.channels * self.kernel[0]
+    }
+
+    /// The length of a row of the shifted copy: every padded plane of the batch, and room for
+    /// the last product to read `KW - 1` columns past them.
+    fn row_len(&self) -> usize {
+        self.columns() + self.kernel[1] - 1
     }
 
     /// Columns of the shifted copy: every padded plane of the batch.
@@ -89,8 +93,7 @@ impl Geometry {
 }
 
 /// `conv2d(x, weight, bias)` at stride 1 with padding `pad` (top = bottom, left = right), or
-/// `None` if `x` and `weight` are not flex tensors, the convolution does not fit, or its output
-/// is too small to pay.
+/// `None` if `x` and `weight` are not flex tensors or the convolution does not fit.
 pub(crate) fn conv(
     x: &Tensor<4>,
     weight: &Tensor<4>,
@@ -98,9 +101,6 @@ pub(crate) fn conv(
     pad: [usize; 2],
 ) -> Option<Tensor<4>> {
     let geometry = Geometry::new(x.dims(), weight.dims(), pad)?;
-    if geometry.result_columns() < MIN_COLUMNS {
-        return None;
-    }
     let (px, pw) = (buffer(x)?, buffer(weight)?);
     let bias = optional_buffer(bias)?;
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
@@ -111,84 +111,54 @@ pub(crate) fn conv(
     Some(float(out, [geometry.batch, geometry.outputs, oh, ow]))
 }
 
-/// The `C · KW` rows `(c, kx)`: every sample's zero-padded plane of channel `c`, shifted left
-/// by `kx` (zeros shifted in at the end).
+/// The `C · KH` rows `(c, ky)`, each [`Geometry::row_len`] long: every sample's zero-padded
+/// plane of channel `c` from its row `ky` on (zeros after it).
 fn shifted_copy(x: &[f32], g: &Geometry) -> Vec<f32> {
-    let (plane, columns) = (g.plane(), g.columns());
+    let (plane, row_len) = (g.plane(), g.row_len());
     let [h, w] = g.input;
     let [_, wp] = g.padded;
     let [pt, pl] = g.pad;
-    let kw = g.kernel[1];
-    let mut shifted = vec![0.0f32; g.depth() * columns];
-    // The padded planes first (one per sample and channel), then their shifts.
-    let mut planes = vec![0.0f32; g.batch * g.channels * plane];
-    each_plane(&mut planes, plane, |index, padded| {
-        let source = &x[index * h * w..][..h * w];
-        for (r, row) in source.chunks_exact(w).enumerate() {
-            padded[(pt + r) * wp + pl..][..w].copy_from_slice(row);
+    let kh = g.kernel[0];
+    let mut shifted = vec![0.0f32; g.depth() * row_len];
+    each_plane(&mut shifted, row_len, |r, row| {
+        let (c, ky) = (r / kh, r % kh);
+        for n in 0..g.batch {
+            let source = &x[(n * g.channels + c) * h * w..][..h * w];
+            let dst = &mut row[n * plane..][..plane];
+            for (i, line) in source.chunks_exact(w).enumerate() {
+                // Input row `i` is padded row `pt + i`, which this shift puts `ky` rows higher.
+                if let Some(at) = (pt + i).checked_sub(ky) {
+                    dst[at * wp + pl..][..w].copy_from_slice(line);
+                }
+            }
         }
     });
-    let rows = shifted.chunks_exact_mut(columns);
-    for (r, row) in rows.enumerate() {
-        let (c, kx) = (r / kw, r % kw);
-        for n in 0..g.batch {
-            let padded = &planes[(n * g.channels + c) * plane..][..plane];
-            row[n * plane..][..plane - kx].copy_from_slice(&padded[kx..]);
-        }
-    }
     shifted
 }
 
-/// `Σ_ky W[ky] · shifted[:, ky · Wp ..]`: the `[O, result_columns]` result, where `W[ky]` is the
-/// `[O, C · KW]` matrix of kernel row `ky`, `(c, kx)` ordered as the shifted rows.
+/// `Σ_kx W[kx] · shifted[:, kx ..]`: the `[O, result_columns]` result, where `W[kx]` is the
+/// `[O, C · KH]` matrix of kernel column `kx`, read from the weight in place (`(c, ky)`
+/// ordered as the shifted rows, `KW` apart).
 fn products(shifted: &[f32], weight: &[f32], g: &Geometry) -> Vec<f32> {
     let [kh, kw] = g.kernel;
-    let (depth, columns, result_columns) = (g.depth(), g.columns(), g.result_columns());
-    let mut result = vec![0.0f32; g.outputs * result_columns];
-    let macs = g.outputs * depth * result_columns;
-    let parallelism = if macs >= PARALLEL_MACS {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
+    let (depth, row_len, result_columns) = (g.depth(), g.row_len(), g.result_columns());
+    let shape = [g.outputs, result_columns, depth];
+    let kernel_column = |kx: usize| {
+        let lhs = Matrix::strided(&weight[kx..], g.channels * kh * kw, kw);
+        // Rows `row_len` apart from column `kx` on: `kx + result_columns ≤ row_len`.
+        let rhs = Matrix::new(&shifted[kx..], row_len);
+        (lhs, rhs)
     };
-    // Kernel row `ky`'s `[O, C · KW]` matrix is `rows[ky]`: the weight read once, in order.
-    let matrix = g.outputs * depth;
-    let mut rows = vec![0.0f32; kh * matrix];
-    for (i, kernel) in weight.chunks_exact(kh * kw).enumerate() {
-        for (ky, taps) in kernel.chunks_exact(kw).enumerate() {
-            rows[ky * matrix + i * kw..][..kw].copy_from_slice(taps);
-        }
-    }
-    for (ky, row_weight) in rows.chunks_exact(matrix).enumerate() {
-        let rhs = &shifted[ky * g.padded[1]..];
-        debug_assert!(rhs.len() >= (depth - 1) * columns + result_columns);
-        // SAFETY: `result` is `[outputs, result_columns]`, `row_weight` is `[outputs, depth]`,
-        // both row-major; `rhs` is read at `r · columns + j` for `r < depth` and
-        // `j < result_columns`, which stays inside `shifted` (its rows are `columns` long and
-        // `ky · Wp + result_columns ≤ columns`). No two of them alias.
-        unsafe {
-            gemm::gemm(
-                g.outputs,
-                result_columns,
-                depth,
-                result.as_mut_ptr(),
-                1,
-                result_columns as isize,
-                ky > 0,
-                row_weight.as_ptr(),
-                1,
-                depth as isize,
-                rhs.as_ptr(),
-                1,
-                columns as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+    // SAFETY: the first kernel column's product writes the whole `[O, result_columns]` result.
+    let mut result = unsafe {
+        written(g.outputs * result_columns, |out| {
+            let (lhs, rhs) = kernel_column(0);
+            product(Output::overwrite(out, result_columns), lhs, rhs, shape);
+        })
+    };
+    for kx in 1..kw {
+        let (lhs, rhs) = kernel_column(kx);
+        product(Output::add_to(&mut result, result_columns), lhs, rhs, shape);
     }
     result
 }

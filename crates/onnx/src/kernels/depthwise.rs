@@ -14,7 +14,7 @@
 //! stay Burn's.
 
 use burn::tensor::{Tensor, ops::ConvOptions};
-use feedbacknet_core::flex::{buffer, each_plane, float, optional_buffer};
+use feedbacknet_core::flex::{buffer, chunked, each_plane, float, optional_buffer};
 
 /// The geometry of one depthwise convolution.
 struct Geometry {
@@ -93,16 +93,46 @@ impl Geometry {
     }
 }
 
+/// Buffers that a run of planes reuses: allocating them per plane cost more than the arithmetic
+/// of a small plane (MobileNet v2's 960 channels of 7×7 took ~1 µs per plane, most of it in
+/// the allocator, which every thread shares).
+#[derive(Default)]
+struct Scratch {
+    /// A padded plane, or a plane's stride phases.
+    padded: Vec<f32>,
+    /// The correlation's accumulator.
+    acc: Vec<f32>,
+    /// Kernel taps `(offset, weight)`.
+    taps: Vec<(usize, f32)>,
+}
+
+/// Runs `f(plane index, plane, scratch)` over `out` cut in planes of `plane_len` elements, in
+/// parallel when `out` is large, with one [`Scratch`] per parallel chunk.
+fn each_plane_with_scratch(
+    out: &mut [f32],
+    plane_len: usize,
+    f: impl Fn(usize, &mut [f32], &mut Scratch) + Sync,
+) {
+    chunked(out, plane_len, |start, part| {
+        let mut scratch = Scratch::default();
+        for (i, plane) in part.chunks_mut(plane_len).enumerate() {
+            f(start / plane_len + i, plane, &mut scratch);
+        }
+    });
+}
+
 /// `x` (`h`x`w`) with its entries `stride` apart, zero-padded by `pads` (top, bottom, left,
-/// right), and the padded row length.
+/// right), into `padded`; answers the padded row length.
 fn padded_plane(
     x: &[f32],
     [h, w]: [usize; 2],
     [pt, pb, pl, pr]: [usize; 4],
     [sh, sw]: [usize; 2],
-) -> (Vec<f32>, usize) {
+    padded: &mut Vec<f32>,
+) -> usize {
     let (hp, wp) = ((h - 1) * sh + 1 + pt + pb, (w - 1) * sw + 1 + pl + pr);
-    let mut padded = vec![0.0f32; hp * wp];
+    padded.clear();
+    padded.resize(hp * wp, 0.0);
     for (i, row) in x.chunks(w).enumerate() {
         let start = (i * sh + pt) * wp + pl;
         if sw == 1 {
@@ -113,7 +143,7 @@ fn padded_plane(
             }
         }
     }
-    (padded, wp)
+    wp
 }
 
 /// `out += w · src` over equal lengths.
@@ -135,25 +165,26 @@ const FEW_TAPS: usize = 32;
 /// 29×29 → 14×14: 0.34 against 0.22 ms for the phases).
 const STRIDED_MIN_OUTPUT: usize = 100;
 
-/// The stride-1 correlation of a padded plane (rows of `wp`) with the `kernel` weights `wk`
-/// (row-major), plus `bias`, into `out` (rows of `wp − kw + 1`).
+/// The stride-1 correlation of the padded plane in `scratch` (rows of `wp`) with the `kernel`
+/// weights `wk` (row-major), plus `bias`, into `out` (rows of `wp − kw + 1`).
 fn correlate_plane(
-    padded: &[f32],
+    scratch: &mut Scratch,
     wp: usize,
     [kh, kw]: [usize; 2],
     wk: &[f32],
     bias: f32,
     out: &mut [f32],
 ) {
-    let taps: Vec<(usize, f32)> = (0..kh)
-        .flat_map(|r| (0..kw).map(move |q| (r * wp + q, wk[r * kw + q])))
-        .collect();
-    correlate_taps(padded, wp, &taps, bias, out, wp + 1 - kw);
+    scratch.taps.clear();
+    let taps = (0..kh).flat_map(|r| (0..kw).map(move |q| (r * wp + q, wk[r * kw + q])));
+    scratch.taps.extend(taps);
+    let Scratch { padded, acc, taps } = scratch;
+    correlate_taps(padded, wp, taps, bias, out, wp + 1 - kw, acc);
 }
 
 /// `Σ w · src[offset + i]` over the `taps` `(offset, w)`, plus `bias`, on a grid of rows of
 /// `row_len`; the first `ow` columns of each row into `out` (rows of `ow`). Every tap reads
-/// `src` contiguously: the caller lays `src` out so that it may.
+/// `src` contiguously: the caller lays `src` out so that it may. `acc` is scratch space.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
 fn correlate_taps(
     src: &[f32],
@@ -162,9 +193,11 @@ fn correlate_taps(
     bias: f32,
     out: &mut [f32],
     ow: usize,
+    acc: &mut Vec<f32>,
 ) {
     let rows = out.len() / ow;
-    let mut acc = vec![bias; (rows - 1) * row_len + ow];
+    acc.clear();
+    acc.resize((rows - 1) * row_len + ow, bias);
     for (b, block) in acc.chunks_mut(BLOCK).enumerate() {
         for &(offset, w) in taps {
             let start = b * BLOCK + offset;
@@ -232,16 +265,16 @@ pub(crate) fn conv(
     let (xs, ws): (&[f32], &[f32]) = (px.storage(), pw.storage());
     let bs: Option<&[f32]> = pbias.as_ref().map(|p| p.storage());
     let mut y = vec![0.0f32; g.plane_count() * oh * ow];
-    each_plane(&mut y, oh * ow, |p, plane| {
+    each_plane_with_scratch(&mut y, oh * ow, |p, plane, scratch| {
         let c = p % channels;
         let x = &xs[p * h * w..(p + 1) * h * w];
         let wk = &ws[c * kh * kw..(c + 1) * kh * kw];
         let bias = bs.map_or(0.0, |b| b[c]);
         if g.stride == [1, 1] {
-            let (padded, wp) = padded_plane(x, [h, w], g.pad, [1, 1]);
-            correlate_plane(&padded, wp, g.kernel, wk, bias, plane);
+            let wp = padded_plane(x, [h, w], g.pad, [1, 1], &mut scratch.padded);
+            correlate_plane(scratch, wp, g.kernel, wk, bias, plane);
         } else {
-            strided_plane(x, &g, wk, bias, plane);
+            strided_plane(x, &g, wk, bias, plane, scratch);
         }
     });
     Some(float(y, [batch, channels, oh, ow]))
@@ -249,22 +282,30 @@ pub(crate) fn conv(
 
 /// One plane of a strided depthwise correlation: kernel tap `(ky, kx)` reads stride phase
 /// `(ky mod sh, kx mod sw)` shifted by `(ky div sh, kx div sw)`.
-fn strided_plane(x: &[f32], g: &Geometry, wk: &[f32], bias: f32, out: &mut [f32]) {
+fn strided_plane(
+    x: &[f32],
+    g: &Geometry,
+    wk: &[f32],
+    bias: f32,
+    out: &mut [f32],
+    scratch: &mut Scratch,
+) {
     let ([kh, kw], [sh, sw], [oh, ow]) = (g.kernel, g.stride, g.output);
     let [pt, _, pl, _] = g.pad;
     // Phase grids: every output row and column plus the largest tap shift.
     let (rows, cols) = (oh + (kh - 1) / sh, ow + (kw - 1) / sw);
-    let mut phases = vec![0.0f32; sh * sw * rows * cols];
-    write_phases(x, g.input, [pt, pl], [sh, sw], [rows, cols], &mut phases);
-    let taps: Vec<(usize, f32)> = (0..kh)
-        .flat_map(|ky| (0..kw).map(move |kx| (ky, kx)))
-        .map(|(ky, kx)| {
-            let phase = (ky % sh) * sw + kx % sw;
-            let offset = phase * rows * cols + (ky / sh) * cols + kx / sw;
-            (offset, wk[ky * kw + kx])
-        })
-        .collect();
-    correlate_taps(&phases, cols, &taps, bias, out, ow);
+    let Scratch { padded, acc, taps } = scratch;
+    padded.clear();
+    padded.resize(sh * sw * rows * cols, 0.0);
+    write_phases(x, g.input, [pt, pl], [sh, sw], [rows, cols], padded);
+    taps.clear();
+    let kernel = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky, kx)));
+    taps.extend(kernel.map(|(ky, kx)| {
+        let phase = (ky % sh) * sw + kx % sw;
+        let offset = phase * rows * cols + (ky / sh) * cols + kx / sw;
+        (offset, wk[ky * kw + kx])
+    }));
+    correlate_taps(padded, cols, taps, bias, out, ow, acc);
 }
 
 /// A dense convolution with few input taps per output (`C · kh · kw ≤ 32`: the RGB stems of
@@ -321,11 +362,11 @@ pub(crate) fn few_channel_conv(
     };
     let taps: Vec<Vec<(usize, f32)>> = (0..outputs).map(taps_of).collect();
     let mut y = vec![0.0f32; batch * outputs * oh * ow];
-    each_plane(&mut y, oh * ow, |p, plane| {
+    each_plane_with_scratch(&mut y, oh * ow, |p, plane, scratch| {
         let (n, o) = (p / outputs, p % outputs);
         let sample = &phases[n * channels * per_plane..(n + 1) * channels * per_plane];
         let bias = bs.map_or(0.0, |b| b[o]);
-        correlate_taps(sample, cols, &taps[o], bias, plane, ow);
+        correlate_taps(sample, cols, &taps[o], bias, plane, ow, &mut scratch.acc);
     });
     Some(float(y, [batch, outputs, oh, ow]))
 }
@@ -353,12 +394,12 @@ pub(crate) fn input_grad(
         .flat_map(|k| k.iter().rev().copied())
         .collect();
     let mut dx = vec![0.0f32; g.plane_count() * h * w];
-    each_plane(&mut dx, h * w, |p, plane| {
+    each_plane_with_scratch(&mut dx, h * w, |p, plane, scratch| {
         let c = p % channels;
         let dy = &ds[p * oh * ow..(p + 1) * oh * ow];
-        let (padded, wp) = padded_plane(dy, [oh, ow], pads, g.stride);
+        let wp = padded_plane(dy, [oh, ow], pads, g.stride, &mut scratch.padded);
         correlate_plane(
-            &padded,
+            scratch,
             wp,
             g.kernel,
             &flipped[c * taps..(c + 1) * taps],

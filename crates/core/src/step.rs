@@ -1,0 +1,296 @@
+//! The soft feedback solver's update of the gates: one projected momentum ascent step on
+//! `score(g) − λ·Σ|g|` per iteration,
+//!
+//! `v ← μ·v + (∂score/∂g − λ·[g > 0])`, `g ← clamp(g + lr·v, 0, 1)`,
+//!
+//! and [`GatedNetwork::step_gates`](crate::GatedNetwork::step_gates), which runs one iteration:
+//! networks with a reverse pass of their own apply the step where each gate gradient is
+//! computed, so that the gradient is never stored.
+
+use burn::tensor::Tensor;
+
+use crate::{CoreError, GateGradients, GateSet, GatedNetwork, Result};
+
+/// A projected momentum step (the soft solver's update rule).
+///
+/// ```
+/// use feedbacknet_core::MomentumStep;
+///
+/// let step = MomentumStep { learning_rate: 0.1, momentum: 0.9, lambda: 0.01 };
+/// // An open gate with a positive gradient stays open (clamped at 1) and gains velocity.
+/// let (g, v) = step.element(1.0, 0.0, 2.0);
+/// assert_eq!(g, 1.0);
+/// assert!((v - 1.99).abs() < 1e-6);
+/// // A shut gate with a negative gradient stays shut.
+/// assert_eq!(step.element(0.0, 0.0, -1.0).0, 0.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MomentumStep {
+    /// `lr`, the step size.
+    pub learning_rate: f32,
+    /// `μ`, the momentum.
+    pub momentum: f32,
+    /// `λ`, the weight of the L1 penalty on the gates.
+    pub lambda: f32,
+}
+
+/// One gate tensor after a step.
+#[derive(Debug, Clone)]
+pub struct SteppedGate {
+    /// The new gates.
+    pub gate: Tensor<2>,
+    /// The new velocity.
+    pub velocity: Tensor<2>,
+    /// The largest `|Δg|` (NaN if any value is NaN).
+    pub moved: f32,
+}
+
+/// The solver's state between iterations: the gates and their velocities (one per site).
+#[derive(Debug, Clone)]
+pub struct GateState {
+    /// The gates.
+    pub gates: GateSet,
+    /// Per gate site, the velocity, shaped like its gates.
+    pub velocity: Vec<Tensor<2>>,
+}
+
+/// What [`GatedNetwork::step_gates`](crate::GatedNetwork::step_gates) returns.
+#[derive(Debug, Clone)]
+pub struct SteppedGates {
+    /// The gates and velocities after the step.
+    pub state: GateState,
+    /// `[batch, num_outputs]` logits of the forward pass with the gates before the step.
+    pub logits: Tensor<2>,
+    /// The largest `|Δg|` over the sites that moved (NaN if any value is NaN; 0 if none moved).
+    pub moved: f32,
+}
+
+/// `max` that keeps a NaN once seen.
+pub fn nan_max(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+impl MomentumStep {
+    /// The step on one gate `g` with velocity `v` and score gradient `d`: the new `(g, v)`.
+    #[inline(always)]
+    pub fn element(&self, g: f32, v: f32, d: f32) -> (f32, f32) {
+        // Ascent direction of score − λ·Σ|g|; the L1 subgradient is 0 at g = 0.
+        let penalty = if g > 0.0 { self.lambda } else { 0.0 };
+        let v = self.momentum * v + (d - penalty);
+        let g = (g + self.learning_rate * v).clamp(0.0, 1.0);
+        (g, v)
+    }
+
+    /// The step on gates `g` with velocity `v` and score gradient `grad` (all of one shape).
+    /// On flex, `g` and `v` are updated in place when nothing else holds them.
+    pub fn apply(&self, g: Tensor<2>, v: Tensor<2>, grad: &Tensor<2>) -> Result<SteppedGate> {
+        #[cfg(feature = "flex")]
+        let (g, v) = match flex::apply(self, g, v, grad) {
+            Ok(step) => return Ok(step),
+            Err(unchanged) => unchanged,
+        };
+        let penalty = g.clone().greater_elem(0.0).float().mul_scalar(self.lambda);
+        let direction = grad.clone().sub(penalty);
+        let velocity = v.mul_scalar(self.momentum).add(direction);
+        let gate = g
+            .clone()
+            .add(velocity.clone().mul_scalar(self.learning_rate))
+            .clamp(0.0, 1.0);
+        let change = gate.clone().sub(g).abs().max();
+        let moved = change
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| CoreError::Readback(format!("{e:?}")))?
+            .first()
+            .copied()
+            .unwrap_or(0.0);
+        Ok(SteppedGate {
+            gate,
+            velocity,
+            moved,
+        })
+    }
+}
+
+/// [`GatedNetwork::step_gates`](crate::GatedNetwork::step_gates) by way of
+/// [`GatedNetwork::gate_gradients`]: the gradients of every gate first, then the step on each
+/// site with `moving[k]` set.
+pub fn step_by_gradients<N: GatedNetwork + ?Sized>(
+    net: &N,
+    input: Tensor<4>,
+    state: GateState,
+    moving: &[bool],
+    step: &MomentumStep,
+    seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+) -> Result<SteppedGates> {
+    check_state(&state, moving)?;
+    let GateGradients { logits, gradients } = net.gate_gradients(input, &state.gates, seed)?;
+    let (sites, batch, granularity) = (
+        state.gates.sites().clone(),
+        state.gates.batch(),
+        state.gates.granularity(),
+    );
+    let mut moved = 0.0f32;
+    let mut gates = Vec::with_capacity(gradients.len());
+    let mut velocity = Vec::with_capacity(gradients.len());
+    let current = state.gates.into_values().into_iter().zip(state.velocity);
+    for ((g, v), (grad, &moves)) in current.zip(gradients.iter().zip(moving)) {
+        if !moves {
+            gates.push(g);
+            velocity.push(v);
+            continue;
+        }
+        let stepped = step.apply(g, v, grad)?;
+        moved = nan_max(moved, stepped.moved);
+        gates.push(stepped.gate);
+        velocity.push(stepped.velocity);
+    }
+    Ok(SteppedGates {
+        state: GateState {
+            gates: GateSet::from_values(sites, batch, granularity, gates)?,
+            velocity,
+        },
+        logits,
+        moved,
+    })
+}
+
+/// Checks that `state` has a velocity and `moving` a flag per gate site.
+pub fn check_state(state: &GateState, moving: &[bool]) -> Result<()> {
+    let sites = state.gates.len();
+    if state.velocity.len() != sites || moving.len() != sites {
+        return Err(CoreError::GateMismatch(format!(
+            "{sites} gate sites, {} velocities and {} step flags",
+            state.velocity.len(),
+            moving.len()
+        )));
+    }
+    let shapes_differ = state
+        .gates
+        .values()
+        .iter()
+        .zip(&state.velocity)
+        .any(|(g, v)| g.dims() != v.dims());
+    if shapes_differ {
+        return Err(CoreError::GateMismatch(
+            "a velocity is not shaped like its gates".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(feature = "flex")]
+mod flex {
+    use burn::tensor::Tensor;
+
+    use super::{MomentumStep, SteppedGate, nan_max};
+    use crate::flex::{buffer, chunked_pair, owned_pair, tensor};
+
+    /// One chunk of the step, in place; answers the largest gate change (NaN if any change is
+    /// NaN).
+    #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+    fn step_chunk((gs, vs): (&mut [f32], &mut [f32]), ds: &[f32], step: &MomentumStep) -> f32 {
+        let (mut moved, mut nan) = (0.0f32, false);
+        for ((g, v), &d) in gs.iter_mut().zip(vs.iter_mut()).zip(ds) {
+            let (next_g, next_v) = step.element(*g, *v, d);
+            let change = (next_g - *g).abs();
+            *v = next_v;
+            *g = next_g;
+            moved = moved.max(change);
+            nan |= change.is_nan();
+        }
+        if nan { f32::NAN } else { moved }
+    }
+
+    /// The step on flex buffers; `g` and `v` back unchanged if any of the three is not a plain
+    /// flex tensor or the shapes differ.
+    #[allow(clippy::result_large_err)] // hands the caller's own tensors back, once per call
+    pub(super) fn apply(
+        step: &MomentumStep,
+        g: Tensor<2>,
+        v: Tensor<2>,
+        grad: &Tensor<2>,
+    ) -> Result<SteppedGate, (Tensor<2>, Tensor<2>)> {
+        let dims = g.dims();
+        let Some(pd) = buffer(grad).filter(|_| v.dims() == dims && grad.dims() == dims) else {
+            return Err((g, v));
+        };
+        let (mut pg, mut pv) = owned_pair(g, v)?;
+        let ds: &[f32] = pd.storage();
+        let moved = chunked_pair(
+            pg.storage_mut::<f32>(),
+            pv.storage_mut::<f32>(),
+            |start, gs, vs| {
+                let ds = &ds[start..start + gs.len()];
+                step_chunk((gs, vs), ds, step)
+            },
+            nan_max,
+            0.0,
+        );
+        Ok(SteppedGate {
+            gate: tensor(pg),
+            velocity: tensor(pv),
+            moved,
+        })
+    }
+}
+
+#[cfg(all(test, feature = "flex"))] // without flex there is no fast path to compare
+mod tests {
+    use burn::tensor::{Device, Distribution};
+
+    use super::*;
+
+    #[test]
+    fn the_fused_step_matches_the_tensor_ops() {
+        let device = Device::flex();
+        let step = MomentumStep {
+            learning_rate: 0.1,
+            momentum: 0.9,
+            lambda: 0.01,
+        };
+        let dims = [2, 70_000];
+        let g =
+            Tensor::<2>::random(dims, Distribution::Uniform(-0.2, 1.2), &device).clamp(0.0, 1.0);
+        let v = Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let grad = Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        // `g` and `v` are shared here (kept for the checks below): the step copies them.
+        let fast = step.apply(g.clone(), v.clone(), &grad).expect("fast step");
+        // The same step on autodiff tensors takes the tensor-op path.
+        let ad = |t: &Tensor<2>| t.clone().autodiff();
+        let slow = step
+            .apply(ad(&g), ad(&v), &ad(&grad))
+            .expect("tensor-op step");
+        // Unshared, the step writes into their own buffers, with the same result.
+        let owned = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device);
+        let in_place = step
+            .apply(owned(&g), owned(&v), &grad)
+            .expect("in-place step");
+        let same = |a: &Tensor<2>, b: &Tensor<2>| -> bool {
+            a.clone().equal(b.clone()).all().into_scalar()
+        };
+        assert!(same(&in_place.gate, &fast.gate) && same(&in_place.velocity, &fast.velocity));
+        assert_eq!(in_place.moved, fast.moved);
+        assert!(
+            !same(&fast.gate, &g),
+            "the step moved the gates (and left the shared input as it was)"
+        );
+        let diff = |a: Tensor<2>, b: Tensor<2>| -> f32 {
+            a.sub(b.without_autodiff()).abs().max().into_scalar()
+        };
+        assert!(diff(fast.gate, slow.gate) < 1e-6);
+        assert!(diff(fast.velocity, slow.velocity) < 1e-6);
+        assert!((fast.moved - slow.moved).abs() < 1e-6);
+        assert!(
+            fast.moved > 0.0,
+            "a step with random gradients moves the gates"
+        );
+        // A NaN gradient shows in the reported change.
+        let nan = grad.clone().mul_scalar(f32::NAN);
+        assert!(step.apply(g, v, &nan).expect("step").moved.is_nan());
+    }
+}

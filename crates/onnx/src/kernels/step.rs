@@ -1,0 +1,145 @@
+//! The soft solver's step fused into the backward pass of a gated activation, on flex buffers:
+//! one pass reads `x`, `dy`, the gates and their velocity, and writes `dx`, the new gates and
+//! the new velocity. The gate gradient `dy · act(x)` is used where it is computed and never
+//! stored: 7 memory streams per gate instead of 10 (backward, then step).
+
+use std::mem::MaybeUninit;
+
+use burn::tensor::Tensor;
+use feedbacknet_core::{
+    DynTensor, MomentumStep, SteppedGate,
+    flex::{PARALLEL_MIN, dyn_buffer, float_like, owned_pair, tensor, written},
+    nan_max,
+};
+use rayon::prelude::*;
+
+use crate::ops::Activation;
+
+/// `dx` (if `want_input`) and the stepped gates of `y = act(x) · g`, one gate per activation,
+/// under the true-gradient rule; `g` and `v` back unchanged if a tensor is not a plain flex
+/// tensor or the shapes do not fit.
+#[allow(clippy::result_large_err)] // hands the caller's own tensors back, once per call
+pub(crate) fn backward_step(
+    x: &DynTensor,
+    act: Activation,
+    dy: &DynTensor,
+    (g, v): (Tensor<2>, Tensor<2>),
+    step: &MomentumStep,
+    want_input: bool,
+) -> Result<(Option<DynTensor>, SteppedGate), (Tensor<2>, Tensor<2>)> {
+    let n = x.numel();
+    let fits =
+        dy.dims() == x.dims() && g.dims() == v.dims() && g.dims().iter().product::<usize>() == n;
+    let (Some(px), Some(pdy)) = (dyn_buffer(x).filter(|_| fits), dyn_buffer(dy)) else {
+        return Err((g, v));
+    };
+    let (mut pg, mut pv) = owned_pair(g, v)?;
+    let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.storage());
+    let (gs, vs) = (pg.storage_mut::<f32>(), pv.storage_mut::<f32>());
+    let mut moved = 0.0;
+    let io = Io { xs, dys, step };
+    // SAFETY: `run` writes every element of a non-empty `dx`.
+    let dx = unsafe {
+        written(if want_input { n } else { 0 }, |dx| {
+            moved = match act {
+                Activation::Relu => io.run(dx, gs, vs, |x| x.max(0.0), |x| x > 0.0),
+                Activation::Clip { min, max } => io.run(
+                    dx,
+                    gs,
+                    vs,
+                    move |x| x.clamp(min, max),
+                    move |x| x > min && x < max,
+                ),
+            };
+        })
+    };
+    let dx = want_input.then(|| float_like(x, dx));
+    Ok((
+        dx,
+        SteppedGate {
+            gate: tensor(pg),
+            velocity: tensor(pv),
+            moved,
+        },
+    ))
+}
+
+/// The read-only inputs of one fused pass.
+struct Io<'a> {
+    xs: &'a [f32],
+    dys: &'a [f32],
+    step: &'a MomentumStep,
+}
+
+impl Io<'_> {
+    /// The fused pass over every activation, in parallel chunks when large; the largest gate
+    /// change (NaN if any).
+    fn run(
+        &self,
+        dx: &mut [MaybeUninit<f32>],
+        gs: &mut [f32],
+        vs: &mut [f32],
+        f: impl Fn(f32) -> f32 + Sync,
+        active: impl Fn(f32) -> bool + Sync,
+    ) -> f32 {
+        let n = gs.len();
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = if n < PARALLEL_MIN || threads == 1 {
+            n.max(1)
+        } else {
+            n.div_ceil(threads * 2)
+        };
+        let part = |(c, (gs, vs)): (usize, (&mut [f32], &mut [f32])),
+                    dx: &mut [MaybeUninit<f32>]| {
+            let range = c * chunk..c * chunk + gs.len();
+            let (xs, dys) = (&self.xs[range.clone()], &self.dys[range]);
+            step_chunk(dx, (gs, vs), (xs, dys), self.step, &f, &active)
+        };
+        let pairs = gs
+            .par_chunks_mut(chunk)
+            .zip(vs.par_chunks_mut(chunk))
+            .enumerate();
+        if dx.is_empty() {
+            pairs.map(|p| part(p, &mut [])).reduce(|| 0.0, nan_max)
+        } else {
+            pairs
+                .zip(dx.par_chunks_mut(chunk))
+                .map(|(p, dx)| part(p, dx))
+                .reduce(|| 0.0, nan_max)
+        }
+    }
+}
+
+/// One chunk: `dx = dy · g · [active(x)]` (unless `dx` is empty), then the step with the gate
+/// gradient `dy · f(x)`; the largest gate change (NaN if any).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
+fn step_chunk<F: Fn(f32) -> f32, A: Fn(f32) -> bool>(
+    dx: &mut [MaybeUninit<f32>],
+    (gs, vs): (&mut [f32], &mut [f32]),
+    (xs, dys): (&[f32], &[f32]),
+    step: &MomentumStep,
+    f: &F,
+    active: &A,
+) -> f32 {
+    let (mut moved, mut nan) = (0.0f32, false);
+    let mut update = |g: &mut f32, v: &mut f32, x: f32, dy: f32| {
+        let (next_g, next_v) = step.element(*g, *v, dy * f(x));
+        let change = (next_g - *g).abs();
+        *g = next_g;
+        *v = next_v;
+        moved = moved.max(change);
+        nan |= change.is_nan();
+    };
+    let states = gs.iter_mut().zip(vs.iter_mut());
+    if dx.is_empty() {
+        for ((g, v), (&x, &dy)) in states.zip(xs.iter().zip(dys)) {
+            update(g, v, x, dy);
+        }
+    } else {
+        for (((g, v), (&x, &dy)), d) in states.zip(xs.iter().zip(dys)).zip(dx.iter_mut()) {
+            d.write(if active(x) { dy * *g } else { 0.0 });
+            update(g, v, x, dy);
+        }
+    }
+    if nan { f32::NAN } else { moved }
+}
