@@ -3,7 +3,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     path::Path,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use burn::tensor::{Device, Int, Tensor};
@@ -44,8 +44,8 @@ pub struct OnnxNetwork {
 /// recompute the prefix at almost every iteration).
 const PREFIX_SLOTS: usize = 4;
 
-/// The values of the gate-free prefix for one input.
-#[derive(Debug)]
+/// The values of the gate-free prefix for one input (a clone shares the tensors).
+#[derive(Debug, Clone)]
 struct PrefixValues {
     input: Tensor<4>,
     values: Arc<[(usize, DynTensor)]>,
@@ -195,10 +195,7 @@ impl OnnxNetwork {
             computed.push((step.output, out));
         }
         let computed: Arc<[(usize, DynTensor)]> = Arc::from(computed);
-        let mut cache = self
-            .prefix_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.prefix_cache();
         cache.push_front(PrefixValues {
             input: input.clone(),
             values: computed.clone(),
@@ -209,11 +206,12 @@ impl OnnxNetwork {
 
     /// The cached prefix values, if they were computed for this very input (the entry then
     /// becomes the most recent one).
+    ///
+    /// The inputs are compared without holding the lock: the comparison is a tensor op, and a
+    /// pool worker that waits inside a parallel op may pick up another inference, which would
+    /// then wait for a lock that its own thread holds.
     fn cached_prefix(&self, input: &Tensor<4>) -> Option<Arc<[(usize, DynTensor)]>> {
-        let mut cache = self
-            .prefix_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let cached: Vec<PrefixValues> = self.prefix_cache().iter().cloned().collect();
         let same = |cached: &PrefixValues| {
             cached.input.dims() == input.dims()
                 && cached
@@ -223,11 +221,21 @@ impl OnnxNetwork {
                     .all()
                     .into_scalar::<bool>()
         };
-        let found = cache.iter().position(same)?;
-        let entry = cache.remove(found)?;
-        let values = entry.values.clone();
-        cache.push_front(entry);
+        let values = cached.into_iter().find(same)?.values;
+        let mut cache = self.prefix_cache();
+        if let Some(found) = cache.iter().position(|e| Arc::ptr_eq(&e.values, &values))
+            && let Some(entry) = cache.remove(found)
+        {
+            cache.push_front(entry);
+        }
         Some(values)
+    }
+
+    /// The prefix cache, locked (only ever for a few pointer moves).
+    fn prefix_cache(&self) -> MutexGuard<'_, VecDeque<PrefixValues>> {
+        self.prefix_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The value slots before any step ran: the input and the constants.
@@ -410,16 +418,23 @@ impl GatedNetwork for OnnxNetwork {
     }
 
     fn gate_sites(&self, input_hw: [usize; 2]) -> feedbacknet_core::Result<Arc<[GateSite]>> {
-        let mut cache = self.sites.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sites) = cache.get(&input_hw) {
-            return Ok(sites.clone());
+        // The probe runs without the lock held (see `cached_prefix`): two first calls at one
+        // size may both probe, and the first to finish is kept.
+        let known = self
+            .sites
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&input_hw)
+            .cloned();
+        if let Some(sites) = known {
+            return Ok(sites);
         }
         let mut sites = Vec::with_capacity(self.program.gate_count);
         let probe = Tensor::zeros([1, 3, input_hw[0], input_hw[1]], &self.device);
         self.run(probe, None, Some(&mut sites))?;
         let sites: Arc<[GateSite]> = Arc::from(sites);
-        cache.insert(input_hw, sites.clone());
-        Ok(sites)
+        let mut cache = self.sites.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(cache.entry(input_hw).or_insert(sites).clone())
     }
 
     fn forward(
