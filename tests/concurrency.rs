@@ -106,7 +106,7 @@ fn a_call_arriving_during_another_calls_first_probe_finishes() {
                 .map(|caller| {
                     let (net, image) = (net.clone(), image.clone());
                     thread::spawn(move || {
-                        thread::sleep(Duration::from_micros(caller * 500 * (trial % 12)));
+                        thread::sleep(Duration::from_micros(caller * 1250 * trial));
                         net.infer_with(&image, 444usize, Method::GradCam)
                             .map(|r| r.saliency.max())
                     })

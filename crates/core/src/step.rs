@@ -75,6 +75,68 @@ pub fn nan_max(a: f32, b: f32) -> f32 {
 }
 
 impl MomentumStep {
+    /// Finishes a step over every gate site of `state`: site `k`'s gates and velocity take the
+    /// step with the gradient `gradient(k, gates)` where it gives one and stay as they are
+    /// where it gives `None`. `logits` are those of the pass before the step, and `moved` the
+    /// largest change of any site stepped before this call (0 if none).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use burn::tensor::Tensor;
+    /// use feedbacknet_core::{
+    ///     ActivationKind, Device, GateGranularity, GateSet, GateSite, GateState, MomentumStep,
+    /// };
+    ///
+    /// let device = Device::flex();
+    /// let sites: Arc<[GateSite]> = Arc::from(vec![GateSite {
+    ///     name: "relu".into(),
+    ///     shape: vec![2],
+    ///     activation: ActivationKind::Relu,
+    /// }]);
+    /// let gates = GateSet::ones(sites, 1, GateGranularity::Channel, &device);
+    /// let state = GateState { gates, velocity: vec![Tensor::zeros([1, 2], &device)] };
+    /// let step = MomentumStep { learning_rate: 0.1, momentum: 0.9, lambda: 1.0 };
+    /// let logits = Tensor::zeros([1, 3], &device);
+    /// // The gradient just balances the penalty on the first gate and is zero on the second.
+    /// let grad = Tensor::from_floats([[1.0, 0.0]], &device);
+    /// let stepped = step.step_sites(state, |_, _| Some(grad.clone()), logits, 0.0).unwrap();
+    /// let g = stepped.state.gates.values()[0].clone().into_data().to_vec::<f32>().unwrap();
+    /// assert_eq!(g, vec![1.0, 0.9]);
+    /// assert!((stepped.moved - 0.1).abs() < 1e-6);
+    /// ```
+    pub fn step_sites(
+        &self,
+        state: GateState,
+        mut gradient: impl FnMut(usize, &Tensor<2>) -> Option<Tensor<2>>,
+        logits: Tensor<2>,
+        mut moved: f32,
+    ) -> Result<SteppedGates> {
+        let GateState { gates, velocity } = state;
+        let (sites, batch, granularity) =
+            (gates.sites().clone(), gates.batch(), gates.granularity());
+        let (mut next_gates, mut next_velocity) = (Vec::new(), Vec::new());
+        for (k, (g, v)) in gates.into_values().into_iter().zip(velocity).enumerate() {
+            let (g, v) = match gradient(k, &g) {
+                Some(grad) => {
+                    let stepped = self.apply(g, v, &grad)?;
+                    moved = nan_max(moved, stepped.moved);
+                    (stepped.gate, stepped.velocity)
+                }
+                None => (g, v),
+            };
+            next_gates.push(g);
+            next_velocity.push(v);
+        }
+        Ok(SteppedGates {
+            state: GateState {
+                gates: GateSet::from_values(sites, batch, granularity, next_gates)?,
+                velocity: next_velocity,
+            },
+            logits,
+            moved,
+        })
+    }
+
     /// The step on one gate `g` with velocity `v` and score gradient `d`: the new `(g, v)`.
     #[inline(always)]
     pub fn element(&self, g: f32, v: f32, d: f32) -> (f32, f32) {
@@ -129,34 +191,12 @@ pub fn step_by_gradients<N: GatedNetwork + ?Sized>(
 ) -> Result<SteppedGates> {
     check_state(&state, moving)?;
     let GateGradients { logits, gradients } = net.gate_gradients(input, &state.gates, seed)?;
-    let (sites, batch, granularity) = (
-        state.gates.sites().clone(),
-        state.gates.batch(),
-        state.gates.granularity(),
-    );
-    let mut moved = 0.0f32;
-    let mut gates = Vec::with_capacity(gradients.len());
-    let mut velocity = Vec::with_capacity(gradients.len());
-    let current = state.gates.into_values().into_iter().zip(state.velocity);
-    for ((g, v), (grad, &moves)) in current.zip(gradients.iter().zip(moving)) {
-        if !moves {
-            gates.push(g);
-            velocity.push(v);
-            continue;
-        }
-        let stepped = step.apply(g, v, grad)?;
-        moved = nan_max(moved, stepped.moved);
-        gates.push(stepped.gate);
-        velocity.push(stepped.velocity);
-    }
-    Ok(SteppedGates {
-        state: GateState {
-            gates: GateSet::from_values(sites, batch, granularity, gates)?,
-            velocity,
-        },
+    step.step_sites(
+        state,
+        |k, _| moving[k].then(|| gradients[k].clone()),
         logits,
-        moved,
-    })
+        0.0,
+    )
 }
 
 /// Checks that `state` has a velocity and `moving` a flag per gate site.

@@ -138,32 +138,27 @@ pub(crate) fn step_gates(
     let Update {
         states,
         stepped,
-        mut moved,
+        moved,
         ..
     } = update.ok_or_else(|| CoreError::Readback("the gate update went missing".into()))?;
-    let (mut gates, mut velocity) = (Vec::new(), Vec::new());
-    for (k, state) in states.into_iter().enumerate() {
-        let (g, v) = state.ok_or_else(|| site_error(k))?;
-        // A site that the score does not reach has a zero gradient: it still takes its step.
-        let (g, v) = if moving[k] && !stepped[k] {
-            let zero = g.zeros_like();
-            let s = step.apply(g, v, &zero)?;
-            moved = nan_max(moved, s.moved);
-            (s.gate, s.velocity)
-        } else {
-            (g, v)
-        };
-        gates.push(g);
-        velocity.push(v);
-    }
-    Ok(SteppedGates {
-        state: GateState {
-            gates: GateSet::from_values(sites, batch, granularity, gates)?,
-            velocity,
-        },
-        logits: tape.logits,
+    let (gates, velocity): (Vec<_>, Vec<_>) = states
+        .into_iter()
+        .enumerate()
+        .map(|(k, state)| state.ok_or_else(|| site_error(k)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    let state = GateState {
+        gates: GateSet::from_values(sites, batch, granularity, gates)?,
+        velocity,
+    };
+    // A site that the score does not reach has a zero gradient: it still takes its step.
+    step.step_sites(
+        state,
+        |k, g| (moving[k] && !stepped[k]).then(|| g.zeros_like()),
+        tape.logits,
         moved,
-    })
+    )
 }
 
 /// The gates and velocities that a reverse pass steps, site by site.
