@@ -40,6 +40,9 @@ use crate::{
 /// println!("{} {:?}", result.class.label, result.best_box());
 /// # Ok::<(), feedbacknet::Error>(())
 /// ```
+///
+/// A `FeedbackNet` is `Send + Sync`: threads may share one (behind an `Arc`) and call it at
+/// once; each call gets the result it would get alone (`tests/concurrency.rs`).
 pub struct FeedbackNet {
     pub(crate) network: Arc<dyn GatedNetwork>,
     labels: Labels,
@@ -56,6 +59,12 @@ pub struct FeedbackNet {
     resize: ResizeMode,
     crops: Crops,
 }
+
+// Sharing one net between threads is part of the API.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<FeedbackNet>();
+};
 
 impl std::fmt::Debug for FeedbackNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
