@@ -1,22 +1,17 @@
 //! Every saliency method through one API, on real nets and photos from ../shared.
 
-use std::{path::PathBuf, sync::OnceLock};
+mod common;
 
+use std::sync::OnceLock;
+
+use common::{inside, photo, shared};
 use feedbacknet::{
-    BoundingBox, CamLayer, CamThrough, Crops, DynamicImage, FeedbackCamConfig, FeedbackMap,
-    FeedbackNet, FusionRule, LocalizeConfig, Method, MethodSpec, Objective, RefineConfig,
-    SolverConfig,
+    BoundingBox, CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackMap, FeedbackNet,
+    FusionRule, LocalizeConfig, Method, MethodSpec, Objective, RefineConfig, SolverConfig,
     core::BackwardTarget,
-    load_image,
     localize::{ColourImage, refined_boxes},
     solver::grad_cam,
 };
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared")))
-}
 
 fn squeezenet() -> &'static FeedbackNet {
     static NET: OnceLock<FeedbackNet> = OnceLock::new();
@@ -27,14 +22,6 @@ fn squeezenet() -> &'static FeedbackNet {
             .build()
             .expect("SqueezeNet loads")
     })
-}
-
-fn photo(path: &str) -> DynamicImage {
-    load_image(shared().join(path)).expect("shared photo")
-}
-
-fn inside(b: &BoundingBox, image: &DynamicImage) -> bool {
-    b.x0 >= 0.0 && b.y0 >= 0.0 && b.x1 <= image.width() as f32 && b.y1 <= image.height() as f32
 }
 
 #[test]
