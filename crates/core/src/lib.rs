@@ -20,6 +20,7 @@ pub mod flex;
 mod gate;
 mod input;
 mod network;
+mod seed;
 mod step;
 mod tensor;
 mod worker;
@@ -29,6 +30,7 @@ pub use error::{CoreError, Result};
 pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
 pub use input::{InputSpec, Normalization};
 pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
+pub use seed::Seed;
 pub use step::{
     GateState, MomentumStep, SteppedGate, SteppedGates, check_state, nan_max, step_by_gradients,
 };

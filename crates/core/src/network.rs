@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 
 use crate::{
     ActivationRule, BackwardOutput, BackwardTarget, CoreError, DynTensor, GateSet, GateSite,
-    GateState, InputSpec, MomentumStep, Result, SteppedGates, step_by_gradients,
+    GateState, InputSpec, MomentumStep, Result, Seed, SteppedGates, step_by_gradients,
 };
 
 /// A classifier whose ReLU-type activations can be gated.
@@ -75,6 +75,7 @@ pub trait GatedNetwork: Send + Sync {
     /// One soft-solver iteration: forward with `state.gates`, the gradient of `Σ seed·logits`
     /// w.r.t. every gate (as in [`GatedNetwork::gate_gradients`]), and `step` applied to the
     /// gates of each site `k` with `moving[k]` set (the others keep their gates and velocity).
+    /// Of the logits returned, only those the seed reads must be exact (see [`Seed`]).
     ///
     /// The default implementation computes every gradient first ([`step_by_gradients`]); the
     /// ONNX interpreter applies the step in its reverse pass, where each site's gradient is
@@ -85,7 +86,7 @@ pub trait GatedNetwork: Send + Sync {
         state: GateState,
         moving: &[bool],
         step: &MomentumStep,
-        seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+        seed: Seed<'_>,
     ) -> Result<SteppedGates> {
         step_by_gradients(self, input, state, moving, step, seed)
     }

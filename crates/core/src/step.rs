@@ -9,7 +9,7 @@
 
 use burn::tensor::Tensor;
 
-use crate::{CoreError, GateGradients, GateSet, GatedNetwork, Result};
+use crate::{CoreError, GateGradients, GateSet, GatedNetwork, Result, Seed};
 
 /// A projected momentum step (the soft solver's update rule).
 ///
@@ -187,10 +187,11 @@ pub fn step_by_gradients<N: GatedNetwork + ?Sized>(
     state: GateState,
     moving: &[bool],
     step: &MomentumStep,
-    seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+    seed: Seed<'_>,
 ) -> Result<SteppedGates> {
     check_state(&state, moving)?;
-    let GateGradients { logits, gradients } = net.gate_gradients(input, &state.gates, seed)?;
+    let gradient = |logits: &Tensor<2>| seed.gradient(logits);
+    let GateGradients { logits, gradients } = net.gate_gradients(input, &state.gates, &gradient)?;
     step.step_sites(
         state,
         |k, _| moving[k].then(|| gradients[k].clone()),

@@ -37,6 +37,20 @@ pub struct OnnxNetwork {
     /// inputs seen (most recent first).
     prefix: Vec<usize>,
     prefix_cache: Mutex<VecDeque<PrefixValues>>,
+    /// The step of the classifier head's convolution, if the graph ends in one (see `head`).
+    head: Option<usize>,
+}
+
+/// What a forward pass recorded for a reverse pass keeps, knows already and may skip.
+#[derive(Default)]
+pub(crate) struct Recording<'a> {
+    /// Receives, per value slot, the argmax indices of the max pooling that wrote it.
+    pub pool_indices: Option<&'a mut Vec<Option<Tensor<4, Int>>>>,
+    /// Values known already (the gate-free prefix).
+    pub preset: &'a [(usize, DynTensor)],
+    /// The only logits needed exactly, ascending and distinct (see [`feedbacknet_core::Seed`]):
+    /// the classifier head then computes those channels alone.
+    pub classes: Option<&'a [usize]>,
 }
 
 /// Inputs whose gate-free prefix values are kept: one per solver running at the same time (the
@@ -116,6 +130,7 @@ impl OnnxNetwork {
             feature_map: None,
             prefix: Vec::new(),
             prefix_cache: Mutex::new(VecDeque::new()),
+            head: None,
         };
         network.prefix = network.program.gate_free_prefix();
         let probe = Tensor::zeros([1, 3, height, width], device);
@@ -126,6 +141,7 @@ impl OnnxNetwork {
         network.num_outputs = to_logits(output)?.dims()[1];
         network.feature_map =
             crate::feature_map::find(&network.program, &values, network.num_outputs);
+        network.head = crate::head::find(&network.program, &values, network.num_outputs);
         Ok(network)
     }
 
@@ -170,7 +186,7 @@ impl OnnxNetwork {
         record: Option<&mut Vec<GateSite>>,
         retain: Retain,
     ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
-        self.execute_recorded(input, gates, record, retain, None, &[])
+        self.execute_recorded(input, gates, record, retain, Recording::default())
     }
 
     /// The values of the steps that no gate influences, for `input`: computed once and reused
@@ -256,9 +272,18 @@ impl OnnxNetwork {
         gates: Option<&GateSet>,
         mut record: Option<&mut Vec<GateSite>>,
         retain: Retain,
-        mut pool_indices: Option<&mut Vec<Option<Tensor<4, Int>>>>,
-        preset: &[(usize, DynTensor)],
+        recording: Recording<'_>,
     ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
+        let Recording {
+            mut pool_indices,
+            preset,
+            classes,
+        } = recording;
+        // The head computes the needed channels alone when they are few and valid.
+        let head = self
+            .head
+            .zip(classes)
+            .filter(|(_, c)| !c.is_empty() && c.iter().all(|&c| c < self.num_outputs));
         if let Some(g) = gates
             && g.len() != self.program.gate_count
         {
@@ -275,7 +300,7 @@ impl OnnxNetwork {
         for (slot, value) in preset {
             values[*slot] = Some(value.clone());
         }
-        for step in &self.program.steps {
+        for (index, step) in self.program.steps.iter().enumerate() {
             if values[step.output].is_some() {
                 continue; // a preset value (the steps that no gate influences)
             }
@@ -284,9 +309,15 @@ impl OnnxNetwork {
                 (Op::Activation(act), Some(k), Some(g)) => Some((*act, k, g)),
                 _ => None,
             };
+            let rows = head.filter(|(h, _)| *h == index).map(|(_, rows)| rows);
             let out =
-                match (gated, pool_indices.as_deref_mut()) {
-                    (Some((act, k, g)), _) => {
+                match (gated, rows, pool_indices.as_deref_mut()) {
+                    (None, Some(rows), _) => step
+                        .op
+                        .run_rows(inputs, rows)
+                        .ok_or_else(|| forward_error(step, "the head is not a convolution".into()))?
+                        .map_err(|e| forward_error(step, e.to_string()))?,
+                    (Some((act, k, g)), _, _) => {
                         let x = inputs.into_iter().next().ok_or_else(|| {
                             forward_error(step, "an input value is missing".into())
                         })?;
@@ -296,7 +327,7 @@ impl OnnxNetwork {
                         crate::kernels::gated_activation(x, act, gate, g.granularity())
                             .map_err(|e| forward_error(step, format!("applying the gate: {e}")))?
                     }
-                    (None, Some(indices)) => {
+                    (None, None, Some(indices)) => {
                         let (out, pooled) = step
                             .op
                             .run_recorded(inputs)
@@ -304,7 +335,7 @@ impl OnnxNetwork {
                         indices[step.output] = pooled;
                         out
                     }
-                    (None, None) => step
+                    (None, None, None) => step
                         .op
                         .run(inputs)
                         .map_err(|e| forward_error(step, e.to_string()))?,
@@ -471,7 +502,7 @@ impl GatedNetwork for OnnxNetwork {
         state: feedbacknet_core::GateState,
         moving: &[bool],
         step: &feedbacknet_core::MomentumStep,
-        seed: &dyn Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>>,
+        seed: feedbacknet_core::Seed<'_>,
     ) -> feedbacknet_core::Result<feedbacknet_core::SteppedGates> {
         crate::reverse::step_gates(self, input, state, moving, step, seed)
     }

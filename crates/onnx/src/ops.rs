@@ -128,6 +128,26 @@ impl Op {
         }
     }
 
+    /// Runs a convolution for its output channels `rows` alone (ascending, distinct, in
+    /// range), the other channels 0; `None` for any other operation.
+    pub(crate) fn run_rows(
+        &self,
+        inputs: Vec<DynTensor>,
+        rows: &[usize],
+    ) -> Option<Result<DynTensor>> {
+        let Op::Conv2d {
+            weight,
+            bias,
+            options,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let x = inputs.into_iter().next()?;
+        Some(conv_rows(x, weight, bias.as_ref(), options, rows))
+    }
+
     /// Runs the operation on its (runtime and constant) inputs.
     pub(crate) fn run(&self, mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
         let first = || -> Result<DynTensor> {
@@ -224,6 +244,47 @@ pub(crate) fn apply_activation(x: DynTensor, act: Activation) -> DynTensor {
         Activation::Relu => dyn_map!(x, t => activation::relu(t)),
         Activation::Clip { min, max } => dyn_map!(x, t => t.clamp(min, max)),
     }
+}
+
+/// The convolution's output channels `rows` (ascending, distinct, in range); the others 0.
+fn conv_rows(
+    x: DynTensor,
+    weight: &Tensor<4>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+    rows: &[usize],
+) -> Result<DynTensor> {
+    let channels = weight.dims()[0];
+    if options.groups != 1
+        || rows.is_empty()
+        || rows.windows(2).any(|w| w[0] >= w[1])
+        || rows.last() >= Some(&channels)
+    {
+        return Err(shape_err(
+            "ascending output channels of an ungrouped convolution",
+            rows.to_vec(),
+        ));
+    }
+    let pick_rows =
+        |t: &Tensor<4>| Tensor::cat(rows.iter().map(|&r| t.clone().narrow(0, r, 1)).collect(), 0);
+    let picked_bias =
+        bias.map(|b| Tensor::cat(rows.iter().map(|&r| b.clone().narrow(0, r, 1)).collect(), 0));
+    let part = run_conv(x, &pick_rows(weight), &picked_bias, options)?.into4("Conv")?;
+    let [batch, _, height, width] = part.dims();
+    let zeros = |n: usize| Tensor::<4>::zeros([batch, n, height, width], &part.device());
+    let mut pieces = Vec::with_capacity(2 * rows.len() + 1);
+    let mut next = 0;
+    for (i, &row) in rows.iter().enumerate() {
+        if row > next {
+            pieces.push(zeros(row - next));
+        }
+        pieces.push(part.clone().narrow(1, i, 1));
+        next = row + 1;
+    }
+    if next < channels {
+        pieces.push(zeros(channels - next));
+    }
+    Ok(DynTensor::R4(Tensor::cat(pieces, 1)))
 }
 
 fn run_conv(

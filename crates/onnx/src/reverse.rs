@@ -14,14 +14,14 @@ use std::{cell::RefCell, collections::HashSet};
 use burn::tensor::{Gradients, Int, Tensor};
 use feedbacknet_core::{
     ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor, GateGradients,
-    GateGranularity, GateSet, GateState, MomentumStep, Result, SteppedGates, check_state, dyn_map,
-    nan_max,
+    GateGranularity, GateSet, GateState, MomentumStep, Result, Seed, SteppedGates, check_state,
+    dyn_map, nan_max,
 };
 
 use crate::{
     compile::Step,
     kernels::{Wanted, gated_activation_backward, gated_backward_step},
-    network::{OnnxNetwork, Retain, forward_error, to_logits},
+    network::{OnnxNetwork, Recording, Retain, forward_error, to_logits},
     ops::{Activation, Op},
     pool::max_pool2d_backward,
     vjp::fast_vjp,
@@ -37,7 +37,7 @@ pub(crate) fn backward(
     target: BackwardTarget,
 ) -> Result<BackwardOutput> {
     let gates = gates.map(|g| g.clone().without_autodiff());
-    let tape = Tape::record(net, input, gates.as_ref(), &[])?;
+    let tape = Tape::record(net, input, gates.as_ref(), &[], None)?;
     let stop = match target {
         BackwardTarget::Input => Stop::Input,
         BackwardTarget::Site(k) => Stop::Slot(site_slot(net, k)?),
@@ -82,7 +82,7 @@ pub(crate) fn gate_gradients(
     seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
 ) -> Result<GateGradients> {
     let gates = gates.clone().without_autodiff();
-    let tape = Tape::record_gated(net, input, &gates)?;
+    let tape = Tape::record_gated(net, input, &gates, None)?;
     let seed = seed(&tape.logits)?;
     let mut pass = Pass::new(&tape, Some(&gates), ActivationRule::Gradient);
     pass.collect = Some(RefCell::new(vec![None; gates.len()]));
@@ -111,13 +111,19 @@ pub(crate) fn step_gates(
     state: GateState,
     moving: &[bool],
     step: &MomentumStep,
-    seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
+    seed: Seed<'_>,
 ) -> Result<SteppedGates> {
     check_state(&state, moving)?;
     let GateState { gates, velocity } = state;
     let gates = gates.without_autodiff();
-    let tape = Tape::record_gated(net, input, &gates)?;
-    let seed = seed(&tape.logits)?;
+    let classes = seed.classes().map(|c| {
+        let mut c = c.to_vec();
+        c.sort_unstable();
+        c.dedup();
+        c
+    });
+    let tape = Tape::record_gated(net, input, &gates, classes.as_deref())?;
+    let seed = seed.gradient(&tape.logits)?;
     let (sites, batch, granularity) = (gates.sites().clone(), gates.batch(), gates.granularity());
     let mut pass = Pass::new(&tape, None, ActivationRule::Gradient);
     pass.update = Some(RefCell::new(Update {
@@ -223,10 +229,17 @@ struct Tape<'a> {
 impl<'a> Tape<'a> {
     /// The forward pass of a solver iteration: the solver calls it with the same input every
     /// iteration, so the steps before the first gate come from the network's cache.
-    fn record_gated(net: &'a OnnxNetwork, input: Tensor<4>, gates: &GateSet) -> Result<Self> {
+    ///
+    /// With `classes` (ascending, distinct), only those logits are computed exactly.
+    fn record_gated(
+        net: &'a OnnxNetwork,
+        input: Tensor<4>,
+        gates: &GateSet,
+        classes: Option<&[usize]>,
+    ) -> Result<Self> {
         let input = input.without_autodiff();
         let prefix = net.gate_free_values(&input)?;
-        Self::record(net, input, Some(gates), &prefix)
+        Self::record(net, input, Some(gates), &prefix, classes)
     }
 
     fn record(
@@ -234,16 +247,21 @@ impl<'a> Tape<'a> {
         input: Tensor<4>,
         gates: Option<&GateSet>,
         preset: &[(usize, DynTensor)],
+        classes: Option<&[usize]>,
     ) -> Result<Self> {
         let program = net.program();
         let mut pool_indices = Vec::new();
+        let recording = Recording {
+            pool_indices: Some(&mut pool_indices),
+            preset,
+            classes,
+        };
         let values = net.execute_recorded(
             input.without_autodiff(),
             gates,
             None,
             Retain::All,
-            Some(&mut pool_indices),
-            preset,
+            recording,
         )?;
         let output = values[program.output]
             .clone()

@@ -6,7 +6,7 @@ mod common;
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::{
     ActivationRule, BackwardTarget, GateGranularity, GateSet, GateState, GatedNetwork,
-    MomentumStep, autodiff_gate_gradients, autodiff_input_gradient, step_by_gradients,
+    MomentumStep, Seed, autodiff_gate_gradients, autodiff_input_gradient, step_by_gradients,
 };
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
@@ -523,10 +523,11 @@ fn the_step_fused_into_the_reverse_pass_equals_the_step_after_it() {
                     .map(|k| iteration > 0 || 2 * k >= site_count)
                     .collect();
                 let a = net
-                    .step_gates(x.clone(), fused, &moving, &step, &seed)
+                    .step_gates(x.clone(), fused, &moving, &step, Seed::new(&seed))
                     .unwrap();
                 let b =
-                    step_by_gradients(&net, x.clone(), reference, &moving, &step, &seed).unwrap();
+                    step_by_gradients(&net, x.clone(), reference, &moving, &step, Seed::new(&seed))
+                        .unwrap();
                 assert_eq!(
                     flat(a.logits),
                     flat(b.logits),
@@ -560,6 +561,69 @@ fn the_step_fused_into_the_reverse_pass_equals_the_step_after_it() {
                 }
                 (fused, reference) = (a.state, b.state);
             }
+        }
+    }
+}
+
+/// A seed that reads the target logit alone (`Seed::reading_only`) steps the gates exactly as
+/// the same seed reading every logit, iteration after iteration, and keeps the target logit;
+/// on SqueezeNet, whose classifier is a convolution, the other logits are not computed (they
+/// read 0), and so on MobileNet v2 (a 1×1 convolution after the pooling); on EfficientNet-Lite0
+/// (a fully connected classifier) every logit is kept.
+#[test]
+fn a_seed_reading_the_target_alone_steps_the_same_gates() {
+    let device = Device::flex();
+    let step = MomentumStep {
+        learning_rate: 0.1,
+        momentum: 0.9,
+        lambda: 0.01,
+    };
+    for (file, class, head_skipped) in [
+        ("squeezenet1.1.onnx", 243, true),
+        ("mobilenet_v2_1.0_224.onnx", 244, true),
+        ("efficientnet_lite0.onnx", 243, false),
+    ] {
+        let (net, x) = net_and_photo(file, 224, &device);
+        let sites = net.gate_sites([224, 224]).unwrap();
+        let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+            Ok(one_hot(class, logits.dims()[1], &logits.device()))
+        };
+        let fresh = || {
+            let gates = GateSet::ones(sites.clone(), 1, GateGranularity::Neuron, &device);
+            let velocity = gates.values().iter().map(|g| g.zeros_like()).collect();
+            GateState { gates, velocity }
+        };
+        let moving = vec![true; sites.len()];
+        // Repeats are allowed (a batch may explain one class twice).
+        let targets = [class, class];
+        let (mut narrow, mut full) = (fresh(), fresh());
+        for iteration in 0..3 {
+            let context = format!("{file} iteration {iteration}");
+            let reading_target = Seed::new(&seed).reading_only(&targets);
+            let a = net
+                .step_gates(x.clone(), narrow, &moving, &step, reading_target)
+                .unwrap();
+            let b = net
+                .step_gates(x.clone(), full, &moving, &step, Seed::new(&seed))
+                .unwrap();
+            let (la, lb) = (flat(a.logits), flat(b.logits));
+            // Up to float rounding: a product of one row may round otherwise than the split
+            // product of all rows.
+            let close = |p: f32, q: f32| (p - q).abs() <= 1e-5 * q.abs().max(1.0);
+            assert!(close(la[class], lb[class]), "{context}: the target logit");
+            assert!(lb[class] != 0.0, "{context}: a real target logit");
+            let others_zero = la.iter().enumerate().all(|(j, &l)| j == class || l == 0.0);
+            assert_eq!(others_zero, head_skipped, "{context}: the other logits");
+            if !head_skipped {
+                assert!(max_abs_diff(&la, &lb) <= 1e-4, "{context}: every logit");
+            }
+            assert!(b.moved > 0.0 && close(a.moved, b.moved), "{context}: moved");
+            let pairs = a.state.gates.values().iter().zip(b.state.gates.values());
+            for (k, (ga, gb)) in pairs.enumerate() {
+                let (ga, gb) = (flat(ga.clone()), flat(gb.clone()));
+                assert!(max_abs_diff(&ga, &gb) <= 1e-5, "{context}: site {k}");
+            }
+            (narrow, full) = (a.state, b.state);
         }
     }
 }

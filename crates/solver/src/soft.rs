@@ -1,7 +1,7 @@
 //! The soft feedback solver (continuous relaxation of the gate inference).
 
 use burn::tensor::{Tensor, activation::softmax};
-use feedbacknet_core::{GateSet, GateState, GatedNetwork, MomentumStep};
+use feedbacknet_core::{GateSet, GateState, GatedNetwork, MomentumStep, Seed};
 
 use crate::{
     Objective, Result, SolverConfig, SolverError,
@@ -51,6 +51,11 @@ pub fn soft_feedback(
             Objective::LogSoftmax => target.sub(softmax(logits.clone(), 1)),
         })
     };
+    // The logit objective reads each sample's target logit alone (below and in the seed).
+    let seed = match config.objective {
+        Objective::Logit => Seed::new(&seed).reading_only(targets),
+        Objective::LogSoftmax => Seed::new(&seed),
+    };
     let step = MomentumStep {
         learning_rate: config.learning_rate,
         momentum: config.momentum,
@@ -64,7 +69,7 @@ pub fn soft_feedback(
         let moving: Vec<bool> = (0..site_count)
             .map(|site| config.schedule.moves(site, site_count, iterations))
             .collect();
-        let stepped = net.step_gates(input.clone(), state, &moving, &step, &seed)?;
+        let stepped = net.step_gates(input.clone(), state, &moving, &step, seed)?;
         trace.push(read(target_scores(stepped.logits, targets))?);
         if !stepped.moved.is_finite() {
             return Err(SolverError::Diverged {

@@ -110,6 +110,43 @@ impl Io<'_> {
     }
 }
 
+/// Lanes of the chunk loops: each lane keeps its own largest change, so that no reduction
+/// crosses lanes inside the loop and the loop vectorizes (a running `max` over one scalar does
+/// not: LLVM keeps float reductions in order).
+const LANES: usize = 16;
+
+/// Per lane, the largest gate change and the sum of the changes (NaN exactly when a change
+/// was NaN: every change is `≥ 0`, so no `∞ − ∞` arises).
+struct Changes {
+    max: [f32; LANES],
+    sum: [f32; LANES],
+}
+
+impl Changes {
+    fn new() -> Self {
+        Self {
+            max: [0.0; LANES],
+            sum: [0.0; LANES],
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, lane: usize, change: f32) {
+        let m = &mut self.max[lane];
+        *m = if change > *m { change } else { *m };
+        self.sum[lane] += change;
+    }
+
+    /// The largest change, or NaN if any change was NaN.
+    fn total(&self) -> f32 {
+        if self.sum.iter().any(|s| s.is_nan()) {
+            f32::NAN
+        } else {
+            self.max.iter().fold(0.0, |a, &b| a.max(b))
+        }
+    }
+}
+
 /// One chunk: `dx = dy · g · [active(x)]` (unless `dx` is empty), then the step with the gate
 /// gradient `dy · f(x)`; the largest gate change (NaN if any).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
@@ -121,25 +158,44 @@ fn step_chunk<F: Fn(f32) -> f32, A: Fn(f32) -> bool>(
     f: &F,
     active: &A,
 ) -> f32 {
-    let (mut moved, mut nan) = (0.0f32, false);
-    let mut update = |g: &mut f32, v: &mut f32, x: f32, dy: f32| {
+    let mut changes = Changes::new();
+    // The gate's step; its change.
+    let update = |g: &mut f32, v: &mut f32, x: f32, dy: f32| {
         let (next_g, next_v) = step.element(*g, *v, dy * f(x));
         let change = (next_g - *g).abs();
         *g = next_g;
         *v = next_v;
-        moved = moved.max(change);
-        nan |= change.is_nan();
+        change
     };
-    let states = gs.iter_mut().zip(vs.iter_mut());
+    let (g_blocks, g_tail) = gs.as_chunks_mut::<LANES>();
+    let (v_blocks, v_tail) = vs.as_chunks_mut::<LANES>();
+    let (x_blocks, x_tail) = xs.as_chunks::<LANES>();
+    let (y_blocks, y_tail) = dys.as_chunks::<LANES>();
+    let blocks = g_blocks.iter_mut().zip(v_blocks.iter_mut());
+    let blocks = blocks.zip(x_blocks.iter().zip(y_blocks));
+    let tail = g_tail.iter_mut().zip(v_tail.iter_mut());
+    let tail = tail.zip(x_tail.iter().zip(y_tail));
     if dx.is_empty() {
-        for ((g, v), (&x, &dy)) in states.zip(xs.iter().zip(dys)) {
-            update(g, v, x, dy);
+        for ((g, v), (x, dy)) in blocks {
+            for i in 0..LANES {
+                changes.add(i, update(&mut g[i], &mut v[i], x[i], dy[i]));
+            }
+        }
+        for ((g, v), (&x, &dy)) in tail {
+            changes.add(0, update(g, v, x, dy));
         }
     } else {
-        for (((g, v), (&x, &dy)), d) in states.zip(xs.iter().zip(dys)).zip(dx.iter_mut()) {
+        let (d_blocks, d_tail) = dx.as_chunks_mut::<LANES>();
+        for (((g, v), (x, dy)), d) in blocks.zip(d_blocks) {
+            for i in 0..LANES {
+                d[i].write(if active(x[i]) { dy[i] * g[i] } else { 0.0 });
+                changes.add(i, update(&mut g[i], &mut v[i], x[i], dy[i]));
+            }
+        }
+        for (((g, v), (&x, &dy)), d) in tail.zip(d_tail) {
             d.write(if active(x) { dy * *g } else { 0.0 });
-            update(g, v, x, dy);
+            changes.add(0, update(g, v, x, dy));
         }
     }
-    if nan { f32::NAN } else { moved }
+    changes.total()
 }

@@ -1,0 +1,51 @@
+//! The classifier head: a convolution whose output channel `j` alone makes logit `j`
+//! (SqueezeNet's `conv10` of 512 → 1000 channels, then ReLU and global average pooling). A
+//! solver iteration that reads a few logits computes only those channels of it.
+
+use feedbacknet_core::DynTensor;
+
+use crate::{compile::Program, ops::Op};
+
+/// The index of the head's convolution step, from the values of a probe forward pass: the
+/// graph output is that convolution followed only by per-channel steps (activations, global
+/// average pooling, flattening of `[N, C, 1, 1]`), each value read by the next step alone.
+pub(crate) fn find(
+    program: &Program,
+    values: &[Option<DynTensor>],
+    classes: usize,
+) -> Option<usize> {
+    let mut readers = vec![0usize; program.slots];
+    for step in &program.steps {
+        for &slot in &step.inputs {
+            readers[slot] += 1;
+        }
+    }
+    let channels = |slot: usize| values[slot].as_ref().map(|v| v.dims());
+    let mut slot = program.output;
+    loop {
+        let index = program.steps.iter().position(|s| s.output == slot)?;
+        let step = &program.steps[index];
+        let [input] = step.inputs[..] else {
+            return None;
+        };
+        let dims = channels(input)?;
+        let one_per_class = dims.len() >= 2 && dims[1] == classes;
+        match &step.op {
+            Op::Conv2d {
+                weight, options, ..
+            } => {
+                let out = channels(slot)?;
+                return (options.groups == 1 && weight.dims()[0] == classes && out.len() == 4)
+                    .then_some(index);
+            }
+            Op::Activation(_) | Op::GlobalAveragePool | Op::Identity if one_per_class => {}
+            Op::Flatten { .. } | Op::Reshape { .. }
+                if one_per_class && dims[2..].iter().all(|&d| d == 1) => {}
+            _ => return None,
+        }
+        if readers[input] != 1 {
+            return None;
+        }
+        slot = input;
+    }
+}
