@@ -537,23 +537,24 @@ mod flex {
         let (mut best, mut first) = (vec![0.0f32; cols.out], vec![0i32; cols.out]);
         for (oh, &(r0, r1)) in rows.iter().enumerate() {
             let real = cols.pad..cols.pad + width;
-            column_max[real.clone()].copy_from_slice(&x[r0 * width..(r0 + 1) * width]);
-            for (c, at) in column_at[real.clone()].iter_mut().enumerate() {
-                *at = (r0 * width + c) as i32;
+            column_maxima(
+                x,
+                width,
+                (r0, r1),
+                &mut column_max[real.clone()],
+                &mut column_at[real],
+            );
+            if cols.stride == 2 {
+                split_pairs(
+                    &column_max[..2 * phase_len],
+                    phase_max.split_at_mut(phase_len),
+                );
+                split_pairs(
+                    &column_at[..2 * phase_len],
+                    phase_at.split_at_mut(phase_len),
+                );
             }
-            for r in r0 + 1..r1 {
-                let row = &x[r * width..(r + 1) * width];
-                let base = (r * width) as i32;
-                let lanes = column_max[real.clone()]
-                    .iter_mut()
-                    .zip(column_at[real.clone()].iter_mut());
-                for (c, ((m, at), &v)) in lanes.zip(row).enumerate() {
-                    let take = (v > *m) | v.is_nan();
-                    *m = if take { v } else { *m };
-                    *at = if take { base + c as i32 } else { *at };
-                }
-            }
-            for p in 0..cols.stride {
+            for p in (0..cols.stride).filter(|_| cols.stride != 2) {
                 let phase = p * phase_len..(p + 1) * phase_len;
                 let targets = phase_max[phase.clone()]
                     .iter_mut()
@@ -587,6 +588,60 @@ mod flex {
             for (i, &f) in idx[row].iter_mut().zip(&first) {
                 i.write(i64::from(f));
             }
+        }
+    }
+
+    /// The even elements of `pairs` into `even`, the odd ones into `odd` (a stride-2 pooling's
+    /// two phases; this form of the loop vectorizes, a runtime stride does not).
+    #[inline(always)]
+    fn split_pairs<T: Copy>(pairs: &[T], (even, odd): (&mut [T], &mut [T])) {
+        let (pairs, _) = pairs.as_chunks::<2>();
+        for ((e, o), &[a, b]) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+            (*e, *o) = (a, b);
+        }
+    }
+
+    /// Per column of `x` (rows of `width`), the maximum over rows `r0..r1` into `max` and the
+    /// flat index of its first occurrence (of the last NaN, if any) into `at`.
+    ///
+    /// Blocks of columns are reduced in local arrays and stored once: the compiler would turn
+    /// an in-place `if take { v } else { *m }` into masked stores, which are slow on AMD cores.
+    #[inline(always)]
+    fn column_maxima(x: &[f32], width: usize, (r0, r1): Window, max: &mut [f32], at: &mut [i32]) {
+        const L: usize = 8;
+        let c0 = max.len() / L * L; // the first column of the tail
+        let (max_blocks, max_tail) = max.as_chunks_mut::<L>();
+        let (at_blocks, at_tail) = at.as_chunks_mut::<L>();
+        let blocks = max_blocks.iter_mut().zip(at_blocks.iter_mut());
+        for (b, (max, at)) in blocks.enumerate() {
+            let c0 = b * L;
+            let mut m: [f32; L] = std::array::from_fn(|i| x[r0 * width + c0 + i]);
+            let mut a: [i32; L] = std::array::from_fn(|i| (r0 * width + c0 + i) as i32);
+            for r in r0 + 1..r1 {
+                let row = &x[r * width + c0..][..L];
+                for i in 0..L {
+                    let v = row[i];
+                    let take = (v > m[i]) | v.is_nan();
+                    m[i] = if take { v } else { m[i] };
+                    a[i] = if take {
+                        (r * width + c0 + i) as i32
+                    } else {
+                        a[i]
+                    };
+                }
+            }
+            (*max, *at) = (m, a);
+        }
+        for (i, (max, at)) in max_tail.iter_mut().zip(at_tail).enumerate() {
+            let c = c0 + i;
+            let (mut m, mut a) = (x[r0 * width + c], (r0 * width + c) as i32);
+            for r in r0 + 1..r1 {
+                let v = x[r * width + c];
+                if (v > m) | v.is_nan() {
+                    (m, a) = (v, (r * width + c) as i32);
+                }
+            }
+            (*max, *at) = (m, a);
         }
     }
 

@@ -112,28 +112,41 @@ pub(crate) fn conv(
 }
 
 /// The `C · KH` rows `(c, ky)`, each [`Geometry::row_len`] long: every sample's zero-padded
-/// plane of channel `c` from its row `ky` on (zeros after it).
+/// plane of channel `c` from its row `ky` on (zeros after it). Each element is written once:
+/// the padding as zeros, the rest copied.
 fn shifted_copy(x: &[f32], g: &Geometry) -> Vec<f32> {
     let (plane, row_len) = (g.plane(), g.row_len());
     let [h, w] = g.input;
     let [_, wp] = g.padded;
     let [pt, pl] = g.pad;
     let kh = g.kernel[0];
-    let mut shifted = vec![0.0f32; g.depth() * row_len];
-    each_plane(&mut shifted, row_len, |r, row| {
+    let zero = MaybeUninit::new(0.0f32);
+    let fill = |r: usize, row: &mut [MaybeUninit<f32>]| {
         let (c, ky) = (r / kh, r % kh);
-        for n in 0..g.batch {
+        let (planes, tail) = row.split_at_mut(g.batch * plane);
+        for (n, dst) in planes.chunks_exact_mut(plane).enumerate() {
             let source = &x[(n * g.channels + c) * h * w..][..h * w];
-            let dst = &mut row[n * plane..][..plane];
-            for (i, line) in source.chunks_exact(w).enumerate() {
-                // Input row `i` is padded row `pt + i`, which this shift puts `ky` rows higher.
-                if let Some(at) = (pt + i).checked_sub(ky) {
-                    dst[at * wp + pl..][..w].copy_from_slice(line);
+            for (at, line) in dst.chunks_exact_mut(wp).enumerate() {
+                // Padded row `at + ky` holds input row `at + ky − pt`, if there is one.
+                let input_row = (at + ky).checked_sub(pt).filter(|&i| i < h);
+                let Some(i) = input_row else {
+                    line.fill(zero);
+                    continue;
+                };
+                let (left, rest) = line.split_at_mut(pl);
+                let (middle, right) = rest.split_at_mut(w);
+                left.fill(zero);
+                for (d, &v) in middle.iter_mut().zip(&source[i * w..][..w]) {
+                    d.write(v);
                 }
+                right.fill(zero);
             }
         }
-    });
-    shifted
+        tail.fill(zero);
+    };
+    // SAFETY: `fill` writes every element of each row: every padded line of every plane, then
+    // the tail after the planes.
+    unsafe { written(g.depth() * row_len, |out| each_plane(out, row_len, fill)) }
 }
 
 /// `Σ_kx W[kx] · shifted[:, kx ..]`: the `[O, result_columns]` result, where `W[kx]` is the
@@ -183,5 +196,39 @@ fn crop(result: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
         written(g.batch * g.outputs * oh * ow, |out| {
             each_plane(out, oh * ow, crop_plane)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution, module::conv2d, ops::ConvOptions};
+
+    use super::*;
+
+    #[test]
+    #[cfg(feature = "flex")] // the kernel reads flex buffers
+    fn dense_convolutions_equal_burn() {
+        let device = Device::flex();
+        // Square and non-square kernels, padding 0 to kernel − 1, a batch of 2, odd sizes.
+        for ([batch, c, h, w], [o, kh, kw], pad) in [
+            ([1, 5, 13, 13], [7, 3, 3], [1, 1]),
+            ([2, 3, 9, 11], [4, 3, 3], [0, 0]),
+            ([2, 4, 8, 6], [3, 3, 1], [2, 0]),
+            ([1, 2, 6, 7], [5, 5, 3], [1, 2]),
+        ] {
+            let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let weight =
+                Tensor::<4>::random([o, c, kh, kw], Distribution::Normal(0.0, 1.0), &device);
+            let bias = Tensor::<1>::random([o], Distribution::Normal(0.0, 1.0), &device);
+            let ours = conv(&x, &weight, Some(&bias), pad).expect("a dense convolution");
+            let options = ConvOptions::new([1, 1], pad, [1, 1], 1);
+            let theirs = conv2d(x, weight, Some(bias), options);
+            assert_eq!(ours.dims(), theirs.dims());
+            let worst: f32 = ours.sub(theirs).abs().max().into_scalar();
+            assert!(
+                worst < 1e-4,
+                "{batch}x{c}x{h}x{w} by {o}x{kh}x{kw} pad {pad:?}: {worst}"
+            );
+        }
     }
 }
