@@ -67,6 +67,51 @@ pub fn owned_pair<const D: usize>(
     }
 }
 
+/// The `f32` values of a flex tensor in row-major order, read in place where they lie
+/// contiguously in its buffer (a channel range of a batch-1 map, as the gradient of a
+/// concatenation hands out), else from a contiguous copy.
+pub struct Values {
+    tensor: FlexTensor,
+    range: std::ops::Range<usize>,
+}
+
+impl Values {
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.tensor.storage::<f32>()[self.range.clone()]
+    }
+}
+
+/// [`Values`] of `t`, if `t` is a plain `f32` flex tensor.
+pub fn values<const D: usize>(t: &Tensor<D>) -> Option<Values> {
+    let p = t.clone().try_into_primitive::<Flex>().ok()?;
+    if p.dtype() != DType::F32 {
+        return None;
+    }
+    let (start, end) = p.layout().contiguous_offsets().unwrap_or((usize::MAX, 0));
+    let in_place = start <= end && end * size_of::<f32>() <= p.bytes().len();
+    let (tensor, range) = if in_place {
+        (p, start..end)
+    } else {
+        let p = p.to_contiguous();
+        let n = p.layout().num_elements();
+        (p, 0..n)
+    };
+    Some(Values { tensor, range })
+}
+
+/// [`values`] of a tensor of any rank.
+pub fn dyn_values(t: &DynTensor) -> Option<Values> {
+    match t {
+        DynTensor::R1(t) => values(t),
+        DynTensor::R2(t) => values(t),
+        DynTensor::R3(t) => values(t),
+        DynTensor::R4(t) => values(t),
+        DynTensor::R5(t) => values(t),
+        DynTensor::R6(t) => values(t),
+    }
+}
+
 /// The tensor of a flex primitive.
 pub fn tensor<const D: usize>(p: FlexTensor) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(p)
@@ -190,6 +235,41 @@ pub fn per_plane<A: Send, B: Send>(
     } else {
         for (p, (a, b)) in a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate() {
             f(p, a, b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Device;
+
+    use super::*;
+
+    fn row_major(t: &Tensor<4>) -> Vec<f32> {
+        t.clone().into_data().to_vec::<f32>().expect("f32")
+    }
+
+    #[test]
+    fn values_read_views_in_row_major_order() {
+        let device = Device::flex();
+        let data: Vec<f32> = (0..2 * 4 * 3 * 5).map(|i| i as f32).collect();
+        let t = Tensor::<1>::from_floats(data.as_slice(), &device).reshape([2, 4, 3, 5]);
+        let one = t.clone().narrow(0, 1, 1);
+        // A channel range of one sample (contiguous, at an offset), a channel range of both
+        // samples (strided), a transposed view and the whole tensor.
+        for view in [
+            one.clone().narrow(1, 1, 2),
+            t.clone().narrow(1, 2, 2),
+            t.clone().swap_dims(2, 3),
+            t.clone(),
+        ] {
+            let read = values(&view).expect("a flex tensor");
+            assert_eq!(
+                read.as_slice(),
+                row_major(&view).as_slice(),
+                "{:?}",
+                view.dims()
+            );
         }
     }
 }

@@ -376,8 +376,8 @@ mod flex {
     use feedbacknet_core::{
         ActivationRule, DynTensor, GateGranularity,
         flex::{
-            buffer, chunked, chunked_pair, dyn_buffer, each_plane, float, float_like, int,
-            per_plane, written,
+            buffer, chunked, chunked_pair, dyn_buffer, dyn_values, each_plane, float, float_like,
+            int, per_plane, written,
         },
     };
 
@@ -847,7 +847,7 @@ mod flex {
             return None;
         }
         let px = dyn_buffer(x)?;
-        let pdy = dyn_buffer(dy)?;
+        let pdy = dyn_values(dy)?;
         let n = px.layout().num_elements();
         let pg = match gate {
             Some((g, _)) => Some(buffer(g)?),
@@ -864,8 +864,8 @@ mod flex {
             Vec::new()
         };
         let gs: &[f32] = pg.as_ref().map_or(&ones[..], |p| p.storage());
-        let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.storage());
-        if gs.len() * share != n {
+        let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.as_slice());
+        if gs.len() * share != n || dys.len() != n {
             return None;
         }
         let dx_len = if wanted.input { n } else { 0 };

@@ -279,11 +279,13 @@ impl OnnxNetwork {
             preset,
             classes,
         } = recording;
-        // The head computes the needed channels alone when they are few and valid.
-        let head = self
-            .head
-            .zip(classes)
-            .filter(|(_, c)| !c.is_empty() && c.iter().all(|&c| c < self.num_outputs));
+        // The head computes the needed channels alone when they are valid and at most a
+        // quarter of them (past that, the one full product is the cheaper way).
+        let head = self.head.zip(classes).filter(|(_, c)| {
+            !c.is_empty()
+                && 4 * c.len() <= self.num_outputs
+                && c.iter().all(|&c| c < self.num_outputs)
+        });
         if let Some(g) = gates
             && g.len() != self.program.gate_count
         {

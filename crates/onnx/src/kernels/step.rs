@@ -8,7 +8,7 @@ use std::mem::MaybeUninit;
 use burn::tensor::Tensor;
 use feedbacknet_core::{
     DynTensor, MomentumStep, SteppedGate,
-    flex::{PARALLEL_MIN, dyn_buffer, float_like, owned_pair, tensor, written},
+    flex::{PARALLEL_MIN, dyn_buffer, dyn_values, float_like, owned_pair, tensor, written},
     nan_max,
 };
 use rayon::prelude::*;
@@ -30,11 +30,12 @@ pub(crate) fn backward_step(
     let n = x.numel();
     let fits =
         dy.dims() == x.dims() && g.dims() == v.dims() && g.dims().iter().product::<usize>() == n;
-    let (Some(px), Some(pdy)) = (dyn_buffer(x).filter(|_| fits), dyn_buffer(dy)) else {
+    // `dy` in place: a fire module's concatenation hands out channel ranges of its gradient.
+    let (Some(px), Some(pdy)) = (dyn_buffer(x).filter(|_| fits), dyn_values(dy)) else {
         return Err((g, v));
     };
     let (mut pg, mut pv) = owned_pair(g, v)?;
-    let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.storage());
+    let (xs, dys): (&[f32], &[f32]) = (px.storage(), pdy.as_slice());
     let (gs, vs) = (pg.storage_mut::<f32>(), pv.storage_mut::<f32>());
     let mut moved = 0.0;
     let io = Io { xs, dys, step };
