@@ -246,7 +246,7 @@ mod tests {
     use super::*;
 
     fn row_major(t: &Tensor<4>) -> Vec<f32> {
-        t.clone().into_data().to_vec::<f32>().expect("f32")
+        t.clone().into_data().try_to_vec::<f32>().expect("f32")
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::Result;
 /// };
 /// let seed = Seed::new(&one_hot).reading_only(&[2]);
 /// let logits = Tensor::<2>::from_floats([[0.5, -1.0, 3.0]], &device);
-/// assert_eq!(seed.gradient(&logits)?.into_data().to_vec::<f32>().unwrap(), [0.0, 0.0, 1.0]);
+/// assert_eq!(seed.gradient(&logits)?.into_data().try_to_vec::<f32>().unwrap(), [0.0, 0.0, 1.0]);
 /// assert_eq!(seed.classes(), Some(&[2][..]));
 /// # Ok::<(), feedbacknet_core::CoreError>(())
 /// ```
