@@ -54,6 +54,14 @@ pub struct GateState {
     pub velocity: Vec<Tensor<2>>,
 }
 
+impl GateState {
+    /// `gates` with every velocity zero: the state a solve starts from.
+    pub fn at_rest(gates: GateSet) -> Self {
+        let velocity = gates.values().iter().map(Tensor::zeros_like).collect();
+        Self { gates, velocity }
+    }
+}
+
 /// What [`GatedNetwork::step_gates`](crate::GatedNetwork::step_gates) returns.
 #[derive(Debug, Clone)]
 pub struct SteppedGates {

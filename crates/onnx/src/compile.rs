@@ -53,6 +53,11 @@ pub(crate) struct Program {
 }
 
 impl Program {
+    /// The index of the step that writes `slot`, if a step does.
+    pub fn writer(&self, slot: usize) -> Option<usize> {
+        self.steps.iter().position(|s| s.output == slot)
+    }
+
     /// The steps (in program order) whose outputs depend on the input and the constants only,
     /// through no gate: their values are the same for every gate setting.
     pub fn gate_free_prefix(&self) -> Vec<usize> {

@@ -32,7 +32,7 @@ pub(crate) fn find(
 
 /// If `slot` is `act(conv(x))` with one conv channel per class, the slot of `x`.
 fn classifier_input(program: &Program, slot: usize, classes: usize) -> Option<usize> {
-    let producer = |slot: usize| program.steps.iter().find(|s| s.output == slot);
+    let producer = |slot: usize| program.writer(slot).map(|i| &program.steps[i]);
     let act = producer(slot)?;
     act.gate?;
     let conv = producer(*act.inputs.first()?)?;

@@ -23,7 +23,7 @@ pub(crate) fn find(
     let channels = |slot: usize| values[slot].as_ref().map(|v| v.dims());
     let mut slot = program.output;
     loop {
-        let index = program.steps.iter().position(|s| s.output == slot)?;
+        let index = program.writer(slot)?;
         let step = &program.steps[index];
         let [input] = step.inputs[..] else {
             return None;

@@ -488,32 +488,37 @@ fn a_gate_site_target_returns_its_activation_and_gradient() {
     );
 }
 
+/// The soft solver's default step (the authors' public code).
+fn paper_step() -> MomentumStep {
+    MomentumStep {
+        learning_rate: 0.1,
+        momentum: 0.9,
+        lambda: 0.01,
+    }
+}
+
+/// The seed of a class's logit: its one-hot row.
+fn class_seed(class: usize) -> impl Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>> {
+    move |logits| Ok(one_hot(class, logits.dims()[1], &logits.device()))
+}
+
 /// The step fused into the reverse pass (`step_gates`) equals the step taken after the gate
 /// gradients (`step_by_gradients`), iteration after iteration: per neuron and per channel, with
 /// some sites held still, on SqueezeNet and MobileNet v2 (ReLU6).
 #[test]
 fn the_step_fused_into_the_reverse_pass_equals_the_step_after_it() {
     let device = Device::flex();
-    let step = MomentumStep {
-        learning_rate: 0.1,
-        momentum: 0.9,
-        lambda: 0.01,
-    };
+    let step = paper_step();
     for (file, class) in [
         ("squeezenet1.1.onnx", 243),
         ("mobilenet_v2_1.0_224.onnx", 244),
     ] {
         let (net, x) = net_and_photo(file, 224, &device);
         let sites = net.gate_sites([224, 224]).unwrap();
-        let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
-            Ok(one_hot(class, logits.dims()[1], &logits.device()))
-        };
+        let seed = class_seed(class);
         for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
-            let fresh = || {
-                let gates = GateSet::ones(sites.clone(), 1, granularity, &device);
-                let velocity = gates.values().iter().map(|g| g.zeros_like()).collect();
-                GateState { gates, velocity }
-            };
+            let fresh =
+                || GateState::at_rest(GateSet::ones(sites.clone(), 1, granularity, &device));
             let (mut fused, mut reference) = (fresh(), fresh());
             let site_count = sites.len();
             for iteration in 0..3 {
@@ -573,11 +578,7 @@ fn the_step_fused_into_the_reverse_pass_equals_the_step_after_it() {
 #[test]
 fn a_seed_reading_the_target_alone_steps_the_same_gates() {
     let device = Device::flex();
-    let step = MomentumStep {
-        learning_rate: 0.1,
-        momentum: 0.9,
-        lambda: 0.01,
-    };
+    let step = paper_step();
     for (file, class, head_skipped) in [
         ("squeezenet1.1.onnx", 243, true),
         ("mobilenet_v2_1.0_224.onnx", 244, true),
@@ -585,14 +586,9 @@ fn a_seed_reading_the_target_alone_steps_the_same_gates() {
     ] {
         let (net, x) = net_and_photo(file, 224, &device);
         let sites = net.gate_sites([224, 224]).unwrap();
-        let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
-            Ok(one_hot(class, logits.dims()[1], &logits.device()))
-        };
-        let fresh = || {
-            let gates = GateSet::ones(sites.clone(), 1, GateGranularity::Neuron, &device);
-            let velocity = gates.values().iter().map(|g| g.zeros_like()).collect();
-            GateState { gates, velocity }
-        };
+        let seed = class_seed(class);
+        let neuron = GateGranularity::Neuron;
+        let fresh = || GateState::at_rest(GateSet::ones(sites.clone(), 1, neuron, &device));
         let moving = vec![true; sites.len()];
         // Repeats are allowed (a batch may explain one class twice).
         let targets = [class, class];

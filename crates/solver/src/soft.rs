@@ -40,9 +40,7 @@ pub fn soft_feedback(
     check_finite(input)?;
     let sites = net.gate_sites([height, width])?;
     let device = input.device();
-    let gates = GateSet::ones(sites, batch, config.granularity, &device);
-    let velocity = gates.values().iter().map(|g| g.zeros_like()).collect();
-    let mut state = GateState { gates, velocity };
+    let mut state = GateState::at_rest(GateSet::ones(sites, batch, config.granularity, &device));
     let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
         let [_, classes] = logits.dims();
         let target = one_hot(targets, classes, &logits.device());
