@@ -299,6 +299,8 @@ impl Compiler<'_> {
                     cfg.groups,
                 );
                 let backward_weight = backward_weight(&weight, &options);
+                let winograd =
+                    crate::kernels::winograd_weights(&weight, backward_weight.as_deref(), &options);
                 self.unary(
                     node,
                     Op::Conv2d {
@@ -306,6 +308,7 @@ impl Compiler<'_> {
                         bias,
                         options,
                         backward_weight,
+                        winograd,
                     },
                     None,
                 )
@@ -540,20 +543,29 @@ mod tests {
     }
 
     #[test]
-    fn the_dense_kernel_equals_burn_forward_and_backward() {
+    fn the_dense_and_winograd_kernels_equal_burn_forward_and_backward() {
         let device = Device::flex();
         let normal = Distribution::Normal(0.0, 1.0);
         for (batch, k, pad) in [(2, 3, 1), (1, 3, 0), (3, 5, 2), (2, 5, 1), (2, 1, 0)] {
             let case = format!("batch {batch} k {k} pad {pad}");
             let x = Tensor::<4>::random([batch, 8, 31, 29], normal, &device);
-            let weight = Tensor::<4>::random([6, 8, k, k], normal, &device);
-            let bias = Some(Tensor::<1>::random([6], normal, &device));
+            let weight = Tensor::<4>::random([12, 8, k, k], normal, &device);
+            let bias = Some(Tensor::<1>::random([12], normal, &device));
             let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
+            let backward_weight = backward_weight(&weight, &options);
+            let winograd =
+                crate::kernels::winograd_weights(&weight, backward_weight.as_deref(), &options);
+            assert_eq!(
+                winograd.as_ref().map(|w| w.backward.is_some()),
+                (k == 3).then_some(true),
+                "{case}: the Winograd kernel takes exactly the 3×3 kernels, both ways"
+            );
             let op = Op::Conv2d {
                 weight: weight.clone(),
                 bias: bias.clone(),
                 options: options.clone(),
-                backward_weight: backward_weight(&weight, &options),
+                backward_weight,
+                winograd,
             };
             assert_eq!(
                 crate::kernels::dense_conv(&x, &weight, bias.as_ref(), &options).is_some(),

@@ -4,7 +4,9 @@
 //! - max pooling with its argmax indices (a tight loop over precomputed windows);
 //! - the gated activation forward, `act(x)·g`, in one pass;
 //! - the gated activation backward: `dx` under an [`ActivationRule`] and `∂/∂g`, in one pass;
-//! - depthwise convolutions ([`depthwise`]).
+//! - depthwise convolutions (`depthwise`);
+//! - dense stride-1 convolutions as matrix products (`dense`), and the 3×3 ones by
+//!   Winograd's F(2×2, 3×3) (`winograd`: 2.25 times fewer multiply-adds).
 //!
 //! The hot loops are compiled for AVX-512 and AVX2 besides the baseline, and the CPU picks
 //! one at run time (`multiversion`).
@@ -35,6 +37,8 @@ mod pointwise;
 mod product;
 #[cfg(feature = "flex")]
 mod step;
+#[cfg(feature = "flex")]
+mod winograd;
 
 /// Max pooling that also returns, per output, the flat index (`row · width + column`) of its
 /// input maximum within the plane (Burn's convention).
@@ -59,7 +63,7 @@ pub(crate) fn max_pool(x: Tensor<4>, options: &MaxPoolOptions<2>) -> Tensor<4> {
 }
 
 /// The input gradient of a depthwise convolution (one filter per channel, dilation 1) as a
-/// correlation on flex ([`depthwise`]); `None` elsewhere or for any other convolution (the
+/// correlation on flex (`depthwise`); `None` elsewhere or for any other convolution (the
 /// caller then uses Burn's transposed convolution).
 pub(crate) fn depthwise_input_grad(
     dy: &Tensor<4>,
@@ -146,7 +150,7 @@ pub(crate) fn symmetric_stride_one(options: &ConvOptions<2>) -> Option<[usize; 2
 }
 
 /// A dense stride-1 convolution (one group, dilation 1, symmetric padding below the kernel
-/// size, a kernel larger than 1×1) as a few matrix products on flex ([`dense`]); `None`
+/// size, a kernel larger than 1×1) as a few matrix products on flex (`dense`); `None`
 /// elsewhere or for any other convolution (the caller then uses Burn's).
 pub(crate) fn dense_conv(
     x: &Tensor<4>,
@@ -164,6 +168,56 @@ pub(crate) fn dense_conv(
     #[cfg(not(feature = "flex"))]
     {
         let _ = (x, bias, pad);
+        None
+    }
+}
+
+/// A 3×3 stride-1 convolution's weight, and the weight of its input gradient (the
+/// channel-swapped, tap-reversed one), transformed for the Winograd kernel (`winograd`).
+#[derive(Debug, Clone)]
+pub(crate) struct WinogradWeights {
+    /// The forward weight, `[16, O, C]`.
+    pub forward: Tensor<3>,
+    /// The input gradient's weight, `[16, C, O]`, where there is one.
+    pub backward: Option<Tensor<3>>,
+}
+
+/// The transformed weights of a convolution that the Winograd kernel takes (3×3, stride 1,
+/// symmetric padding of at most 2, at least 8 channels in and out) on flex; `None` for any
+/// other.
+pub(crate) fn winograd_weights(
+    weight: &Tensor<4>,
+    backward_weight: Option<&Tensor<4>>,
+    options: &ConvOptions<2>,
+) -> Option<Box<WinogradWeights>> {
+    let pad = symmetric_stride_one(options)?;
+    #[cfg(feature = "flex")]
+    return winograd::takes(weight.dims(), pad).then(|| {
+        let forward = winograd::transform_weight(weight)?;
+        let backward = backward_weight.and_then(winograd::transform_weight);
+        Some(Box::new(WinogradWeights { forward, backward }))
+    })?;
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (weight, backward_weight, pad);
+        None
+    }
+}
+
+/// A 3×3 stride-1 convolution by Winograd's F(2×2, 3×3) on flex, given its transformed weight
+/// ([`winograd_weights`]); `None` elsewhere or for any other convolution.
+pub(crate) fn winograd_conv(
+    x: &Tensor<4>,
+    transformed: &Tensor<3>,
+    bias: Option<&Tensor<1>>,
+    options: &ConvOptions<2>,
+) -> Option<Tensor<4>> {
+    let pad = symmetric_stride_one(options)?;
+    #[cfg(feature = "flex")]
+    return winograd::conv(x, transformed, bias, pad);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (x, transformed, bias, pad);
         None
     }
 }

@@ -7,6 +7,8 @@ use burn::tensor::{
 };
 use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
 
+use crate::kernels::WinogradWeights;
+
 /// An activation that may carry a gate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Activation {
@@ -28,6 +30,8 @@ pub(crate) enum Op {
         /// input gradient is then another such convolution of the output gradient (pointwise
         /// for 1×1 kernels, padded by `kernel − 1 − padding` otherwise).
         backward_weight: Option<Box<Tensor<4>>>,
+        /// Both weights transformed for the Winograd kernel, for the 3×3 convolutions it takes.
+        winograd: Option<Box<WinogradWeights>>,
     },
     Activation(Activation),
     MaxPool2d(MaxPoolOptions<2>),
@@ -161,8 +165,12 @@ impl Op {
                 weight,
                 bias,
                 options,
+                winograd,
                 ..
-            } => run_conv(first()?, weight, bias, options),
+            } => {
+                let transformed = winograd.as_ref().map(|w| &w.forward);
+                run_conv(first()?, weight, transformed, bias, options)
+            }
             Op::Activation(act) => Ok(crate::kernels::activation(first()?, *act)),
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
@@ -269,7 +277,7 @@ fn conv_rows(
         |t: &Tensor<4>| Tensor::cat(rows.iter().map(|&r| t.clone().narrow(0, r, 1)).collect(), 0);
     let picked_bias =
         bias.map(|b| Tensor::cat(rows.iter().map(|&r| b.clone().narrow(0, r, 1)).collect(), 0));
-    let part = run_conv(x, &pick_rows(weight), &picked_bias, options)?.into4("Conv")?;
+    let part = run_conv(x, &pick_rows(weight), None, &picked_bias, options)?.into4("Conv")?;
     let [batch, _, height, width] = part.dims();
     let zeros = |n: usize| Tensor::<4>::zeros([batch, n, height, width], &part.device());
     let mut pieces = Vec::with_capacity(2 * rows.len() + 1);
@@ -287,9 +295,12 @@ fn conv_rows(
     Ok(DynTensor::R4(Tensor::cat(pieces, 1)))
 }
 
+/// A convolution by the fastest kernel that takes it (`winograd`: the transformed weight, where
+/// the Winograd kernel takes the convolution).
 fn run_conv(
     x: DynTensor,
     weight: &Tensor<4>,
+    winograd: Option<&Tensor<3>>,
     bias: &Option<Tensor<1>>,
     options: &ConvOptions<2>,
 ) -> Result<DynTensor> {
@@ -311,6 +322,11 @@ fn run_conv(
         return Ok(DynTensor::R4(y));
     }
     if let Some(y) = crate::kernels::pointwise_conv(&x, weight, bias.as_ref(), options) {
+        return Ok(DynTensor::R4(y));
+    }
+    let winograd =
+        winograd.and_then(|u| crate::kernels::winograd_conv(&x, u, bias.as_ref(), options));
+    if let Some(y) = winograd {
         return Ok(DynTensor::R4(y));
     }
     if let Some(y) = crate::kernels::dense_conv(&x, weight, bias.as_ref(), options) {

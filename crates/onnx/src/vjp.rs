@@ -36,11 +36,13 @@ pub(crate) fn fast_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor, needed: &[
             weight,
             backward_weight,
             options,
+            winograd,
             ..
         } => Some(only_first(Ok(DynTensor::R4(conv_input_grad(
             &x_dims,
             weight,
             backward_weight.as_deref(),
+            winograd.as_ref().and_then(|w| w.backward.as_ref()),
             options,
             dy,
         )?)))),
@@ -85,6 +87,7 @@ fn conv_input_grad(
     x_dims: &[usize],
     weight: &Tensor<4>,
     backward_weight: Option<&Tensor<4>>,
+    winograd: Option<&Tensor<3>>,
     options: &ConvOptions<2>,
     dy: &DynTensor,
 ) -> Option<Tensor<4>> {
@@ -106,6 +109,10 @@ fn conv_input_grad(
         }
         let [(top, _), (left, _)] = options.padding;
         let full = ConvOptions::new([1, 1], [kh - 1 - top, kw - 1 - left], [1, 1], 1);
+        let winograd = winograd.and_then(|u| crate::kernels::winograd_conv(dy, u, None, &full));
+        if let Some(dx) = winograd {
+            return Some(dx);
+        }
         if let Some(dx) = crate::kernels::dense_conv(dy, wt, None, &full) {
             return Some(dx);
         }

@@ -11,7 +11,9 @@
 //! ([`super::product`]).
 //!
 //! The input gradient of such a convolution is one too (of the output gradient, with the
-//! channel-swapped, tap-reversed weight; see `Op::Conv2d`).
+//! channel-swapped, tap-reversed weight; see `Op::Conv2d`). The 3×3 ones with at least 8
+//! channels each way go to the Winograd kernel instead (`super::winograd`), where the model
+//! transformed their weights.
 //!
 //! Measured on SqueezeNet 1.1's 3×3 expand layers (2 cores, min of 30 calls, on a pool worker):
 //! 70-77 GMAC/s at 13×13, 27×27 and 55×55, against flex's im2col convolution at 36-19 GMAC/s

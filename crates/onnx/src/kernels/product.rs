@@ -116,7 +116,32 @@ impl Shared {
 /// # Panics
 ///
 /// If a matrix is too short for its shape (a bug in the calling kernel).
-pub(super) fn product(out: Output<'_>, lhs: Matrix<'_>, rhs: Matrix<'_>, [m, n, k]: [usize; 3]) {
+pub(super) fn product(out: Output<'_>, lhs: Matrix<'_>, rhs: Matrix<'_>, shape: [usize; 3]) {
+    let [m, n, k] = shape;
+    let threads = rayon::current_num_threads().max(1);
+    let parallel = threads > 1
+        && m * n * k >= PARALLEL_MACS
+        && (k >= PARALLEL_DEPTH || m * n >= PARALLEL_RESULT);
+    split_product(out, lhs, rhs, shape, if parallel { threads } else { 1 });
+}
+
+/// [`product`] on the calling thread (for kernels that run several products side by side).
+///
+/// # Panics
+///
+/// If a matrix is too short for its shape (a bug in the calling kernel).
+pub(super) fn serial_product(out: Output<'_>, lhs: Matrix<'_>, rhs: Matrix<'_>, shape: [usize; 3]) {
+    split_product(out, lhs, rhs, shape, 1);
+}
+
+/// `out (+)= lhs · rhs` in `pieces` jobs on the thread pool.
+fn split_product(
+    out: Output<'_>,
+    lhs: Matrix<'_>,
+    rhs: Matrix<'_>,
+    [m, n, k]: [usize; 3],
+    pieces: usize,
+) {
     assert!(
         lhs.holds(m, k) && rhs.holds(k, n) && out.holds(m, n),
         "a matrix product's operands are smaller than its shape"
@@ -124,11 +149,6 @@ pub(super) fn product(out: Output<'_>, lhs: Matrix<'_>, rhs: Matrix<'_>, [m, n, 
     if m == 0 || n == 0 {
         return;
     }
-    let threads = rayon::current_num_threads().max(1);
-    let parallel = threads > 1
-        && m * n * k >= PARALLEL_MACS
-        && (k >= PARALLEL_DEPTH || m * n >= PARALLEL_RESULT);
-    let pieces = if parallel { threads } else { 1 };
     let by_rows = m >= ROW_SPLIT;
     let (stride, accumulate) = (out.stride, out.accumulate);
     let dst = Shared(out.data);
