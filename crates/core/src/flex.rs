@@ -140,10 +140,10 @@ pub fn float_like(like: &DynTensor, data: Vec<f32>) -> DynTensor {
     crate::dyn_map!(like.clone(), t => float(data, t.dims()))
 }
 
-/// A flex `i64` tensor of shape `shape` holding `data`.
-pub fn int<const D: usize>(data: Vec<i64>, shape: [usize; D]) -> Tensor<D, Int> {
+/// A flex `i32` tensor (flex's default integer type) of shape `shape` holding `data`.
+pub fn int<const D: usize>(data: Vec<i32>, shape: [usize; D]) -> Tensor<D, Int> {
     let layout = Layout::contiguous(Shape::from(shape.to_vec()));
-    Tensor::from_primitive::<Flex>(FlexTensor::new(Bytes::from_elems(data), layout, DType::I64))
+    Tensor::from_primitive::<Flex>(FlexTensor::new(Bytes::from_elems(data), layout, DType::I32))
 }
 
 /// `n` values written by `fill`, without zeroing the buffer first: zeroing is one more pass

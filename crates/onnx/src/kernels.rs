@@ -510,7 +510,7 @@ mod flex {
             (vec![0.0; n], vec![0; n])
         } else {
             let data: &[f32] = p.storage();
-            let pool = |plane: usize, out: &mut Slots, idx: &mut [MaybeUninit<i64>]| {
+            let pool = |plane: usize, out: &mut Slots, idx: &mut [MaybeUninit<i32>]| {
                 let x = &data[plane * plane_in..(plane + 1) * plane_in];
                 pool_plane(x, width, &rows, Columns::new(kw, sw, pw, out_w), out, idx);
             };
@@ -527,10 +527,11 @@ mod flex {
             };
             (out, idx)
         };
-        // Indices in the device's integer type, as Burn's own pooling returns them.
+        // Indices in the device's integer type, as Burn's own pooling returns them (flex's
+        // default is `i32`, which the kernel writes: no cast then).
         let mut indices = int(idx, shape);
         let int_dtype = Tensor::<1, Int>::empty([0], &x.device()).dtype();
-        if int_dtype != DType::I64 {
+        if int_dtype != DType::I32 {
             indices = indices.cast(int_dtype);
         }
         Some((float(out, shape), indices))
@@ -580,7 +581,7 @@ mod flex {
         rows: &[Window],
         cols: Columns,
         out: &mut Slots,
-        idx: &mut [MaybeUninit<i64>],
+        idx: &mut [MaybeUninit<i32>],
     ) {
         let padded = (cols.phase_len() * cols.stride).max(cols.pad + width);
         let mut column_max = vec![f32::NEG_INFINITY; padded];
@@ -640,7 +641,7 @@ mod flex {
                 o.write(b);
             }
             for (i, &f) in idx[row].iter_mut().zip(&first) {
-                i.write(i64::from(f));
+                i.write(f);
             }
         }
     }
