@@ -97,16 +97,18 @@ impl<'a> Output<'a> {
     }
 }
 
-/// A raw pointer that the thread pool may carry (each job writes its own part of the result).
+/// A raw pointer that the thread pool may carry (each job writes its own part of the result;
+/// the products here and the Winograd kernel's output blocks).
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: the jobs of one product write disjoint parts of the result (see `product`).
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
+pub(super) struct Shared<T>(pub *mut T);
+// SAFETY: every user's jobs write disjoint parts of the memory behind the pointer (see
+// `split_product` and `winograd::fused`).
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
 
-impl Shared {
+impl<T> Shared<T> {
     /// The pointer (a method, so that closures capture the whole `Shared`).
-    fn get(self) -> *mut f32 {
+    pub fn get(self) -> *mut T {
         self.0
     }
 }

@@ -26,7 +26,7 @@ use burn::tensor::Tensor;
 use feedbacknet_core::flex::{buffer, float, optional_buffer, written};
 use rayon::prelude::*;
 
-use super::product::{Matrix, Output, serial_product};
+use super::product::{Matrix, Output, Shared, serial_product};
 
 /// Values of a transformed tile (4×4).
 const TAPS: usize = 16;
@@ -197,21 +197,6 @@ fn jobs(g: &Geometry) -> Vec<Job> {
         }
     }
     jobs
-}
-
-/// A raw pointer to the output that the thread pool may carry (each job writes its own rows
-/// of its own planes).
-#[derive(Clone, Copy)]
-struct Shared(*mut MaybeUninit<f32>);
-// SAFETY: the jobs write disjoint parts of the output (see `fused`).
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// The pointer (a method, so that closures capture the whole `Shared`).
-    fn get(self) -> *mut MaybeUninit<f32> {
-        self.0
-    }
 }
 
 /// The convolution, block by block: each job transforms its windows, runs the 16 products and
