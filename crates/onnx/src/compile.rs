@@ -128,6 +128,7 @@ pub(crate) fn compile(graph: &OnnxGraph, device: &Device) -> Result<Program> {
         input_shape,
         gate_count: c.gate_count,
     };
+    crate::fold::fold_pads(&mut program);
     plan_releases(&mut program);
     Ok(program)
 }
@@ -521,7 +522,10 @@ fn check_positive(node: &str, op: &str, values: &[[usize; 2]]) -> Result<()> {
 
 /// The channel-swapped, tap-reversed weight of a stride-1 convolution whose input gradient is
 /// another stride-1 convolution (see `Op::Conv2d`).
-fn backward_weight(weight: &Tensor<4>, options: &ConvOptions<2>) -> Option<Box<Tensor<4>>> {
+pub(crate) fn backward_weight(
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+) -> Option<Box<Tensor<4>>> {
     let [_, _, kh, kw] = weight.dims();
     let [top, left] = crate::kernels::symmetric_stride_one(options)?;
     (top < kh && left < kw).then(|| {

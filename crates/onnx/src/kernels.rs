@@ -116,6 +116,24 @@ pub(crate) fn few_channel_conv(
     }
 }
 
+/// The input gradient of a dense convolution with at most 32 input taps per output (an RGB stem)
+/// by stride phase on flex ([`depthwise::few_channel_input_grad`]); `None` elsewhere or for any
+/// other convolution.
+pub(crate) fn few_channel_input_grad(
+    dy: &Tensor<4>,
+    weight: &Tensor<4>,
+    options: &ConvOptions<2>,
+    input_hw: [usize; 2],
+) -> Option<Tensor<4>> {
+    #[cfg(feature = "flex")]
+    return depthwise::few_channel_input_grad(dy, weight, options, input_hw);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (dy, weight, options, input_hw);
+        None
+    }
+}
+
 /// A pointwise convolution (1×1 kernel, stride 1, no padding, one group) as one matrix product
 /// per sample on flex ([`pointwise`]); `None` elsewhere or for any other convolution. Also the
 /// input gradient of a pointwise convolution, given its channel-swapped weight and no bias.
@@ -1147,6 +1165,8 @@ mod tests {
             (9, 3, 1, (0, 0), true),
             (31, 3, 3, (1, 0), true),
             (20, 4, 2, (1, 2), false),
+            (19, 3, 2, (0, 1), true),
+            (56, 3, 2, (0, 1), true),
         ] {
             let c = 6;
             let x =
@@ -1248,10 +1268,28 @@ mod tests {
             let b = Tensor::<1>::random([5], normal, &device);
             let opts = ConvOptions::new_with_padding([stride, stride], [pad, pad], [1, 1], 1);
             let ours = few_channel_conv(&x, &w, Some(&b), &opts).expect("few taps");
-            let theirs = module::conv2d(x, w, Some(b), opts);
-            let diff = max_abs(DynTensor::R4(ours), DynTensor::R4(theirs));
+            let leaf = x.clone().autodiff().detach().require_grad();
+            let theirs = module::conv2d(leaf.clone(), w.clone().autodiff(), None, opts.clone());
+            let theirs = theirs.add(b.clone().autodiff().reshape([1, 5, 1, 1]));
+            let diff = max_abs(
+                DynTensor::R4(ours.clone()),
+                DynTensor::R4(theirs.clone().without_autodiff()),
+            );
             assert!(diff < 1e-4, "{case}: differs by {diff}");
+            // The input gradient, by stride phase.
+            let dy = Tensor::<4>::random(ours.dims(), normal, &device);
+            let grads = theirs.mul(dy.clone().autodiff()).sum().backward();
+            let expected = leaf.grad(&grads).expect("input gradient");
+            let dx = few_channel_input_grad(&dy, &w, &opts, [23, 21]).expect("few taps");
+            let diff = max_abs(DynTensor::R4(dx), DynTensor::R4(expected));
+            assert!(diff < 1e-4, "{case}: the input gradient differs by {diff}");
         }
+        // An input size that does not give this output is refused.
+        let dy = Tensor::<4>::zeros([1, 2, 5, 5], &device);
+        let w = Tensor::<4>::zeros([2, 3, 3, 3], &device);
+        let opts = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        assert!(few_channel_input_grad(&dy, &w, &opts, [9, 9]).is_some());
+        assert!(few_channel_input_grad(&dy, &w, &opts, [13, 13]).is_none());
         // 4 channels of 3×3 are 36 taps: Burn's convolution.
         let x = Tensor::<4>::zeros([1, 4, 9, 9], &device);
         let w = Tensor::<4>::zeros([2, 4, 3, 3], &device);

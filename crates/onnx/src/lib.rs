@@ -19,6 +19,7 @@
 mod compile;
 mod error;
 mod feature_map;
+mod fold;
 mod head;
 mod kernels;
 mod network;

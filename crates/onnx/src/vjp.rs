@@ -120,6 +120,9 @@ fn conv_input_grad(
     if let Some(dx) = crate::kernels::depthwise_input_grad(dy, weight, options, [height, width]) {
         return Some(dx);
     }
+    if let Some(dx) = crate::kernels::few_channel_input_grad(dy, weight, options, [height, width]) {
+        return Some(dx);
+    }
     let [(top, bottom), (left, right)] = options.padding;
     if top != bottom || left != right {
         return None;
