@@ -46,7 +46,48 @@ impl AxisKernel {
     }
 }
 
+/// `out += Σ_k w[k] · src[k]` over equal lengths, `N` taps per pass over `out` (each output
+/// loaded and stored once per `N` multiply-adds).
+#[inline(always)]
+fn accumulate<const N: usize>(out: &mut [f32], src: [&[f32]; N], w: [f32; N]) {
+    const L: usize = 16;
+    let n = out.len();
+    let src: [&[f32]; N] = src.map(|s| &s[..n]);
+    let (blocks, tail) = out.as_chunks_mut::<L>();
+    for (b, block) in blocks.iter_mut().enumerate() {
+        let mut v = *block;
+        for k in 0..N {
+            let s: &[f32; L] = src[k][b * L..][..L].try_into().expect("L values");
+            for l in 0..L {
+                v[l] += w[k] * s[l];
+            }
+        }
+        *block = v;
+    }
+    let done = n - tail.len();
+    for (i, o) in tail.iter_mut().enumerate() {
+        for k in 0..N {
+            *o += w[k] * src[k][done + i];
+        }
+    }
+}
+
+/// `out += Σ weights[k] · source(k)` over all taps, four at a time.
+#[inline(always)]
+fn accumulate_taps<'a>(out: &mut [f32], weights: &[f32], source: impl Fn(usize) -> &'a [f32]) {
+    let (fours, rest) = weights.as_chunks::<4>();
+    for (i, four) in fours.iter().enumerate() {
+        let src = std::array::from_fn(|j| source(4 * i + j));
+        accumulate(out, src, *four);
+    }
+    let done = 4 * fours.len();
+    for (j, &wk) in rest.iter().enumerate() {
+        accumulate(out, [source(done + j)], [wk]);
+    }
+}
+
 /// Blurs every row of `src` (`w` wide) along x into `dst`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
 fn blur_rows(src: &[f32], dst: &mut [f32], w: usize, kernel: &AxisKernel) {
     let r = kernel.reach;
     let mut padded = vec![0.0f32; w + 2 * r];
@@ -55,33 +96,25 @@ fn blur_rows(src: &[f32], dst: &mut [f32], w: usize, kernel: &AxisKernel) {
         padded[..r].fill(first);
         padded[r..r + w].copy_from_slice(row);
         padded[r + w..].fill(last);
-        let base = kernel.far * (first + last);
-        out.fill(base);
+        out.fill(kernel.far * (first + last));
         // Tap-major order: each tap is an axpy over the row, which vectorises.
-        for (k, &wk) in kernel.weights.iter().enumerate() {
-            for (o, &s) in out.iter_mut().zip(&padded[k..k + w]) {
-                *o += wk * s;
-            }
-        }
+        accumulate_taps(out, &kernel.weights, |k| &padded[k..k + w]);
     }
 }
 
 /// Blurs along y: each output row is a weighted sum of whole source rows.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
 fn blur_cols(src: &[f32], dst: &mut [f32], w: usize, h: usize, kernel: &AxisKernel) {
     let r = kernel.reach;
     let row = |y: usize| &src[y * w..(y + 1) * w];
     let (top, bottom) = (row(0), row(h - 1));
     for (y, out) in dst.chunks_exact_mut(w).enumerate() {
-        for ((o, &a), &b) in out.iter_mut().zip(top).zip(bottom) {
-            *o = kernel.far * (a + b);
-        }
-        for (k, &wk) in kernel.weights.iter().enumerate() {
-            // Source row y + k - r, replicated at the borders.
-            let sy = (y + k).saturating_sub(r).min(h - 1);
-            for (o, &s) in out.iter_mut().zip(row(sy)) {
-                *o += wk * s;
-            }
-        }
+        out.fill(0.0);
+        accumulate(out, [top, bottom], [kernel.far; 2]);
+        // Source row y + k - r, replicated at the borders.
+        accumulate_taps(out, &kernel.weights, |k| {
+            row((y + k).saturating_sub(r).min(h - 1))
+        });
     }
 }
 

@@ -81,35 +81,39 @@ pub fn connected_components(mask: &Mask) -> Vec<Component> {
     let (w, h) = (mask.width(), mask.height());
     let on = mask.data();
     let mut labels = Labels::default();
-    // Pass 1: each on pixel takes the label of its earlier neighbours (west, north-west, north,
-    // north-east), whose labels it joins; a pixel without such a neighbour starts a label.
+    // Pass 1: each on pixel takes the label of an earlier neighbour (north; else west or
+    // north-west, joined to north-east; else north-east), or starts a label. North touches the
+    // other three, and west touches north-west, so these joins are all that is needed.
     let mut pixel_labels = vec![0u32; on.len()];
     for y in 0..h {
-        for x in (0..w).filter(|&x| on[y * w + x]) {
-            let i = y * w + x;
+        let row = y * w;
+        for x in (0..w).filter(|&x| on[row + x]) {
+            let i = row + x;
+            let at = |j: Option<usize>| j.map_or(0, |j| pixel_labels[j]);
+            let north = (y > 0).then(|| i - w);
+            let north_east = north.filter(|_| x + 1 < w).map(|n| n + 1);
             let west = (x > 0).then(|| i - 1);
-            let above = (y > 0).then(|| {
-                let north = i - w;
-                [
-                    (x > 0).then(|| north - 1),
-                    Some(north),
-                    (x + 1 < w).then(|| north + 1),
-                ]
-            });
-            let earlier = std::iter::once(west).chain(above.into_iter().flatten());
-            let mut label = 0;
-            for j in earlier.flatten() {
-                label = labels.join(label, pixel_labels[j]);
-            }
-            pixel_labels[i] = if label == 0 { labels.fresh() } else { label };
+            let north_west = north.filter(|_| x > 0).map(|n| n - 1);
+            let label = match (at(north), at(west).max(at(north_west)), at(north_east)) {
+                (0, 0, 0) => labels.fresh(),
+                (0, 0, ne) => ne,
+                (0, left, 0) => left,
+                (0, left, ne) => labels.join(left, ne),
+                (n, _, _) => n,
+            };
+            pixel_labels[i] = label;
         }
     }
+    // Every provisional label's final representative.
+    let roots: Vec<u32> = (0..labels.parent.len() as u32)
+        .map(|l| labels.root(l))
+        .collect();
     // Pass 2: area and extent per component, numbered in raster order of their first pixel.
     let mut index = vec![usize::MAX; labels.parent.len()];
     let mut found: Vec<(usize, [usize; 4])> = Vec::new();
     for y in 0..h {
         for x in (0..w).filter(|&x| on[y * w + x]) {
-            let root = labels.root(pixel_labels[y * w + x]) as usize;
+            let root = roots[pixel_labels[y * w + x] as usize] as usize;
             if index[root] == usize::MAX {
                 index[root] = found.len();
                 found.push((0, [x, y, x, y]));

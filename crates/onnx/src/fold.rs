@@ -99,7 +99,7 @@ fn padded_conv(op: &Op, extra: [(usize, usize); 2]) -> Option<Op> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "flex"))] // the test runs the program on flex
 mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
     use feedbacknet_core::DynTensor;

@@ -134,7 +134,7 @@ fn padded_plane(
 ) -> usize {
     let (hp, wp) = ((h - 1) * sh + 1 + pt + pb, (w - 1) * sw + 1 + pl + pr);
     padded.clear();
-    padded.resize(hp * wp, 0.0);
+    padded.resize(hp * wp + SLACK, 0.0);
     for (i, row) in x.chunks(w).enumerate() {
         let start = (i * sh + pt) * wp + pl;
         if sw == 1 {
@@ -162,6 +162,11 @@ fn axpy<const N: usize>(out: &mut [f32], src: [&[f32]; N], w: [f32; N]) {
         *o = v;
     }
 }
+
+/// Zeros after each buffer that [`correlate_taps`] reads (a vector's lanes), so that it may
+/// compute whole vectors past the last output it keeps instead of a scalar tail (most of a 7×7
+/// plane's work otherwise: 61 accumulated values are 3 vectors and 13 scalars).
+const SLACK: usize = 16;
 
 /// Blocks of this many outputs stay in the L1 cache across a plane's kernel taps.
 const BLOCK: usize = 1024;
@@ -207,8 +212,15 @@ fn correlate_taps(
     acc: &mut Vec<f32>,
 ) {
     let rows = out.len() / ow;
+    let needed = (rows - 1) * row_len + ow;
+    // Whole vectors where `src` extends far enough (the values past `needed` are dropped).
+    let reach = taps.iter().map(|&(offset, _)| offset).max().unwrap_or(0);
+    let len = needed
+        .next_multiple_of(SLACK)
+        .min(src.len().saturating_sub(reach))
+        .max(needed);
     acc.clear();
-    acc.resize((rows - 1) * row_len + ow, bias);
+    acc.resize(len, bias);
     for (b, block) in acc.chunks_mut(BLOCK).enumerate() {
         let len = block.len();
         let at = |(offset, _): (usize, f32)| &src[b * BLOCK + offset..][..len];
@@ -503,8 +515,16 @@ fn strided_plane(
         padded, acc, taps, ..
     } = scratch;
     // Every element is written: no zeroing first.
-    padded.resize(sh * sw * rows * cols, 0.0);
-    write_phases(x, g.input, [pt, pl], [sh, sw], [rows, cols], padded);
+    let n = sh * sw * rows * cols;
+    padded.resize(n + SLACK, 0.0);
+    write_phases(
+        x,
+        g.input,
+        [pt, pl],
+        [sh, sw],
+        [rows, cols],
+        &mut padded[..n],
+    );
     taps.clear();
     let kernel = (0..kh).flat_map(|ky| (0..kw).map(move |kx| (ky, kx)));
     taps.extend(kernel.map(|(ky, kx)| {
@@ -551,11 +571,15 @@ pub(crate) fn few_channel_conv(
     let (rows, cols) = (oh + (kh - 1) / sh, ow + (kw - 1) / sw);
     let phase_len = rows * cols;
     let per_plane = sh * sw * phase_len;
-    let mut phases = vec![0.0f32; batch * channels * per_plane];
-    each_plane(&mut phases, per_plane, |p, plane| {
-        let x = &xs[p * h * w..(p + 1) * h * w];
-        write_phases(x, [h, w], [pt, pl], [sh, sw], [rows, cols], plane);
-    });
+    let mut phases = vec![0.0f32; batch * channels * per_plane + SLACK];
+    each_plane(
+        &mut phases[..batch * channels * per_plane],
+        per_plane,
+        |p, plane| {
+            let x = &xs[p * h * w..(p + 1) * h * w];
+            write_phases(x, [h, w], [pt, pl], [sh, sw], [rows, cols], plane);
+        },
+    );
     let taps_of = |o: usize| -> Vec<(usize, f32)> {
         let kernel = |c: usize| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (c, ky, kx)));
         (0..channels)
@@ -571,7 +595,8 @@ pub(crate) fn few_channel_conv(
     let mut y = vec![0.0f32; batch * outputs * oh * ow];
     each_plane_with_scratch(&mut y, oh * ow, |p, plane, scratch| {
         let (n, o) = (p / outputs, p % outputs);
-        let sample = &phases[n * channels * per_plane..(n + 1) * channels * per_plane];
+        // The sample's phases and what follows them (read into dropped values only).
+        let sample = &phases[n * channels * per_plane..];
         let bias = bs.map_or(0.0, |b| b[o]);
         correlate_taps(sample, cols, &taps[o], bias, plane, ow, &mut scratch.acc);
     });
@@ -615,14 +640,18 @@ pub(crate) fn few_channel_input_grad(
     let (ds, ws): (&[f32], &[f32]) = (pd.storage(), pw.storage());
     // Every output channel's gradient plane, padded for the phases' taps.
     let (padded_len, pads) = (phases.padded_len(), phases.pads());
-    let mut padded = vec![0.0f32; batch * outputs * padded_len];
-    each_plane(&mut padded, padded_len, |p, plane| {
-        write_padded(&ds[p * oh * ow..][..oh * ow], [oh, ow], pads, plane);
-    });
+    let mut padded = vec![0.0f32; batch * outputs * padded_len + SLACK];
+    each_plane(
+        &mut padded[..batch * outputs * padded_len],
+        padded_len,
+        |p, plane| {
+            write_padded(&ds[p * oh * ow..][..oh * ow], [oh, ow], pads, plane);
+        },
+    );
     let mut dx = vec![0.0f32; batch * channels * h * w];
     each_plane_with_scratch(&mut dx, h * w, |p, plane, scratch| {
         let (n, c) = (p / channels, p % channels);
-        let sample = &padded[n * outputs * padded_len..][..outputs * padded_len];
+        let sample = &padded[n * outputs * padded_len..];
         let weights = |ky: usize, kx: usize, offset: usize, out: &mut Vec<(usize, f32)>| {
             let taps = (0..outputs).map(|o| {
                 let weight = ws[((o * channels + c) * kh + ky) * kw + kx];
