@@ -5,8 +5,10 @@
 ///
 /// Each parallel kernel called from outside the pool hands its work to the pool and sleeps
 /// until it is done: a wake-up and a hand-over per kernel, hundreds per solver iteration. On a
-/// worker, the kernels split their work among the workers directly. `f` runs right here when
-/// the caller is already a worker, and always without the `flex` feature.
+/// worker, the kernels split their work among the workers directly. Called from outside the
+/// pool (of two or more threads), a second worker meanwhile runs the pool's pending work and
+/// spins between kernels instead of sleeping. `f` runs right here when the
+/// caller is already a worker, and always without the `flex` feature.
 ///
 /// ```
 /// let sum = feedbacknet_core::on_worker(|| (1..=4).sum::<u32>());
