@@ -44,18 +44,13 @@ impl Labels {
         label
     }
 
-    /// Joins the sets of `a` and `b` (either may be 0, the background: then the other's root);
-    /// answers the joined set's root (the smaller label).
+    /// Joins the sets of the labels `a` and `b` (neither the background); answers the joined
+    /// set's root (the smaller of the two roots).
     fn join(&mut self, a: u32, b: u32) -> u32 {
         let (a, b) = (self.root(a), self.root(b));
-        match (a, b) {
-            (0, r) | (r, 0) => r,
-            _ => {
-                let (low, high) = (a.min(b), a.max(b));
-                self.parent[high as usize] = low;
-                low
-            }
-        }
+        let (low, high) = (a.min(b), a.max(b));
+        self.parent[high as usize] = low;
+        low
     }
 }
 

@@ -135,6 +135,20 @@ fn padded_plane(
     let (hp, wp) = ((h - 1) * sh + 1 + pt + pb, (w - 1) * sw + 1 + pl + pr);
     padded.clear();
     padded.resize(hp * wp + SLACK, 0.0);
+    spread_rows(x, w, [pt, pl], [sh, sw], wp, padded);
+    wp
+}
+
+/// The rows of `x` (`w` wide) into the zeroed `padded` (rows of `wp`), their entries `stride`
+/// apart, from row `pt` and column `pl` on.
+fn spread_rows(
+    x: &[f32],
+    w: usize,
+    [pt, pl]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    wp: usize,
+    padded: &mut [f32],
+) {
     for (i, row) in x.chunks(w).enumerate() {
         let start = (i * sh + pt) * wp + pl;
         if sw == 1 {
@@ -145,7 +159,6 @@ fn padded_plane(
             }
         }
     }
-    wp
 }
 
 /// `out += Σ_k w[k] · src[k]` over equal lengths: `N` taps per pass over `out`, so that each
@@ -609,8 +622,10 @@ pub(crate) fn few_channel_conv(
 /// output channel over its share of the taps. `None` for any other convolution or a tensor
 /// that is not a plain flex `f32` tensor.
 ///
-/// MobileNet v2's stem (32 → 3 channels, 112 → 224, stride 2) took ~0.65 ms in Burn's
-/// transposed convolution, and ~2.2 ms under autodiff once its padding became asymmetric.
+/// MobileNet v2's stem (32 → 3 channels, 112 → 224, stride 2) takes 0.85-0.92 ms here; with
+/// its padding made asymmetric by folding its `Pad`, Burn's transposed convolution (0.64 ms
+/// before the folding) no longer takes it and autodiff took ~2.2 ms. Only 3 input planes: one
+/// job each.
 pub(crate) fn few_channel_input_grad(
     dy: &Tensor<4>,
     weight: &Tensor<4>,
@@ -639,13 +654,14 @@ pub(crate) fn few_channel_input_grad(
     let (pd, pw) = (buffer(dy)?, buffer(weight)?);
     let (ds, ws): (&[f32], &[f32]) = (pd.storage(), pw.storage());
     // Every output channel's gradient plane, padded for the phases' taps.
-    let (padded_len, pads) = (phases.padded_len(), phases.pads());
+    let (padded_len, [top, _, left, _]) = (phases.padded_len(), phases.pads());
     let mut padded = vec![0.0f32; batch * outputs * padded_len + SLACK];
     each_plane(
         &mut padded[..batch * outputs * padded_len],
         padded_len,
         |p, plane| {
-            write_padded(&ds[p * oh * ow..][..oh * ow], [oh, ow], pads, plane);
+            let dy = &ds[p * oh * ow..][..oh * ow];
+            spread_rows(dy, ow, [top, left], [1, 1], phases.padded_width(), plane);
         },
     );
     let mut dx = vec![0.0f32; batch * channels * h * w];
@@ -664,28 +680,12 @@ pub(crate) fn few_channel_input_grad(
     Some(float(dx, [batch, channels, h, w]))
 }
 
-/// `x` (`h`x`w`) zero-padded by `pads` (top, bottom, left, right) into `out`, every element
-/// of which is written.
-fn write_padded(x: &[f32], [h, w]: [usize; 2], [pt, pb, pl, pr]: [usize; 4], out: &mut [f32]) {
-    let wp = w + pl + pr;
-    out[..pt * wp].fill(0.0);
-    out[(pt + h) * wp..][..pb * wp].fill(0.0);
-    for (row, src) in out[pt * wp..(pt + h) * wp]
-        .chunks_exact_mut(wp)
-        .zip(x.chunks_exact(w))
-    {
-        row[..pl].fill(0.0);
-        row[pl..pl + w].copy_from_slice(src);
-        row[pl + w..].fill(0.0);
-    }
-}
-
 /// The input gradient of a depthwise convolution of an `input_hw` input, given the output
 /// gradient `dy`; `None` for any other convolution (or a padding of a kernel size or more).
 ///
 /// At stride 1 it is the correlation of the padded `dy` with the flipped kernel; at larger
 /// strides each stride phase of the input is one with its share of the taps
-/// ([`PhaseGradient`]; MobileNet v2's 96 channels 56×56 → 113×113: 0.93 → 0.3 ms).
+/// ([`PhaseGradient`]; MobileNet v2's 96 channels 56×56 → 113×113: 0.93 → 0.72-0.79 ms).
 pub(crate) fn input_grad(
     dy: &Tensor<4>,
     weight: &Tensor<4>,
