@@ -3,9 +3,11 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
 use crate::error::{Result, io_error};
 use crate::metrics::{ImageRecord, Summary};
-use crate::report::base64;
 use crate::report::svg::histogram_svg;
 
 /// One gallery image: an overlay PNG rendered by the caller, and its caption.
@@ -232,7 +234,7 @@ fn gallery(items: &[GalleryItem]) -> String {
         let _ = writeln!(
             html,
             "<figure><img src=\"data:image/png;base64,{}\" alt=\"{id}\"><figcaption>{id}<br>class {}{label}<br>IoU {:.3}</figcaption></figure>",
-            base64::encode(&item.png),
+            STANDARD.encode(&item.png),
             item.class,
             item.iou
         );
@@ -255,4 +257,35 @@ fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Data URIs hold standard base64 (RFC 4648 alphabet, `=` padding).
+    #[test]
+    fn gallery_embeds_standard_padded_base64() {
+        let cases = [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+            (b"fooba", "Zm9vYmE="),
+            (b"foobar", "Zm9vYmFy"),
+            (&[0xff, 0xfe, 0xfd], "//79"),
+        ];
+        for (png, coded) in cases {
+            let item = GalleryItem {
+                id: "x".into(),
+                class: 1,
+                label: None,
+                iou: 0.5,
+                png: png.to_vec(),
+            };
+            let want = format!("src=\"data:image/png;base64,{coded}\" alt");
+            assert!(gallery(&[item]).contains(&want), "{png:?}");
+        }
+    }
 }

@@ -1,6 +1,5 @@
 //! Reports: a self-contained HTML page and a JSON summary.
 
-mod base64;
 mod html;
 mod summary_file;
 mod svg;
