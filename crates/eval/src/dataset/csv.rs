@@ -1,11 +1,14 @@
-//! The project's `boxes.csv` layout: one row per ground-truth box.
+//! The project's `boxes.csv` layout: one row per ground-truth box, read
+//! with the `csv` crate.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use csv::{Position, ReaderBuilder, StringRecord, Trim};
+
 use crate::dataset::Sample;
 use crate::error::{Result, parse_error};
-use crate::text::{lines, make_box, parse_field, read_text};
+use crate::text::{make_box, parse_field, read_text};
 
 /// Columns this loader reads, found by name in the header.
 const COLUMNS: [&str; 8] = [
@@ -22,28 +25,66 @@ const COLUMNS: [&str; 8] = [
 /// Loads `csv`, grouping rows by image in order of first appearance.
 pub(super) fn load(csv: &Path, root: &Path) -> Result<Vec<Sample>> {
     let text = read_text(csv)?;
-    let mut rows = lines(&text);
+    let mut rows = records(csv, &text);
     let (_, header) = rows
         .next()
+        .transpose()?
         .ok_or_else(|| parse_error(csv, 1, "empty file, expected a header"))?;
-    let columns = column_positions(csv, header)?;
+    let columns = column_positions(csv, &header)?;
     let mut samples: Vec<Sample> = Vec::new();
     let mut by_id: HashMap<String, usize> = HashMap::new();
-    for (line, row) in rows {
-        let parsed = parse_row(csv, line, row, &columns)?;
+    for row in rows {
+        let (line, row) = row?;
+        let parsed = parse_row(csv, line, &row, &columns)?;
         add_row(csv, line, parsed, root, &mut samples, &mut by_id)?;
     }
     Ok(samples)
 }
 
+/// The non-blank records of `text` (RFC 4180: fields may be quoted),
+/// fields trimmed, each with the 1-based line it starts on.
+fn records<'a>(
+    csv: &'a Path,
+    text: &'a str,
+) -> impl Iterator<Item = Result<(usize, StringRecord)>> + 'a {
+    let reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(Trim::All)
+        .from_reader(text.as_bytes());
+    reader
+        .into_records()
+        .filter_map(move |record| match record {
+            Ok(r) if r.len() == 1 && r[0].is_empty() => None,
+            Ok(r) => Some(Ok((start_line(text, r.position()), r))),
+            Err(e) => Some(Err(parse_error(
+                csv,
+                start_line(text, e.position()),
+                e.to_string(),
+            ))),
+        })
+}
+
+/// 1-based line of the first non-blank character at or after `position`
+/// (the reader's position of a record includes the blank lines before it).
+fn start_line(text: &str, position: Option<&Position>) -> usize {
+    let Some(position) = position else {
+        return 1;
+    };
+    let byte = usize::try_from(position.byte()).unwrap_or(usize::MAX);
+    let rest = text.get(byte..).unwrap_or_default();
+    let blank = &rest[..rest.len() - rest.trim_start().len()];
+    let line = usize::try_from(position.line()).unwrap_or(usize::MAX);
+    line.saturating_add(blank.matches('\n').count())
+}
+
 /// Position of each of [`COLUMNS`] in the header.
-fn column_positions(csv: &Path, header: &str) -> Result<[usize; 8]> {
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+fn column_positions(csv: &Path, header: &StringRecord) -> Result<[usize; 8]> {
     let mut positions = [0; 8];
     for (slot, wanted) in positions.iter_mut().zip(COLUMNS) {
-        *slot = names
+        *slot = header
             .iter()
-            .position(|n| *n == wanted)
+            .position(|n| n == wanted)
             .ok_or_else(|| parse_error(csv, 1, format!("header lacks the column {wanted:?}")))?;
     }
     Ok(positions)
@@ -57,12 +98,9 @@ struct Row {
     bbox: feedbacknet_localize::BoundingBox,
 }
 
-fn parse_row(csv: &Path, line: usize, row: &str, columns: &[usize; 8]) -> Result<Row> {
-    let fields: Vec<&str> = row.split(',').map(str::trim).collect();
+fn parse_row(csv: &Path, line: usize, row: &StringRecord, columns: &[usize; 8]) -> Result<Row> {
     let field = |i: usize| {
-        fields
-            .get(columns[i])
-            .copied()
+        row.get(columns[i])
             .ok_or_else(|| parse_error(csv, line, format!("missing column {:?}", COLUMNS[i])))
     };
     let num = |i: usize| field(i).and_then(|s| parse_field::<f32>(csv, line, COLUMNS[i], s));
@@ -109,4 +147,37 @@ fn add_row(
         boxes: vec![row.bbox],
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_and_fields(text: &str) -> Vec<(usize, Vec<String>)> {
+        records(Path::new("b.csv"), text)
+            .map(|r| {
+                let (line, record) = r.unwrap();
+                (line, record.iter().map(str::to_string).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_lines_counted() {
+        let text = "\n a , b \r\n\n   \n\t\r\nc,d\n,\n\n";
+        let rows = lines_and_fields(text);
+        let expected = [(2, vec!["a", "b"]), (6, vec!["c", "d"]), (7, vec!["", ""])];
+        let expected: Vec<(usize, Vec<String>)> = expected
+            .into_iter()
+            .map(|(l, f)| (l, f.into_iter().map(String::from).collect()))
+            .collect();
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn quoted_fields_may_hold_commas_and_line_breaks() {
+        let rows = lines_and_fields("\"a,b\",\"x\ny\"\nc\n");
+        assert_eq!(rows[0].1, vec!["a,b".to_string(), "x\ny".to_string()]);
+        assert_eq!((rows[0].0, rows[1].0), (1, 3));
+    }
 }
