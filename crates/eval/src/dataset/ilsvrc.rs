@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use feedbacknet_localize::BoundingBox;
 
 use crate::dataset::Sample;
-use crate::dataset::xml::{Node, line_of};
+use crate::dataset::xml::{self, Node};
 use crate::error::{Result, io_error, parse_error};
 use crate::text::{lines, make_box, parse_field, read_text};
 
@@ -105,68 +105,62 @@ struct Annotation {
 
 impl Annotation {
     fn parse(path: &Path, xml: &str, classes: &HashMap<String, usize>) -> Result<Self> {
-        let doc = Node::document(xml);
-        let size = doc
-            .child("size")
-            .ok_or_else(|| parse_error(path, 1, "no <size> element"))?;
-        let size = (
-            number(path, xml, size, "width")?,
-            number(path, xml, size, "height")?,
-        );
-        let objects = doc.children("object");
+        let doc = xml::parse(path, xml)?;
+        let root = doc.root();
+        let size =
+            xml::element(root, "size").ok_or_else(|| parse_error(path, 1, "no <size> element"))?;
+        let size = (number(path, size, "width")?, number(path, size, "height")?);
+        let objects: Vec<Node<'_, '_>> = xml::elements(root, "object").collect();
         let first = objects
             .first()
             .ok_or_else(|| parse_error(path, 1, "no <object> element"))?;
-        let (wnid, class) = class_of(path, xml, *first, classes)?;
+        let (wnid, class) = class_of(path, *first, classes)?;
         let mut boxes = Vec::new();
-        for object in objects.iter().filter(|o| name_of(o) == Some(wnid)) {
-            boxes.push(bndbox(path, xml, *object)?);
+        for object in objects
+            .iter()
+            .filter(|o| name_of(**o).as_deref() == Some(wnid.as_str()))
+        {
+            boxes.push(bndbox(path, *object)?);
         }
         Ok(Self { size, class, boxes })
     }
 }
 
-fn name_of<'a>(object: &Node<'a>) -> Option<&'a str> {
-    object.child("name").map(|n| n.trimmed())
+fn name_of(object: Node<'_, '_>) -> Option<String> {
+    xml::element(object, "name").map(xml::text)
 }
 
 /// The object's wnid and its class index.
-fn class_of<'a>(
+fn class_of(
     path: &Path,
-    xml: &str,
-    object: Node<'a>,
+    object: Node<'_, '_>,
     classes: &HashMap<String, usize>,
-) -> Result<(&'a str, usize)> {
-    let name = object
-        .child("name")
-        .ok_or_else(|| parse_error(path, line_of(xml, object.start), "<object> without <name>"))?;
-    let wnid = name.trimmed();
-    let class = classes.get(wnid).ok_or_else(|| {
-        let line = line_of(xml, name.start);
-        parse_error(path, line, format!("{wnid} is not in the synset list"))
+) -> Result<(String, usize)> {
+    let name = xml::element(object, "name")
+        .ok_or_else(|| parse_error(path, xml::line(object), "<object> without <name>"))?;
+    let wnid = xml::text(name);
+    let class = classes.get(&wnid).ok_or_else(|| {
+        let msg = format!("{wnid} is not in the synset list");
+        parse_error(path, xml::line(name), msg)
     })?;
     Ok((wnid, *class))
 }
 
-fn bndbox(path: &Path, xml: &str, object: Node<'_>) -> Result<BoundingBox> {
-    let line = line_of(xml, object.start);
-    let b = object
-        .child("bndbox")
-        .ok_or_else(|| parse_error(path, line, "<object> without <bndbox>"))?;
+fn bndbox(path: &Path, object: Node<'_, '_>) -> Result<BoundingBox> {
+    let b = xml::element(object, "bndbox")
+        .ok_or_else(|| parse_error(path, xml::line(object), "<object> without <bndbox>"))?;
     let c = [
-        number(path, xml, b, "xmin")?,
-        number(path, xml, b, "ymin")?,
-        number(path, xml, b, "xmax")?,
-        number(path, xml, b, "ymax")?,
+        number(path, b, "xmin")?,
+        number(path, b, "ymin")?,
+        number(path, b, "xmax")?,
+        number(path, b, "ymax")?,
     ];
-    make_box(path, line_of(xml, b.start), c)
+    make_box(path, xml::line(b), c)
 }
 
 /// The number in the `tag` child of `parent`.
-fn number<T: std::str::FromStr>(path: &Path, xml: &str, parent: Node<'_>, tag: &str) -> Result<T> {
-    let line = line_of(xml, parent.start);
-    let node = parent
-        .child(tag)
-        .ok_or_else(|| parse_error(path, line, format!("no <{tag}> element")))?;
-    parse_field(path, line_of(xml, node.start), tag, node.trimmed())
+fn number<T: std::str::FromStr>(path: &Path, parent: Node<'_, '_>, tag: &str) -> Result<T> {
+    let node = xml::element(parent, tag)
+        .ok_or_else(|| parse_error(path, xml::line(parent), format!("no <{tag}> element")))?;
+    parse_field(path, xml::line(node), tag, &xml::text(node))
 }

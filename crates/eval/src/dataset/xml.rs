@@ -1,93 +1,64 @@
-//! A minimal XML element reader, enough for PASCAL-VOC / ILSVRC annotations.
+//! Reading the ILSVRC / PASCAL-VOC annotation XML, with `roxmltree`.
 //!
-//! It finds `<tag ...>body</tag>` by name (attributes are skipped,
-//! `<tag/>` has an empty body), does not decode entities and does not
-//! understand comments or CDATA. An element must not contain an element of
-//! the same name, which holds for the annotation files.
+//! A file must be well-formed XML (a malformed one is an
+//! [`EvalError::Parse`](crate::EvalError::Parse) at the line `roxmltree`
+//! reports); entities and CDATA are decoded, comments ignored, and a DTD is
+//! allowed. Elements are found by name anywhere below a node, in document
+//! order, as the annotation files need no more.
 
-/// The body of an element: the text between its opening and closing tag.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct Node<'a> {
-    /// Byte offset of `text` in the whole document.
-    pub start: usize,
-    /// The body.
-    pub text: &'a str,
+use std::path::Path;
+
+pub(super) use roxmltree::Node;
+use roxmltree::{Document, ParsingOptions};
+
+use crate::error::{Result, parse_error};
+
+/// Parses `xml`, naming `path` and the line of the first error.
+pub(super) fn parse<'i>(path: &Path, xml: &'i str) -> Result<Document<'i>> {
+    let options = ParsingOptions {
+        allow_dtd: true,
+        ..ParsingOptions::default()
+    };
+    Document::parse_with_options(xml, options).map_err(|e| {
+        let line = usize::try_from(e.pos().row).unwrap_or(usize::MAX);
+        parse_error(path, line, format!("malformed XML: {e}"))
+    })
 }
 
-impl<'a> Node<'a> {
-    /// The whole document as a node.
-    pub fn document(xml: &'a str) -> Self {
-        Node {
-            start: 0,
-            text: xml,
-        }
-    }
-
-    /// Every `tag` element inside this node, in document order.
-    pub fn children(&self, tag: &str) -> Vec<Node<'a>> {
-        let mut found = Vec::new();
-        let mut from = 0;
-        while let Some((body, end)) = next_element(self.text, tag, from) {
-            found.push(Node {
-                start: self.start + body.0,
-                text: &self.text[body.0..body.1],
-            });
-            from = end;
-        }
-        found
-    }
-
-    /// The first `tag` element inside this node.
-    pub fn child(&self, tag: &str) -> Option<Node<'a>> {
-        next_element(self.text, tag, 0).map(|(body, _)| Node {
-            start: self.start + body.0,
-            text: &self.text[body.0..body.1],
-        })
-    }
-
-    /// The body without surrounding whitespace.
-    pub fn trimmed(&self) -> &'a str {
-        self.text.trim()
-    }
+/// Every `tag` element below `node`, in document order.
+pub(super) fn elements<'a, 'i: 'a>(
+    node: Node<'a, 'i>,
+    tag: &'a str,
+) -> impl Iterator<Item = Node<'a, 'i>> + 'a {
+    node.descendants()
+        .skip(1)
+        .filter(move |n| n.has_tag_name(tag))
 }
 
-/// 1-based line number of byte `offset` in `xml`.
-pub(super) fn line_of(xml: &str, offset: usize) -> usize {
-    let end = offset.min(xml.len());
-    xml.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// The first `tag` element below `node`.
+pub(super) fn element<'a, 'i: 'a>(node: Node<'a, 'i>, tag: &'a str) -> Option<Node<'a, 'i>> {
+    elements(node, tag).next()
 }
 
-/// Finds the next `tag` element at or after `from`: the byte range of its
-/// body and the offset just past its closing tag.
-fn next_element(text: &str, tag: &str, from: usize) -> Option<((usize, usize), usize)> {
-    let (open_end, self_closing) = find_open(text, tag, from)?;
-    if self_closing {
-        return Some(((open_end, open_end), open_end));
-    }
-    let close = format!("</{tag}>");
-    let close_at = open_end + text.get(open_end..)?.find(&close)?;
-    Some(((open_end, close_at), close_at + close.len()))
+/// The element's own text (its text children, joined) without surrounding
+/// whitespace; empty for `<tag/>`.
+pub(super) fn text(node: Node<'_, '_>) -> String {
+    let text: String = node
+        .children()
+        .filter(Node::is_text)
+        .filter_map(|c| c.text())
+        .collect();
+    text.trim().to_string()
 }
 
-/// Offset just past the next opening tag `<tag>` / `<tag attr=..>` /
-/// `<tag/>` at or after `from`, and whether it closes itself.
-fn find_open(text: &str, tag: &str, from: usize) -> Option<(usize, bool)> {
-    let pattern = format!("<{tag}");
-    let mut at = from;
-    loop {
-        let start = at + text.get(at..)?.find(&pattern)?;
-        let after = start + pattern.len();
-        let next = text.get(after..)?.chars().next()?;
-        if next == '>' || next == '/' || next.is_whitespace() {
-            let gt = after + text.get(after..)?.find('>')?;
-            return Some((gt + 1, text[..gt].ends_with('/')));
-        }
-        at = after;
-    }
+/// 1-based line where the element's body starts (just after its opening
+/// tag; the tag itself when the body is empty).
+pub(super) fn line(node: Node<'_, '_>) -> usize {
+    let start = node
+        .first_child()
+        .map_or(node.range().start, |c| c.range().start);
+    let row = node.document().text_pos_at(start).row;
+    usize::try_from(row).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]
@@ -97,35 +68,57 @@ mod tests {
     const DOC: &str = "<annotation>\n <size><width>500</width>\n<height> 375 </height></size>\n\
         <object><name>n1</name><namespace>x</namespace></object>\n<object a=\"1\"><name>n2</name><empty/></object>\n</annotation>";
 
+    fn doc(xml: &str) -> Document<'_> {
+        parse(Path::new("a.xml"), xml).unwrap()
+    }
+
     #[test]
-    fn finds_children_by_exact_name() {
-        let doc = Node::document(DOC);
-        let objects = doc.children("object");
+    fn finds_elements_by_exact_name() {
+        let doc = doc(DOC);
+        let root = doc.root();
+        let objects: Vec<_> = elements(root, "object").collect();
         assert_eq!(objects.len(), 2);
         let names: Vec<_> = objects
             .iter()
-            .map(|o| o.child("name").map(|n| n.trimmed()))
+            .map(|o| element(*o, "name").map(text))
             .collect();
-        assert_eq!(names, vec![Some("n1"), Some("n2")]);
-        assert_eq!(objects[1].child("empty").map(|n| n.text), Some(""));
-        let size = doc.child("size").unwrap();
-        assert_eq!(size.child("height").unwrap().trimmed(), "375");
-        assert!(doc.child("missing").is_none());
+        assert_eq!(names, vec![Some("n1".into()), Some("n2".into())]);
+        assert_eq!(element(objects[1], "empty").map(text), Some(String::new()));
+        let size = element(root, "size").unwrap();
+        assert_eq!(text(element(size, "height").unwrap()), "375");
+        assert!(element(root, "missing").is_none());
     }
 
     #[test]
-    fn offsets_give_line_numbers() {
-        let doc = Node::document(DOC);
-        let height = doc.child("size").unwrap().child("height").unwrap();
-        assert_eq!(line_of(DOC, height.start), 3);
-        let second = doc.children("object")[1];
-        assert_eq!(line_of(DOC, second.child("name").unwrap().start), 5);
+    fn lines_of_element_bodies() {
+        let doc = doc(DOC);
+        let root = doc.root();
+        let height = element(element(root, "size").unwrap(), "height").unwrap();
+        assert_eq!(line(height), 3);
+        let second = elements(root, "object").nth(1).unwrap();
+        assert_eq!(line(element(second, "name").unwrap()), 5);
+        assert_eq!(line(element(second, "empty").unwrap()), 5);
     }
 
     #[test]
-    fn unclosed_element_is_not_found() {
-        let doc = Node::document("<a><b>1</a>");
-        assert!(doc.child("b").is_none());
-        assert_eq!(doc.child("a").unwrap().text, "<b>1");
+    fn decodes_entities_and_skips_comments() {
+        let doc = doc("<a><!-- <b>no</b> -->\n<b>x&amp;<![CDATA[y]]><!-- c -->z</b></a>");
+        let b: Vec<_> = elements(doc.root(), "b").map(text).collect();
+        assert_eq!(b, vec!["x&yz".to_string()]);
+    }
+
+    #[test]
+    fn malformed_xml_is_an_error_with_its_line() {
+        match parse(Path::new("a.xml"), "<a>\n<b>1</a>") {
+            Err(crate::EvalError::Parse {
+                path,
+                line,
+                message,
+            }) => {
+                assert_eq!((path.to_str(), line), (Some("a.xml"), 2));
+                assert!(message.contains("malformed XML"), "{message}");
+            }
+            other => panic!("expected a parse error, got {other:?}"),
+        }
     }
 }
