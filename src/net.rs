@@ -394,7 +394,7 @@ impl FeedbackNet {
     /// The `k` most likely classes of a plain forward pass.
     pub fn predict(&self, image: &DynamicImage, k: usize) -> Result<Vec<Prediction>> {
         let prepared = prepare(image, self.network.input_spec(), self.resize, &self.device)?;
-        let logits = feedbacknet_core::on_worker(|| self.network.forward(prepared.input, None))?;
+        let logits = feedbacknet_kernels::on_worker(|| self.network.forward(prepared.input, None))?;
         let classes = self.labels.len();
         let logits = logits.narrow(1, self.class_offset, classes);
         let probs = read_row(softmax(logits.clone(), 1))?;
@@ -527,7 +527,7 @@ impl FeedbackNet {
         classes: &[usize],
         jobs: &[Job],
     ) -> Result<Vec<Vec<Inference>>> {
-        feedbacknet_core::on_worker(|| self.explain_here(image, classes, jobs))
+        feedbacknet_kernels::on_worker(|| self.explain_here(image, classes, jobs))
     }
 
     /// [`Self::explain`] on the calling thread.
@@ -662,7 +662,7 @@ impl FeedbackNet {
         let index = self.class_index(class)?;
         let network = self.network.as_ref();
         let logit = index + self.class_offset;
-        let visualized = feedbacknet_core::on_worker(|| {
+        let visualized = feedbacknet_kernels::on_worker(|| {
             visualize_class_on(network, logit, config, &self.device)
         });
         Ok(visualized?)

@@ -9,21 +9,19 @@
 //! - [`ActivationRule`] and [`BackwardTarget`]: modified backward passes (guided backprop,
 //!   DeconvNet) and where they stop (the input, or a gate site for Grad-CAM).
 //! - [`MomentumStep`] and [`GatedNetwork::step_gates`]: the soft solver's update, fused into
-//!   the reverse pass where the network has one.
+//!   the reverse pass where the network has one (the fused kernels are in
+//!   `feedbacknet-kernels`; this crate holds the rule and its plain tensor-op form).
 //! - [`DynTensor`]: a Burn float tensor whose rank is known only at run time.
 #![warn(missing_docs)]
 
 mod backward;
 mod error;
-#[cfg(feature = "flex")]
-pub mod flex;
 mod gate;
 mod input;
 mod network;
 mod seed;
 mod step;
 mod tensor;
-mod worker;
 
 pub use backward::{ActivationRule, BackwardOutput, BackwardTarget};
 pub use error::{CoreError, Result};
@@ -32,10 +30,9 @@ pub use input::{InputSpec, Normalization};
 pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
 pub use seed::Seed;
 pub use step::{
-    GateState, MomentumStep, SteppedGate, SteppedGates, check_state, nan_max, step_by_gradients,
+    GateState, MomentumStep, SteppedGate, SteppedGates, check_state, step_by_gradients,
 };
 pub use tensor::{BinaryOp, DynTensor};
-pub use worker::on_worker;
 
 /// Re-export of the Burn items that appear in this crate's API.
 pub use burn::tensor::{Device, Tensor, TensorData};

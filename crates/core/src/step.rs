@@ -74,7 +74,7 @@ pub struct SteppedGates {
 }
 
 /// `max` that keeps a NaN once seen.
-pub fn nan_max(a: f32, b: f32) -> f32 {
+fn nan_max(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
         f32::NAN
     } else {
@@ -155,14 +155,11 @@ impl MomentumStep {
         (g, v)
     }
 
-    /// The step on gates `g` with velocity `v` and score gradient `grad` (all of one shape).
-    /// On flex, `g` and `v` are updated in place when nothing else holds them.
+    /// The step on gates `g` with velocity `v` and score gradient `grad` (all of one shape), in
+    /// plain Burn tensor ops on any backend: the rule of [`element`](Self::element) over whole
+    /// tensors. `feedbacknet_kernels::momentum_step` runs it in one fused pass on flex, with
+    /// this as its reference.
     pub fn apply(&self, g: Tensor<2>, v: Tensor<2>, grad: &Tensor<2>) -> Result<SteppedGate> {
-        #[cfg(feature = "flex")]
-        let (g, v) = match flex::apply(self, g, v, grad) {
-            Ok(step) => return Ok(step),
-            Err(unchanged) => unchanged,
-        };
         let penalty = g.clone().greater_elem(0.0).float().mul_scalar(self.lambda);
         let direction = grad.clone().sub(penalty);
         let velocity = v.mul_scalar(self.momentum).add(direction);
@@ -230,116 +227,4 @@ pub fn check_state(state: &GateState, moving: &[bool]) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-#[cfg(feature = "flex")]
-mod flex {
-    use burn::tensor::Tensor;
-
-    use super::{MomentumStep, SteppedGate, nan_max};
-    use crate::flex::{buffer, chunked_pair, owned_pair, tensor};
-
-    /// One chunk of the step, in place; answers the largest gate change (NaN if any change is
-    /// NaN).
-    #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-    fn step_chunk((gs, vs): (&mut [f32], &mut [f32]), ds: &[f32], step: &MomentumStep) -> f32 {
-        let (mut moved, mut nan) = (0.0f32, false);
-        for ((g, v), &d) in gs.iter_mut().zip(vs.iter_mut()).zip(ds) {
-            let (next_g, next_v) = step.element(*g, *v, d);
-            let change = (next_g - *g).abs();
-            *v = next_v;
-            *g = next_g;
-            moved = moved.max(change);
-            nan |= change.is_nan();
-        }
-        if nan { f32::NAN } else { moved }
-    }
-
-    /// The step on flex buffers; `g` and `v` back unchanged if any of the three is not a plain
-    /// flex tensor or the shapes differ.
-    #[allow(clippy::result_large_err)] // hands the caller's own tensors back, once per call
-    pub(super) fn apply(
-        step: &MomentumStep,
-        g: Tensor<2>,
-        v: Tensor<2>,
-        grad: &Tensor<2>,
-    ) -> Result<SteppedGate, (Tensor<2>, Tensor<2>)> {
-        let dims = g.dims();
-        let Some(pd) = buffer(grad).filter(|_| v.dims() == dims && grad.dims() == dims) else {
-            return Err((g, v));
-        };
-        let (mut pg, mut pv) = owned_pair(g, v)?;
-        let ds: &[f32] = pd.storage();
-        let moved = chunked_pair(
-            pg.storage_mut::<f32>(),
-            pv.storage_mut::<f32>(),
-            |start, gs, vs| {
-                let ds = &ds[start..start + gs.len()];
-                step_chunk((gs, vs), ds, step)
-            },
-            nan_max,
-            0.0,
-        );
-        Ok(SteppedGate {
-            gate: tensor(pg),
-            velocity: tensor(pv),
-            moved,
-        })
-    }
-}
-
-#[cfg(all(test, feature = "flex"))] // without flex there is no fast path to compare
-mod tests {
-    use burn::tensor::{Device, Distribution};
-
-    use super::*;
-
-    #[test]
-    fn the_fused_step_matches_the_tensor_ops() {
-        let device = Device::flex();
-        let step = MomentumStep {
-            learning_rate: 0.1,
-            momentum: 0.9,
-            lambda: 0.01,
-        };
-        let dims = [2, 70_000];
-        let g =
-            Tensor::<2>::random(dims, Distribution::Uniform(-0.2, 1.2), &device).clamp(0.0, 1.0);
-        let v = Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
-        let grad = Tensor::<2>::random(dims, Distribution::Normal(0.0, 1.0), &device);
-        // `g` and `v` are shared here (kept for the checks below): the step copies them.
-        let fast = step.apply(g.clone(), v.clone(), &grad).expect("fast step");
-        // The same step on autodiff tensors takes the tensor-op path.
-        let ad = |t: &Tensor<2>| t.clone().autodiff();
-        let slow = step
-            .apply(ad(&g), ad(&v), &ad(&grad))
-            .expect("tensor-op step");
-        // Unshared, the step writes into their own buffers, with the same result.
-        let owned = |t: &Tensor<2>| Tensor::<2>::from_data(t.to_data(), &device);
-        let in_place = step
-            .apply(owned(&g), owned(&v), &grad)
-            .expect("in-place step");
-        let same = |a: &Tensor<2>, b: &Tensor<2>| -> bool {
-            a.clone().equal(b.clone()).all().into_scalar()
-        };
-        assert!(same(&in_place.gate, &fast.gate) && same(&in_place.velocity, &fast.velocity));
-        assert_eq!(in_place.moved, fast.moved);
-        assert!(
-            !same(&fast.gate, &g),
-            "the step moved the gates (and left the shared input as it was)"
-        );
-        let diff = |a: Tensor<2>, b: Tensor<2>| -> f32 {
-            a.sub(b.without_autodiff()).abs().max().into_scalar()
-        };
-        assert!(diff(fast.gate, slow.gate) < 1e-6);
-        assert!(diff(fast.velocity, slow.velocity) < 1e-6);
-        assert!((fast.moved - slow.moved).abs() < 1e-6);
-        assert!(
-            fast.moved > 0.0,
-            "a step with random gradients moves the gates"
-        );
-        // A NaN gradient shows in the reported change.
-        let nan = grad.clone().mul_scalar(f32::NAN);
-        assert!(step.apply(g, v, &nan).expect("step").moved.is_nan());
-    }
 }

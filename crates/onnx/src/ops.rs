@@ -7,16 +7,10 @@ use burn::tensor::{
 };
 use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
 
-use crate::kernels::WinogradWeights;
+/// An activation that may carry a gate (the kernels' type, which the program's ops name).
+pub(crate) use feedbacknet_kernels::Activation;
 
-/// An activation that may carry a gate.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Activation {
-    /// `max(x, 0)`.
-    Relu,
-    /// `clamp(x, min, max)`; gated only when `min` is 0.
-    Clip { min: f32, max: f32 },
-}
+use crate::kernels::WinogradWeights;
 
 /// One compiled operation. Weights are stored as plain (non-autodiff) tensors.
 #[derive(Debug, Clone)]
@@ -243,14 +237,6 @@ fn shape_err(expected: &str, got: Vec<usize>) -> CoreError {
         context: "operator input".into(),
         expected: expected.into(),
         got,
-    }
-}
-
-/// Applies the activation itself (the gate is multiplied in by the caller).
-pub(crate) fn apply_activation(x: DynTensor, act: Activation) -> DynTensor {
-    match act {
-        Activation::Relu => dyn_map!(x, t => activation::relu(t)),
-        Activation::Clip { min, max } => dyn_map!(x, t => t.clamp(min, max)),
     }
 }
 

@@ -15,12 +15,12 @@ use burn::tensor::{Gradients, Int, Tensor};
 use feedbacknet_core::{
     ActivationRule, BackwardOutput, BackwardTarget, BinaryOp, CoreError, DynTensor, GateGradients,
     GateGranularity, GateSet, GateState, MomentumStep, Result, Seed, SteppedGates, check_state,
-    dyn_map, nan_max,
+    dyn_map,
 };
 
 use crate::{
     compile::Step,
-    kernels::{Wanted, gated_activation_backward, gated_backward_step},
+    kernels::{Wanted, gated_activation_backward, gated_backward_step, nan_max},
     network::{OnnxNetwork, Recording, Retain, forward_error, to_logits},
     ops::{Activation, Op},
     pool::max_pool2d_backward,

@@ -8,8 +8,8 @@
 
 use std::mem::MaybeUninit;
 
+use super::buffer::{buffer, each_plane, float, optional_buffer, written};
 use burn::tensor::{Tensor, ops::ConvOptions};
-use feedbacknet_core::flex::{buffer, each_plane, float, optional_buffer, written};
 
 use super::product::{Matrix, Output, product};
 
@@ -66,4 +66,42 @@ pub(crate) fn conv(
         },
     };
     Some(float(values, [batch, outputs, h, w]))
+}
+
+/// The input gradient of a pointwise convolution whose output gradient `dy` is nonzero in few
+/// channels: only those channels of the channel-swapped weight `swapped` are multiplied in;
+/// `None` when more than a quarter of the channels carry a gradient.
+pub(crate) fn sparse_pointwise_input_grad(
+    dy: &Tensor<4>,
+    swapped: &Tensor<4>,
+) -> Option<Tensor<4>> {
+    let [n, o, h, w] = dy.dims();
+    let [c, wo, kh, kw] = swapped.dims();
+    let plane = h * w;
+    if wo != o || [kh, kw] != [1, 1] || plane == 0 {
+        return None;
+    }
+    let pdy = buffer(dy)?;
+    let dys: &[f32] = pdy.storage();
+    let planes = |k: usize| (0..n).map(move |b| &dys[(b * o + k) * plane..][..plane]);
+    let live: Vec<usize> = (0..o)
+        .filter(|&k| planes(k).any(|p| p.iter().any(|&v| v != 0.0)))
+        .collect();
+    if live.len() * 4 > o {
+        return None;
+    }
+    let pw = buffer(swapped)?;
+    let ws: &[f32] = pw.storage();
+    let mut dx = vec![0.0f32; n * c * plane];
+    each_plane(&mut dx, plane, |i, out| {
+        let (b, ch) = (i / c, i % c);
+        for &k in &live {
+            let weight = ws[ch * o + k];
+            let source = &dys[(b * o + k) * plane..][..plane];
+            for (d, &g) in out.iter_mut().zip(source) {
+                *d += weight * g;
+            }
+        }
+    });
+    Some(float(dx, [n, c, h, w]))
 }

@@ -1,5 +1,5 @@
-//! Direct access to the buffers of the flex CPU backend, for the fast paths of the interpreter
-//! and the solver (fused element-wise passes that Burn would run as several ops).
+//! Direct access to the buffers of the flex CPU backend, and the parallel loops over them, for
+//! the fast paths (fused element-wise passes that Burn would run as several ops).
 //!
 //! Every function answers `None` for a tensor that is not a plain `f32` flex tensor (another
 //! backend, an autodiff tensor), so that the caller falls back to Burn's tensor ops.
@@ -10,14 +10,17 @@ use burn::tensor::{Bytes, DType, Int, Shape, Tensor};
 use burn_flex::{Flex, FlexTensor, Layout};
 use rayon::prelude::*;
 
-use crate::DynTensor;
+use feedbacknet_core::DynTensor;
+
+/// Output slots that a kernel writes once each.
+pub(crate) type Slots = [MaybeUninit<f32>];
 
 /// Below this many elements a pass runs on one thread.
-pub const PARALLEL_MIN: usize = 1 << 15;
+pub(crate) const PARALLEL_MIN: usize = 1 << 15;
 
 /// The contiguous `f32` flex buffer behind `t`, if `t` is a plain flex tensor (a copy only if
 /// its layout is not contiguous).
-pub fn buffer<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
+pub(crate) fn buffer<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
     let p = t.clone().try_into_primitive::<Flex>().ok()?;
     (p.dtype() == DType::F32).then(|| p.to_contiguous())
 }
@@ -26,7 +29,7 @@ pub fn buffer<const D: usize>(t: &Tensor<D>) -> Option<FlexTensor> {
 /// buffer when nothing else shares it, else a copy. `Err(t)` if `t` is not a plain `f32` flex
 /// tensor.
 #[allow(clippy::result_large_err)] // hands the caller's own tensor back, once per call
-pub fn owned_buffer<const D: usize>(t: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
+pub(crate) fn owned_buffer<const D: usize>(t: Tensor<D>) -> Result<FlexTensor, Tensor<D>> {
     let Ok(p) = t.clone().try_into_primitive::<Flex>() else {
         return Err(t);
     };
@@ -53,7 +56,7 @@ pub fn owned_buffer<const D: usize>(t: Tensor<D>) -> Result<FlexTensor, Tensor<D
 /// [`owned_buffer`] of two tensors (gates and their velocity, updated in place together): both
 /// back, unchanged, if either is not a plain `f32` flex tensor.
 #[allow(clippy::result_large_err)] // hands the caller's own tensors back, once per call
-pub fn owned_pair<const D: usize>(
+pub(crate) fn owned_pair<const D: usize>(
     a: Tensor<D>,
     b: Tensor<D>,
 ) -> Result<(FlexTensor, FlexTensor), (Tensor<D>, Tensor<D>)> {
@@ -70,20 +73,20 @@ pub fn owned_pair<const D: usize>(
 /// The `f32` values of a flex tensor in row-major order, read in place where they lie
 /// contiguously in its buffer (a channel range of a batch-1 map, as the gradient of a
 /// concatenation hands out), else from a contiguous copy.
-pub struct Values {
+pub(crate) struct Values {
     tensor: FlexTensor,
     range: std::ops::Range<usize>,
 }
 
 impl Values {
     /// The values.
-    pub fn as_slice(&self) -> &[f32] {
+    pub(crate) fn as_slice(&self) -> &[f32] {
         &self.tensor.storage::<f32>()[self.range.clone()]
     }
 }
 
 /// [`Values`] of `t`, if `t` is a plain `f32` flex tensor.
-pub fn values<const D: usize>(t: &Tensor<D>) -> Option<Values> {
+pub(crate) fn values<const D: usize>(t: &Tensor<D>) -> Option<Values> {
     let p = t.clone().try_into_primitive::<Flex>().ok()?;
     if p.dtype() != DType::F32 {
         return None;
@@ -101,7 +104,7 @@ pub fn values<const D: usize>(t: &Tensor<D>) -> Option<Values> {
 }
 
 /// [`values`] of a tensor of any rank.
-pub fn dyn_values(t: &DynTensor) -> Option<Values> {
+pub(crate) fn dyn_values(t: &DynTensor) -> Option<Values> {
     match t {
         DynTensor::R1(t) => values(t),
         DynTensor::R2(t) => values(t),
@@ -113,12 +116,12 @@ pub fn dyn_values(t: &DynTensor) -> Option<Values> {
 }
 
 /// The tensor of a flex primitive.
-pub fn tensor<const D: usize>(p: FlexTensor) -> Tensor<D> {
+pub(crate) fn tensor<const D: usize>(p: FlexTensor) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(p)
 }
 
 /// [`buffer`] of a tensor of any rank.
-pub fn dyn_buffer(t: &DynTensor) -> Option<FlexTensor> {
+pub(crate) fn dyn_buffer(t: &DynTensor) -> Option<FlexTensor> {
     match t {
         DynTensor::R1(t) => buffer(t),
         DynTensor::R2(t) => buffer(t),
@@ -130,18 +133,18 @@ pub fn dyn_buffer(t: &DynTensor) -> Option<FlexTensor> {
 }
 
 /// A flex tensor of shape `shape` holding `data` (row-major).
-pub fn float<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+pub(crate) fn float<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     let layout = Layout::contiguous(Shape::from(shape.to_vec()));
     Tensor::from_primitive::<Flex>(FlexTensor::new(Bytes::from_elems(data), layout, DType::F32))
 }
 
 /// A tensor of the rank and shape of `like` holding `data`.
-pub fn float_like(like: &DynTensor, data: Vec<f32>) -> DynTensor {
-    crate::dyn_map!(like.clone(), t => float(data, t.dims()))
+pub(crate) fn float_like(like: &DynTensor, data: Vec<f32>) -> DynTensor {
+    feedbacknet_core::dyn_map!(like.clone(), t => float(data, t.dims()))
 }
 
 /// A flex `i32` tensor (flex's default integer type) of shape `shape` holding `data`.
-pub fn int<const D: usize>(data: Vec<i32>, shape: [usize; D]) -> Tensor<D, Int> {
+pub(crate) fn int<const D: usize>(data: Vec<i32>, shape: [usize; D]) -> Tensor<D, Int> {
     let layout = Layout::contiguous(Shape::from(shape.to_vec()));
     Tensor::from_primitive::<Flex>(FlexTensor::new(Bytes::from_elems(data), layout, DType::I32))
 }
@@ -153,7 +156,7 @@ pub fn int<const D: usize>(data: Vec<i32>, shape: [usize; D]) -> Tensor<D, Int> 
 /// # Safety
 ///
 /// `fill` must write every element of the slice it is given.
-pub unsafe fn written<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
+pub(crate) unsafe fn written<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> Vec<T> {
     let mut values = Vec::with_capacity(n);
     fill(&mut values.spare_capacity_mut()[..n]);
     // SAFETY: the caller's `fill` has initialised all `n` elements.
@@ -163,7 +166,7 @@ pub unsafe fn written<T>(n: usize, fill: impl FnOnce(&mut [MaybeUninit<T>])) -> 
 
 /// Runs `f(start, chunk)` over `out` in chunks of whole blocks of `block` elements, in parallel
 /// when `out` is large.
-pub fn chunked<T: Send>(out: &mut [T], block: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn chunked<T: Send>(out: &mut [T], block: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let threads = rayon::current_num_threads().max(1);
     if out.len() < PARALLEL_MIN || threads == 1 {
         f(0, out);
@@ -178,7 +181,11 @@ pub fn chunked<T: Send>(out: &mut [T], block: usize, f: impl Fn(usize, &mut [T])
 
 /// Runs `f(plane index, plane)` over `out` cut in planes of `plane_len` elements, in parallel
 /// when `out` is large ([`chunked`] in whole planes).
-pub fn each_plane<T: Send>(out: &mut [T], plane_len: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn each_plane<T: Send>(
+    out: &mut [T],
+    plane_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     chunked(out, plane_len, |start, part| {
         for (i, plane) in part.chunks_mut(plane_len).enumerate() {
             f(start / plane_len + i, plane);
@@ -188,7 +195,7 @@ pub fn each_plane<T: Send>(out: &mut [T], plane_len: usize, f: impl Fn(usize, &m
 
 /// The buffers of an optional tensor (a bias): `Some(None)` without one, `None` if it is given
 /// but is not a plain `f32` flex tensor.
-pub fn optional_buffer<const D: usize>(t: Option<&Tensor<D>>) -> Option<Option<FlexTensor>> {
+pub(crate) fn optional_buffer<const D: usize>(t: Option<&Tensor<D>>) -> Option<Option<FlexTensor>> {
     match t {
         Some(t) => buffer(t).map(Some),
         None => Some(None),
@@ -197,7 +204,7 @@ pub fn optional_buffer<const D: usize>(t: Option<&Tensor<D>>) -> Option<Option<F
 
 /// [`chunked`] over two outputs of the same length, cut alike; `f` returns a value per chunk
 /// and the values are folded with `fold`.
-pub fn chunked_pair<A: Send, B: Send, R: Clone + Send + Sync>(
+pub(crate) fn chunked_pair<A: Send, B: Send, R: Clone + Send + Sync>(
     a: &mut [A],
     b: &mut [B],
     f: impl Fn(usize, &mut [A], &mut [B]) -> R + Sync,
@@ -218,7 +225,7 @@ pub fn chunked_pair<A: Send, B: Send, R: Clone + Send + Sync>(
 
 /// Runs `f(plane, a_plane, b_plane)` for each plane of two outputs (`a` in planes of `a_len`
 /// elements, `b` of `b_len`), in parallel when `parallel` is set.
-pub fn per_plane<A: Send, B: Send>(
+pub(crate) fn per_plane<A: Send, B: Send>(
     (a, a_len): (&mut [A], usize),
     (b, b_len): (&mut [B], usize),
     parallel: bool,

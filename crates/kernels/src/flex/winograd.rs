@@ -22,8 +22,8 @@
 
 use std::{mem::MaybeUninit, ops::Range};
 
+use super::buffer::{buffer, float, optional_buffer, written};
 use burn::tensor::Tensor;
-use feedbacknet_core::flex::{buffer, float, optional_buffer, written};
 use rayon::prelude::*;
 
 use super::product::{Matrix, Output, Shared, serial_product};

@@ -21,8 +21,8 @@
 
 use std::mem::MaybeUninit;
 
+use super::buffer::{buffer, each_plane, float, optional_buffer, written};
 use burn::tensor::Tensor;
-use feedbacknet_core::flex::{buffer, each_plane, float, optional_buffer, written};
 
 use super::product::{Matrix, Output, product};
 
@@ -208,7 +208,6 @@ mod tests {
     use super::*;
 
     #[test]
-    #[cfg(feature = "flex")] // the kernel reads flex buffers
     fn dense_convolutions_equal_burn() {
         let device = Device::flex();
         // Square and non-square kernels, padding 0 to kernel − 1, a batch of 2, odd sizes.

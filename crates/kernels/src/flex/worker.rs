@@ -1,21 +1,15 @@
-//! Running a whole computation on the CPU backend's thread pool.
+//! Running a whole computation on the flex backend's thread pool (rayon's global pool).
 
-/// Runs `f` on a worker thread of the CPU thread pool (rayon's global pool, which the flex
-/// backend and the fast kernels split their work over), and returns its result.
+/// Runs `f` on a worker thread of rayon's global pool (which flex and the fast kernels split
+/// their work over), and returns its result: see [`crate::on_worker`].
 ///
 /// Each parallel kernel called from outside the pool hands its work to the pool and sleeps
 /// until it is done: a wake-up and a hand-over per kernel, hundreds per solver iteration. On a
 /// worker, the kernels split their work among the workers directly. Called from outside the
 /// pool (of two or more threads), a second worker meanwhile runs the pool's pending work and
-/// spins between kernels instead of sleeping. `f` runs right here when the
-/// caller is already a worker, and always without the `flex` feature.
-///
-/// ```
-/// let sum = feedbacknet_core::on_worker(|| (1..=4).sum::<u32>());
-/// assert_eq!(sum, 10);
-/// ```
-pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    #[cfg(feature = "flex")]
+/// spins between kernels instead of sleeping. `f` runs right here when the caller is already a
+/// worker.
+pub(crate) fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_none() {
         if rayon::current_num_threads() < 2 {
             return rayon::join(|| computing(f), || ()).0;
@@ -31,7 +25,6 @@ pub fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     computing(f)
 }
 
-#[cfg(feature = "flex")]
 thread_local! {
     /// How many computations run on this thread (nested ones, when a worker waiting inside
     /// one picks up another's work).
@@ -40,15 +33,10 @@ thread_local! {
 
 /// `f()`, counted in [`COMPUTING`] while it runs.
 fn computing<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(feature = "flex")]
-    {
-        COMPUTING.with(|c| c.set(c.get() + 1));
-        let r = f();
-        COMPUTING.with(|c| c.set(c.get() - 1));
-        r
-    }
-    #[cfg(not(feature = "flex"))]
-    f()
+    COMPUTING.with(|c| c.set(c.get() + 1));
+    let r = f();
+    COMPUTING.with(|c| c.set(c.get() - 1));
+    r
 }
 
 /// Keeps the worker that runs it busy with the pool's work until `done`: between two parallel
@@ -59,7 +47,6 @@ fn computing<R>(f: impl FnOnce() -> R) -> R {
 ///
 /// A worker that picks this up while a computation of its own waits below it returns at once:
 /// two callers' spinners, each stacked above the other's computation, would wait forever.
-#[cfg(feature = "flex")]
 fn stay_awake(done: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
     if COMPUTING.with(|c| c.get()) > 0 {

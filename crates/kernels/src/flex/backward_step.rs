@@ -6,14 +6,13 @@
 use std::mem::MaybeUninit;
 
 use burn::tensor::Tensor;
-use feedbacknet_core::{
-    DynTensor, MomentumStep, SteppedGate,
-    flex::{PARALLEL_MIN, dyn_buffer, dyn_values, float_like, owned_pair, tensor, written},
-    nan_max,
-};
+use feedbacknet_core::{DynTensor, MomentumStep, SteppedGate};
 use rayon::prelude::*;
 
-use crate::ops::Activation;
+use super::buffer::{
+    PARALLEL_MIN, dyn_buffer, dyn_values, float_like, owned_pair, tensor, written,
+};
+use crate::{Activation, nan_max};
 
 /// `dx` (if `want_input`) and the stepped gates of `y = act(x) · g`, one gate per activation,
 /// under the true-gradient rule; `g` and `v` back unchanged if a tensor is not a plain flex

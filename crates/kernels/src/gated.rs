@@ -1,0 +1,275 @@
+//! Gated activations: `act(x)`, `act(x) · g` and its backward pass under an
+//! [`ActivationRule`], each in one pass on flex; and the backward pass with the soft solver's
+//! step fused in (the gate gradient used where it is computed, never stored).
+
+use burn::tensor::Tensor;
+use feedbacknet_core::{
+    ActivationRule, CoreError, DynTensor, GateGranularity, MomentumStep, Result, SteppedGate,
+};
+
+use crate::{Activation, Wanted, backend::Fast, fast::FastPath, momentum_step, reference};
+
+/// `act(x)` (ungated).
+pub fn activation(x: DynTensor, act: Activation) -> DynTensor {
+    Fast::activation(&x, act).unwrap_or_else(|| reference::activation(x, act))
+}
+
+/// `act(x) · gate`, the gate being `[batch, units]` with one value per activation
+/// ([`GateGranularity::Neuron`]) or per channel ([`GateGranularity::Channel`]).
+pub fn gated_activation(
+    x: DynTensor,
+    act: Activation,
+    gate: &Tensor<2>,
+    granularity: GateGranularity,
+) -> Result<DynTensor> {
+    match Fast::gated_activation(&x, act, gate, granularity) {
+        Some(y) => Ok(y),
+        None => reference::gated_activation(x, act, gate, granularity),
+    }
+}
+
+/// The backward pass of `y = act(x) · g` for the output gradient `dy`: `dx` under `rule`
+/// (with `g = 1` where `gate` is `None`) and `∂/∂g` shaped like the gate, each if `wanted`.
+pub fn gated_activation_backward(
+    x: &DynTensor,
+    act: Activation,
+    dy: &DynTensor,
+    gate: Option<(&Tensor<2>, GateGranularity)>,
+    rule: ActivationRule,
+    wanted: Wanted,
+) -> Result<(Option<DynTensor>, Option<Tensor<2>>)> {
+    match Fast::gated_activation_backward(x, act, dy, gate, rule, wanted) {
+        Some(result) => Ok(result),
+        None => reference::gated_activation_backward(x, act, dy, gate, rule, wanted),
+    }
+}
+
+/// The backward pass of `y = act(x) · g` under the true gradient, with the soft solver's
+/// `step` applied to the gates `g` (velocity `v`) by their gradient: `dx` (if `want_input`)
+/// and the stepped gates. On flex with one gate per activation, one fused pass; elsewhere the
+/// gate gradient is computed first ([`gated_activation_backward`], then [`momentum_step`]).
+pub fn gated_backward_step(
+    x: &DynTensor,
+    act: Activation,
+    dy: &DynTensor,
+    (g, v): (Tensor<2>, Tensor<2>),
+    granularity: GateGranularity,
+    step: &MomentumStep,
+    want_input: bool,
+) -> Result<(Option<DynTensor>, SteppedGate)> {
+    let (g, v) = match granularity {
+        GateGranularity::Neuron => {
+            match Fast::gated_backward_step(x, act, dy, (g, v), step, want_input) {
+                Ok(done) => return Ok(done),
+                Err(unchanged) => unchanged,
+            }
+        }
+        GateGranularity::Channel => (g, v),
+    };
+    let wanted = Wanted {
+        input: want_input,
+        gate: true,
+    };
+    let gate = Some((&g, granularity));
+    let (dx, dg) = gated_activation_backward(x, act, dy, gate, ActivationRule::Gradient, wanted)?;
+    let dg = dg.ok_or_else(|| CoreError::Readback("no gate gradient".into()))?;
+    Ok((dx, momentum_step(step, g, v, &dg)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Device, Distribution};
+    use feedbacknet_core::BinaryOp;
+
+    use super::*;
+    use crate::testing::max_abs;
+
+    const BOTH: Wanted = Wanted {
+        input: true,
+        gate: true,
+    };
+
+    #[test]
+    fn gated_activation_matches_the_generic_path_forward_and_backward() {
+        let device = Device::flex();
+        let dims = [2, 24, 30, 30];
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let dy = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device);
+        let acts = [Activation::Relu, Activation::Clip { min: 0.0, max: 0.5 }];
+        for act in acts {
+            let plain = activation(DynTensor::R4(x.clone()), act);
+            let generic = reference::activation(DynTensor::R4(x.clone().autodiff()), act);
+            let generic = DynTensor::R4(generic.into4("act").expect("4-d").without_autodiff());
+            assert_eq!(max_abs(plain, generic), 0.0, "{act:?} ungated");
+            for rule in [
+                ActivationRule::Gradient,
+                ActivationRule::Guided,
+                ActivationRule::Deconv,
+            ] {
+                let backward = |x: &Tensor<4>, dy: &Tensor<4>| {
+                    let (dx, dg) = gated_activation_backward(
+                        &DynTensor::R4(x.clone()),
+                        act,
+                        &DynTensor::R4(dy.clone()),
+                        None,
+                        rule,
+                        BOTH,
+                    )
+                    .expect("ungated backward");
+                    assert!(dg.is_none(), "no gate, no gate gradient");
+                    dx.expect("dx").into4("dx").expect("4-d").without_autodiff()
+                };
+                let fast = backward(&x, &dy);
+                let generic = backward(&x.clone().autodiff(), &dy.clone().autodiff());
+                let diff = max_abs(DynTensor::R4(fast), DynTensor::R4(generic));
+                assert_eq!(diff, 0.0, "{act:?} {rule:?} ungated backward");
+            }
+            for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
+                let units = match granularity {
+                    GateGranularity::Neuron => 24 * 30 * 30,
+                    GateGranularity::Channel => 24,
+                };
+                let gate =
+                    Tensor::<2>::random([2, units], Distribution::Uniform(0.0, 1.0), &device);
+                let fast = gated_activation(DynTensor::R4(x.clone()), act, &gate, granularity)
+                    .expect("fast");
+                let generic = reference::activation(DynTensor::R4(x.clone()), act)
+                    .binary(
+                        reference::broadcast_gate(&gate, &dims, granularity).expect("gate"),
+                        BinaryOp::Mul,
+                    )
+                    .expect("generic");
+                assert!(
+                    max_abs(fast, generic) < 1e-6,
+                    "{act:?} {granularity:?} forward"
+                );
+                for rule in [
+                    ActivationRule::Gradient,
+                    ActivationRule::Guided,
+                    ActivationRule::Deconv,
+                ] {
+                    let (dx, dg) = gated_activation_backward(
+                        &DynTensor::R4(x.clone()),
+                        act,
+                        &DynTensor::R4(dy.clone()),
+                        Some((&gate, granularity)),
+                        rule,
+                        BOTH,
+                    )
+                    .expect("fast backward");
+                    let (no_dx, only_dg) = gated_activation_backward(
+                        &DynTensor::R4(x.clone()),
+                        act,
+                        &DynTensor::R4(dy.clone()),
+                        Some((&gate, granularity)),
+                        rule,
+                        Wanted {
+                            input: false,
+                            gate: true,
+                        },
+                    )
+                    .expect("gate gradient alone");
+                    assert!(no_dx.is_none(), "dx was not wanted");
+                    // The generic path, on an autodiff tensor (no flex primitive behind it).
+                    let leaf = x.clone().autodiff().detach();
+                    let (gdx, gdg) = gated_activation_backward(
+                        &DynTensor::R4(leaf),
+                        act,
+                        &DynTensor::R4(dy.clone().autodiff()),
+                        Some((&gate.clone().autodiff(), granularity)),
+                        rule,
+                        BOTH,
+                    )
+                    .expect("generic backward");
+                    let gdx = gdx
+                        .expect("dx")
+                        .into4("dx")
+                        .expect("4-d")
+                        .without_autodiff();
+                    let gdg = gdg.expect("gate gradient").without_autodiff();
+                    let case = format!("{act:?} {granularity:?} {rule:?}");
+                    assert!(
+                        max_abs(dx.expect("dx"), DynTensor::R4(gdx)) < 1e-6,
+                        "{case} dx"
+                    );
+                    let dg = dg.expect("gate gradient");
+                    let only_dg = only_dg.expect("gate gradient alone");
+                    assert_eq!(
+                        max_abs(DynTensor::R2(dg.clone()), DynTensor::R2(only_dg)),
+                        0.0,
+                        "{case} dg alone"
+                    );
+                    assert!(
+                        max_abs(DynTensor::R2(dg), DynTensor::R2(gdg)) < 1e-3,
+                        "{case} dg"
+                    );
+                }
+            }
+        }
+    }
+
+    /// The fused backward step (one gate per activation) and the unfused one (per channel)
+    /// equal the reference: the gate gradient by Burn's ops, then the step by Burn's ops.
+    #[test]
+    fn the_backward_step_equals_the_backward_pass_then_the_step() {
+        let device = Device::flex();
+        let step = MomentumStep {
+            learning_rate: 0.1,
+            momentum: 0.9,
+            lambda: 0.01,
+        };
+        let dims = [1, 16, 45, 45];
+        let normal = Distribution::Normal(0.0, 1.0);
+        let x = DynTensor::R4(Tensor::<4>::random(dims, normal, &device));
+        let dy = DynTensor::R4(Tensor::<4>::random(dims, normal, &device));
+        let acts = [Activation::Relu, Activation::Clip { min: 0.0, max: 0.5 }];
+        let cases = [
+            (GateGranularity::Neuron, 16 * 45 * 45),
+            (GateGranularity::Channel, 16),
+        ];
+        for (act, (granularity, units)) in acts.into_iter().flat_map(|a| cases.map(|c| (a, c))) {
+            let case = format!("{act:?} {granularity:?}");
+            let g = Tensor::<2>::random([1, units], Distribution::Uniform(-0.2, 1.2), &device)
+                .clamp(0.0, 1.0);
+            let v = Tensor::<2>::random([1, units], normal, &device);
+            let (dx, fused) = gated_backward_step(
+                &x,
+                act,
+                &dy,
+                (g.clone(), v.clone()),
+                granularity,
+                &step,
+                true,
+            )
+            .expect("backward step");
+            let gate = Some((&g, granularity));
+            let (rdx, rdg) = reference::gated_activation_backward(
+                &x,
+                act,
+                &dy,
+                gate,
+                ActivationRule::Gradient,
+                BOTH,
+            )
+            .expect("reference backward");
+            let rdg = rdg.expect("gate gradient");
+            let stepped = reference::momentum_step(&step, g, v, &rdg).expect("reference step");
+            let dx_diff = max_abs(dx.expect("dx"), rdx.expect("dx"));
+            assert!(dx_diff < 1e-6, "{case}: dx differs by {dx_diff}");
+            let (gate_diff, velocity_diff) = (
+                max_abs(DynTensor::R2(fused.gate), DynTensor::R2(stepped.gate)),
+                max_abs(
+                    DynTensor::R2(fused.velocity),
+                    DynTensor::R2(stepped.velocity),
+                ),
+            );
+            assert!(gate_diff < 1e-4, "{case}: gates differ by {gate_diff}");
+            assert!(
+                velocity_diff < 1e-3,
+                "{case}: velocities differ by {velocity_diff}"
+            );
+            assert!((fused.moved - stepped.moved).abs() < 1e-4, "{case}: moved");
+            assert!(fused.moved > 0.0, "{case}: the gates moved");
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The hand-written CPU kernels of feedbacknet, each beside its reference in plain Burn tensor
+//! ops, and the plumbing of the CPU thread pool.
+//!
+//! What is here, by family (one module each):
+//!
+//! - gated activations: `act(x)`, `act(x) · g` and its backward pass under an
+//!   [`ActivationRule`](feedbacknet_core::ActivationRule) ([`gated_activation`],
+//!   [`gated_activation_backward`]), and that backward pass with the soft solver's step fused in
+//!   ([`gated_backward_step`]);
+//! - the soft solver's momentum step on whole gate tensors ([`momentum_step`]);
+//! - max pooling with its argmax indices ([`max_pool_with_indices`]);
+//! - convolutions: depthwise ones and RGB stems over stride phases, pointwise ones as matrix
+//!   products, dense stride-1 ones as a few matrix products, the 3×3 ones by Winograd's
+//!   F(2×2, 3×3) ([`depthwise_conv`], [`pointwise_conv`], [`dense_conv`], [`winograd_conv`],
+//!   and the input gradients);
+//! - padded planes and spread channel gradients ([`pad_planes`], [`spread_channels`]);
+//! - [`on_worker`]: a whole computation on a worker of the thread pool.
+//!
+//! # The dispatch rule
+//!
+//! The backend is chosen once, for a whole module: the fast paths on the flex CPU backend's
+//! buffers live in one private module (`flex`, compiled with the `flex` feature), behind one
+//! internal trait whose default bodies say "no fast path". Every public function asks the fast
+//! path first; where it does not apply (a build without `flex`, another backend, an autodiff
+//! tensor, a dtype other than `f32`, a shape it does not take) the function runs its reference
+//! (the private `reference` module: plain Burn tensor ops, any backend). The convolution, pad
+//! and spread kernels answer `None` instead, and their caller runs Burn's op, which is their
+//! reference.
+//!
+//! # Tests
+//!
+//! Each kernel is tested against its reference (Burn's ops), forward and backward, on shapes
+//! that exercise its edge cases.
+#![warn(missing_docs)]
+
+mod activation;
+mod backend;
+mod conv;
+mod fast;
+#[cfg(feature = "flex")]
+mod flex;
+mod gated;
+mod layout;
+mod pool;
+mod reference;
+mod step;
+#[cfg(test)]
+mod testing;
+mod worker;
+
+pub use activation::{Activation, Wanted};
+pub use conv::{
+    WinogradWeights, dense_conv, depthwise_conv, depthwise_input_grad, few_channel_conv,
+    few_channel_input_grad, pointwise_conv, sparse_pointwise_input_grad, symmetric_stride_one,
+    winograd_conv, winograd_weights,
+};
+pub use gated::{activation, gated_activation, gated_activation_backward, gated_backward_step};
+pub use layout::{pad_planes, spread_channels};
+pub use pool::{max_pool, max_pool_with_indices};
+pub use step::{momentum_step, nan_max};
+pub use worker::on_worker;

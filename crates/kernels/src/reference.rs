@@ -1,0 +1,145 @@
+//! The references: every kernel's computation in plain Burn tensor ops, on any backend (and on
+//! autodiff tensors). The dispatch runs these where no fast path applies, and the tests compare
+//! each fast path with its reference. (The convolutions' reference is Burn's own convolution,
+//! which the caller runs where a kernel answers `None`.)
+
+use burn::tensor::{
+    Int, Tensor, activation,
+    module::{max_pool2d, max_pool2d_with_indices},
+    ops::MaxPoolOptions,
+};
+use feedbacknet_core::{
+    ActivationRule, BinaryOp, DynTensor, GateGranularity, MomentumStep, Result, SteppedGate,
+    dyn_map,
+};
+
+use crate::{Activation, Wanted, fast::BackwardGrads};
+
+/// Max pooling with its argmax indices, Burn's.
+pub(crate) fn max_pool_with_indices(
+    x: Tensor<4>,
+    options: &MaxPoolOptions<2>,
+) -> (Tensor<4>, Tensor<4, Int>) {
+    max_pool2d_with_indices(x, options.clone())
+}
+
+/// Max pooling, Burn's.
+pub(crate) fn max_pool(x: Tensor<4>, options: &MaxPoolOptions<2>) -> Tensor<4> {
+    max_pool2d(x, options.clone())
+}
+
+/// `act(x)` (the gate is multiplied in by the caller).
+pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
+    match act {
+        Activation::Relu => dyn_map!(x, t => activation::relu(t)),
+        Activation::Clip { min, max } => dyn_map!(x, t => t.clamp(min, max)),
+    }
+}
+
+/// `act(x) · gate`.
+pub(crate) fn gated_activation(
+    x: DynTensor,
+    act: Activation,
+    gate: &Tensor<2>,
+    granularity: GateGranularity,
+) -> Result<DynTensor> {
+    let dims = x.dims();
+    activation(x, act).binary(broadcast_gate(gate, &dims, granularity)?, BinaryOp::Mul)
+}
+
+/// The backward pass of `y = act(x) · g`: `dx` under `rule` and `∂/∂g`, each if `wanted`.
+pub(crate) fn gated_activation_backward(
+    x: &DynTensor,
+    act: Activation,
+    dy: &DynTensor,
+    gate: Option<(&Tensor<2>, GateGranularity)>,
+    rule: ActivationRule,
+    wanted: Wanted,
+) -> Result<BackwardGrads> {
+    let dims = x.dims();
+    let gate_grad = match (wanted.gate, gate) {
+        (true, Some((g, granularity))) => {
+            let per_unit = activation(x.clone(), act).binary(dy.clone(), BinaryOp::Mul)?;
+            Some(reduce_to_gate(per_unit, g, granularity)?)
+        }
+        _ => None,
+    };
+    if !wanted.input {
+        return Ok((None, gate_grad));
+    }
+    let dz = match gate {
+        Some((g, granularity)) => dy
+            .clone()
+            .binary(broadcast_gate(g, &dims, granularity)?, BinaryOp::Mul)?,
+        None => dy.clone(),
+    };
+    let flat = x.clone().flatten_all();
+    let active = match act {
+        Activation::Relu => flat.greater_elem(0.0).float(),
+        Activation::Clip { min, max } => flat
+            .clone()
+            .greater_elem(min)
+            .float()
+            .mul(flat.lower_elem(max).float()),
+    };
+    let dx = DynTensor::R1(rule.apply(dz.flatten_all(), active)).reshape(&dims)?;
+    Ok((Some(dx), gate_grad))
+}
+
+/// The soft solver's momentum step on whole tensors ([`MomentumStep::apply`]).
+pub(crate) fn momentum_step(
+    step: &MomentumStep,
+    g: Tensor<2>,
+    v: Tensor<2>,
+    grad: &Tensor<2>,
+) -> Result<SteppedGate> {
+    step.apply(g, v, grad)
+}
+
+/// `x` padded by `value` around each plane, Burn's.
+#[cfg(all(test, feature = "flex"))]
+pub(crate) fn pad_planes(x: Tensor<4>, pads: [(usize, usize); 2], value: f32) -> Tensor<4> {
+    x.pad(
+        vec![(0, 0), (0, 0), pads[0], pads[1]],
+        burn::tensor::ops::PadMode::Constant(value),
+    )
+}
+
+/// Each channel's gradient `dy[n, c]` spread evenly over the `h · w` pixels of `dims`.
+#[cfg(all(test, feature = "flex"))]
+pub(crate) fn spread_channels(dy: Tensor<4>, dims: [usize; 4]) -> Tensor<4> {
+    dy.div_scalar((dims[2] * dims[3]) as f32).expand(dims)
+}
+
+/// The `[batch, units]` gate reshaped to broadcast against an activation of shape `dims`.
+pub(crate) fn broadcast_gate(
+    gate: &Tensor<2>,
+    dims: &[usize],
+    granularity: GateGranularity,
+) -> Result<DynTensor> {
+    let mut shape = dims.to_vec();
+    if granularity == GateGranularity::Channel {
+        shape[2..].iter_mut().for_each(|d| *d = 1);
+    }
+    DynTensor::R2(gate.clone()).reshape(&shape)
+}
+
+/// A per-activation gradient summed to the gate's shape.
+fn reduce_to_gate(
+    per_unit: DynTensor,
+    gate: &Tensor<2>,
+    granularity: GateGranularity,
+) -> Result<Tensor<2>> {
+    let [batch, units] = gate.dims();
+    let per_unit = per_unit.flatten_all();
+    Ok(match granularity {
+        GateGranularity::Neuron => per_unit.reshape([batch, units]),
+        GateGranularity::Channel => {
+            let per_channel = per_unit.dims()[0] / (batch * units).max(1);
+            per_unit
+                .reshape([batch * units, per_channel])
+                .sum_dim(1)
+                .reshape([batch, units])
+        }
+    })
+}
