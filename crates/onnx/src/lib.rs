@@ -17,7 +17,9 @@
 #![warn(missing_docs)]
 
 mod compile;
+mod conv_weights;
 mod error;
+mod execute;
 mod feature_map;
 mod fold;
 mod head;
@@ -25,7 +27,9 @@ mod kernels;
 mod network;
 mod ops;
 mod pool;
+mod prefix;
 mod preset;
+mod program;
 mod reverse;
 mod vjp;
 
