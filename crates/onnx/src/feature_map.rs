@@ -2,7 +2,7 @@
 
 use feedbacknet_core::DynTensor;
 
-use crate::{compile::Program, ops::Op};
+use crate::{ops::Op, program::Program};
 
 /// Whether a value is a spatial map: `[N, C, H, W]` with more than one position.
 fn spatial(value: Option<&DynTensor>) -> bool {

@@ -7,20 +7,12 @@
 
 use burn::tensor::ops::{ConvOptions, PadMode};
 
-use crate::{
-    compile::{Program, backward_weight},
-    ops::Op,
-};
+use crate::{conv_weights::conv_op, ops::Op, program::Program};
 
 /// Folds every constant-zero spatial `Pad` read by one convolution alone into that
 /// convolution's padding (its backward and Winograd weights are derived again for it).
 pub(crate) fn fold_pads(program: &mut Program) {
-    let mut readers = vec![0usize; program.slots];
-    for step in &program.steps {
-        for &slot in &step.inputs {
-            readers[slot] += 1;
-        }
-    }
+    let readers = program.readers();
     // (pad step, convolution step, the pad's input, the convolution padded).
     let folds: Vec<(usize, usize, usize, Op)> = (program.steps.iter().enumerate())
         .filter_map(|(pad, step)| {
@@ -88,15 +80,7 @@ fn padded_conv(op: &Op, extra: [(usize, usize); 2]) -> Option<Op> {
     ];
     let options =
         ConvOptions::new_with_padding(options.stride, padding, options.dilation, options.groups);
-    let backward_weight = backward_weight(weight, &options);
-    let winograd = crate::kernels::winograd_weights(weight, backward_weight.as_deref(), &options);
-    Some(Op::Conv2d {
-        weight: weight.clone(),
-        bias: bias.clone(),
-        options,
-        backward_weight,
-        winograd,
-    })
+    Some(conv_op(weight.clone(), bias.clone(), options))
 }
 
 #[cfg(all(test, feature = "flex"))] // the test runs the program on flex
@@ -105,7 +89,7 @@ mod tests {
     use feedbacknet_core::DynTensor;
 
     use super::*;
-    use crate::compile::Step;
+    use crate::{conv_weights::backward_weight, program::Step};
 
     /// Runs the steps of `program` in order on `x` (slot 0).
     fn run(program: &Program, x: &Tensor<4>) -> Tensor<4> {

@@ -4,7 +4,7 @@
 
 use feedbacknet_core::DynTensor;
 
-use crate::{compile::Program, ops::Op};
+use crate::{ops::Op, program::Program};
 
 /// The index of the head's convolution step, from the values of a probe forward pass: the
 /// graph output is that convolution followed only by per-channel steps (activations, global
@@ -14,12 +14,7 @@ pub(crate) fn find(
     values: &[Option<DynTensor>],
     classes: usize,
 ) -> Option<usize> {
-    let mut readers = vec![0usize; program.slots];
-    for step in &program.steps {
-        for &slot in &step.inputs {
-            readers[slot] += 1;
-        }
-    }
+    let readers = program.readers();
     let channels = |slot: usize| values[slot].as_ref().map(|v| v.dims());
     let mut slot = program.output;
     loop {

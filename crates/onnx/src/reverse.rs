@@ -19,17 +19,17 @@ use feedbacknet_core::{
 };
 
 use crate::{
-    compile::Step,
+    execute::{Executor, Recording, Retain, forward_error, to_logits},
     kernels::{Wanted, gated_activation_backward, gated_backward_step, nan_max},
-    network::{OnnxNetwork, Recording, Retain, forward_error, to_logits},
     ops::{Activation, Op},
     pool::max_pool2d_backward,
+    program::Step,
     vjp::fast_vjp,
 };
 
 /// Forward, then the reverse pass of `Σ seed·logits` down to `target` with `rule`.
 pub(crate) fn backward(
-    net: &OnnxNetwork,
+    executor: &Executor,
     input: Tensor<4>,
     gates: Option<&GateSet>,
     seed: Tensor<2>,
@@ -37,11 +37,11 @@ pub(crate) fn backward(
     target: BackwardTarget,
 ) -> Result<BackwardOutput> {
     let gates = gates.map(|g| g.clone().without_autodiff());
-    let tape = Tape::record(net, input, gates.as_ref(), &[], None)?;
+    let tape = Tape::record(executor, input, gates.as_ref(), &[], None)?;
     let stop = match target {
         BackwardTarget::Input => Stop::Input,
-        BackwardTarget::Site(k) => Stop::Slot(site_slot(net, k)?),
-        BackwardTarget::FeatureMap => Stop::Slot(net.feature_map_slot().ok_or_else(|| {
+        BackwardTarget::Site(k) => Stop::Slot(site_slot(executor, k)?),
+        BackwardTarget::FeatureMap => Stop::Slot(executor.feature_map_slot().ok_or_else(|| {
             CoreError::Unsupported(
                 "the graph has no spatial feature map before its classifier".into(),
             )
@@ -61,7 +61,7 @@ pub(crate) fn backward(
     let gradient = match gradient {
         Some(g) => g,
         None => DynTensor::R4(
-            tape.value(net.program().input)?
+            tape.value(executor.program().input)?
                 .into4("input")?
                 .zeros_like(),
         ),
@@ -76,13 +76,13 @@ pub(crate) fn backward(
 /// The gradient of `Σ seed(logits)·logits` with respect to every gate: one recorded forward
 /// pass and one reverse pass that stops below the lowest gate site.
 pub(crate) fn gate_gradients(
-    net: &OnnxNetwork,
+    executor: &Executor,
     input: Tensor<4>,
     gates: &GateSet,
     seed: &dyn Fn(&Tensor<2>) -> Result<Tensor<2>>,
 ) -> Result<GateGradients> {
     let gates = gates.clone().without_autodiff();
-    let tape = Tape::record_gated(net, input, &gates, None)?;
+    let tape = Tape::record_gated(executor, input, &gates, None)?;
     let seed = seed(&tape.logits)?;
     let mut pass = Pass::new(&tape, Some(&gates), ActivationRule::Gradient);
     pass.collect = Some(RefCell::new(vec![None; gates.len()]));
@@ -106,7 +106,7 @@ pub(crate) fn gate_gradients(
 /// One soft-solver iteration with the step applied in the reverse pass, at each gate site where
 /// its gradient is computed (see [`GatedNetwork::step_gates`](feedbacknet_core::GatedNetwork)).
 pub(crate) fn step_gates(
-    net: &OnnxNetwork,
+    executor: &Executor,
     input: Tensor<4>,
     state: GateState,
     moving: &[bool],
@@ -122,7 +122,7 @@ pub(crate) fn step_gates(
         c.dedup();
         c
     });
-    let tape = Tape::record_gated(net, input, &gates, classes.as_deref())?;
+    let tape = Tape::record_gated(executor, input, &gates, classes.as_deref())?;
     let seed = seed.gradient(&tape.logits)?;
     let (sites, batch, granularity) = (gates.sites().clone(), gates.batch(), gates.granularity());
     let mut pass = Pass::new(&tape, None, ActivationRule::Gradient);
@@ -218,7 +218,7 @@ fn site_error(k: usize) -> CoreError {
 
 /// Every value of one forward pass, kept for the reverse pass.
 struct Tape<'a> {
-    net: &'a OnnxNetwork,
+    executor: &'a Executor,
     values: Vec<Option<DynTensor>>,
     /// Per value slot, the argmax indices of the max pooling that wrote it.
     pool_indices: Vec<Option<Tensor<4, Int>>>,
@@ -232,31 +232,31 @@ impl<'a> Tape<'a> {
     ///
     /// With `classes` (ascending, distinct), only those logits are computed exactly.
     fn record_gated(
-        net: &'a OnnxNetwork,
+        executor: &'a Executor,
         input: Tensor<4>,
         gates: &GateSet,
         classes: Option<&[usize]>,
     ) -> Result<Self> {
         let input = input.without_autodiff();
-        let prefix = net.gate_free_values(&input)?;
-        Self::record(net, input, Some(gates), &prefix, classes)
+        let prefix = executor.gate_free_values(&input)?;
+        Self::record(executor, input, Some(gates), &prefix, classes)
     }
 
     fn record(
-        net: &'a OnnxNetwork,
+        executor: &'a Executor,
         input: Tensor<4>,
         gates: Option<&GateSet>,
         preset: &[(usize, DynTensor)],
         classes: Option<&[usize]>,
     ) -> Result<Self> {
-        let program = net.program();
+        let program = executor.program();
         let mut pool_indices = Vec::new();
         let recording = Recording {
             pool_indices: Some(&mut pool_indices),
             preset,
             classes,
         };
-        let values = net.execute_recorded(
+        let values = executor.execute_recorded(
             input.without_autodiff(),
             gates,
             None,
@@ -268,7 +268,7 @@ impl<'a> Tape<'a> {
             .ok_or_else(|| CoreError::Readback("the output was never computed".into()))?;
         let output_dims = output.dims();
         Ok(Self {
-            net,
+            executor,
             values,
             pool_indices,
             logits: to_logits(output)?,
@@ -319,7 +319,7 @@ impl<'a> Pass<'a> {
     /// Back-propagates `seed` (the gradient at the logits) until `stop`; returns the gradient
     /// at the stop slot or the input (`None` if nothing reached it).
     fn run(&self, seed: Tensor<2>, stop: Stop) -> Result<Option<DynTensor>> {
-        let program = self.tape.net.program();
+        let program = self.tape.executor.program();
         if seed.dims() != self.tape.logits.dims() {
             return Err(CoreError::Shape {
                 context: "backward seed".into(),
@@ -433,8 +433,8 @@ impl<'a> Pass<'a> {
 }
 
 /// The value slot of gate site `k`.
-fn site_slot(net: &OnnxNetwork, k: usize) -> Result<usize> {
-    let program = net.program();
+fn site_slot(executor: &Executor, k: usize) -> Result<usize> {
+    let program = executor.program();
     program
         .steps
         .iter()

@@ -1,0 +1,217 @@
+//! The [`Compiler`]: the value slots, constants and steps of the program being built, and the
+//! helpers through which every op family file reads a node's inputs and pushes its step.
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use feedbacknet_core::DynTensor;
+use onnx_ir::{Argument, Node};
+
+use crate::{
+    error::{OnnxError, Result},
+    ops::{Activation, Op},
+    program::{Program, Step},
+};
+
+/// A program under construction, one node at a time.
+pub(super) struct Compiler<'a> {
+    device: &'a Device,
+    /// The graph output's name (a final Softmax is skipped, see `activation::softmax`).
+    graph_output: &'a str,
+    slots: HashMap<String, usize>,
+    next_slot: usize,
+    constants: Vec<(usize, DynTensor)>,
+    steps: Vec<Step>,
+    gate_count: usize,
+}
+
+impl<'a> Compiler<'a> {
+    /// An empty program whose result is the value named `graph_output`.
+    pub(super) fn new(device: &'a Device, graph_output: &'a str) -> Self {
+        Self {
+            device,
+            graph_output,
+            slots: HashMap::new(),
+            next_slot: 0,
+            constants: Vec::new(),
+            steps: Vec::new(),
+            gate_count: 0,
+        }
+    }
+
+    /// The program, reading `input_slot` with the declared `input_shape`.
+    pub(super) fn finish(
+        self,
+        input_slot: usize,
+        input_shape: Vec<Option<usize>>,
+    ) -> Result<Program> {
+        let output = *self.slots.get(self.graph_output).ok_or_else(|| {
+            OnnxError::InvalidGraph(format!(
+                "no node produces the output `{}`",
+                self.graph_output
+            ))
+        })?;
+        Ok(Program {
+            steps: self.steps,
+            constants: self.constants,
+            slots: self.next_slot,
+            input: input_slot,
+            output,
+            input_shape,
+            gate_count: self.gate_count,
+        })
+    }
+
+    /// A new slot for the value called `name`.
+    pub(super) fn define(&mut self, name: &str) -> usize {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        self.slots.insert(name.to_string(), slot);
+        slot
+    }
+
+    /// Makes `name` another name of `slot`.
+    pub(super) fn alias(&mut self, name: &str, slot: usize) {
+        self.slots.insert(name.to_string(), slot);
+    }
+
+    /// Whether the node's first output is the graph output.
+    pub(super) fn writes_graph_output(&self, node: &Node) -> bool {
+        node.outputs()
+            .first()
+            .is_some_and(|o| o.name == self.graph_output)
+    }
+
+    /// The slot of a runtime or constant input.
+    pub(super) fn input_slot(&mut self, arg: &Argument, node: &str) -> Result<usize> {
+        if let Some((values, shape)) = constant_values(arg, node)? {
+            let shape = if shape.is_empty() { vec![1] } else { shape };
+            let tensor = DynTensor::from_vec(values, &shape, self.device)?;
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            self.constants.push((slot, tensor));
+            return Ok(slot);
+        }
+        self.slots.get(&arg.name).copied().ok_or_else(|| {
+            OnnxError::InvalidGraph(format!(
+                "node `{node}` reads `{}`, which nothing produces",
+                arg.name
+            ))
+        })
+    }
+
+    /// The constant weight at input `index`, if the node has that input.
+    pub(super) fn weight<const D: usize>(
+        &self,
+        node: &Node,
+        index: usize,
+    ) -> Result<Option<Tensor<D>>> {
+        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+            return Ok(None);
+        };
+        let (values, shape) = constant_values(arg, node.name())?.ok_or_else(|| {
+            unsupported(
+                node.name(),
+                &node.node_type().to_string(),
+                format!("input {index} must be a constant (weights computed at run time)"),
+            )
+        })?;
+        if shape.len() != D {
+            return Err(unsupported(
+                node.name(),
+                &node.node_type().to_string(),
+                format!("input {index} has rank {} (expected {D})", shape.len()),
+            ));
+        }
+        Ok(Some(Tensor::from_data(
+            TensorData::new(values, shape),
+            self.device,
+        )))
+    }
+
+    /// The constant weight at input `index`, which the node must have.
+    pub(super) fn required_weight<const D: usize>(
+        &self,
+        node: &Node,
+        index: usize,
+    ) -> Result<Tensor<D>> {
+        self.weight(node, index)?.ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` lacks input {index}", node.name()))
+        })
+    }
+
+    /// Pushes a step writing the node's first output.
+    fn push(&mut self, node: &Node, op: Op, inputs: Vec<usize>, gate: Option<usize>) -> Result<()> {
+        let out = node.outputs().first().ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` has no output", node.name()))
+        })?;
+        let output = self.define(&out.name);
+        self.steps.push(Step {
+            name: node.name().to_string(),
+            op,
+            inputs,
+            output,
+            gate,
+            release: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Pushes a single-input op reading the node's first input.
+    pub(super) fn unary(&mut self, node: &Node, op: Op) -> Result<()> {
+        self.unary_gated(node, op, None)
+    }
+
+    fn unary_gated(&mut self, node: &Node, op: Op, gate: Option<usize>) -> Result<()> {
+        let first = node.inputs().first().ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` has no input", node.name()))
+        })?;
+        let slot = self.input_slot(first, node.name())?;
+        self.push(node, op, vec![slot], gate)
+    }
+
+    /// Pushes an op over all of the node's (non-optional) inputs.
+    pub(super) fn nary(&mut self, node: &Node, op: Op) -> Result<()> {
+        let slots = node
+            .inputs()
+            .iter()
+            .filter(|a| !a.is_optional())
+            .map(|a| self.input_slot(a, node.name()))
+            .collect::<Result<Vec<_>>>()?;
+        self.push(node, op, slots, None)
+    }
+
+    /// Pushes an activation with a gate site of its own.
+    pub(super) fn gated(&mut self, node: &Node, activation: Activation) -> Result<()> {
+        let gate = self.gate_count;
+        self.gate_count += 1;
+        self.unary_gated(node, Op::Activation(activation), Some(gate))
+    }
+}
+
+/// The error of a node whose configuration the interpreter does not run.
+pub(super) fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> OnnxError {
+    OnnxError::UnsupportedConfig {
+        op: op.into(),
+        node: node.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads a constant argument as finite `f32` values with its shape.
+fn constant_values(arg: &Argument, node: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
+    let Some(data) = arg.value() else {
+        return Ok(None);
+    };
+    let shape = data.shape().as_slice().to_vec();
+    let values = data.try_into_vec_as::<f32>().map_err(|e| {
+        OnnxError::InvalidGraph(format!("constant `{}` of node `{node}`: {e:?}", arg.name))
+    })?;
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(OnnxError::NonFiniteWeights {
+            node: node.into(),
+            input: arg.name.clone(),
+        });
+    }
+    Ok(Some((values, shape)))
+}

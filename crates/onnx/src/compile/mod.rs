@@ -1,0 +1,88 @@
+//! Compiles an `onnx-ir` graph into a [`Program`] of [`Op`](crate::ops::Op)s over value slots.
+//!
+//! One file per op family turns a node's configuration into its step ([`builder`] holds the
+//! slots and steps they push to); this file dispatches on the node type, then hands the
+//! finished program to the rewrites of `fold` and plans when each value can be released.
+
+mod activation;
+mod builder;
+mod constant;
+mod conv;
+mod elementwise;
+mod linear;
+mod normalization;
+mod pool;
+mod shape;
+mod window;
+
+use burn::tensor::Device;
+use feedbacknet_core::BinaryOp;
+use onnx_ir::{Node, OnnxGraph};
+
+use self::builder::Compiler;
+use crate::{
+    error::{OnnxError, Result},
+    program::Program,
+};
+
+/// The program of `graph`, its weights on `device`.
+pub(crate) fn compile(graph: &OnnxGraph, device: &Device) -> Result<Program> {
+    let input = graph
+        .inputs
+        .iter()
+        .find(|a| a.value().is_none())
+        .ok_or_else(|| OnnxError::InvalidGraph("the graph has no runtime input".into()))?;
+    let output = graph
+        .outputs
+        .first()
+        .ok_or_else(|| OnnxError::InvalidGraph("the graph has no output".into()))?;
+    if graph.nodes.is_empty() {
+        return Err(OnnxError::InvalidGraph("the graph has no nodes".into()));
+    }
+    let mut c = Compiler::new(device, &output.name);
+    let input_slot = c.define(&input.name);
+    for node in &graph.nodes {
+        dispatch(&mut c, node)?;
+    }
+    let input_shape = input
+        .ty
+        .static_shape()
+        .cloned()
+        .unwrap_or_else(|| vec![None; input.ty.rank()]);
+    let mut program = c.finish(input_slot, input_shape)?;
+    crate::fold::fold_pads(&mut program);
+    program.plan_releases();
+    Ok(program)
+}
+
+/// Compiles one node with its op family's file.
+fn dispatch(c: &mut Compiler, node: &Node) -> Result<()> {
+    match node {
+        Node::Conv2d(n) => conv::conv2d(c, node, &n.config),
+        Node::Relu(_) => activation::relu(c, node),
+        Node::Clip(n) => activation::clip(c, node, &n.config),
+        Node::Softmax(n) => activation::softmax(c, node, &n.config),
+        Node::MaxPool2d(n) => pool::max_pool2d(c, node, &n.config),
+        Node::AveragePool2d(n) => pool::average_pool2d(c, node, &n.config),
+        Node::GlobalAveragePool(_) => pool::global_average_pool(c, node),
+        Node::Add(_) => elementwise::binary(c, node, BinaryOp::Add),
+        Node::Sub(_) => elementwise::binary(c, node, BinaryOp::Sub),
+        Node::Mul(_) => elementwise::binary(c, node, BinaryOp::Mul),
+        Node::Div(_) => elementwise::binary(c, node, BinaryOp::Div),
+        Node::Dropout(_) | Node::Identity(_) => elementwise::identity(c, node),
+        Node::Linear(n) => linear::linear(c, node, &n.config),
+        Node::Gemm(n) => linear::gemm(c, node, &n.config),
+        Node::MatMul(_) => linear::matmul(c, node),
+        Node::Concat(n) => shape::concat(c, node, &n.config),
+        Node::Flatten(n) => shape::flatten(c, node, &n.config),
+        Node::Reshape(n) => shape::reshape(c, node, &n.config),
+        Node::Pad(n) => shape::pad(c, node, &n.config),
+        Node::BatchNormalization(n) => normalization::batch_norm(c, node, &n.config),
+        Node::Lrn(n) => normalization::lrn(c, node, &n.config),
+        Node::Constant(_) => constant::constant(c, node),
+        other => Err(OnnxError::UnsupportedOperator {
+            op: other.node_type().to_string(),
+            node: node.name().to_string(),
+        }),
+    }
+}

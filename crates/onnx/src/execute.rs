@@ -1,0 +1,332 @@
+//! The executor: runs a compiled [`Program`] forward, with or without gates, recording what a
+//! reverse pass needs (every value, the max-pooling argmaxes) and reusing what it may (the
+//! gate-free prefix, only the logits a solver reads from the classifier head).
+
+use burn::tensor::{Device, Int, Tensor};
+use feedbacknet_core::{ActivationKind, CoreError, DynTensor, GateSet, GateSite};
+
+use crate::{
+    error::OnnxError,
+    ops::{Activation, Op},
+    prefix::{PrefixCache, PrefixValues},
+    program::{Program, Step},
+};
+
+/// A compiled program with what a probe run taught about it.
+#[derive(Debug)]
+pub(crate) struct Executor {
+    program: Program,
+    /// The number of logits.
+    num_outputs: usize,
+    /// The value slot of the last convolutional feature map (Grad-CAM's layer), if found.
+    feature_map: Option<usize>,
+    /// The step of the classifier head's convolution, if the graph ends in one (see `head`).
+    head: Option<usize>,
+    /// The steps that no gate influences, and their values for the last few inputs.
+    prefix: PrefixCache,
+}
+
+/// What a forward pass recorded for a reverse pass keeps, knows already and may skip.
+#[derive(Default)]
+pub(crate) struct Recording<'a> {
+    /// Receives, per value slot, the argmax indices of the max pooling that wrote it.
+    pub pool_indices: Option<&'a mut Vec<Option<Tensor<4, Int>>>>,
+    /// Values known already (the gate-free prefix).
+    pub preset: &'a [(usize, DynTensor)],
+    /// The only logits needed exactly, ascending and distinct (see [`feedbacknet_core::Seed`]):
+    /// the classifier head then computes those channels alone.
+    pub classes: Option<&'a [usize]>,
+}
+
+/// Which intermediate values a forward pass keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retain {
+    /// Only what later steps still read (a plain forward pass).
+    Needed,
+    /// Every value (a hand-written reverse pass reads them all).
+    All,
+}
+
+impl Executor {
+    /// The executor of `program`, after a probe run on a zero image of `[height, width]`
+    /// (which finds the number of logits, the feature map and the classifier head).
+    pub(crate) fn probe(
+        program: Program,
+        [height, width]: [usize; 2],
+        device: &Device,
+    ) -> crate::error::Result<Self> {
+        let prefix = PrefixCache::new(program.gate_free_prefix());
+        let mut executor = Self {
+            program,
+            num_outputs: 0,
+            feature_map: None,
+            head: None,
+            prefix,
+        };
+        let probe = Tensor::zeros([1, 3, height, width], device);
+        let values = executor.execute(probe, None, None, Retain::All)?;
+        let output = values[executor.program.output]
+            .clone()
+            .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
+        let classes = to_logits(output)?.dims()[1];
+        executor.num_outputs = classes;
+        executor.feature_map = crate::feature_map::find(&executor.program, &values, classes);
+        executor.head = crate::head::find(&executor.program, &values, classes);
+        Ok(executor)
+    }
+
+    /// The compiled program.
+    pub(crate) fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The number of logits.
+    pub(crate) fn num_outputs(&self) -> usize {
+        self.num_outputs
+    }
+
+    /// The value slot of the last convolutional feature map, if the graph has one.
+    pub(crate) fn feature_map_slot(&self) -> Option<usize> {
+        self.feature_map
+    }
+
+    /// The logits of `input`, recording the gate sites on the way if asked.
+    pub(crate) fn run(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        record: Option<&mut Vec<GateSite>>,
+    ) -> feedbacknet_core::Result<Tensor<2>> {
+        let mut values = self.execute(input, gates, record, Retain::Needed)?;
+        let logits = values[self.program.output]
+            .take()
+            .ok_or_else(|| CoreError::Forward {
+                node: "<graph output>".into(),
+                op: "output".into(),
+                reason: "the output was never computed".into(),
+            })?;
+        to_logits(logits)
+    }
+
+    /// Runs every step; returns the value slots (those released on the way are `None`).
+    fn execute(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        record: Option<&mut Vec<GateSite>>,
+        retain: Retain,
+    ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
+        self.execute_recorded(input, gates, record, retain, Recording::default())
+    }
+
+    /// The values of the steps that no gate influences, for `input`: computed once and reused
+    /// while the same input comes back (the soft solver's iterations).
+    pub(crate) fn gate_free_values(
+        &self,
+        input: &Tensor<4>,
+    ) -> feedbacknet_core::Result<PrefixValues> {
+        if let Some(values) = self.prefix.get(input) {
+            return Ok(values);
+        }
+        // Computed without holding the lock: other workers keep going meanwhile.
+        let mut values = self.initial_values(input.clone());
+        let mut computed = Vec::with_capacity(self.prefix.steps().len());
+        for &index in self.prefix.steps() {
+            let step = &self.program.steps[index];
+            let out = step
+                .op
+                .run(step_inputs(step, &values)?)
+                .map_err(|e| forward_error(step, e.to_string()))?;
+            values[step.output] = Some(out.clone());
+            computed.push((step.output, out));
+        }
+        let computed: PrefixValues = computed.into();
+        self.prefix.insert(input.clone(), computed.clone());
+        Ok(computed)
+    }
+
+    /// [`execute`](Self::execute) that also stores, per value slot, the argmax indices of each
+    /// max pooling (for the reverse pass).
+    pub(crate) fn execute_recorded(
+        &self,
+        input: Tensor<4>,
+        gates: Option<&GateSet>,
+        mut record: Option<&mut Vec<GateSite>>,
+        retain: Retain,
+        recording: Recording<'_>,
+    ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
+        let Recording {
+            mut pool_indices,
+            preset,
+            classes,
+        } = recording;
+        let head = self.head_rows(classes);
+        self.check_gates(gates)?;
+        let mut values = self.initial_values(input);
+        if let Some(indices) = pool_indices.as_deref_mut() {
+            indices.resize(self.program.slots, None);
+        }
+        for (slot, value) in preset {
+            values[*slot] = Some(value.clone());
+        }
+        for (index, step) in self.program.steps.iter().enumerate() {
+            if values[step.output].is_some() {
+                continue; // a preset value (the steps that no gate influences)
+            }
+            let inputs = step_inputs(step, &values)?;
+            let gated = match (&step.op, step.gate, gates) {
+                (Op::Activation(act), Some(k), Some(g)) => Some((*act, k, g)),
+                _ => None,
+            };
+            let rows = head.filter(|(h, _)| *h == index).map(|(_, rows)| rows);
+            let out = run_step(step, inputs, gated, rows, pool_indices.as_deref_mut())?;
+            if step.gate.is_some() {
+                if gated.is_none() && gates.is_some() {
+                    return Err(forward_error(
+                        step,
+                        "a gate site that is not an activation".into(),
+                    ));
+                }
+                if let Some(sites) = record.as_deref_mut() {
+                    sites.push(site_of(step, &out));
+                }
+            }
+            if retain == Retain::Needed {
+                for &slot in &step.release {
+                    values[slot] = None;
+                }
+            }
+            values[step.output] = Some(out);
+        }
+        Ok(values)
+    }
+
+    /// The head step and the logits it computes alone: the needed channels when they are valid
+    /// and at most a quarter of them (past that, the one full product is the cheaper way).
+    fn head_rows<'c>(&self, classes: Option<&'c [usize]>) -> Option<(usize, &'c [usize])> {
+        self.head.zip(classes).filter(|(_, c)| {
+            !c.is_empty()
+                && 4 * c.len() <= self.num_outputs
+                && c.iter().all(|&c| c < self.num_outputs)
+        })
+    }
+
+    /// Refuses gates for another number of sites.
+    fn check_gates(&self, gates: Option<&GateSet>) -> feedbacknet_core::Result<()> {
+        match gates {
+            Some(g) if g.len() != self.program.gate_count => Err(CoreError::GateMismatch(format!(
+                "{} gate sites given, the network has {}",
+                g.len(),
+                self.program.gate_count
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The value slots before any step ran: the input and the constants.
+    fn initial_values(&self, input: Tensor<4>) -> Vec<Option<DynTensor>> {
+        let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
+        values[self.program.input] = Some(DynTensor::R4(input));
+        for (slot, constant) in &self.program.constants {
+            values[*slot] = Some(constant.clone());
+        }
+        values
+    }
+}
+
+/// The gate of a gated activation step: its activation, site and gates.
+type Gated<'a> = (Activation, usize, &'a GateSet);
+
+/// Runs one step: gated, for the head's `rows` alone, recording its pooling argmaxes into
+/// `indices`, or plainly.
+fn run_step(
+    step: &Step,
+    inputs: Vec<DynTensor>,
+    gated: Option<Gated<'_>>,
+    rows: Option<&[usize]>,
+    indices: Option<&mut Vec<Option<Tensor<4, Int>>>>,
+) -> feedbacknet_core::Result<DynTensor> {
+    let failed = |e: CoreError| forward_error(step, e.to_string());
+    match (gated, rows, indices) {
+        (None, Some(rows), _) => step
+            .op
+            .run_rows(inputs, rows)
+            .ok_or_else(|| forward_error(step, "the head is not a convolution".into()))?
+            .map_err(failed),
+        (Some(gated), _, _) => run_gated(step, inputs, gated),
+        (None, None, Some(indices)) => {
+            let (out, pooled) = step.op.run_recorded(inputs).map_err(failed)?;
+            indices[step.output] = pooled;
+            Ok(out)
+        }
+        (None, None, None) => step.op.run(inputs).map_err(failed),
+    }
+}
+
+/// Runs a gated activation step with gate site `k` of `gates`.
+fn run_gated(
+    step: &Step,
+    inputs: Vec<DynTensor>,
+    (act, k, gates): Gated<'_>,
+) -> feedbacknet_core::Result<DynTensor> {
+    let x = inputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| forward_error(step, "an input value is missing".into()))?;
+    let gate = gates
+        .values()
+        .get(k)
+        .ok_or_else(|| CoreError::GateMismatch(format!("no gate for site {k}")))?;
+    crate::kernels::gated_activation(x, act, gate, gates.granularity())
+        .map_err(|e| forward_error(step, format!("applying the gate: {e}")))
+}
+
+/// The values a step reads.
+fn step_inputs(
+    step: &Step,
+    values: &[Option<DynTensor>],
+) -> feedbacknet_core::Result<Vec<DynTensor>> {
+    step.inputs
+        .iter()
+        .map(|&s| values[s].clone())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| forward_error(step, "an input value is missing".into()))
+}
+
+/// The error of `step`, for `reason`.
+pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {
+    CoreError::Forward {
+        node: step.name.clone(),
+        op: step.op.name().into(),
+        reason,
+    }
+}
+
+/// The gate site of a gated activation step, from its output.
+fn site_of(step: &Step, activation: &DynTensor) -> GateSite {
+    let kind = match step.op {
+        Op::Activation(Activation::Clip { max, .. }) if max.is_finite() => {
+            ActivationKind::Clip { max }
+        }
+        _ => ActivationKind::Relu,
+    };
+    GateSite {
+        name: step.name.clone(),
+        shape: activation.dims()[1..].to_vec(),
+        activation: kind,
+    }
+}
+
+/// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.
+pub(crate) fn to_logits(output: DynTensor) -> feedbacknet_core::Result<Tensor<2>> {
+    let dims = output.dims();
+    if dims.len() >= 2 && dims[2..].iter().all(|&d| d == 1) {
+        output.reshape(&dims[..2])?.into2("logits")
+    } else {
+        Err(CoreError::Shape {
+            context: "network output".into(),
+            expected: "[batch, classes] logits".into(),
+            got: dims,
+        })
+    }
+}

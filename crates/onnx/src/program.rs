@@ -1,0 +1,90 @@
+//! The compiled form of an ONNX graph: a flat list of [`Step`]s over numbered value slots.
+//!
+//! Every pass shares this data: `compile` writes it, `fold` rewrites it, `execute` runs it,
+//! `reverse` walks it backwards, `head` and `feature_map` read its structure.
+
+use feedbacknet_core::DynTensor;
+
+use crate::ops::Op;
+
+/// One step of a compiled program.
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    /// Node name (as renamed by onnx-ir).
+    pub name: String,
+    pub op: Op,
+    /// Value slots read by the op, in order.
+    pub inputs: Vec<usize>,
+    /// Value slot written.
+    pub output: usize,
+    /// Gate site index, for gated activations.
+    pub gate: Option<usize>,
+    /// Slots no longer needed after this step.
+    pub release: Vec<usize>,
+}
+
+/// A compiled ONNX graph.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    pub steps: Vec<Step>,
+    pub constants: Vec<(usize, DynTensor)>,
+    pub slots: usize,
+    pub input: usize,
+    pub output: usize,
+    /// Declared input shape (dimensions that are unknown are `None`).
+    pub input_shape: Vec<Option<usize>>,
+    pub gate_count: usize,
+}
+
+impl Program {
+    /// The index of the step that writes `slot`, if a step does.
+    pub fn writer(&self, slot: usize) -> Option<usize> {
+        self.steps.iter().position(|s| s.output == slot)
+    }
+
+    /// Per value slot, how many step inputs read it.
+    pub fn readers(&self) -> Vec<usize> {
+        let mut readers = vec![0usize; self.slots];
+        for step in &self.steps {
+            for &slot in &step.inputs {
+                readers[slot] += 1;
+            }
+        }
+        readers
+    }
+
+    /// The steps (in program order) whose outputs depend on the input and the constants only,
+    /// through no gate: their values are the same for every gate setting.
+    pub fn gate_free_prefix(&self) -> Vec<usize> {
+        let mut free = vec![false; self.slots];
+        free[self.input] = true;
+        for (slot, _) in &self.constants {
+            free[*slot] = true;
+        }
+        let mut prefix = Vec::new();
+        for (index, step) in self.steps.iter().enumerate() {
+            if step.gate.is_none() && step.inputs.iter().all(|&s| free[s]) {
+                free[step.output] = true;
+                prefix.push(index);
+            }
+        }
+        prefix
+    }
+
+    /// Marks, for each step, the slots whose last reader it is (run once the steps are final).
+    pub fn plan_releases(&mut self) {
+        let mut last_use = vec![None; self.slots];
+        for (i, step) in self.steps.iter().enumerate() {
+            for &slot in &step.inputs {
+                last_use[slot] = Some(i);
+            }
+        }
+        for (slot, last) in last_use.into_iter().enumerate() {
+            if let Some(i) = last
+                && slot != self.output
+            {
+                self.steps[i].release.push(slot);
+            }
+        }
+    }
+}
