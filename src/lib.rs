@@ -23,6 +23,7 @@
 
 mod device;
 mod error;
+mod explainer;
 mod inference;
 mod labels;
 mod memory;
@@ -34,6 +35,7 @@ mod views;
 
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};
+pub use explainer::{MethodExplainer, colour_image, smoothed_at_image, stored_maps};
 pub use inference::{ClassInfo, GateStats, Inference, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
 pub use memory::retain_freed_memory;
@@ -45,6 +47,7 @@ pub use views::Crops;
 pub use feedbacknet_core::{
     self as core, Device, GateGranularity, GatedNetwork, InputSpec, Normalization,
 };
+pub use feedbacknet_eval as eval;
 pub use feedbacknet_localize::{
     self as localize, BoundingBox, FusionConfig, FusionRule, ImageGeometry, LocalizeConfig,
     RefineConfig, ResizeMode, SaliencyMap,

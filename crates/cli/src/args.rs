@@ -327,6 +327,30 @@ impl MethodArgs {
         }
         Defaults::parse_from(["feedbacknet"]).settings
     }
+
+    /// Every method and box setting, as recorded in `eval` and `tune` JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "threshold": self.threshold,
+            "blur_sigma_input_px": self.blur,
+            "iterations": self.iterations,
+            "lambda": self.lambda,
+            "objective": format!("{:?}", self.objective),
+            "gates": format!("{:?}", self.gates),
+            "schedule": format!("{:?}", self.schedule),
+            "top_sites": self.top_sites,
+            "top_iterations": self.top_iterations,
+            "hard_ratio": self.hard_ratio,
+            "sweeps": self.sweeps,
+            "crops": format!("{:?}", self.crops),
+            "cam_layer": self.cam_layer,
+            "fusion": format!("{:?}", self.fusion),
+            "cam_weight": self.cam_weight,
+            "feedback_blur": self.feedback_blur,
+            "cam_through": format!("{:?}", self.cam_through),
+            "feedback_map": self.feedback_map.to_string(),
+        })
+    }
 }
 
 /// A class on the command line: digits give an index, anything else a label.

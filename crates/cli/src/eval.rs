@@ -3,91 +3,27 @@
 //! The map scored for each image is the method's saliency at the image's resolution (the size
 //! the ground-truth boxes refer to), blurred with `--blur` network-input pixels scaled to that
 //! resolution, and normalized ([`smoothed_at_image`]); `feedbacknet tune` scores the same maps.
-//! The metrics and the resumable results file are `feedbacknet-eval`'s.
+//! The explainer is the library's [`MethodExplainer`]; the metrics and the resumable results
+//! file are `feedbacknet-eval`'s.
 
 use std::{path::Path, time::Instant};
 
-use feedbacknet::{FeedbackNet, InputSpec, Method, SaliencyMap, load_image};
+use feedbacknet::{FeedbackNet, Method, MethodExplainer, load_image, smoothed_at_image};
 use feedbacknet_eval::{
-    Dataset, ExplainError, Explainer, Explanation, GalleryItem, ImageRecord, MeasureConfig, Report,
-    ResumePolicy, Runner, Sample, Shard, Summary, SummaryFile, Timings, best_and_worst,
-    config_table, encode_png, merge, sha256_file, summary_json,
+    Dataset, GalleryItem, ImageRecord, MeasureConfig, Report, ResumePolicy, Runner, Sample, Shard,
+    Summary, SummaryFile, Timings, best_and_worst, config_table, encode_png, merge, sha256_file,
+    summary_json,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::{
-    args::{EvalArgs, MeasureArgs, MergeArgs, MethodArgs},
+    args::{EvalArgs, MeasureArgs, MergeArgs},
     error::{CliError, Result},
     net::{build, model_path},
     output::{create_parent, stem, write_atomic},
     render::overlay,
 };
-
-/// A [`FeedbackNet`] with one method, as the evaluator sees it.
-pub struct NetExplainer<'a> {
-    pub net: &'a FeedbackNet,
-    pub method: Method,
-    /// Blur of the maps, sigma in network-input pixels.
-    pub blur: f32,
-    /// Whether the measure refines masks with the image's colours (the explanation then
-    /// carries the image at the maps' size).
-    pub refine: bool,
-}
-
-/// `map` (at the image's resolution) blurred with sigma `blur` network-input pixels, scaled by
-/// the ratio of the map's to the input's resolution (the square root of the pixel counts'
-/// ratio), and normalized.
-pub fn smoothed_at_image(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
-    let scale = ((map.width() * map.height()) as f64 / (spec.width * spec.height).max(1) as f64)
-        .sqrt() as f32;
-    Ok(map
-        .gaussian_blur(blur * scale)
-        .map_err(feedbacknet::Error::from)?
-        .normalized())
-}
-
-impl Explainer for NetExplainer<'_> {
-    fn explain(
-        &self,
-        image: &image::DynamicImage,
-        true_class: usize,
-        k: usize,
-    ) -> std::result::Result<Explanation, ExplainError> {
-        let top5: Vec<usize> = self
-            .net
-            .predict(image, 5)?
-            .into_iter()
-            .map(|p| p.class.index)
-            .collect();
-        // The true class first, then the top-k guesses that differ from it: one batch.
-        let mut classes = vec![true_class];
-        classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
-        let results = self.net.infer_classes_with(image, &classes, self.method)?;
-        let spec = self.net.input_spec();
-        let map_of = |class: usize| {
-            let i = classes.iter().position(|&c| c == class).unwrap_or(0);
-            smoothed_at_image(&results[i].saliency, self.blur, spec)
-        };
-        let colour = match (self.refine, results.first()) {
-            (true, Some(r)) => {
-                let (w, h) = (r.saliency.width() as u32, r.saliency.height() as u32);
-                Some(crate::tune::colour_image(image, w, h)?)
-            }
-            _ => None,
-        };
-        Ok(Explanation {
-            top_maps: top5
-                .iter()
-                .take(k)
-                .map(|&c| map_of(c))
-                .collect::<Result<_>>()?,
-            true_class_map: map_of(true_class)?,
-            top5,
-            image: colour,
-        })
-    }
-}
 
 /// The measuring settings: the box threshold of the method settings, no further blur (the
 /// explainer's maps are already blurred), the sweep and the pointing tolerance.
@@ -122,7 +58,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let measure = measure_config(args.settings.threshold, &args.measure)?;
     let runner = runner(&args, measure.clone())?;
     create_parent(&args.results)?;
-    let explainer = NetExplainer {
+    let explainer = MethodExplainer {
         net: &net,
         method: args.method,
         blur: args.settings.blur,
@@ -268,35 +204,11 @@ fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
         "backend": format!("{:?}", args.model.backend),
     });
     if let (Some(config), serde_json::Value::Object(settings)) =
-        (config.as_object_mut(), method_settings(&args.settings))
+        (config.as_object_mut(), args.settings.to_json())
     {
         config.extend(settings);
     }
     config
-}
-
-/// Every method and box setting of the command line, as recorded in `eval` and `tune` JSON.
-pub fn method_settings(s: &MethodArgs) -> serde_json::Value {
-    json!({
-        "threshold": s.threshold,
-        "blur_sigma_input_px": s.blur,
-        "iterations": s.iterations,
-        "lambda": s.lambda,
-        "objective": format!("{:?}", s.objective),
-        "gates": format!("{:?}", s.gates),
-        "schedule": format!("{:?}", s.schedule),
-        "top_sites": s.top_sites,
-        "top_iterations": s.top_iterations,
-        "hard_ratio": s.hard_ratio,
-        "sweeps": s.sweeps,
-        "crops": format!("{:?}", s.crops),
-        "cam_layer": s.cam_layer,
-        "fusion": format!("{:?}", s.fusion),
-        "cam_weight": s.cam_weight,
-        "feedback_blur": s.feedback_blur,
-        "cam_through": format!("{:?}", s.cam_through),
-        "feedback_map": s.feedback_map.to_string(),
-    })
 }
 
 /// Prints the metrics as a small table.

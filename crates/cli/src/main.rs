@@ -28,7 +28,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Merge(args) => eval::run_merge(args),
         Command::Tune(args) => tune::run(args),
-        Command::Models(args) => models::run(args),
+        Command::Models(args) => models::run(&args.models.models_dir),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use feedbacknet::ModelPreset;
 
-use crate::{args::ModelsArgs, error::Result};
+use crate::error::Result;
 
 /// The models folder: as given if it exists, else `shared/models` beside this source tree (for
 /// runs from another working directory during development).
@@ -30,8 +30,9 @@ pub fn resolve_shared(path: &Path, sub: &str) -> PathBuf {
     }
 }
 
-pub fn run(args: ModelsArgs) -> Result<()> {
-    let dir = resolve_dir(&args.models.models_dir);
+/// Lists the presets and whether their files are in `models_dir`.
+pub fn run(models_dir: &Path) -> Result<()> {
+    let dir = resolve_dir(models_dir);
     println!("models folder: {}", dir.display());
     for preset in ModelPreset::all() {
         let path = dir.join(preset.file);

@@ -11,6 +11,8 @@
 //!   image ([`ResultsWriter`]), resumable after a crash ([`ResumePolicy`]);
 //!   [`merge`] combines shard files.
 //! * [`Report`] and [`summary_json`]: an HTML page and a JSON summary.
+//! * [`tune`]: box settings chosen on one half of a data set and reported on the other
+//!   (two-fold cross-validation on stored maps).
 //!
 //! Nothing here panics on bad input or prints; errors are [`EvalError`]s.
 //!
@@ -41,6 +43,7 @@ mod metrics;
 mod report;
 mod runner;
 mod text;
+pub mod tune;
 
 pub use dataset::{Dataset, Layout, SYNSET_FILE_NAMES, Sample, Shard};
 pub use error::{EvalError, Result};

@@ -1,0 +1,186 @@
+//! A [`FeedbackNet`] as the evaluator of `feedbacknet-eval` sees it: one method's maps as an
+//! [`Explainer`] ([`MethodExplainer`]), and the stored maps a tuning run scores
+//! ([`stored_maps`]). Both score the same maps: the saliency at the image's resolution,
+//! blurred by [`smoothed_at_image`].
+//!
+//! ```no_run
+//! use feedbacknet::{FeedbackNet, Method, MethodExplainer};
+//! use feedbacknet_eval::{Dataset, Runner};
+//!
+//! let net = FeedbackNet::from_onnx("../shared/models/squeezenet1.1.onnx")?;
+//! let dataset = Dataset::open("../shared/data/imagenet-val".as_ref(), None)?;
+//! let explainer = MethodExplainer { net: &net, method: Method::GradCam, blur: 10.0, refine: false };
+//! let outcome = Runner::new("out/eval.jsonl").limit(20).run(&dataset, &explainer, |_| {})?;
+//! println!("GT-known {:.3}", outcome.summary.gt_known_loc);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::time::Instant;
+
+use feedbacknet_eval::{ExplainError, Explainer, Explanation, Sample, tune::StoredImage};
+use feedbacknet_localize::{ColourImage, SaliencyMap};
+use image::DynamicImage;
+
+use crate::{FeedbackNet, InputSpec, Method, MethodSpec, Result, load_image};
+
+/// A [`FeedbackNet`] with one method, as the evaluator sees it.
+#[derive(Clone, Copy)]
+pub struct MethodExplainer<'a> {
+    /// The network.
+    pub net: &'a FeedbackNet,
+    /// The saliency method.
+    pub method: Method,
+    /// Blur of the maps, sigma in network-input pixels ([`smoothed_at_image`]).
+    pub blur: f32,
+    /// Whether the measure refines masks with the image's colours (the explanation then
+    /// carries the image at the maps' size).
+    pub refine: bool,
+}
+
+/// `map` (at the image's resolution) blurred with sigma `blur` network-input pixels, scaled by
+/// the ratio of the map's to the input's resolution (the square root of the pixel counts'
+/// ratio), and normalized.
+pub fn smoothed_at_image(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
+    let scale = ((map.width() * map.height()) as f64 / (spec.width * spec.height).max(1) as f64)
+        .sqrt() as f32;
+    Ok(map.gaussian_blur(blur * scale)?.normalized())
+}
+
+/// The image as RGB at `w`x`h` (the maps' size), for the colour refinement.
+pub fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
+    // The maps are usually at the image's own size: no resampling then.
+    let rgb = if (image.width(), image.height()) == (w, h) {
+        image.to_rgb8()
+    } else {
+        image
+            .resize_exact(w, h, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+    };
+    Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())?)
+}
+
+impl Explainer for MethodExplainer<'_> {
+    fn explain(
+        &self,
+        image: &DynamicImage,
+        true_class: usize,
+        k: usize,
+    ) -> std::result::Result<Explanation, ExplainError> {
+        let top5: Vec<usize> = self
+            .net
+            .predict(image, 5)?
+            .into_iter()
+            .map(|p| p.class.index)
+            .collect();
+        // The true class first, then the top-k guesses that differ from it: one batch.
+        let mut classes = vec![true_class];
+        classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
+        let results = self.net.infer_classes_with(image, &classes, self.method)?;
+        let spec = self.net.input_spec();
+        let map_of = |class: usize| {
+            let i = classes.iter().position(|&c| c == class).unwrap_or(0);
+            smoothed_at_image(&results[i].saliency, self.blur, spec)
+        };
+        let colour = match (self.refine, results.first()) {
+            (true, Some(r)) => {
+                let (w, h) = (r.saliency.width() as u32, r.saliency.height() as u32);
+                Some(colour_image(image, w, h)?)
+            }
+            _ => None,
+        };
+        Ok(Explanation {
+            top_maps: top5
+                .iter()
+                .take(k)
+                .map(|&c| map_of(c))
+                .collect::<Result<_>>()?,
+            true_class_map: map_of(true_class)?,
+            top5,
+            image: colour,
+        })
+    }
+}
+
+/// The stored maps of one image for `feedbacknet_eval::tune`: the top-5 predictions and, per
+/// group of `methods` (one group per tuned method, one spec per candidate setting), the
+/// unblurred map of the true class resized to [`Sample::size`]. All specs run in one
+/// [`FeedbackNet::infer_methods`] call (shared solves once). A group's time is the prediction's
+/// plus its first spec's stages; `colour` adds the image at the maps' size.
+pub fn stored_maps(
+    net: &FeedbackNet,
+    sample: &Sample,
+    methods: &[Vec<MethodSpec>],
+    colour: bool,
+) -> Result<StoredImage> {
+    let image = load_image(&sample.path)?;
+    let started = Instant::now();
+    let top5 = net
+        .predict(&image, 5)?
+        .into_iter()
+        .map(|p| p.class.index)
+        .collect();
+    let predict_ms = started.elapsed().as_secs_f64() * 1e3;
+    let (w, h) = sample.size;
+    let colour = colour.then(|| colour_image(&image, w, h)).transpose()?;
+    let specs = methods.iter().flatten().cloned();
+    let mut results = net.infer_methods(&image, sample.class, specs)?.into_iter();
+    let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
+    for group in methods {
+        let mut per_candidate = Vec::with_capacity(group.len());
+        for result in results.by_ref().take(group.len()) {
+            if per_candidate.is_empty() {
+                let t = &result.timings;
+                times_ms.push(
+                    predict_ms + t.preprocess_ms + t.solve_ms + t.saliency_ms + t.localize_ms,
+                );
+            }
+            per_candidate.push(result.saliency.resize_bilinear(w as usize, h as usize)?);
+        }
+        maps.push(per_candidate);
+    }
+    Ok(StoredImage {
+        sample: sample.clone(),
+        top5,
+        maps,
+        times_ms,
+        image: colour,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(width: usize, height: usize) -> InputSpec {
+        InputSpec::rgb(width, height, crate::Normalization::SYMMETRIC)
+    }
+
+    #[test]
+    fn the_blur_scales_with_the_maps_resolution() {
+        let map = SaliencyMap::from_fn(448, 448, |x, y| {
+            if (200..248).contains(&x) && (200..248).contains(&y) {
+                2.0
+            } else {
+                0.0
+            }
+        })
+        .unwrap();
+        // A 448x448 map of a 224x224 input: 4 input pixels are 8 map pixels.
+        let smoothed = smoothed_at_image(&map, 4.0, &spec(224, 224)).unwrap();
+        let expected = map.gaussian_blur(8.0).unwrap().normalized();
+        assert_eq!(smoothed, expected);
+        assert_eq!(smoothed.max(), 1.0);
+        let unblurred = smoothed_at_image(&map, 0.0, &spec(224, 224)).unwrap();
+        assert_eq!(unblurred, map.normalized());
+    }
+
+    #[test]
+    fn the_colour_image_is_resampled_only_when_sizes_differ() {
+        let rgb = image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 9]));
+        let image = DynamicImage::ImageRgb8(rgb.clone());
+        let same = colour_image(&image, 6, 4).unwrap();
+        assert_eq!(same, ColourImage::new(6, 4, rgb.into_raw()).unwrap());
+        let smaller = colour_image(&image, 3, 2).unwrap();
+        assert_eq!((smaller.width(), smaller.height()), (3, 2));
+    }
+}
