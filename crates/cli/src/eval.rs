@@ -2,12 +2,15 @@
 //!
 //! The map scored for each image is the method's saliency at the image's resolution (the size
 //! the ground-truth boxes refer to), blurred with `--blur` network-input pixels scaled to that
-//! resolution, and normalized ([`smoothed_at_image`]); `feedbacknet tune` scores the same maps.
+//! resolution, and normalized ([`localize_in_image`], the rule `FeedbackNet::infer` boxes
+//! with); `feedbacknet tune` scores the same maps.
 //! The metrics and the resumable results file are `feedbacknet-eval`'s.
 
 use std::{path::Path, time::Instant};
 
-use feedbacknet::{FeedbackNet, InputSpec, Method, SaliencyMap, load_image};
+use feedbacknet::{
+    FeedbackNet, LocalizeConfig, Method, Request, SaliencyMap, load_image, localize_in_image,
+};
 use feedbacknet_eval::{
     Dataset, ExplainError, Explainer, Explanation, GalleryItem, ImageRecord, MeasureConfig, Report,
     ResumePolicy, Runner, Sample, Shard, Summary, SummaryFile, Timings, best_and_worst,
@@ -35,18 +38,6 @@ pub struct NetExplainer<'a> {
     pub refine: bool,
 }
 
-/// `map` (at the image's resolution) blurred with sigma `blur` network-input pixels, scaled by
-/// the ratio of the map's to the input's resolution (the square root of the pixel counts'
-/// ratio), and normalized.
-pub fn smoothed_at_image(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
-    let scale = ((map.width() * map.height()) as f64 / (spec.width * spec.height).max(1) as f64)
-        .sqrt() as f32;
-    Ok(map
-        .gaussian_blur(blur * scale)
-        .map_err(feedbacknet::Error::from)?
-        .normalized())
-}
-
 impl Explainer for NetExplainer<'_> {
     fn explain(
         &self,
@@ -63,11 +54,19 @@ impl Explainer for NetExplainer<'_> {
         // The true class first, then the top-k guesses that differ from it: one batch.
         let mut classes = vec![true_class];
         classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
-        let results = self.net.infer_classes_with(image, &classes, self.method)?;
+        let request = Request::classes(classes.iter().copied()).method(self.method);
+        let results: Vec<_> = self.net.explain(image, &request)?.into_iter().collect();
         let spec = self.net.input_spec();
-        let map_of = |class: usize| {
+        let config = LocalizeConfig::default().with_blur_sigma(self.blur);
+        let map_of = |class: usize| -> Result<SaliencyMap> {
             let i = classes.iter().position(|&c| c == class).unwrap_or(0);
-            smoothed_at_image(&results[i].saliency, self.blur, spec)
+            let located = localize_in_image(
+                &results[i].saliency,
+                (spec.width, spec.height),
+                &config,
+                None,
+            );
+            Ok(located.map_err(feedbacknet::Error::from)?.smoothed)
         };
         let colour = match (self.refine, results.first()) {
             (true, Some(r)) => {
@@ -376,7 +375,10 @@ impl Gallery<'_> {
 
     fn item(&self, record: &ImageRecord, sample: &Sample) -> Result<GalleryItem> {
         let image = load_image(&sample.path)?;
-        let result = self.net.infer_with(&image, record.class, self.method)?;
+        let result = self
+            .net
+            .with_method(self.method)
+            .infer(&image, record.class)?;
         let photo = image
             .resize_exact(
                 sample.size.0,
@@ -384,8 +386,13 @@ impl Gallery<'_> {
                 image::imageops::FilterType::Triangle,
             )
             .to_rgb8();
-        let map = smoothed_at_image(&result.saliency, self.blur, self.net.input_spec())?
-            .resize_bilinear(sample.size.0 as usize, sample.size.1 as usize)
+        let spec = self.net.input_spec();
+        let config = LocalizeConfig::default().with_blur_sigma(self.blur);
+        let map = localize_in_image(&result.saliency, (spec.width, spec.height), &config, None)
+            .and_then(|located| {
+                let (w, h) = sample.size;
+                located.smoothed.resize_bilinear(w as usize, h as usize)
+            })
             .map_err(feedbacknet::Error::from)?;
         let mut picture = overlay(&photo, &map, record.gt_known_box.as_slice(), 0.5);
         for gt in &sample.boxes {

@@ -2,12 +2,12 @@
 //! report the other half at those fixed settings, so that no number is tuned on its own images.
 //!
 //! Each image's map is computed once; every (blur, threshold) pair of the grid is then scored
-//! on the stored maps exactly as `feedbacknet eval` scores them ([`smoothed_at_image`], then the
+//! on the stored maps exactly as `feedbacknet eval` scores them ([`localize_in_image`], then the
 //! largest connected component). The halves are the images of even and of odd data set index;
 //! each half is tuned in turn and the other reported (two-fold cross-validation).
 //!
 //! Several methods (`--method feedback,feedback-cam,gradcam`) are tuned on one pass over the
-//! images: methods that share gates share one solve ([`FeedbackNet::infer_methods`]). For
+//! images: methods that share gates share one solve ([`FeedbackNet::explain`]). For
 //! feedback-cam, `--cam-weights` and `--feedback-blurs` add the fusion's Grad-CAM weight and
 //! feedback blur to the grid, and `--feedback-maps` the map read off the gates (feedback and
 //! feedback-cam); every variant is made from the same solve.
@@ -15,8 +15,8 @@
 use std::path::Path;
 
 use feedbacknet::{
-    DynamicImage, FeedbackNet, Method, MethodSpec, SaliencyMap, load_image,
-    localize::{ColourImage, RefineConfig},
+    ColourImage, DynamicImage, FeedbackNet, InputSpec, LocalizeConfig, Method, MethodSpec,
+    RefineConfig, Request, SaliencyMap, load_image, localize_in_image,
 };
 use feedbacknet_eval::{
     Dataset, Explanation, ImageRecord, MeasureConfig, Sample, Summary, measure_box_with_image,
@@ -28,7 +28,6 @@ use serde::Serialize;
 use crate::{
     args::{FeedbackMapArg, RefineArg, TuneArgs},
     error::{CliError, Result},
-    eval::smoothed_at_image,
     net::{build, feedback_cam_with},
     output::{create_parent, write_atomic},
 };
@@ -136,7 +135,7 @@ impl Candidates {
         }
     }
 
-    /// What `infer_methods` runs for each variant.
+    /// What `explain` runs for each variant.
     fn specs(&self, args: &TuneArgs) -> Vec<MethodSpec> {
         self.variants
             .iter()
@@ -392,7 +391,8 @@ fn stored_map(
         .then(|| colour_image(&image, w, h))
         .transpose()?;
     let specs = candidates.iter().flat_map(|c| c.specs(args));
-    let mut results = net.infer_methods(&image, sample.class, specs)?.into_iter();
+    let request = Request::class(sample.class).methods(specs);
+    let mut results = net.explain(&image, &request)?.into_iter();
     let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
     for c in candidates {
         let mut per_candidate = Vec::with_capacity(c.variants.len());
@@ -435,6 +435,14 @@ pub(crate) fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<Colou
         .map_err(feedbacknet::Error::from)?)
 }
 
+/// The smoothed map of [`localize_in_image`] (blur `blur` network-input pixels), as
+/// `feedbacknet eval` and `FeedbackNet::infer` smooth it.
+fn smoothed(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
+    let config = LocalizeConfig::default().with_blur_sigma(blur);
+    let located = localize_in_image(map, (spec.width, spec.height), &config, None);
+    Ok(located.map_err(feedbacknet::Error::from)?.smoothed)
+}
+
 /// GT-known accuracy of every (variant, refinement, blur, threshold) point on `images`.
 fn score_grid(
     images: &[Scored<'_>],
@@ -447,7 +455,7 @@ fn score_grid(
         for &blur in &args.blurs {
             let smoothed: Vec<SaliencyMap> = images
                 .iter()
-                .map(|s| smoothed_at_image(&s.maps[candidate], blur, spec))
+                .map(|s| smoothed(&s.maps[candidate], blur, spec))
                 .collect::<Result<_>>()?;
             for &refine in &args.refine {
                 points.extend(
@@ -516,7 +524,7 @@ fn summarize(images: &[Scored<'_>], at: &GridPoint, net: &FeedbackNet) -> Result
             let map = &s.maps[at.candidate];
             let explanation = Explanation {
                 top5: s.top5.to_vec(),
-                true_class_map: smoothed_at_image(map, at.blur, net.input_spec())?,
+                true_class_map: smoothed(map, at.blur, net.input_spec())?,
                 top_maps: Vec::new(),
                 image: s.image.cloned(),
             };
