@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use common::shared;
 use criterion::{Criterion, criterion_group, criterion_main};
-use feedbacknet::{
-    Backend, FeedbackNet, LocalizeConfig, Method, SaliencyMap, load_image, localize,
-};
+use feedbacknet::{Backend, FeedbackNet, LocalizeConfig, Method, SaliencyMap, load_image};
 
 fn nets() -> Vec<String> {
     std::env::var("FEEDBACKNET_BENCH_NETS")
@@ -52,8 +50,9 @@ fn methods(c: &mut Criterion) {
         group.sample_size(10).warm_up_time(Duration::from_secs(1));
         group.bench_function("forward", |b| b.iter(|| net.predict(&image, 5).unwrap()));
         for method in Method::ALL {
+            let net = net.with_method(method);
             group.bench_function(method.name(), |b| {
-                b.iter(|| net.infer_with(&image, class, method).unwrap())
+                b.iter(|| net.infer(&image, class).unwrap())
             });
         }
         group.bench_function("feedback top-5 batch", |b| {
@@ -71,7 +70,7 @@ fn boxes(c: &mut Criterion) {
     .expect("map");
     let config = LocalizeConfig::default();
     c.bench_function("localize 224x224 (blur 10, threshold 0.2)", |b| {
-        b.iter(|| localize::localize(&map, &config).unwrap())
+        b.iter(|| feedbacknet_localize::localize(&map, &config).unwrap())
     });
 }
 

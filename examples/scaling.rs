@@ -7,7 +7,7 @@
 mod common;
 
 use common::{median_ms, shared};
-use feedbacknet::{FeedbackNet, InputSpec, Method, load_image};
+use feedbacknet::{FeedbackNet, InputSpec, Method, Request, load_image};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     feedbacknet::retain_freed_memory();
@@ -40,16 +40,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for &batch in batches {
             let classes = &ranked[..batch];
             let gradient = median_ms(runs, || {
-                drop(
-                    net.infer_classes_with(&image, classes, Method::Gradient)
-                        .unwrap(),
-                )
+                let request = Request::classes(classes.iter().copied()).method(Method::Gradient);
+                drop(net.explain(&image, &request).unwrap())
             });
             let feedback = median_ms(runs, || {
-                drop(
-                    net.infer_classes_with(&image, classes, Method::Feedback)
-                        .unwrap(),
-                )
+                let request = Request::classes(classes.iter().copied()).method(Method::Feedback);
+                drop(net.explain(&image, &request).unwrap())
             });
             println!(
                 "| {size}x{size} | {batch} | {gradient:.1} | {feedback:.1} | {:.1} |",

@@ -42,12 +42,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(dir.join("class.txt"), format!("{logit}\n"))?;
     }
     for method in Method::ALL {
-        let t = median_ms(runs, || {
-            drop(net.infer_with(&image, class, method).unwrap())
-        });
+        let net = net.with_method(method);
+        let t = median_ms(runs, || drop(net.infer(&image, class).unwrap()));
         println!("{:<20} {t:8.1} ms", method.name());
         if let Some(dir) = &maps {
-            let map = net.infer_with(&image, class, method)?.saliency;
+            let map = net.infer(&image, class)?.saliency;
             let bytes: Vec<u8> = map.data().iter().flat_map(|v| v.to_le_bytes()).collect();
             std::fs::write(dir.join(format!("{}.f32", method.name())), bytes)?;
         }

@@ -18,10 +18,10 @@
 use std::time::Instant;
 
 use feedbacknet_eval::{ExplainError, Explainer, Explanation, Sample, tune::StoredImage};
-use feedbacknet_localize::{ColourImage, SaliencyMap};
+use feedbacknet_localize::{ColourImage, SaliencyMap, smoothed_in_image};
 use image::DynamicImage;
 
-use crate::{FeedbackNet, InputSpec, Method, MethodSpec, Result, load_image};
+use crate::{FeedbackNet, InputSpec, Method, MethodSpec, Request, Result, load_image};
 
 /// A [`FeedbackNet`] with one method, as the evaluator sees it.
 #[derive(Clone, Copy)]
@@ -39,11 +39,10 @@ pub struct MethodExplainer<'a> {
 
 /// `map` (at the image's resolution) blurred with sigma `blur` network-input pixels, scaled by
 /// the ratio of the map's to the input's resolution (the square root of the pixel counts'
-/// ratio), and normalized.
+/// ratio), and normalized: the localization crate's
+/// [`smoothed_in_image`], the rule [`FeedbackNet::infer`] boxes with.
 pub fn smoothed_at_image(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
-    let scale = ((map.width() * map.height()) as f64 / (spec.width * spec.height).max(1) as f64)
-        .sqrt() as f32;
-    Ok(map.gaussian_blur(blur * scale)?.normalized())
+    Ok(smoothed_in_image(map, (spec.width, spec.height), blur)?)
 }
 
 /// The image as RGB at `w`x`h` (the maps' size), for the colour refinement.
@@ -75,7 +74,9 @@ impl Explainer for MethodExplainer<'_> {
         // The true class first, then the top-k guesses that differ from it: one batch.
         let mut classes = vec![true_class];
         classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
-        let results = self.net.infer_classes_with(image, &classes, self.method)?;
+        let request = Request::classes(classes.iter().copied()).method(self.method);
+        let results = self.net.explain(image, &request)?;
+        let results = results.method(0);
         let spec = self.net.input_spec();
         let map_of = |class: usize| {
             let i = classes.iter().position(|&c| c == class).unwrap_or(0);
@@ -104,7 +105,7 @@ impl Explainer for MethodExplainer<'_> {
 /// The stored maps of one image for `feedbacknet_eval::tune`: the top-5 predictions and, per
 /// group of `methods` (one group per tuned method, one spec per candidate setting), the
 /// unblurred map of the true class resized to [`Sample::size`]. All specs run in one
-/// [`FeedbackNet::infer_methods`] call (shared solves once). A group's time is the prediction's
+/// [`FeedbackNet::explain`] call (shared solves once). A group's time is the prediction's
 /// plus its first spec's stages; `colour` adds the image at the maps' size.
 pub fn stored_maps(
     net: &FeedbackNet,
@@ -122,8 +123,9 @@ pub fn stored_maps(
     let predict_ms = started.elapsed().as_secs_f64() * 1e3;
     let (w, h) = sample.size;
     let colour = colour.then(|| colour_image(&image, w, h)).transpose()?;
-    let specs = methods.iter().flatten().cloned();
-    let mut results = net.infer_methods(&image, sample.class, specs)?.into_iter();
+    let request = Request::class(sample.class).methods(methods.iter().flatten().cloned());
+    let results = net.explain(&image, &request)?;
+    let mut results = results.iter();
     let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
     for group in methods {
         let mut per_candidate = Vec::with_capacity(group.len());

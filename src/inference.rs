@@ -54,7 +54,7 @@ pub struct GateStats {
     pub iterations: usize,
 }
 
-/// Everything `FeedbackNet::infer` found for one class.
+/// Everything [`FeedbackNet::infer`](crate::FeedbackNet::infer) found for one class.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inference {
     /// The class explained.
@@ -70,7 +70,8 @@ pub struct Inference {
     pub trace: Vec<f32>,
     /// Gate summary (feedback methods only).
     pub gates: Option<GateStats>,
-    /// Boxes in original image pixels, best (largest component) first.
+    /// Boxes in original image pixels, best (largest component) first
+    /// ([`localize_in_image`](feedbacknet_localize::localize_in_image) of `saliency`).
     pub boxes: Vec<BoundingBox>,
     /// The raw saliency `max_c |∂score/∂I_c|`, normalized to max 1, at image size.
     #[serde(skip)]
@@ -86,5 +87,70 @@ impl Inference {
     /// The best box (largest connected component), if the map is not empty.
     pub fn best_box(&self) -> Option<&BoundingBox> {
         self.boxes.first()
+    }
+}
+
+/// The results of [`FeedbackNet::explain`](crate::FeedbackNet::explain): one [`Inference`] per
+/// requested method and class, grouped by method (in the request's order), then by class (in
+/// the target order).
+///
+/// Iterating goes method by method: all classes of the first method, then of the second.
+#[derive(Debug, Clone, Default)]
+pub struct Inferences {
+    classes: Vec<usize>,
+    per_method: Vec<Vec<Inference>>,
+}
+
+impl Inferences {
+    /// Results of `classes`, `per_method[m][c]` for method `m` and class `classes[c]`.
+    pub(crate) fn new(classes: Vec<usize>, per_method: Vec<Vec<Inference>>) -> Self {
+        Self {
+            classes,
+            per_method,
+        }
+    }
+
+    /// The class indices explained, in target order (for top-k: most likely first).
+    pub fn classes(&self) -> &[usize] {
+        &self.classes
+    }
+
+    /// The results of the `m`-th requested method, one per class (empty past the last).
+    pub fn method(&self, m: usize) -> &[Inference] {
+        self.per_method.get(m).map_or(&[], Vec::as_slice)
+    }
+
+    /// The result of the `m`-th method for the `c`-th class.
+    pub fn get(&self, m: usize, c: usize) -> Option<&Inference> {
+        self.per_method.get(m)?.get(c)
+    }
+
+    /// Every result, method by method.
+    pub fn iter(&self) -> impl Iterator<Item = &Inference> {
+        self.per_method.iter().flatten()
+    }
+
+    /// The number of results (methods times classes).
+    pub fn len(&self) -> usize {
+        self.per_method.iter().map(Vec::len).sum()
+    }
+
+    /// Whether there is no result.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The results grouped by method: `[m][c]`.
+    pub fn into_per_method(self) -> Vec<Vec<Inference>> {
+        self.per_method
+    }
+}
+
+impl IntoIterator for Inferences {
+    type Item = Inference;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<Inference>>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.per_method.into_iter().flatten()
     }
 }

@@ -16,11 +16,18 @@
 //! # Ok::<(), feedbacknet::Error>(())
 //! ```
 //!
+//! Three calls explain an image: [`FeedbackNet::infer`] (one class), [`FeedbackNet::infer_top_k`]
+//! (the most likely classes) and [`FeedbackNet::explain`] (any classes with any methods, as one
+//! batch whose methods share their solve; see [`Request`]).
+//!
 //! The crate is a facade over small crates with one job each: `feedbacknet-core` (gate
 //! traits), `feedbacknet-onnx` (run-time ONNX interpreter and presets), `feedbacknet-solver`
-//! (gate solvers, input gradients) and `feedbacknet-localize` (maps to boxes).
+//! (gate solvers, input gradients) and `feedbacknet-localize` (maps to boxes). It re-exports
+//! the types its API uses, and what a [`GatedNetwork`] of your own needs
+//! (`examples/custom_network.rs`); the rest is in those crates.
 #![warn(missing_docs)]
 
+mod builder;
 mod device;
 mod error;
 mod explainer;
@@ -29,32 +36,37 @@ mod labels;
 mod memory;
 mod method;
 mod net;
+mod pipeline;
 mod preprocess;
-mod run;
+mod request;
 mod views;
 
+pub use builder::FeedbackNetBuilder;
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};
 pub use explainer::{MethodExplainer, colour_image, smoothed_at_image, stored_maps};
-pub use inference::{ClassInfo, GateStats, Inference, Prediction, Timings};
+pub use inference::{ClassInfo, GateStats, Inference, Inferences, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
 pub use memory::retain_freed_memory;
 pub use method::{CamThrough, FeedbackCamConfig, FeedbackMap, Method, MethodSpec};
-pub use net::{FeedbackNet, FeedbackNetBuilder};
+pub use net::FeedbackNet;
 pub use preprocess::load_image;
+pub use request::{Request, Targets};
 pub use views::Crops;
 
 pub use feedbacknet_core::{
-    self as core, Device, GateGranularity, GatedNetwork, InputSpec, Normalization,
+    ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, CoreError, Device, DynTensor,
+    GateGradients, GateGranularity, GateSet, GateSite, GateState, GatedNetwork, InputSpec,
+    MomentumStep, Normalization, Seed, SteppedGates, Tensor, TensorData,
 };
-pub use feedbacknet_eval as eval;
 pub use feedbacknet_localize::{
-    self as localize, BoundingBox, FusionConfig, FusionRule, ImageGeometry, LocalizeConfig,
-    RefineConfig, ResizeMode, SaliencyMap,
+    BoundingBox, ColourImage, FusionConfig, FusionRule, ImageGeometry, Localization,
+    LocalizeConfig, LocalizeError, RefineConfig, Refinement, ResizeMode, SaliencyMap,
+    localize_in_image,
 };
-pub use feedbacknet_onnx::{self as onnx, ModelPreset, OnnxNetwork};
+pub use feedbacknet_onnx::{ModelPreset, OnnxError, OnnxNetwork};
 pub use feedbacknet_solver::{
-    self as solver, CamLayer, ClassVisualization, HardConfig, Objective, Schedule, SolverConfig,
+    CamLayer, ClassVisualization, HardConfig, Objective, Schedule, SolverConfig, SolverError,
     VisualizeConfig,
 };
 pub use image::DynamicImage;

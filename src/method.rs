@@ -5,7 +5,8 @@ use feedbacknet_solver::CamLayer;
 use serde::{Deserialize, Serialize};
 
 /// How the class-specific saliency map is computed. Every method runs on any loaded network
-/// through the same call ([`FeedbackNet::infer_with`](crate::FeedbackNet::infer_with)).
+/// through the same calls ([`FeedbackNet::infer`](crate::FeedbackNet::infer) with the net's
+/// method, [`FeedbackNet::explain`](crate::FeedbackNet::explain) with any).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -105,7 +106,8 @@ impl FeedbackCamConfig {
     }
 }
 
-/// A method with its settings, for [`FeedbackNet::infer_methods`](crate::FeedbackNet::infer_methods):
+/// A method with its settings, for a [`Request`](crate::Request) of
+/// [`FeedbackNet::explain`](crate::FeedbackNet::explain):
 /// the method and, for [`Method::FeedbackCam`], a fusion setting other than the net's own. A
 /// plain [`Method`] converts into one.
 ///

@@ -16,7 +16,7 @@ use std::{
 };
 
 use common::{photo, shared};
-use feedbacknet::{DynamicImage, FeedbackNet, Method, SolverConfig};
+use feedbacknet::{DynamicImage, FeedbackNet, Method, Request, SolverConfig};
 
 /// A fresh net: no gate sites probed and no prefix cached yet.
 fn squeezenet() -> FeedbackNet {
@@ -34,7 +34,10 @@ fn explain(net: &FeedbackNet, images: &[DynamicImage], class: usize) -> Maps {
     let mut maps = Vec::new();
     for image in images {
         for method in [Method::Feedback, Method::Gradient] {
-            let r = net.infer_with(image, class, method).expect("inference");
+            let r = net
+                .with_method(method)
+                .infer(image, class)
+                .expect("inference");
             maps.push(r.saliency.data().to_vec());
         }
     }
@@ -100,8 +103,9 @@ fn a_call_arriving_during_another_calls_first_probe_finishes() {
                     let (net, image) = (net.clone(), image.clone());
                     thread::spawn(move || {
                         thread::sleep(Duration::from_micros(caller * 1250 * trial));
-                        net.infer_with(&image, class, Method::GradCam)
-                            .map(|r| r.saliency.max())
+                        let request = Request::class(class).method(Method::GradCam);
+                        net.explain(&image, &request)
+                            .map(|r| r.method(0)[0].saliency.max())
                     })
                 })
                 .collect();

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use common::{inside, photo, shared};
 use feedbacknet::{
-    BoundingBox, DynamicImage, Error, FeedbackNet, Method, Objective, ResizeMode, SolverConfig,
-    load_image,
+    BoundingBox, DynamicImage, Error, FeedbackNet, Method, Objective, Request, ResizeMode,
+    SolverConfig, load_image,
 };
 
 fn squeezenet() -> &'static FeedbackNet {
@@ -79,7 +79,8 @@ fn feedback_maps_are_class_specific() {
         net.class_index("bull mastiff").unwrap(),
         net.class_index("tiger cat").unwrap(),
     ];
-    let results = net.infer_classes(&image, &classes).unwrap();
+    let results = net.explain(&image, &Request::classes(classes)).unwrap();
+    let results = results.method(0);
     let dog = results[0].smoothed.mass_fraction_in(&upper);
     let cat = results[1].smoothed.mass_fraction_in(&upper);
     assert!(dog > 0.5, "dog map: {dog:.2} of its mass in the upper half");

@@ -6,12 +6,12 @@ use std::sync::OnceLock;
 
 use common::{inside, photo, shared};
 use feedbacknet::{
-    BoundingBox, CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackMap, FeedbackNet,
-    FusionRule, LocalizeConfig, Method, MethodSpec, Objective, RefineConfig, SolverConfig,
-    core::BackwardTarget,
-    localize::{ColourImage, refined_boxes},
-    solver::grad_cam,
+    BackwardTarget, BoundingBox, CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackMap,
+    FeedbackNet, FusionRule, Inference, LocalizeConfig, Method, MethodSpec, Objective,
+    RefineConfig, Request, SolverConfig,
 };
+use feedbacknet_localize::{ColourImage, refined_boxes};
+use feedbacknet_solver::grad_cam;
 
 fn squeezenet() -> &'static FeedbackNet {
     static NET: OnceLock<FeedbackNet> = OnceLock::new();
@@ -31,7 +31,7 @@ fn every_method_runs_through_the_same_call() {
     let class = net.class_index("bicycle-built-for-two").unwrap();
     let mut maps = Vec::new();
     for method in Method::ALL {
-        let r = net.infer_with(&image, class, method).unwrap();
+        let r = net.with_method(method).infer(&image, class).unwrap();
         assert_eq!(r.method, method);
         assert_eq!(
             (r.saliency.width(), r.saliency.height()),
@@ -58,7 +58,7 @@ fn every_method_runs_through_the_same_call() {
 }
 
 #[test]
-fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
+fn explain_with_several_methods_equals_one_call_per_method_and_shares_the_solve() {
     let image = photo("data/demo/darknet_dog.jpg");
     let net = squeezenet();
     let class = net.class_index("bicycle-built-for-two").unwrap();
@@ -68,10 +68,10 @@ fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
         Method::Feedback,
         Method::FeedbackHard,
     ];
-    let together = net.infer_methods(&image, class, methods).unwrap();
+    let together = methods_of(net, &image, class, methods).unwrap();
     assert_eq!(together.len(), methods.len());
     for (method, joint) in methods.iter().zip(&together) {
-        let alone = net.infer_with(&image, class, *method).unwrap();
+        let alone = net.with_method(*method).infer(&image, class).unwrap();
         assert_eq!(joint.method, *method);
         assert_eq!(joint.saliency.data(), alone.saliency.data(), "{method}");
         assert_eq!(joint.boxes, alone.boxes, "{method}");
@@ -84,16 +84,20 @@ fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
     assert!(fb.timings.solve_ms > 0.0);
     assert_eq!(together[1].timings.solve_ms, 0.0);
     assert!(
-        net.infer_methods(&image, class, Vec::<Method>::new())
+        methods_of(net, &image, class, Vec::<Method>::new())
             .unwrap()
             .is_empty()
     );
-    assert!(net.infer_methods(&image, 5000, methods).is_err());
+    assert!(methods_of(net, &image, 5000, methods).is_err());
     // The gated activation energy of a middle gate site, from the same solve.
     let energy = MethodSpec::new(Method::Feedback)
         .with_feedback_map(FeedbackMap::GatedEnergy(CamLayer::Site(12)));
     let both = net
-        .infer_methods(&image, class, [Method::Feedback.into(), energy])
+        .explain(
+            &image,
+            &Request::class(class).methods([Method::Feedback.into(), energy]),
+        )
+        .map(Vec::from_iter)
         .unwrap();
     assert_eq!(both[0].saliency.data(), fb.saliency.data());
     assert_eq!(both[0].trace, both[1].trace);
@@ -104,7 +108,10 @@ fn infer_methods_equals_one_call_per_method_and_shares_the_solve() {
     assert_ne!(both[1].saliency.data(), fb.saliency.data());
     let nowhere = MethodSpec::new(Method::Feedback)
         .with_feedback_map(FeedbackMap::GatedEnergy(CamLayer::Site(999)));
-    assert!(net.infer_methods(&image, class, [nowhere]).is_err());
+    assert!(
+        net.explain(&image, &Request::class(class).method(nowhere))
+            .is_err()
+    );
 }
 
 #[test]
@@ -113,8 +120,16 @@ fn guided_backprop_keeps_only_part_of_the_gradient() {
     // picture than the plain gradient, and DeconvNet's differs from both.
     let image = photo("data/demo/gradcam_both.png");
     let net = squeezenet();
-    let g = net.saliency(&image, "tiger cat", Method::Gradient).unwrap();
-    let guided = net.saliency(&image, "tiger cat", Method::Guided).unwrap();
+    let g = net
+        .with_method(Method::Gradient)
+        .infer(&image, "tiger cat")
+        .unwrap()
+        .saliency;
+    let guided = net
+        .with_method(Method::Guided)
+        .infer(&image, "tiger cat")
+        .unwrap()
+        .saliency;
     let nonzero = |m: &feedbacknet::SaliencyMap| m.data().iter().filter(|&&v| v > 1e-3).count();
     assert!(
         nonzero(&guided) < nonzero(&g),
@@ -143,8 +158,8 @@ fn both_cams(model: &str) -> (Vec<feedbacknet::SaliencyMap>, BackwardTarget) {
     let planar = spec
         .normalization
         .planar_from_rgb(rgb.as_raw(), spec.width, spec.height);
-    let input = feedbacknet::core::Tensor::<4>::from_data(
-        feedbacknet::core::TensorData::new(planar, [1, 3, spec.height, spec.width]),
+    let input = feedbacknet::Tensor::<4>::from_data(
+        feedbacknet::TensorData::new(planar, [1, 3, spec.height, spec.width]),
         &feedbacknet::Device::flex(),
     );
     let targets =
@@ -215,10 +230,7 @@ fn ten_crop_averaging_covers_the_image_and_differs_from_one_view() {
     let net = squeezenet().with_method(Method::Gradient);
     let ten = net.with_crops(Crops::ten_for(net.input_spec()));
     let single = net.infer_top_k(&image, 1).unwrap().remove(0);
-    let averaged = ten
-        .infer_classes(&image, &[single.class.index])
-        .unwrap()
-        .remove(0);
+    let averaged = ten.infer(&image, single.class.index).unwrap();
     let (w, h) = (image.width() as usize, image.height() as usize);
     assert_eq!(
         (averaged.saliency.width(), averaged.saliency.height()),
@@ -246,10 +258,7 @@ fn colour_refinement_boxes_the_refined_mask_of_the_smoothed_map() {
     let refine = RefineConfig::default();
     let refined_net = net.with_refine(Some(refine));
     let plain = net.infer_top_k(&image, 1).unwrap().remove(0);
-    let refined = refined_net
-        .infer_classes(&image, &[plain.class.index])
-        .unwrap()
-        .remove(0);
+    let refined = refined_net.infer(&image, plain.class.index).unwrap();
     // The same map; only the boxes change.
     assert_eq!(refined.saliency.data(), plain.saliency.data());
     assert_eq!(refined.smoothed.data(), plain.smoothed.data());
@@ -303,11 +312,15 @@ fn feedback_cam_is_class_specific_and_configurable() {
         .build()
         .unwrap();
     let dog = net
-        .saliency(&image, "bull mastiff", Method::FeedbackCam)
-        .unwrap();
+        .with_method(Method::FeedbackCam)
+        .infer(&image, "bull mastiff")
+        .unwrap()
+        .saliency;
     let cat = net
-        .saliency(&image, "tiger cat", Method::FeedbackCam)
-        .unwrap();
+        .with_method(Method::FeedbackCam)
+        .infer(&image, "tiger cat")
+        .unwrap()
+        .saliency;
     let (d, c) = (upper_share(&dog), upper_share(&cat));
     // (SqueezeNet's Grad-CAM for "tiger cat" also fires on the bulldog's face.)
     // Measured: 0.65 and 0.33.
@@ -326,33 +339,37 @@ fn feedback_cam_is_class_specific_and_configurable() {
         .build()
         .unwrap();
     let other = through_gates
-        .saliency(&image, "bull mastiff", Method::FeedbackCam)
-        .unwrap();
+        .with_method(Method::FeedbackCam)
+        .infer(&image, "bull mastiff")
+        .unwrap()
+        .saliency;
     assert_ne!(other.data(), dog.data());
     // Several fusion settings on one solve: each equals a net built with that setting.
     let plain = squeezenet();
     let alone = plain
-        .saliency(&image, "bull mastiff", Method::FeedbackCam)
-        .unwrap();
+        .with_method(Method::FeedbackCam)
+        .infer(&image, "bull mastiff")
+        .unwrap()
+        .saliency;
     let gated = FeedbackCamConfig::default()
         .with_cam_through(CamThrough::FeedbackGates)
         .with_rule(FusionRule::Arithmetic { cam_weight: 0.7 });
-    let variants = plain
-        .infer_methods(
-            &image,
-            "bull mastiff",
-            [
-                MethodSpec::new(Method::FeedbackCam).with_feedback_cam(gated),
-                Method::FeedbackCam.into(),
-            ],
-        )
-        .unwrap();
+    let request = Request::class("bull mastiff")
+        .method(MethodSpec::new(Method::FeedbackCam).with_feedback_cam(gated))
+        .method(Method::FeedbackCam);
+    let variants = plain.explain(&image, &request).unwrap();
+    let variants = variants
+        .method(0)
+        .iter()
+        .chain(variants.method(1))
+        .collect::<Vec<_>>();
     assert_eq!(variants[0].saliency.data(), other.data());
     assert_eq!(variants[1].saliency.data(), alone.data());
     let too_heavy =
         FeedbackCamConfig::default().with_rule(FusionRule::Geometric { cam_weight: 2.0 });
     let spec = MethodSpec::new(Method::FeedbackCam).with_feedback_cam(too_heavy);
-    assert!(plain.infer_methods(&image, "bull mastiff", [spec]).is_err());
+    let request = Request::class("bull mastiff").method(spec);
+    assert!(plain.explain(&image, &request).is_err());
     let bad = FeedbackNet::builder()
         .model_path(shared().join("models/squeezenet1.1.onnx"))
         .feedback_cam(
@@ -363,4 +380,15 @@ fn feedback_cam_is_class_specific_and_configurable() {
         matches!(bad, Err(feedbacknet::Error::Localize(_))),
         "{bad:?}"
     );
+}
+
+/// One class with several methods through [`FeedbackNet::explain`], one result per method.
+fn methods_of<S: Into<MethodSpec>>(
+    net: &FeedbackNet,
+    image: &image::DynamicImage,
+    class: usize,
+    methods: impl IntoIterator<Item = S>,
+) -> feedbacknet::Result<Vec<Inference>> {
+    let request = Request::class(class).methods(methods);
+    Ok(net.explain(image, &request)?.into_iter().collect())
 }

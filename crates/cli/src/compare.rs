@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use feedbacknet::{Inference, load_image};
+use feedbacknet::{Inference, Request, load_image};
 use serde::Serialize;
 
 use crate::{
@@ -45,11 +45,13 @@ pub fn run(args: CompareArgs) -> Result<()> {
         .iter()
         .map(|c| net.class_index(c.clone()))
         .collect::<feedbacknet::Result<Vec<_>>>()?;
-    let mut per_method = Vec::with_capacity(args.methods.len());
-    for &method in &args.methods {
-        bar.set_message(format!("{method} for {} classes", classes.len()));
-        per_method.push(net.infer_classes_with(&image, &classes, method)?);
-    }
+    bar.set_message(format!(
+        "{} methods for {} classes (one batch)",
+        args.methods.len(),
+        classes.len()
+    ));
+    let request = Request::classes(classes.iter().copied()).methods(args.methods.iter().copied());
+    let per_method = net.explain(&image, &request)?.into_per_method();
     bar.set_message("drawing the panel");
     let rgb = image.to_rgb8();
     let tile_w = (TILE_HEIGHT as f64 * f64::from(rgb.width()) / f64::from(rgb.height()))

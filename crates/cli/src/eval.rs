@@ -288,7 +288,10 @@ impl Gallery<'_> {
 
     fn item(&self, record: &ImageRecord, sample: &Sample) -> Result<GalleryItem> {
         let image = load_image(&sample.path)?;
-        let result = self.net.infer_with(&image, record.class, self.method)?;
+        let result = self
+            .net
+            .with_method(self.method)
+            .infer(&image, record.class)?;
         let photo = image
             .resize_exact(
                 sample.size.0,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use feedbacknet::load_image;
+use feedbacknet::{Request, load_image};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
@@ -52,7 +52,8 @@ pub fn run(args: InferArgs) -> Result<()> {
         classes.len(),
         if classes.len() == 1 { "" } else { "es" }
     ));
-    let results = net.infer_classes(&image, &classes)?;
+    let request = Request::classes(classes.iter().copied());
+    let results: Vec<_> = net.explain(&image, &request)?.into_iter().collect();
     bar.set_message("writing results");
     let report = Report::new(&args, &model, &image, predictions, &results, started);
     let written = write_outputs(&args.out, &args.image, &image, &report, &results)?;

@@ -7,7 +7,7 @@
 //! settings and the grid, shows progress, prints and writes the results.
 //!
 //! Several methods (`--method feedback,feedback-cam,gradcam`) are tuned on one pass over the
-//! images: methods that share gates share one solve ([`FeedbackNet::infer_methods`]). For
+//! images: methods that share gates share one solve ([`FeedbackNet::explain`]). For
 //! feedback-cam, `--cam-weights` and `--feedback-blurs` add the fusion's Grad-CAM weight and
 //! feedback blur to the grid, and `--feedback-maps` the map read off the gates (feedback and
 //! feedback-cam); every variant is made from the same solve.
@@ -99,7 +99,7 @@ impl MethodCandidates {
         }
     }
 
-    /// What `infer_methods` runs for each variant.
+    /// What `explain` runs for each variant.
     fn specs(&self, args: &TuneArgs) -> Vec<MethodSpec> {
         self.candidates
             .variants()

@@ -11,6 +11,9 @@
 //! * [`Mask`] and [`connected_components`]: 8-connected labelling.
 //! * [`BoundingBox`]: boxes in continuous pixel coordinates, with IoU.
 //! * [`localize`] with [`LocalizeConfig`]: blur, threshold, components, boxes.
+//! * [`localize_in_image`]: the same on a map at image resolution, the blur given in
+//!   network-input pixels, with optional colour [`Refinement`] (what the `feedbacknet` facade
+//!   and its evaluator both call).
 //! * [`ImageGeometry`] and [`ResizeMode`]: from image to network input and back.
 //!
 //! Nothing here panics on bad input; errors are [`LocalizeError`] values.
@@ -46,6 +49,7 @@ mod config;
 mod error;
 mod fusion;
 mod geometry;
+mod in_image;
 mod localize;
 mod map;
 mod mask;
@@ -59,6 +63,7 @@ pub use config::LocalizeConfig;
 pub use error::{LocalizeError, Result};
 pub use fusion::{FusionConfig, FusionRule, fuse};
 pub use geometry::{ImageGeometry, ResizeMode};
+pub use in_image::{Refinement, localize_in_image, sigma_in_map, smoothed_in_image};
 pub use localize::{Localization, localize};
 pub use map::SaliencyMap;
 pub use mask::Mask;

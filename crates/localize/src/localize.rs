@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BoundingBox, LocalizeConfig, Result, SaliencyMap, connected_components};
+use crate::{BoundingBox, Component, LocalizeConfig, Result, SaliencyMap, connected_components};
 
 /// Result of [`localize`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,20 +44,38 @@ pub fn localize(map: &SaliencyMap, config: &LocalizeConfig) -> Result<Localizati
     let mask = smoothed.threshold(config.threshold)?;
     let components = connected_components(&mask);
     let best = components.first().map(|c| c.bbox);
-    let min_area = f64::from(config.min_area_fraction) * (map.width() as f64 * map.height() as f64);
-    let mut boxes: Vec<BoundingBox> = components
-        .iter()
-        .filter(|c| c.area as f64 >= min_area)
-        .map(|c| c.bbox)
-        .collect();
-    // Components are sorted by area, so if the largest one was filtered out,
-    // every other one was too.
-    if let (Some(b), true) = (best, boxes.is_empty()) {
-        boxes.push(b);
-    }
+    let boxes = component_boxes(
+        &components,
+        config.min_area_fraction,
+        map.width(),
+        map.height(),
+    );
     Ok(Localization {
         best,
         boxes,
         smoothed,
     })
+}
+
+/// The boxes of the components (sorted largest first) with at least `min_area_fraction` of a
+/// `width x height` map's area; the largest component's box is always kept, even when it is
+/// below that area.
+pub(crate) fn component_boxes(
+    components: &[Component],
+    min_area_fraction: f32,
+    width: usize,
+    height: usize,
+) -> Vec<BoundingBox> {
+    let min_area = f64::from(min_area_fraction) * (width as f64 * height as f64);
+    let mut boxes: Vec<BoundingBox> = components
+        .iter()
+        .filter(|c| c.area as f64 >= min_area)
+        .map(|c| c.bbox)
+        .collect();
+    // Components are sorted by area, so if the largest one was filtered out, every other one
+    // was too.
+    if let (Some(c), true) = (components.first(), boxes.is_empty()) {
+        boxes.push(c.bbox);
+    }
+    boxes
 }

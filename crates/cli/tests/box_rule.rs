@@ -1,0 +1,105 @@
+//! One box rule: `FeedbackNet::infer` and the evaluator (`feedbacknet eval`, scoring through
+//! `feedbacknet_eval::score_explanation`) find the same box for the same image and settings,
+//! both by `feedbacknet_localize::localize_in_image`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use feedbacknet::{BoundingBox, FeedbackNet, LocalizeConfig, Method, load_image};
+
+fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+}
+
+/// The first row of the dev set's `boxes.csv`: the image and its ground-truth class.
+fn first_dev_row(dir: &Path) -> (PathBuf, String, usize) {
+    let text = std::fs::read_to_string(shared().join("data/imagenet-val/boxes.csv")).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let row = lines.next().unwrap();
+    let csv = dir.join("boxes.csv");
+    std::fs::write(&csv, format!("{header}\n{row}\n")).unwrap();
+    let mut fields = row.split(',');
+    let image = fields.next().unwrap().to_string();
+    let class = fields.next().unwrap().parse().unwrap();
+    (csv, image, class)
+}
+
+/// The GT-known box `feedbacknet eval` recorded for the one image of `csv`.
+fn evaluated_box(csv: &Path, results: &Path, method: Method, blur: &str, threshold: &str) {
+    let images = shared().join("data/imagenet-val");
+    let args = [
+        "eval",
+        "--method",
+        method.name(),
+        "--blur",
+        blur,
+        "--threshold",
+        threshold,
+        // The true class alone: one sample, as in `infer`.
+        "--top-k",
+        "0",
+        "--data",
+        csv.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
+        .args(args)
+        .env("FEEDBACKNET_MODELS", shared().join("models"))
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn record_box(results: &Path) -> BoundingBox {
+    let text = std::fs::read_to_string(results).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    serde_json::from_value(record["gt_known_box"].clone()).expect("a box")
+}
+
+#[test]
+fn infer_and_the_evaluator_give_the_same_box() {
+    let dir = std::env::temp_dir().join(format!("feedbacknet-box-rule-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (csv, image, class) = first_dev_row(&dir);
+    let photo = load_image(shared().join("data/imagenet-val").join(&image)).unwrap();
+    for (method, blur, threshold) in [(Method::Gradient, 10.0, 0.2), (Method::GradCam, 6.0, 0.35)] {
+        let results = dir.join(format!("{method}.jsonl"));
+        evaluated_box(
+            &csv,
+            &results,
+            method,
+            &blur.to_string(),
+            &threshold.to_string(),
+        );
+        let net = FeedbackNet::builder()
+            .model_path(shared().join("models/squeezenet1.1.onnx"))
+            .method(method)
+            .localize(
+                LocalizeConfig::default()
+                    .with_blur_sigma(blur)
+                    .with_threshold(threshold),
+            )
+            .build()
+            .unwrap();
+        let inferred = net.infer(&photo, class).unwrap();
+        assert_eq!(
+            inferred.best_box(),
+            Some(&record_box(&results)),
+            "{method}: infer and eval disagree"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

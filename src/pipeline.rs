@@ -1,0 +1,489 @@
+//! The pipeline between an image and its [`Inference`]s: the image's views as one batch (one
+//! sample per class and view), each method's maps on that batch (a gate solve, the gated
+//! gradient or a Grad-CAM computed once and shared by every method that needs it), and the
+//! boxes in image pixels ([`localize_in_image`]).
+
+use std::{sync::Arc, time::Instant};
+
+use burn::tensor::{Tensor, activation::softmax};
+use feedbacknet_core::{ActivationRule, Device, GateSet, GatedNetwork};
+use feedbacknet_localize::{
+    ColourImage, LocalizeConfig, RefineConfig, Refinement, ResizeMode, SaliencyMap, fuse,
+    localize_in_image,
+};
+use feedbacknet_solver::{
+    CamLayer, ClassVisualization, GateSolution, HardConfig, SolverConfig, VisualizeConfig,
+    gated_energy, grad_cam, hard_feedback, input_gradient_with, saliency_maps, soft_feedback,
+    visualize_class_on,
+};
+use image::DynamicImage;
+
+use crate::{
+    CamThrough, ClassInfo, Error, FeedbackCamConfig, FeedbackMap, GateStats, Inference, Method,
+    MethodSpec, Result, Timings,
+    preprocess::prepare,
+    views::{Crops, Views},
+};
+
+/// Every setting of the pipeline but the network (each documented on its
+/// [`FeedbackNetBuilder`](crate::FeedbackNetBuilder) method).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Settings {
+    pub solver: SolverConfig,
+    pub hard: HardConfig,
+    pub cam_layer: CamLayer,
+    pub feedback_cam: FeedbackCamConfig,
+    pub feedback_map: FeedbackMap,
+    pub localize: LocalizeConfig,
+    pub refine: Option<RefineConfig>,
+    pub resize: ResizeMode,
+    pub crops: Crops,
+}
+
+/// A network with the settings of its pipeline.
+#[derive(Clone)]
+pub(crate) struct Pipeline {
+    network: Arc<dyn GatedNetwork>,
+    device: Device,
+    /// Index of class 0 among the logits.
+    class_offset: usize,
+    settings: Settings,
+}
+
+/// One method to run, with the settings of the feedback maps and the fusion.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    method: Method,
+    feedback_cam: FeedbackCamConfig,
+    feedback_map: FeedbackMap,
+}
+
+impl Pipeline {
+    /// The pipeline of `network` on `device`.
+    pub fn new(
+        network: Arc<dyn GatedNetwork>,
+        device: Device,
+        class_offset: usize,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            network,
+            device,
+            class_offset,
+            settings,
+        }
+    }
+
+    /// The gated network.
+    pub fn network(&self) -> &Arc<dyn GatedNetwork> {
+        &self.network
+    }
+
+    /// Index of class 0 among the logits.
+    pub fn class_offset(&self) -> usize {
+        self.class_offset
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The same network with other settings.
+    pub fn with_settings(&self, settings: Settings) -> Self {
+        Self {
+            settings,
+            ..self.clone()
+        }
+    }
+
+    /// The logits and softmax probabilities of the `classes` classes of a plain forward pass.
+    pub fn scores(&self, image: &DynamicImage, classes: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let spec = self.network.input_spec();
+        let prepared = prepare(image, spec, self.settings.resize, &self.device)?;
+        let logits = feedbacknet_kernels::on_worker(|| self.network.forward(prepared.input, None))?;
+        let logits = logits.narrow(1, self.class_offset, classes);
+        let probs = read_row(softmax(logits.clone(), 1))?;
+        Ok((read_row(logits)?, probs))
+    }
+
+    /// Class model visualization of class `class` (an index among the labels).
+    pub fn visualize(&self, class: usize, config: &VisualizeConfig) -> Result<ClassVisualization> {
+        let network = self.network.as_ref();
+        let logit = class + self.class_offset;
+        let visualized = feedbacknet_kernels::on_worker(|| {
+            visualize_class_on(network, logit, config, &self.device)
+        });
+        Ok(visualized?)
+    }
+
+    /// What a spec runs with these settings (its fusion settings checked).
+    pub fn job(&self, spec: &MethodSpec) -> Result<Job> {
+        let feedback_cam = spec.feedback_cam.unwrap_or(self.settings.feedback_cam);
+        feedback_cam.fusion.validate()?;
+        Ok(Job {
+            method: spec.method,
+            feedback_cam,
+            feedback_map: spec
+                .feedback_map
+                .clone()
+                .unwrap_or_else(|| self.settings.feedback_map.clone()),
+        })
+    }
+
+    /// Every (job, class) result: the outer vector follows `jobs`, the inner `classes`. All
+    /// classes and views are one batch; work that jobs share is done once.
+    pub fn explain(
+        &self,
+        image: &DynamicImage,
+        classes: &[ClassInfo],
+        jobs: &[Job],
+    ) -> Result<Vec<Vec<Inference>>> {
+        if classes.is_empty() {
+            return Ok(vec![Vec::new(); jobs.len()]);
+        }
+        feedbacknet_kernels::on_worker(|| self.explain_here(image, classes, jobs))
+    }
+
+    /// [`Self::explain`] on the calling thread.
+    fn explain_here(
+        &self,
+        image: &DynamicImage,
+        classes: &[ClassInfo],
+        jobs: &[Job],
+    ) -> Result<Vec<Vec<Inference>>> {
+        let started = Instant::now();
+        let spec = self.network.input_spec();
+        let s = &self.settings;
+        let views = Views::new(image, spec, s.resize, s.crops, &self.device)?;
+        let colour = match s.refine {
+            Some(_) => Some(colour_image(image)?),
+            None => None,
+        };
+        let preprocess_ms = ms(started);
+        let v = views.len();
+        let batch = Tensor::cat(vec![views.input.clone(); classes.len()], 0);
+        let targets: Vec<usize> = classes
+            .iter()
+            .flat_map(|c| std::iter::repeat_n(c.index + self.class_offset, v))
+            .collect();
+        let mut cache = BatchCache::default();
+        let imaged = Imaged {
+            views: &views,
+            colour: colour.as_ref(),
+        };
+        jobs.iter()
+            .map(|job| {
+                let mut timings = Timings {
+                    preprocess_ms,
+                    ..Timings::default()
+                };
+                let out = self.run_job(job, &batch, &targets, &mut cache, &mut timings)?;
+                self.inferences(job.method, classes, imaged, &out, &timings)
+            })
+            .collect()
+    }
+
+    /// One [`Inference`] per class from a method's batched output (`views.len()` samples per
+    /// class).
+    fn inferences(
+        &self,
+        method: Method,
+        classes: &[ClassInfo],
+        image: Imaged<'_>,
+        out: &MethodOutput,
+        timings: &Timings,
+    ) -> Result<Vec<Inference>> {
+        let v = image.views.len();
+        let stats = out.solution.as_ref().map(gate_stats).transpose()?;
+        classes
+            .iter()
+            .enumerate()
+            .map(|(i, class)| {
+                let started = Instant::now();
+                let samples = i * v..(i + 1) * v;
+                let (saliency, located) = self.locate(image, &out.maps[samples.clone()])?;
+                let trace: Vec<f32> = out
+                    .solution
+                    .as_ref()
+                    .map(|s| s.trace.iter().map(|t| mean(&t[samples.clone()])).collect())
+                    .unwrap_or_default();
+                let logit_after = mean(&out.scores[samples.clone()]);
+                Ok(Inference {
+                    class: class.clone(),
+                    method,
+                    logit_before: trace.first().copied().unwrap_or(logit_after),
+                    logit_after,
+                    trace,
+                    gates: stats.as_ref().map(|s| s[i * v].clone()),
+                    boxes: located.boxes,
+                    saliency,
+                    smoothed: located.smoothed,
+                    timings: Timings {
+                        localize_ms: ms(started),
+                        ..timings.clone()
+                    },
+                })
+            })
+            .collect()
+    }
+
+    /// One class's view maps composed into the normalized saliency at image size, and its
+    /// boxes in image pixels ([`localize_in_image`], the blur in network-input pixels).
+    fn locate(
+        &self,
+        image: Imaged<'_>,
+        maps: &[SaliencyMap],
+    ) -> Result<(SaliencyMap, feedbacknet_localize::Localization)> {
+        let map = image.views.compose(maps)?;
+        let saliency = image.views.geometry.map_to_image(&map.normalized())?;
+        let spec = self.network.input_spec();
+        let refinement = match (&self.settings.refine, image.colour) {
+            (Some(config), Some(image)) => Some(Refinement { image, config }),
+            _ => None,
+        };
+        let located = localize_in_image(
+            &saliency,
+            (spec.width, spec.height),
+            &self.settings.localize,
+            refinement,
+        )?;
+        Ok((saliency, located))
+    }
+
+    /// Runs one job on a batch. Work already in `cache` is reused; `timings` counts it as if
+    /// this job had done it alone (a solve shared by two methods is in both their times).
+    fn run_job(
+        &self,
+        job: &Job,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        cache: &mut BatchCache,
+        timings: &mut Timings,
+    ) -> Result<MethodOutput> {
+        let net = self.network.as_ref();
+        let s = &self.settings;
+        let solved =
+            match job.method {
+                Method::Feedback | Method::FeedbackCam => Some(cache.soft.get_or_try(|| {
+                    soft_feedback(net, batch, targets, &s.solver).map_err(Error::from)
+                })?),
+                Method::FeedbackHard => Some(cache.hard.get_or_try(|| {
+                    hard_feedback(net, batch, targets, &s.hard).map_err(Error::from)
+                })?),
+                _ => None,
+            };
+        timings.solve_ms = solved.as_ref().map_or(0.0, |(_, ms)| *ms);
+        let solution = solved.map(|(s, _)| s);
+        let gates = solution.as_ref().map(|s| &s.gates);
+        let ((maps, scores), saliency_ms) = match job.method {
+            Method::GradCam => cache
+                .cam_plain
+                .get_or_try(|| self.cam_maps(batch, targets, None))?,
+            Method::Feedback => {
+                self.feedback_maps(&job.feedback_map, batch, targets, gates, cache)?
+            }
+            Method::FeedbackCam => self.feedback_cam_maps(job, batch, targets, gates, cache)?,
+            method => {
+                let started = Instant::now();
+                let rule = match method {
+                    Method::Guided => ActivationRule::Guided,
+                    Method::Deconvnet => ActivationRule::Deconv,
+                    _ => ActivationRule::Gradient,
+                };
+                (
+                    self.gradient_maps(batch, targets, gates, rule)?,
+                    ms(started),
+                )
+            }
+        };
+        timings.saliency_ms = saliency_ms;
+        Ok(MethodOutput {
+            maps,
+            scores,
+            solution,
+        })
+    }
+
+    /// Input-gradient maps (`max_c |∂score/∂I_c|`) through `gates` under an activation rule.
+    fn gradient_maps(
+        &self,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        gates: Option<&GateSet>,
+        rule: ActivationRule,
+    ) -> Result<Maps> {
+        let net = self.network.as_ref();
+        let grad = input_gradient_with(net, batch, targets, gates, rule)?;
+        Ok((saliency_maps(&grad.gradient)?, grad.scores))
+    }
+
+    /// The maps read off the soft-feedback `gates` (at the input's resolution), once per kind.
+    fn feedback_maps(
+        &self,
+        kind: &FeedbackMap,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        gates: Option<&GateSet>,
+        cache: &mut BatchCache,
+    ) -> Result<(Maps, f64)> {
+        let at = match cache.soft_maps.iter().position(|(k, _)| k == kind) {
+            Some(at) => at,
+            None => {
+                cache.soft_maps.push((kind.clone(), Cached::default()));
+                cache.soft_maps.len() - 1
+            }
+        };
+        cache.soft_maps[at].1.get_or_try(|| match kind {
+            FeedbackMap::InputGradient => {
+                self.gradient_maps(batch, targets, gates, ActivationRule::Gradient)
+            }
+            FeedbackMap::GatedEnergy(layer) => {
+                let net = self.network.as_ref();
+                let energy = gated_energy(net, batch, targets, gates, layer)?;
+                let [_, _, height, width] = batch.dims();
+                let maps = energy
+                    .maps
+                    .iter()
+                    .map(|m| m.resize_bilinear(width, height))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                Ok((maps, energy.scores))
+            }
+        })
+    }
+
+    /// Grad-CAM maps at the feature map's resolution, through `gates` if any.
+    fn cam_maps(
+        &self,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        gates: Option<&GateSet>,
+    ) -> Result<Maps> {
+        let layer = &self.settings.cam_layer;
+        let cam = grad_cam(self.network.as_ref(), batch, targets, gates, layer)?;
+        Ok((cam.maps, cam.scores))
+    }
+
+    /// [`Method::FeedbackCam`]'s maps (at the input's resolution) and gated target logits,
+    /// with the time of the pieces and the fusion.
+    fn feedback_cam_maps(
+        &self,
+        job: &Job,
+        batch: &Tensor<4>,
+        targets: &[usize],
+        gates: Option<&GateSet>,
+        cache: &mut BatchCache,
+    ) -> Result<(Maps, f64)> {
+        let ((fine, scores), fine_ms) =
+            self.feedback_maps(&job.feedback_map, batch, targets, gates, cache)?;
+        let ((cam, _), cam_ms) = match job.feedback_cam.cam_through {
+            CamThrough::PlainNet => cache
+                .cam_plain
+                .get_or_try(|| self.cam_maps(batch, targets, None))?,
+            CamThrough::FeedbackGates => cache
+                .cam_soft_gates
+                .get_or_try(|| self.cam_maps(batch, targets, gates))?,
+        };
+        let started = Instant::now();
+        let maps = fine
+            .iter()
+            .zip(&cam)
+            .map(|(f, c)| fuse(f, c, &job.feedback_cam.fusion))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(((maps, scores), fine_ms + cam_ms + ms(started)))
+    }
+}
+
+/// What [`Pipeline::run_job`] produces for a batch.
+struct MethodOutput {
+    /// One map per sample at the input's resolution (Grad-CAM's at the feature map's).
+    maps: Vec<SaliencyMap>,
+    /// The target logits (through the gates when the method has them).
+    scores: Vec<f32>,
+    solution: Option<GateSolution>,
+}
+
+/// Maps with their target logits.
+type Maps = (Vec<SaliencyMap>, Vec<f32>);
+
+/// The work done so far on one batch, each piece with the time it took.
+#[derive(Default)]
+struct BatchCache {
+    soft: Cached<GateSolution>,
+    hard: Cached<GateSolution>,
+    /// The maps read off the soft-feedback gates ([`Method::Feedback`]'s), per kind of map.
+    soft_maps: Vec<(FeedbackMap, Cached<Maps>)>,
+    cam_plain: Cached<Maps>,
+    cam_soft_gates: Cached<Maps>,
+}
+
+/// A value computed at most once, with the time it took in ms.
+struct Cached<T>(Option<(T, f64)>);
+
+impl<T> Default for Cached<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T: Clone> Cached<T> {
+    fn get_or_try(&mut self, compute: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+        if let Some(hit) = &self.0 {
+            return Ok(hit.clone());
+        }
+        let started = Instant::now();
+        let hit = (compute()?, ms(started));
+        self.0 = Some(hit.clone());
+        Ok(hit)
+    }
+}
+
+/// The views of one image and, for the colour refinement, its pixels.
+#[derive(Clone, Copy)]
+struct Imaged<'a> {
+    views: &'a Views,
+    colour: Option<&'a ColourImage>,
+}
+
+/// The image's RGB pixels at full resolution (what the refinement reads).
+fn colour_image(image: &DynamicImage) -> Result<ColourImage> {
+    let rgb = image.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())?)
+}
+
+/// Per-sample gate statistics.
+fn gate_stats(solution: &GateSolution) -> Result<Vec<GateStats>> {
+    let batch = solution.gates.batch();
+    let mut stats = vec![GateStats::default(); batch];
+    for site in solution.gates.to_vecs()? {
+        let per_sample = site.len() / batch.max(1);
+        for (b, chunk) in site.chunks(per_sample.max(1)).enumerate().take(batch) {
+            let s = &mut stats[b];
+            s.count += chunk.len();
+            s.mean += chunk.iter().sum::<f32>();
+            s.open_fraction += chunk.iter().filter(|&&g| g >= 0.5).count() as f32;
+        }
+    }
+    for s in &mut stats {
+        let n = s.count.max(1) as f32;
+        s.mean /= n;
+        s.open_fraction /= n;
+        s.iterations = solution.iterations;
+    }
+    Ok(stats)
+}
+
+fn mean(values: &[f32]) -> f32 {
+    values.iter().sum::<f32>() / values.len().max(1) as f32
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+fn read_row(t: Tensor<2>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| feedbacknet_core::CoreError::Readback(format!("{e:?}")).into())
+}
