@@ -54,6 +54,7 @@ SUPPORTED = {
 }  # fmt: skip
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # feedbacknet's default (ImageNet)
 INPUT_SIZE = {"inception_v3": 299}  # the rest take 224x224
+SIMPLIFY_MODES = {"both": ["no", "yes"], "yes": ["yes"], "no": ["no"]}  # --simplify: exports kept
 TOO_BIG = {
     "vit_h_14": "632M parameters: the ONNX file exceeds protobuf's 2 GiB limit",
     "regnet_y_128gf": "645M parameters: the ONNX file exceeds protobuf's 2 GiB limit",
@@ -154,6 +155,7 @@ def export_one(name, opsets, simplify_modes, folder, crop):
         if "no" not in simplify_modes:
             path.unlink()
     manifest = {"name": name, "params": params, "size": size, "variants": variants}
+    manifest["settings"] = {"opsets": opsets, "simplify": simplify_modes}
     manifest["total_s"] = round(time.time() - started, 1)
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -221,31 +223,46 @@ def compare(top5, logits):
     return ("tie order" if diff < 1e-3 and gap < 1e-3 else "NO"), diff
 
 
-def survey(name, args, folder, crops):
-    """The rows of one architecture."""
-    size = INPUT_SIZE.get(name, 224)
-    child = folder / name
-    child.mkdir()
-    modes = {"both": ["no", "yes"], "yes": ["yes"], "no": ["no"]}[args.simplify]
-    command = [sys.executable, __file__, "--export-one", name, "--dir", str(child), "--crop", str(crops[size])]
+def exported(name, args, child, crop):
+    """The manifest of `name`'s exports in `child`: reused when a run with --keep or --workdir
+    left one made with the same settings, else made by a child process. (manifest, None) or
+    (None, the row's error)."""
+    modes = SIMPLIFY_MODES[args.simplify]
+    path = child / "manifest.json"
+    if path.is_file():
+        manifest = json.loads(path.read_text())
+        if manifest.get("settings") == {"opsets": args.opsets, "simplify": modes}:
+            return manifest, None
+    shutil.rmtree(child, ignore_errors=True)
+    child.mkdir(parents=True)
+    command = [sys.executable, __file__, "--export-one", name, "--dir", str(child), "--crop", str(crop)]
     command += ["--opsets", *map(str, args.opsets), "--simplify", args.simplify]
     limit = args.export_timeout * len(args.opsets) * len(modes) + 60
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired:
         shutil.rmtree(child, ignore_errors=True)
-        return [row(name, None, None, None, f"skipped: export took more than {limit} s")]
-    manifest_path = child / "manifest.json"
-    if done.returncode != 0 or not manifest_path.is_file():
+        return None, f"skipped: export took more than {limit} s"
+    if done.returncode != 0 or not path.is_file():
         shutil.rmtree(child, ignore_errors=True)
-        return [row(name, None, None, None, "export failed: " + error_text(done.stderr))]
-    manifest = json.loads(manifest_path.read_text())
+        return None, "export failed: " + error_text(done.stderr)
+    return json.loads(path.read_text()), None
+
+
+def survey(name, args, folder, crops):
+    """The rows of one architecture."""
+    size = INPUT_SIZE.get(name, 224)
+    child = folder / name
+    manifest, error = exported(name, args, child, crops[size])
+    if manifest is None:
+        return [row(name, None, None, None, error)]
+    cli = not args.no_cli and (args.cli_max_params is None or manifest["params"] <= args.cli_max_params * 1e6)
     rows = []
     for v in manifest["variants"]:
         r = row(name, manifest["params"], v["opset"], v["simplified"], v.get("export_error"))
         if "ops" in v:
             r["missing"] = sorted(set(v["ops"]) - SUPPORTED)
-            if not args.no_cli:
+            if cli:
                 top5, error = run_cli(args.cli, v["file"], crops[size], child, args.infer_timeout)
                 r["loads"] = "yes" if top5 else "no"
                 r["error"] = error or ""
@@ -255,6 +272,7 @@ def survey(name, args, folder, crops):
     if not args.keep:
         shutil.rmtree(child, ignore_errors=True)
     return rows
+
 
 
 def row(name, params, opset, simplified, error):
@@ -282,6 +300,7 @@ def markdown(rows, args, started, versions):
         "as onnxruntime's (*tie order*: the same logits within 1e-3, another order); *max |Δ|*: "
         "the largest logit difference over them.",
         "",
+        *scope(args),
         "| architecture | params (M) | opset | onnxsim | loads? | refused operator / error | "
         "missing operators | top-5 = onnxruntime? | max \\|Δ\\| |",
         "|---|---:|---:|---|---|---|---|---|---:|",
@@ -298,6 +317,19 @@ def markdown(rows, args, started, versions):
         )
     lines += ["", *summary(rows)]
     return "\n".join(lines) + "\n"
+
+
+def scope(args):
+    """What this run left to other runs, as sentences (with a blank line after)."""
+    notes = []
+    if args.no_cli:
+        notes.append("The CLI did not run (`--no-cli`): operators and onnxruntime only.")
+    elif args.cli_max_params:
+        notes.append(f"The CLI ran on the nets up to {args.cli_max_params:g}M parameters; the larger "
+                     "ones list their missing operators only.")  # fmt: skip
+    if args.max_params:
+        notes.append(f"Nets over {args.max_params:g}M parameters were not exported (`--max-params`).")
+    return [" ".join(notes), ""] if notes else []
 
 
 def summary(rows):
@@ -352,9 +384,14 @@ def parse():
     parser.add_argument("--export-timeout", type=int, default=120, help="seconds per export")
     parser.add_argument("--infer-timeout", type=int, default=300, help="seconds per CLI run")
     parser.add_argument("--out", type=Path, help="the markdown file (default: standard output)")
-    parser.add_argument("--workdir", type=Path, help="temporary folder (default: a new one in /tmp)")
+    parser.add_argument(
+        "--workdir", type=Path,
+        help="folder for the exports, kept and reused by the next run with the same settings "
+        "(export now, run the CLI later); default: a new temporary folder, removed at the end",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the ONNX files")
     parser.add_argument("--no-cli", action="store_true", help="operators and onnxruntime only")
+    parser.add_argument("--cli-max-params", type=float, help="run the CLI on nets up to this many million parameters only")
     parser.add_argument("--export-one", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--crop", type=Path, help=argparse.SUPPRESS)
@@ -375,16 +412,20 @@ def params_of(name):
 def main():
     args = parse()
     if args.export_one:
-        modes = {"both": ["no", "yes"], "yes": ["yes"], "no": ["no"]}[args.simplify]
-        export_one(args.export_one, args.opsets, modes, args.dir, args.crop)
+        export_one(args.export_one, args.opsets, SIMPLIFY_MODES[args.simplify], args.dir, args.crop)
         return
     import torchvision
 
     started = datetime.datetime.now(datetime.timezone.utc)
     if args.cli:
         args.cli = args.cli.resolve()
-    folder = Path(tempfile.mkdtemp(prefix="feedbacknet_zoo_", dir=args.workdir))
-    if folder.resolve().is_relative_to(ROOT):
+    if args.workdir:
+        args.keep = True
+        folder = args.workdir.resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="feedbacknet_zoo_"))
+    if folder.resolve().is_relative_to(ROOT.resolve()):
         raise SystemExit(f"{folder} lies inside the repository: give --workdir outside it")
     names = args.only or torchvision.models.list_models(module=torchvision.models)
     crops = {size: make_crop(args.image, size, folder) for size in {224, *INPUT_SIZE.values()}}
