@@ -18,10 +18,12 @@
 use std::time::Instant;
 
 use feedbacknet_eval::{ExplainError, Explainer, Explanation, Sample, tune::StoredImage};
-use feedbacknet_localize::{ColourImage, SaliencyMap, smoothed_in_image};
+use feedbacknet_localize::{SaliencyMap, smoothed_in_image};
 use image::DynamicImage;
 
-use crate::{FeedbackNet, InputSpec, Method, MethodSpec, Request, Result, load_image};
+use crate::{
+    FeedbackNet, InputSpec, Method, MethodSpec, Request, Result, colour_image, load_image,
+};
 
 /// A [`FeedbackNet`] with one method, as the evaluator sees it.
 #[derive(Clone, Copy)]
@@ -43,19 +45,6 @@ pub struct MethodExplainer<'a> {
 /// [`smoothed_in_image`], the rule [`FeedbackNet::infer`] boxes with.
 pub fn smoothed_at_image(map: &SaliencyMap, blur: f32, spec: &InputSpec) -> Result<SaliencyMap> {
     Ok(smoothed_in_image(map, (spec.width, spec.height), blur)?)
-}
-
-/// The image as RGB at `w`x`h` (the maps' size), for the colour refinement.
-pub fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
-    // The maps are usually at the image's own size: no resampling then.
-    let rgb = if (image.width(), image.height()) == (w, h) {
-        image.to_rgb8()
-    } else {
-        image
-            .resize_exact(w, h, image::imageops::FilterType::Triangle)
-            .to_rgb8()
-    };
-    Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())?)
 }
 
 impl Explainer for MethodExplainer<'_> {
@@ -174,15 +163,5 @@ mod tests {
         assert_eq!(smoothed.max(), 1.0);
         let unblurred = smoothed_at_image(&map, 0.0, &spec(224, 224)).unwrap();
         assert_eq!(unblurred, map.normalized());
-    }
-
-    #[test]
-    fn the_colour_image_is_resampled_only_when_sizes_differ() {
-        let rgb = image::RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 9]));
-        let image = DynamicImage::ImageRgb8(rgb.clone());
-        let same = colour_image(&image, 6, 4).unwrap();
-        assert_eq!(same, ColourImage::new(6, 4, rgb.into_raw()).unwrap());
-        let smaller = colour_image(&image, 3, 2).unwrap();
-        assert_eq!((smaller.width(), smaller.height()), (3, 2));
     }
 }

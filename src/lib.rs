@@ -44,13 +44,13 @@ mod views;
 pub use builder::FeedbackNetBuilder;
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};
-pub use explainer::{MethodExplainer, colour_image, smoothed_at_image, stored_maps};
+pub use explainer::{MethodExplainer, smoothed_at_image, stored_maps};
 pub use inference::{ClassInfo, GateStats, Inference, Inferences, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
 pub use memory::retain_freed_memory;
 pub use method::{CamThrough, FeedbackCamConfig, FeedbackMap, Method, MethodSpec};
 pub use net::FeedbackNet;
-pub use preprocess::load_image;
+pub use preprocess::{colour_image, load_image};
 pub use request::{Request, Targets};
 pub use views::Crops;
 

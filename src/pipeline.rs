@@ -21,7 +21,7 @@ use image::DynamicImage;
 use crate::{
     CamThrough, ClassInfo, Error, FeedbackCamConfig, FeedbackMap, GateStats, Inference, Method,
     MethodSpec, Result, Timings,
-    preprocess::prepare,
+    preprocess::{colour_image, prepare},
     views::{Crops, Views},
 };
 
@@ -157,7 +157,7 @@ impl Pipeline {
         let s = &self.settings;
         let views = Views::new(image, spec, s.resize, s.crops, &self.device)?;
         let colour = match s.refine {
-            Some(_) => Some(colour_image(image)?),
+            Some(_) => Some(colour_image(image, image.width(), image.height())?),
             None => None,
         };
         let preprocess_ms = ms(started);
@@ -443,13 +443,6 @@ impl<T: Clone> Cached<T> {
 struct Imaged<'a> {
     views: &'a Views,
     colour: Option<&'a ColourImage>,
-}
-
-/// The image's RGB pixels at full resolution (what the refinement reads).
-fn colour_image(image: &DynamicImage) -> Result<ColourImage> {
-    let rgb = image.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())?)
 }
 
 /// Per-sample gate statistics.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::InputSpec;
-use feedbacknet_localize::{ImageGeometry, ResizeMode};
+use feedbacknet_localize::{ColourImage, ImageGeometry, ResizeMode};
 use image::{DynamicImage, RgbImage, imageops::FilterType};
 
 use crate::{Error, Result};
@@ -76,4 +76,30 @@ pub(crate) fn prepare(
         device,
     );
     Ok(Prepared { input, geometry })
+}
+
+/// The image as RGB at `w`x`h`, for the colour refinement (the pipeline reads it at the image's
+/// own size, the evaluator at the maps' size); resampled only when the sizes differ.
+pub fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage> {
+    let rgb = if (image.width(), image.height()) == (w, h) {
+        image.to_rgb8()
+    } else {
+        image.resize_exact(w, h, FilterType::Triangle).to_rgb8()
+    };
+    Ok(ColourImage::new(w as usize, h as usize, rgb.into_raw())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_colour_image_is_resampled_only_when_sizes_differ() {
+        let rgb = RgbImage::from_fn(6, 4, |x, y| image::Rgb([x as u8, y as u8, 9]));
+        let image = DynamicImage::ImageRgb8(rgb.clone());
+        let same = colour_image(&image, 6, 4).unwrap();
+        assert_eq!(same, ColourImage::new(6, 4, rgb.into_raw()).unwrap());
+        let smaller = colour_image(&image, 3, 2).unwrap();
+        assert_eq!((smaller.width(), smaller.height()), (3, 2));
+    }
 }
