@@ -14,6 +14,16 @@ pub enum Activation {
     },
 }
 
+impl Activation {
+    /// The ONNX operator's name, for error messages.
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Activation::Relu => "Relu",
+            Activation::Clip { .. } => "Clip",
+        }
+    }
+}
+
 /// Which gradients the backward pass of a gated activation computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wanted {

@@ -82,8 +82,7 @@ impl Op {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Op::Conv2d { .. } => "Conv",
-            Op::Activation(Activation::Relu) => "Relu",
-            Op::Activation(Activation::Clip { .. }) => "Clip",
+            Op::Activation(act) => act.op_name(),
             Op::MaxPool2d(_) => "MaxPool",
             Op::AvgPool2d { .. } => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
