@@ -7,6 +7,7 @@ use feedbacknet_core::{ActivationKind, CoreError, DynTensor, GateSet, GateSite};
 
 use crate::{
     error::OnnxError,
+    feature_map::TokenGrid,
     ops::{Activation, Op},
     prefix::{PrefixCache, PrefixValues},
     program::{Program, Step},
@@ -18,8 +19,11 @@ pub(crate) struct Executor {
     program: Program,
     /// The number of logits.
     num_outputs: usize,
-    /// The value slot of the last convolutional feature map (Grad-CAM's layer), if found.
+    /// The value slot of Grad-CAM's default layer (the last convolutional feature map, or a
+    /// transformer's last block input), if found.
     feature_map: Option<usize>,
+    /// A vision transformer's patch grid, if the graph is one (see `feature_map`).
+    token_grid: Option<TokenGrid>,
     /// The step of the classifier head's convolution, if the graph ends in one (see `head`).
     head: Option<usize>,
     /// The steps that no gate influences, and their values for the last few inputs.
@@ -60,6 +64,7 @@ impl Executor {
             program,
             num_outputs: 0,
             feature_map: None,
+            token_grid: None,
             head: None,
             prefix,
         };
@@ -70,7 +75,9 @@ impl Executor {
             .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
         let classes = to_logits(output)?.dims()[1];
         executor.num_outputs = classes;
-        executor.feature_map = crate::feature_map::find(&executor.program, &values, classes);
+        let grid = crate::feature_map::token_grid(&executor.program, &values);
+        executor.token_grid = grid;
+        executor.feature_map = crate::feature_map::find(&executor.program, &values, classes, grid);
         executor.head = crate::head::find(&executor.program, &values, classes);
         Ok(executor)
     }
@@ -88,6 +95,11 @@ impl Executor {
     /// The value slot of the last convolutional feature map, if the graph has one.
     pub(crate) fn feature_map_slot(&self) -> Option<usize> {
         self.feature_map
+    }
+
+    /// The patch grid of a vision transformer (its token sequences read as maps).
+    pub(crate) fn token_grid(&self) -> Option<TokenGrid> {
+        self.token_grid
     }
 
     /// The logits of `input`, recording the gate sites on the way if asked.

@@ -20,6 +20,7 @@ use feedbacknet_core::{
 
 use crate::{
     execute::{Executor, Recording, Retain, forward_error, to_logits},
+    feature_map::to_grid,
     kernels::{Wanted, gated_activation_backward, gated_backward_step, nan_max},
     ops::{Activation, Op},
     pool::max_pool2d_backward,
@@ -52,6 +53,14 @@ pub(crate) fn backward(
     let activation = match stop {
         Stop::Slot(slot) => Some(tape.value(slot)?),
         _ => None,
+    };
+    // A transformer's token sequence is returned as a map on its patch grid (Grad-CAM's layer).
+    let (gradient, activation) = match (executor.token_grid(), stop) {
+        (Some(grid), Stop::Slot(_)) => (
+            gradient.map(|g| to_grid(g, grid)).transpose()?,
+            activation.map(|a| to_grid(a, grid)).transpose()?,
+        ),
+        _ => (gradient, activation),
     };
     if stop != Stop::Input && gradient.is_none() {
         return Err(CoreError::Unsupported(format!(

@@ -15,7 +15,8 @@ use crate::{
 /// The feature map Grad-CAM reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CamLayer {
-    /// The last convolutional feature map: the network's own choice
+    /// The last convolutional feature map (a vision transformer's tokens entering its last
+    /// block, as a map on the patch grid): the network's own choice
     /// ([`BackwardTarget::FeatureMap`]), else the last gated activation with a spatial map
     /// larger than 1x1 (default).
     #[default]
@@ -30,7 +31,13 @@ impl CamLayer {
     /// The gate site index this layer designates among `sites` (for [`CamLayer::LastConv`]:
     /// the fallback when the network designates no feature map).
     pub fn resolve(&self, sites: &[GateSite]) -> Result<usize> {
-        let spatial = |s: &GateSite| s.shape.len() == 3 && s.shape[1] * s.shape[2] > 1;
+        // A map `[C, H, W]` larger than 1x1, or a transformer's token sequence `[S, C]` (the
+        // network returns it as a map on its patch grid).
+        let spatial = |s: &GateSite| match s.shape.as_slice() {
+            [_, h, w] => h * w > 1,
+            [tokens, _] => *tokens > 1,
+            _ => false,
+        };
         let found = match self {
             CamLayer::LastConv => sites.iter().rposition(spatial),
             CamLayer::Site(i) => sites.get(*i).filter(|s| spatial(s)).map(|_| *i),
