@@ -247,6 +247,25 @@ def reference(net, x):
     return logits.detach(), c, gradient
 
 
+def token_grad_cam(net, x, c):
+    """Grad-CAM of class `c` on a ViT's tokens entering its last encoder block, the class token
+    dropped and the 16 patch tokens read as a 4x4 map (row-major), as CAM tools' reshape
+    transform does: `relu(sum_c mean_t(dA) * A)`."""
+    captured = {}
+
+    def keep(_module, inputs):
+        captured["tokens"] = inputs[0]
+        inputs[0].retain_grad()
+
+    handle = net.encoder.layers[-1].register_forward_pre_hook(keep)
+    logits = net(x)
+    handle.remove()
+    logits[0, c].backward()
+    tokens, grad = captured["tokens"][0, 1:], captured["tokens"].grad[0, 1:]
+    weights = grad.mean(dim=0)
+    return torch.relu((tokens * weights).sum(dim=1)).detach()
+
+
 def variants(name, net, x):
     """(file stem, opset, simplified, dynamic batch, model) of every static export whose operator
     counts differ from those already kept (the first export always kept), then the unsimplified
@@ -346,6 +365,8 @@ def main():
         torch_logits, c, gradient = reference(net, x)
         for stem, opset, simple, dynamic, model in variants(name, net, x):
             record = fixture(net, x, stem, opset, simple, dynamic, model, torch_logits, c, gradient)
+            if name == "vit":
+                record["grad_cam_last_block"] = f32(token_grad_cam(net, x, c))
             onnx.save(model, args.out / f"{stem}.onnx")
             with open(args.out / f"{stem}.json", "w") as f:
                 json.dump(record, f, indent=None, separators=(",", ":"))
