@@ -4,7 +4,7 @@
 //! the submodules (`math`, `indexing`, `shape`, `attention`).
 
 mod attention;
-mod indexing;
+pub(crate) mod indexing;
 mod math;
 mod shape;
 

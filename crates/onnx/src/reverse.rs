@@ -453,7 +453,7 @@ fn site_slot(executor: &Executor, k: usize) -> Result<usize> {
 }
 
 /// The vector-Jacobian product of a step by autodiff on that step alone.
-fn autodiff_vjp(
+pub(crate) fn autodiff_vjp(
     op: &Op,
     inputs: Vec<DynTensor>,
     dy: DynTensor,

@@ -4,7 +4,10 @@
 //! a graph with several unsupported operators lists them all.
 
 use burn::tensor::{Device, Tensor, TensorData};
-use feedbacknet_core::{ActivationRule, BackwardTarget, GatedNetwork};
+use feedbacknet_core::{
+    ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
+    autodiff_gate_gradients, autodiff_input_gradient,
+};
 use feedbacknet_onnx::{OnnxError, OnnxNetwork};
 use onnx_ir::{Message, ModelProto};
 use serde_json::Value;
@@ -152,6 +155,88 @@ fn dynamic_shufflenet_runs_a_batch_of_two() {
         let got = values(logits.clone().narrow(0, row, 1));
         let diff = max_abs_diff(&got, &expected);
         assert!(diff <= 1e-4 * scale, "row {row}: {got:?} vs {expected:?}");
+    }
+}
+
+/// Gate gradients of the gated ShuffleNets (a batch of two, half-open gates) equal autodiff's:
+/// the run-time shape steps between the gates, the gate-free prefix (whose steps include a
+/// `Shape` in the dynamic file) and the hand-written reverse pass agree with the plain forward
+/// pass differentiated as a whole.
+#[test]
+fn shufflenet_gate_gradients_equal_autodiff() {
+    let device = Device::flex();
+    for name in ["shufflenet_v2_op13_sim", "shufflenet_v2_op17_dynamic"] {
+        let (bytes, reference) = fixture(name);
+        let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
+        let one = input_of(&reference, &device);
+        let x = Tensor::cat(vec![one.clone(), one.flip([3])], 0);
+        let sites = net.gate_sites([32, 32]).unwrap();
+        assert_eq!(sites.len(), 9, "{name}: one gate per Relu");
+        let gates =
+            GateSet::ones(sites, 2, GateGranularity::Neuron, &device).map(|g| g.mul_scalar(0.75));
+        let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+            let [batch, n] = logits.dims();
+            let mut v = vec![0.0; batch * n];
+            v[3] = 1.0;
+            v[n + 7] = 1.0;
+            Ok(Tensor::from_data(
+                TensorData::new(v, [batch, n]),
+                &logits.device(),
+            ))
+        };
+        for _ in 0..2 {
+            // The second round reads the gate-free prefix from the cache.
+            let ours = net.gate_gradients(x.clone(), &gates, &seed).unwrap();
+            let expected = autodiff_gate_gradients(&net, x.clone(), &gates, &seed).unwrap();
+            let logits = max_abs_diff(&values(ours.logits), &values(expected.logits));
+            assert!(logits < 1e-5, "{name}: logits differ by {logits}");
+            for (k, (a, b)) in ours
+                .gradients
+                .into_iter()
+                .zip(expected.gradients)
+                .enumerate()
+            {
+                let (a, b) = (values(a), values(b));
+                let r = pearson(&a, &b);
+                assert!(r > 0.9999, "{name} site {k}: correlation {r}");
+            }
+        }
+    }
+}
+
+/// The hand-written reverse pass equals autodiff through the whole network on every fixture
+/// (ViT's attention, layer norms and class-token pick included).
+#[test]
+fn reverse_pass_equals_whole_network_autodiff() {
+    let device = Device::flex();
+    for name in [
+        "shufflenet_v2_op17_dynamic",
+        "convnext_op13",
+        "vit_op17_sim",
+    ] {
+        let (bytes, reference) = fixture(name);
+        let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
+        let x = input_of(&reference, &device);
+        let mut seed = vec![0.0; 10];
+        seed[2] = 1.0;
+        let seed = Tensor::from_data(TensorData::new(seed, [1, 10]), &device);
+        let expected = autodiff_input_gradient(&net, x.clone(), None, seed.clone()).unwrap();
+        let ours = net
+            .backward(
+                x,
+                None,
+                seed,
+                ActivationRule::Gradient,
+                BackwardTarget::Input,
+            )
+            .unwrap();
+        let (a, b) = (
+            values(ours.gradient.into4("ours").unwrap()),
+            values(expected.gradient.into4("autodiff").unwrap()),
+        );
+        let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(&a, &b);
+        assert!(diff <= 1e-4 * scale, "{name}: max diff {diff} of {scale}");
     }
 }
 

@@ -11,7 +11,7 @@ use super::{Ints, axis_index, shape_err};
 
 /// The axes of `x` reordered: output axis `i` is input axis `perm[i]` (reversed if `perm` is
 /// empty, as ONNX's default).
-pub(super) fn transpose(x: DynTensor, perm: &[usize]) -> Result<DynTensor> {
+pub(crate) fn transpose(x: DynTensor, perm: &[usize]) -> Result<DynTensor> {
     let rank = x.rank();
     let perm: Vec<usize> = if perm.is_empty() {
         (0..rank).rev().collect()
