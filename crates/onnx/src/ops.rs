@@ -7,6 +7,8 @@ mod attention;
 pub(crate) mod indexing;
 mod math;
 mod shape;
+#[cfg(test)]
+mod tests;
 
 use burn::tensor::{
     Int, Tensor, activation,

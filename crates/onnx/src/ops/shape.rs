@@ -49,7 +49,7 @@ pub(super) fn expand(inputs: &[DynTensor], shape: &Ints) -> Result<DynTensor> {
     let theirs = pad(shape.clone());
     let mut out = Vec::with_capacity(rank);
     for (&a, &b) in ours.iter().zip(&theirs) {
-        if a != b && a != 1 && b != 1 || b < 0 {
+        if (a != b && a != 1 && b != 1) || b < 1 {
             return Err(shape_err(
                 &format!("a shape broadcastable to {shape:?}"),
                 dims,
@@ -76,7 +76,12 @@ pub(super) fn constant_of_shape(inputs: &[DynTensor], value: f32) -> Result<DynT
     } else {
         shape
             .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| shape_err("dimensions ≥ 0", vec![])))
+            .map(|&d| {
+                usize::try_from(d)
+                    .ok()
+                    .filter(|&d| d > 0)
+                    .ok_or_else(|| shape_err("dimensions ≥ 1", vec![]))
+            })
             .collect::<Result<_>>()?
     };
     let device = dyn_with!(first, t => t.device());
