@@ -39,6 +39,8 @@ pub(crate) enum ReduceKind {
     Mean,
     Sum,
     Max,
+    /// The Euclidean norm (Swin v2's cosine attention).
+    L2,
 }
 
 /// The element type a `Cast` converts to (values stay floats).
@@ -143,7 +145,7 @@ pub(crate) enum Op {
     Transpose {
         perm: Vec<usize>,
     },
-    /// Mean, sum or maximum over `axes` (all when empty).
+    /// Mean, sum, maximum or L2 norm over `axes` (all when empty).
     Reduce {
         kind: ReduceKind,
         axes: Vec<i64>,
@@ -241,6 +243,10 @@ impl Op {
                 kind: ReduceKind::Max,
                 ..
             } => "ReduceMax",
+            Op::Reduce {
+                kind: ReduceKind::L2,
+                ..
+            } => "ReduceL2",
             Op::Unary(UnaryOp::Erf) => "Erf",
             Op::Unary(UnaryOp::Sqrt) => "Sqrt",
             Op::Unary(UnaryOp::Reciprocal) => "Reciprocal",

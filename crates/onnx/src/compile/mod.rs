@@ -102,6 +102,7 @@ fn dispatch(c: &mut Compiler, node: &Node) -> Result<()> {
         Node::ReduceMean(n) => reduce::reduce(c, node, &n.config, ReduceKind::Mean),
         Node::ReduceSum(n) => reduce::reduce(c, node, &n.config, ReduceKind::Sum),
         Node::ReduceMax(n) => reduce::reduce(c, node, &n.config, ReduceKind::Max),
+        Node::ReduceL2(n) => reduce::reduce(c, node, &n.config, ReduceKind::L2),
         Node::Erf(_) => math::unary(c, node, UnaryOp::Erf),
         Node::Sqrt(_) => math::unary(c, node, UnaryOp::Sqrt),
         Node::Reciprocal(_) => math::unary(c, node, UnaryOp::Reciprocal),

@@ -1,4 +1,4 @@
-//! Reductions: `ReduceMean`, `ReduceSum`, `ReduceMax` over constant axes.
+//! Reductions: `ReduceMean`, `ReduceSum`, `ReduceMax`, `ReduceL2` over constant axes.
 
 use onnx_ir::{
     Node,

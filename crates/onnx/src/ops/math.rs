@@ -45,7 +45,7 @@ pub(super) fn pow(x: DynTensor, p: DynTensor) -> Result<DynTensor> {
     }
 }
 
-/// The mean, sum or maximum over `axes` (all axes when empty), kept as size-1 axes with
+/// The mean, sum, maximum or L2 norm over `axes` (all axes when empty), kept as size-1 axes with
 /// `keepdims`, removed otherwise (a rank-0 result is stored as `[1]`).
 pub(super) fn reduce(
     x: DynTensor,
@@ -62,13 +62,19 @@ pub(super) fn reduce(
             .map(|&a| axis_index(a, rank, "reduce axis"))
             .collect::<Result<_>>()?
     };
-    let mut y = x;
+    let mut y = match kind {
+        ReduceKind::L2 => dyn_map!(x, t => t.clone().mul(t)),
+        _ => x,
+    };
     for &axis in &axes {
         y = match kind {
             ReduceKind::Mean => dyn_map!(y, t => t.mean_dim(axis)),
-            ReduceKind::Sum => dyn_map!(y, t => t.sum_dim(axis)),
+            ReduceKind::Sum | ReduceKind::L2 => dyn_map!(y, t => t.sum_dim(axis)),
             ReduceKind::Max => dyn_map!(y, t => t.max_dim(axis)),
         };
+    }
+    if kind == ReduceKind::L2 {
+        y = dyn_map!(y, t => t.sqrt());
     }
     if keepdims {
         return Ok(y);

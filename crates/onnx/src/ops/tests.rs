@@ -148,6 +148,9 @@ fn reductions_keep_or_drop_their_axes() {
     assert_eq!((dims, v), (vec![3], vec![3.0, 5.0, 7.0]));
     let (dims, v) = run(reduce(ReduceKind::Max, vec![], false), vec![x.clone()]);
     assert_eq!((dims, v), (vec![1], vec![5.0]));
+    let (dims, v) = run(reduce(ReduceKind::L2, vec![1], false), vec![x.clone()]);
+    assert_eq!(dims, vec![2]);
+    assert!(close(&v, &[5f32.sqrt(), 50f32.sqrt()]), "{v:?}");
     assert!(reduce(ReduceKind::Sum, vec![2], true).run(vec![x]).is_err());
 }
 
