@@ -169,9 +169,25 @@ fn shufflenet_gate_gradients_equal_autodiff() {
         let (bytes, reference) = fixture(name);
         let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
         let one = input_of(&reference, &device);
-        let x = Tensor::cat(vec![one.clone(), one.flip([3])], 0);
+        let x = Tensor::cat(vec![one.clone(), one.clone().flip([3])], 0);
         let sites = net.gate_sites([32, 32]).unwrap();
         assert_eq!(sites.len(), 9, "{name}: one gate per Relu");
+        // Grad-CAM's layer: the map that the final ReduceMean pools (not a `Shape` read).
+        let layer = net.feature_map_node().unwrap_or_default().to_string();
+        assert!(layer.starts_with("relu"), "{name}: feature map at {layer}");
+        let mut one_hot = vec![0.0; 10];
+        one_hot[3] = 1.0;
+        let seed = Tensor::from_data(TensorData::new(one_hot, [1, 10]), &device);
+        let cam = net
+            .backward(
+                one.clone(),
+                None,
+                seed,
+                ActivationRule::Gradient,
+                BackwardTarget::FeatureMap,
+            )
+            .unwrap();
+        assert_eq!(cam.gradient.dims(), [1, 64, 8, 8], "{name}");
         let gates =
             GateSet::ones(sites, 2, GateGranularity::Neuron, &device).map(|g| g.mul_scalar(0.75));
         let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
