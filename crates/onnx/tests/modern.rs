@@ -299,3 +299,48 @@ fn every_unsupported_operator_is_listed() {
     );
     assert!(message.contains("Cos (node "), "{message}");
 }
+
+/// An unsupported configuration of a supported operator is listed beside the unsupported
+/// operators; the nodes that read a refused node's output add nothing of their own.
+#[test]
+fn refused_configurations_are_listed_with_the_operators() {
+    let (bytes, _) = fixture("convnext_op17_sim");
+    let mut model = ModelProto::parse_from_bytes(&bytes).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let norm = graph
+        .node
+        .iter_mut()
+        .find(|n| n.op_type == "LayerNormalization")
+        .unwrap();
+    // The training-mode outputs (mean, inverse deviation) are not run.
+    norm.output.push("ln_mean".into());
+    let erf = graph.node.iter_mut().find(|n| n.op_type == "Erf").unwrap();
+    erf.op_type = "Sin".into();
+    let err =
+        OnnxNetwork::from_bytes(&model.write_to_bytes().unwrap(), &Device::flex()).unwrap_err();
+    let message = err.to_string();
+    match &err {
+        OnnxError::UnsupportedOperators { ops, configs } => {
+            assert_eq!(ops.len(), 1, "{message}");
+            assert_eq!(ops[0].0, "Sin", "{message}");
+            assert_eq!(configs.len(), 1, "{message}");
+            assert!(configs[0].contains("LayerNormalization"), "{message}");
+        }
+        other => panic!("expected UnsupportedOperators, got {other}"),
+    }
+    assert!(
+        message.contains("unsupported configurations: "),
+        "{message}"
+    );
+}
+
+/// The simplified ViT bakes batch 1 into its reshapes: a batch of two is an error, not a panic.
+#[test]
+fn simplified_vit_refuses_another_batch_with_an_error() {
+    let device = Device::flex();
+    let (bytes, reference) = fixture("vit_op17_sim");
+    let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
+    let x = input_of(&reference, &device);
+    let result = net.forward(Tensor::cat(vec![x.clone(), x], 0), None);
+    assert!(result.is_err());
+}
