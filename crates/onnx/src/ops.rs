@@ -6,6 +6,7 @@
 mod attention;
 pub(crate) mod indexing;
 mod math;
+mod matmul;
 mod shape;
 #[cfg(test)]
 mod tests;
@@ -15,7 +16,7 @@ use burn::tensor::{
     module::{avg_pool2d, conv2d},
     ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions, PadMode},
 };
-use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map, dyn_with};
+use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
 
 /// An activation that may carry a gate (the kernels' type, which the program's ops name).
 pub(crate) use feedbacknet_kernels::Activation;
@@ -658,7 +659,7 @@ fn run_matmul(mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
     match b {
         DynTensor::R2(w) => run_linear(a, &w, None),
         other => {
-            let (a, other) = broadcast_batch(a, other)?;
+            let (a, other) = matmul::broadcast_batch(a, other)?;
             match (a, other) {
                 (DynTensor::R3(x), DynTensor::R3(y)) => Ok(DynTensor::R3(x.matmul(y))),
                 (DynTensor::R4(x), DynTensor::R4(y)) => Ok(DynTensor::R4(x.matmul(y))),
@@ -668,41 +669,6 @@ fn run_matmul(mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
             }
         }
     }
-}
-
-/// The operands of a batched matrix product (rank 3 or more) brought to one rank and one batch
-/// shape by NumPy broadcasting, their matrix dimensions checked.
-fn broadcast_batch(a: DynTensor, b: DynTensor) -> Result<(DynTensor, DynTensor)> {
-    let rank = a.rank().max(b.rank());
-    let (a, b) = (a.unsqueeze_to(rank)?, b.unsqueeze_to(rank)?);
-    let (ad, bd) = (a.dims(), b.dims());
-    if rank < 2 || ad[rank - 1] != bd[rank - 2] {
-        return Err(shape_err(&format!("a matrix product with {bd:?}"), ad));
-    }
-    if ad[..rank - 2] == bd[..rank - 2] {
-        return Ok((a, b));
-    }
-    let mut batch = Vec::with_capacity(rank - 2);
-    for (&x, &y) in ad[..rank - 2].iter().zip(&bd[..rank - 2]) {
-        if x != y && x != 1 && y != 1 {
-            return Err(shape_err(
-                &format!("batch dimensions broadcastable with {bd:?}"),
-                ad,
-            ));
-        }
-        batch.push(x.max(y));
-    }
-    let widen = |t: DynTensor, matrix: &[usize]| -> Result<DynTensor> {
-        let mut full = batch.clone();
-        full.extend_from_slice(matrix);
-        if t.dims() == full {
-            return Ok(t);
-        }
-        let device = dyn_with!(&t, u => u.device());
-        let zeros = DynTensor::from_vec(vec![0.0; full.iter().product()], &full, &device)?;
-        t.binary(zeros, BinaryOp::Add)
-    };
-    Ok((widen(a, &ad[rank - 2..])?, widen(b, &bd[rank - 2..])?))
 }
 
 /// ONNX Reshape: `0` copies the input dimension, `-1` is inferred. With `keep_batch` (a
