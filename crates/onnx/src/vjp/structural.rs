@@ -7,7 +7,7 @@
 //! answers `None`, and the reverse pass differentiates the step by autodiff.
 
 use burn::tensor::ops::PadMode;
-use feedbacknet_core::{BinaryOp, DynTensor, Result, dyn_map, dyn_with};
+use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map, dyn_with};
 
 use super::Vjp;
 use crate::ops::{
@@ -107,7 +107,15 @@ fn pad_back(
 ) -> Result<DynTensor> {
     let mut pads = vec![(0, 0); x_dims.len()];
     for &(axis, (first, length)) in spans {
-        pads[axis] = (first, x_dims[axis] - first - length);
+        let after = x_dims
+            .get(axis)
+            .and_then(|&size| size.checked_sub(first + length))
+            .ok_or_else(|| CoreError::Shape {
+                context: "slice gradient".into(),
+                expected: format!("entries {first}..{} on axis {axis}", first + length),
+                got: x_dims.to_vec(),
+            })?;
+        pads[axis] = (first, after);
     }
     if pads.iter().all(|&p| p == (0, 0)) {
         return Ok(dy.clone());
