@@ -35,6 +35,16 @@ pub enum OnnxError {
         /// The node's name.
         node: String,
     },
+    /// Several nodes the interpreter does not run: every unsupported operator with the nodes
+    /// that use it (in graph order), and every refused configuration of a supported one.
+    #[error("{}", describe_refusals(ops, configs))]
+    UnsupportedOperators {
+        /// Per unsupported operator, the names of the nodes that use it.
+        ops: Vec<(String, Vec<String>)>,
+        /// The messages of the nodes refused for their configuration (see
+        /// [`OnnxError::UnsupportedConfig`]).
+        configs: Vec<String>,
+    },
     /// A supported operator with an attribute value or input form that is not supported.
     #[error("node `{node}` ({op}): unsupported configuration: {reason}")]
     UnsupportedConfig {
@@ -59,6 +69,28 @@ pub enum OnnxError {
     /// Running the graph once (to learn its shapes) failed.
     #[error("running the model failed: {0}")]
     Run(#[from] feedbacknet_core::CoreError),
+}
+
+/// "unsupported ONNX operators: Foo (nodes a, b), Bar (node c); unsupported configurations: …".
+fn describe_refusals(ops: &[(String, Vec<String>)], configs: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !ops.is_empty() {
+        let listed: Vec<String> = ops
+            .iter()
+            .map(|(op, nodes)| {
+                let noun = if nodes.len() == 1 { "node" } else { "nodes" };
+                format!("{op} ({noun} {})", nodes.join(", "))
+            })
+            .collect();
+        parts.push(format!("unsupported ONNX operators: {}", listed.join(", ")));
+    }
+    if !configs.is_empty() {
+        parts.push(format!(
+            "unsupported configurations: {}",
+            configs.join("; ")
+        ));
+    }
+    parts.join("; ")
 }
 
 /// Result alias of this crate.

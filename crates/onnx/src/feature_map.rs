@@ -99,7 +99,10 @@ pub(crate) fn find(
 fn last_conv_map(program: &Program, values: &[Option<DynTensor>], classes: usize) -> Option<usize> {
     let pooled = program.steps.iter().rev().find_map(|step| {
         let input = *step.inputs.first()?;
-        (spatial(values[input].as_ref()) && !spatial(values[step.output].as_ref())).then_some(input)
+        // A step whose value depends on shapes alone (`Shape`) pools nothing.
+        let reads_values = step.op.differentiable_input(0);
+        (reads_values && spatial(values[input].as_ref()) && !spatial(values[step.output].as_ref()))
+            .then_some(input)
     })?;
     Some(classifier_input(program, pooled, classes).unwrap_or(pooled))
 }

@@ -15,6 +15,25 @@
 //! # Ok::<(), feedbacknet_onnx::OnnxError>(())
 //! ```
 //!
+//! # Operators
+//!
+//! - **Convolutional nets**: `Conv`, `MaxPool`, `AveragePool`, `GlobalAveragePool`,
+//!   `BatchNormalization`, `LRN`, `Relu`, `Clip`, `Softmax`, `Gemm`/`MatMul` (batched, with
+//!   broadcasting), `Add`/`Sub`/`Mul`/`Div` (broadcasting), `Concat`, `Flatten`, `Reshape`,
+//!   `Pad`, `Identity`, `Dropout`, `Constant`.
+//! - **Transformers and modern CNNs** (ViT, ConvNeXt, ShuffleNet v2): `Transpose`,
+//!   `ReduceMean`/`ReduceSum`/`ReduceMax`/`ReduceL2`, `Erf`, `Sqrt`, `Reciprocal`, `Exp`,
+//!   `Neg`, `Abs`, `Pow`, `LayerNormalization`, `Attention` (onnx-ir's fused form, without
+//!   masks or caches), `Slice`, `Gather` (constant indices), `Squeeze`, `Unsqueeze`, `Split`.
+//! - **Shapes computed at run time** (dynamic-batch exports): `Shape`, `Reshape` to a computed
+//!   shape, `Expand`, `ConstantOfShape`, `Cast`, integer `Div`. A shape is a rank-1 float
+//!   tensor of its dimensions (exact below 2^24); these steps carry no gradient.
+//!
+//! A graph with operators outside these lists is refused with one error naming every one of
+//! them and the nodes using each ([`OnnxError::UnsupportedOperators`]). A graph that onnx-ir
+//! cannot type (a `Reshape` to a shape assembled at run time, as in unsimplified ViT exports)
+//! is refused with the advice to simplify it with onnxsim first.
+//!
 //! # Layout
 //!
 //! Loading runs top-down: `network` (the [`OnnxNetwork`] type and its [`GatedNetwork`] impl)

@@ -71,7 +71,7 @@ impl OnnxNetwork {
         let parsed =
             std::panic::catch_unwind(|| onnx_ir::OnnxGraphBuilder::new().parse_bytes(bytes))
                 .map_err(|_| parse_error("the parser panicked on this file".into()))?;
-        let graph = parsed.map_err(|e| parse_error(e.to_string()))?;
+        let graph = parsed.map_err(|e| parse_error(with_advice(e.to_string())))?;
         let program = compile(&graph, device)?;
         let dim = |i: usize| {
             program
@@ -119,6 +119,20 @@ impl OnnxNetwork {
         let slot = self.executor.feature_map_slot()?;
         let program = self.executor.program();
         program.writer(slot).map(|i| program.steps[i].name.as_str())
+    }
+}
+
+/// The parser's message, with what to do when it could not follow shapes computed at run
+/// time (onnx-ir cannot type a `Reshape` whose target is assembled from `Shape` values).
+fn with_advice(reason: String) -> String {
+    if reason.contains("no statically known length") || reason.contains("Type inference failed") {
+        format!(
+            "{reason}. The graph computes shapes at run time that the parser cannot follow: \
+             simplify it first (`pip install onnxsim`, then `onnxsim model.onnx \
+             model_sim.onnx`) and load the simplified file"
+        )
+    } else {
+        reason
     }
 }
 

@@ -1,4 +1,15 @@
 //! The operations of a compiled ONNX program and how each one runs on Burn tensors.
+//!
+//! The operators of the CNNs run here; those added for transformers and run-time shapes run in
+//! the submodules (`math`, `indexing`, `shape`, `attention`).
+
+mod attention;
+pub(crate) mod indexing;
+mod math;
+mod matmul;
+mod shape;
+#[cfg(test)]
+mod tests;
 
 use burn::tensor::{
     Int, Tensor, activation,
@@ -11,6 +22,62 @@ use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
 pub(crate) use feedbacknet_kernels::Activation;
 
 use crate::kernels::WinogradWeights;
+
+/// An element-wise function of one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnaryOp {
+    Erf,
+    Sqrt,
+    Reciprocal,
+    Exp,
+    Neg,
+    Abs,
+}
+
+/// What a reduction computes over its axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReduceKind {
+    Mean,
+    Sum,
+    Max,
+    /// The Euclidean norm (Swin v2's cosine attention).
+    L2,
+}
+
+/// The element type a `Cast` converts to (values stay floats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CastTo {
+    Float,
+    Int,
+    Bool,
+}
+
+/// A list of integers (axes, indices, a shape): a constant, or read at run time from the step
+/// input at that position (a float tensor of integer values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ints {
+    Static(Vec<i64>),
+    Input(usize),
+}
+
+impl Ints {
+    /// The integers, reading the step's `inputs` if they come from one.
+    pub(crate) fn resolve(&self, inputs: &[DynTensor]) -> Result<Vec<i64>> {
+        match self {
+            Ints::Static(v) => Ok(v.clone()),
+            Ints::Input(i) => {
+                let t = inputs
+                    .get(*i)
+                    .ok_or_else(|| shape_err(&format!("an input {i} of integers"), vec![]))?;
+                let values = t.to_vec()?;
+                if values.iter().any(|v| !v.is_finite()) {
+                    return Err(shape_err("finite integers", t.dims()));
+                }
+                Ok(values.iter().map(|&v| v.round() as i64).collect())
+            }
+        }
+    }
+}
 
 /// One compiled operation. Weights are stored as plain (non-autodiff) tensors.
 #[derive(Debug, Clone)]
@@ -75,6 +142,69 @@ pub(crate) enum Op {
         beta: f32,
         bias: f32,
     },
+    /// Output axis `i` is input axis `perm[i]`.
+    Transpose {
+        perm: Vec<usize>,
+    },
+    /// Mean, sum, maximum or L2 norm over `axes` (all when empty).
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<i64>,
+        keepdims: bool,
+    },
+    Unary(UnaryOp),
+    /// `x` to a constant power.
+    PowScalar(f32),
+    /// `x` to the power of a second (broadcast) input.
+    Pow,
+    /// Normalization over the axes from `axis` on, then `· scale + bias`.
+    LayerNorm {
+        axis: i64,
+        epsilon: f32,
+        scale: Option<DynTensor>,
+        bias: Option<DynTensor>,
+    },
+    Slice {
+        starts: Ints,
+        ends: Ints,
+        axes: Option<Vec<i64>>,
+        steps: Option<Vec<i64>>,
+    },
+    /// Constant `indices` along `axis`; a scalar index removes the axis.
+    Gather {
+        axis: i64,
+        indices: Vec<i64>,
+        scalar: bool,
+    },
+    Squeeze {
+        axes: Option<Vec<i64>>,
+    },
+    Unsqueeze {
+        axes: Vec<i64>,
+        /// The input is an ONNX scalar (stored as `[1]`).
+        scalar_input: bool,
+    },
+    /// The dimensions `start..end` of the input, as a rank-1 tensor.
+    Shape {
+        start: usize,
+        end: usize,
+    },
+    /// A reshape to the shape held by the second input.
+    ReshapeTo,
+    Expand(Ints),
+    /// A tensor of the shape held by the input, filled with `value`.
+    ConstantOfShape {
+        value: f32,
+    },
+    Cast(CastTo),
+    /// Division of integer values, truncated.
+    IntDiv,
+    /// Scaled dot-product attention over the inputs Q, K, V.
+    Attention {
+        scale: Option<f32>,
+        q_heads: Option<usize>,
+        kv_heads: Option<usize>,
+    },
 }
 
 impl Op {
@@ -101,6 +231,56 @@ impl Op {
             Op::Identity => "Identity",
             Op::Softmax { .. } => "Softmax",
             Op::Lrn { .. } => "LRN",
+            Op::Transpose { .. } => "Transpose",
+            Op::Reduce {
+                kind: ReduceKind::Mean,
+                ..
+            } => "ReduceMean",
+            Op::Reduce {
+                kind: ReduceKind::Sum,
+                ..
+            } => "ReduceSum",
+            Op::Reduce {
+                kind: ReduceKind::Max,
+                ..
+            } => "ReduceMax",
+            Op::Reduce {
+                kind: ReduceKind::L2,
+                ..
+            } => "ReduceL2",
+            Op::Unary(UnaryOp::Erf) => "Erf",
+            Op::Unary(UnaryOp::Sqrt) => "Sqrt",
+            Op::Unary(UnaryOp::Reciprocal) => "Reciprocal",
+            Op::Unary(UnaryOp::Exp) => "Exp",
+            Op::Unary(UnaryOp::Neg) => "Neg",
+            Op::Unary(UnaryOp::Abs) => "Abs",
+            Op::PowScalar(_) | Op::Pow => "Pow",
+            Op::LayerNorm { .. } => "LayerNormalization",
+            Op::Slice { .. } => "Slice",
+            Op::Gather { .. } => "Gather",
+            Op::Squeeze { .. } => "Squeeze",
+            Op::Unsqueeze { .. } => "Unsqueeze",
+            Op::Shape { .. } => "Shape",
+            Op::ReshapeTo => "Reshape",
+            Op::Expand(_) => "Expand",
+            Op::ConstantOfShape { .. } => "ConstantOfShape",
+            Op::Cast(_) => "Cast",
+            Op::IntDiv => "Div",
+            Op::Attention { .. } => "Attention",
+        }
+    }
+
+    /// Whether the step's input `index` can carry a gradient. Inputs read back as integers
+    /// (slice bounds, target shapes) do not, nor does any input of a step whose value depends on
+    /// shapes alone (`Shape`, integer arithmetic): the reverse pass gives them none.
+    pub(crate) fn differentiable_input(&self, index: usize) -> bool {
+        match self {
+            Op::Shape { .. }
+            | Op::ConstantOfShape { .. }
+            | Op::IntDiv
+            | Op::Cast(CastTo::Int | CastTo::Bool) => false,
+            Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) => index == 0,
+            _ => true,
         }
     }
 
@@ -201,7 +381,7 @@ impl Op {
                 let outer: usize = dims[..axis].iter().product();
                 x.reshape(&[outer, dims[axis..].iter().product()])
             }
-            Op::Reshape { shape } => run_reshape(first()?, shape),
+            Op::Reshape { shape } => run_reshape(first()?, shape, true),
             Op::Pad { pads, mode } => run_pad(first()?, pads, *mode),
             Op::ChannelAffine { scale, shift } => channel_affine(first()?, scale, shift),
             Op::Identity => first(),
@@ -218,6 +398,53 @@ impl Op {
                 beta,
                 bias,
             } => run_lrn(first()?.into4("LRN")?, *size, *alpha, *beta, *bias),
+            Op::Transpose { perm } => indexing::transpose(first()?, perm),
+            Op::Reduce {
+                kind,
+                axes,
+                keepdims,
+            } => math::reduce(first()?, *kind, axes, *keepdims),
+            Op::Unary(op) => Ok(math::unary(first()?, *op)),
+            Op::PowScalar(p) => Ok(math::pow_scalar(first()?, *p)),
+            Op::Pow => {
+                let [x, p] = two(inputs)?;
+                math::pow(x, p)
+            }
+            Op::LayerNorm {
+                axis,
+                epsilon,
+                scale,
+                bias,
+            } => math::layer_norm(first()?, *axis, *epsilon, scale.as_ref(), bias.as_ref()),
+            Op::Slice {
+                starts,
+                ends,
+                axes,
+                steps,
+            } => indexing::slice(&inputs, starts, ends, axes.as_deref(), steps.as_deref()),
+            Op::Gather {
+                axis,
+                indices,
+                scalar,
+            } => indexing::gather(first()?, *axis, indices, *scalar),
+            Op::Squeeze { axes } => indexing::squeeze(first()?, axes.as_deref()),
+            Op::Unsqueeze { axes, scalar_input } => {
+                indexing::unsqueeze(first()?, axes, *scalar_input)
+            }
+            Op::Shape { start, end } => shape::shape_of(&first()?, *start, *end),
+            Op::ReshapeTo => shape::reshape_to(&inputs),
+            Op::Expand(target) => shape::expand(&inputs, target),
+            Op::ConstantOfShape { value } => shape::constant_of_shape(&inputs, *value),
+            Op::Cast(to) => Ok(shape::cast(first()?, *to)),
+            Op::IntDiv => {
+                let [a, b] = two(inputs)?;
+                shape::int_div(a, b)
+            }
+            Op::Attention {
+                scale,
+                q_heads,
+                kv_heads,
+            } => attention::attention(&inputs, *scale, *q_heads, *kv_heads),
         }
     }
 }
@@ -229,6 +456,25 @@ fn check_pool_window(x: &Tensor<4>, options: &MaxPoolOptions<2>) -> Result<()> {
         options.padding,
         options.dilation,
     )
+}
+
+/// The two inputs of a binary step.
+fn two(inputs: Vec<DynTensor>) -> Result<[DynTensor; 2]> {
+    let count = inputs.len();
+    <[DynTensor; 2]>::try_from(inputs).map_err(|_| shape_err("two inputs", vec![count]))
+}
+
+/// `axis` (negative counts from the end) as an index below `rank`.
+pub(crate) fn axis_index(axis: i64, rank: usize, what: &str) -> Result<usize> {
+    let wrapped = if axis < 0 { axis + rank as i64 } else { axis };
+    usize::try_from(wrapped)
+        .ok()
+        .filter(|&a| a < rank)
+        .ok_or_else(|| CoreError::Shape {
+            context: what.into(),
+            expected: format!("an axis in -{rank}..{rank}, not {axis}"),
+            got: vec![rank],
+        })
 }
 
 fn shape_err(expected: &str, got: Vec<usize>) -> CoreError {
@@ -413,22 +659,23 @@ fn run_matmul(mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
     match b {
         DynTensor::R2(w) => run_linear(a, &w, None),
         other => {
-            let (ad, bd) = (a.dims(), other.dims());
-            if ad.len() != bd.len() {
-                return Err(shape_err(&format!("same rank as {bd:?}"), ad));
-            }
+            let (a, other) = matmul::broadcast_batch(a, other)?;
             match (a, other) {
                 (DynTensor::R3(x), DynTensor::R3(y)) => Ok(DynTensor::R3(x.matmul(y))),
                 (DynTensor::R4(x), DynTensor::R4(y)) => Ok(DynTensor::R4(x.matmul(y))),
-                (x, _) => Err(shape_err("rank 2 to 4", x.dims())),
+                (DynTensor::R5(x), DynTensor::R5(y)) => Ok(DynTensor::R5(x.matmul(y))),
+                (DynTensor::R6(x), DynTensor::R6(y)) => Ok(DynTensor::R6(x.matmul(y))),
+                (x, _) => Err(shape_err("rank 2 to 6", x.dims())),
             }
         }
     }
 }
 
-/// ONNX Reshape: `0` copies the input dimension, `-1` is inferred. A leading `1` is read as
-/// "keep the batch" when the input's batch differs: exporters bake batch 1 into the target.
-fn run_reshape(x: DynTensor, target: &[i64]) -> Result<DynTensor> {
+/// ONNX Reshape: `0` copies the input dimension, `-1` is inferred. With `keep_batch` (a
+/// constant target), a leading `1` is read as "keep the batch" when the input's batch differs
+/// and the target as written does not fit (it infers a dimension or holds another number of
+/// elements): exporters bake batch 1 into the target.
+fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTensor> {
     let dims = x.dims();
     let mut shape: Vec<i64> = target
         .iter()
@@ -438,7 +685,11 @@ fn run_reshape(x: DynTensor, target: &[i64]) -> Result<DynTensor> {
             d => d,
         })
         .collect();
+    let literal_fits =
+        !shape.iter().any(|&d| d < 0) && shape.iter().product::<i64>() == x.numel() as i64;
     if let (Some(first), Some(&batch)) = (shape.first_mut(), dims.first())
+        && keep_batch
+        && !literal_fits
         && *first == 1
         && batch != 1
     {

@@ -359,8 +359,12 @@ impl<'a> Pass<'a> {
                 .ok_or_else(|| {
                     forward_error(step, "a value of the forward pass is missing".into())
                 })?;
-            let mut needed: Vec<bool> =
-                step.inputs.iter().map(|s| !constants.contains(s)).collect();
+            let mut needed: Vec<bool> = step
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| !constants.contains(s) && step.op.differentiable_input(i))
+                .collect();
             if stop == Stop::LowestGate && lowest_gate == Some(index) {
                 // Nothing below the lowest gate reads its input gradient.
                 needed.iter_mut().for_each(|n| *n = false);
@@ -458,7 +462,7 @@ fn site_slot(executor: &Executor, k: usize) -> Result<usize> {
 }
 
 /// The vector-Jacobian product of a step by autodiff on that step alone.
-fn autodiff_vjp(
+pub(crate) fn autodiff_vjp(
     op: &Op,
     inputs: Vec<DynTensor>,
     dy: DynTensor,

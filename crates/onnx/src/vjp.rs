@@ -1,6 +1,7 @@
 //! Hand-written vector-Jacobian products of the operators that dominate a CNN's backward pass:
 //! convolution, concatenation, residual additions, global pooling, folded batch norm, fully
-//! connected layers and reshapes (max pooling routes by the indices of its recorded forward
+//! connected layers and reshapes, and (in `structural`) the steps that move elements of
+//! transformers and run-time shapes (max pooling routes by the indices of its recorded forward
 //! pass, in `reverse.rs`).
 //!
 //! [`fast_vjp`] answers `None` for an operator or a configuration it does not cover (pooling
@@ -16,6 +17,8 @@ use burn::tensor::{
 use feedbacknet_core::{BinaryOp, DynTensor, Result, dyn_map};
 
 use crate::ops::Op;
+
+mod structural;
 
 /// Gradients of one step's inputs (`None` where not needed), or `None` if the operator is not
 /// covered here.
@@ -67,7 +70,7 @@ pub(crate) fn fast_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor, needed: &[
             mode: PadMode::Constant(_),
         } => Some(only_first(Ok(crop(dy, pads, &x_dims)))),
         Op::Linear { weight, .. } => Some(only_first(linear_grad(&x_dims, weight, dy))),
-        _ => None,
+        _ => structural::structural_vjp(op, inputs, dy),
     }
 }
 

@@ -100,6 +100,38 @@ impl<'a> Compiler<'a> {
         })
     }
 
+    /// The constant at input `index` as a tensor of any rank (a scalar as `[1]`), if the node
+    /// has that input; an error if it is computed at run time.
+    pub(super) fn constant(&self, node: &Node, index: usize) -> Result<Option<DynTensor>> {
+        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+            return Ok(None);
+        };
+        let (values, shape) = constant_values(arg, node.name())?.ok_or_else(|| {
+            unsupported(
+                node.name(),
+                &node.node_type().to_string(),
+                format!("input {index} must be a constant (computed at run time)"),
+            )
+        })?;
+        let shape = if shape.is_empty() { vec![1] } else { shape };
+        Ok(Some(DynTensor::from_vec(values, &shape, self.device)?))
+    }
+
+    /// A constant slot holding `tensor`, named as the node's first output (no step).
+    pub(super) fn define_constant(&mut self, node: &Node, tensor: DynTensor) -> Result<()> {
+        let out = node.outputs().first().ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` has no output", node.name()))
+        })?;
+        let slot = self.define(&out.name);
+        self.constants.push((slot, tensor));
+        Ok(())
+    }
+
+    /// The device the weights live on.
+    pub(super) fn device(&self) -> &Device {
+        self.device
+    }
+
     /// The constant weight at input `index`, if the node has that input.
     pub(super) fn weight<const D: usize>(
         &self,
@@ -140,10 +172,46 @@ impl<'a> Compiler<'a> {
         })
     }
 
+    /// The slot of the node's input `index` (runtime or constant).
+    pub(super) fn slot_of(&mut self, node: &Node, index: usize) -> Result<usize> {
+        let arg = node.inputs().get(index).ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` lacks input {index}", node.name()))
+        })?;
+        self.input_slot(arg, node.name())
+    }
+
+    /// Pushes a step reading `inputs` and writing the node's first output.
+    pub(super) fn step(&mut self, node: &Node, op: Op, inputs: Vec<usize>) -> Result<()> {
+        self.push(node, op, inputs, None)
+    }
+
+    /// Pushes a step reading `inputs` and writing the node's output `index`.
+    pub(super) fn step_output(
+        &mut self,
+        node: &Node,
+        op: Op,
+        inputs: Vec<usize>,
+        index: usize,
+    ) -> Result<()> {
+        self.push_at(node, op, inputs, None, index)
+    }
+
     /// Pushes a step writing the node's first output.
     fn push(&mut self, node: &Node, op: Op, inputs: Vec<usize>, gate: Option<usize>) -> Result<()> {
-        let out = node.outputs().first().ok_or_else(|| {
-            OnnxError::InvalidGraph(format!("node `{}` has no output", node.name()))
+        self.push_at(node, op, inputs, gate, 0)
+    }
+
+    /// Pushes a step writing the node's output `index`.
+    fn push_at(
+        &mut self,
+        node: &Node,
+        op: Op,
+        inputs: Vec<usize>,
+        gate: Option<usize>,
+        index: usize,
+    ) -> Result<()> {
+        let out = node.outputs().get(index).ok_or_else(|| {
+            OnnxError::InvalidGraph(format!("node `{}` has no output {index}", node.name()))
         })?;
         let output = self.define(&out.name);
         self.steps.push(Step {
@@ -196,6 +264,33 @@ pub(super) fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> On
         node: node.into(),
         reason: reason.into(),
     }
+}
+
+/// The values of the node's input `index` as integers, if it is a constant (ONNX axes, indices
+/// and shapes); `None` if it is absent or computed at run time.
+pub(super) fn constant_ints(node: &Node, index: usize) -> Result<Option<Vec<i64>>> {
+    let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+        return Ok(None);
+    };
+    let Some(data) = arg.value() else {
+        return Ok(None);
+    };
+    let values = data.try_into_vec_as::<i64>().map_err(|e| {
+        OnnxError::InvalidGraph(format!(
+            "constant `{}` of node `{}`: {e:?}",
+            arg.name,
+            node.name()
+        ))
+    })?;
+    Ok(Some(values))
+}
+
+/// The values of the node's input `index` as floats, if it is a constant.
+pub(super) fn constant_floats(node: &Node, index: usize) -> Result<Option<Vec<f32>>> {
+    let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+        return Ok(None);
+    };
+    Ok(constant_values(arg, node.name())?.map(|(values, _)| values))
 }
 
 /// Reads a constant argument as finite `f32` values with its shape.

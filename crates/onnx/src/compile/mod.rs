@@ -5,13 +5,18 @@
 //! finished program to the rewrites of `fold` and plans when each value can be released.
 
 mod activation;
+mod attention;
 mod builder;
 mod constant;
 mod conv;
 mod elementwise;
+mod indexing;
 mod linear;
+mod math;
 mod normalization;
 mod pool;
+mod reduce;
+mod refusals;
 mod shape;
 mod window;
 
@@ -19,9 +24,10 @@ use burn::tensor::Device;
 use feedbacknet_core::BinaryOp;
 use onnx_ir::{Node, OnnxGraph};
 
-use self::builder::Compiler;
+use self::{builder::Compiler, refusals::Refusals};
 use crate::{
     error::{OnnxError, Result},
+    ops::{ReduceKind, UnaryOp},
     program::Program,
 };
 
@@ -41,9 +47,16 @@ pub(crate) fn compile(graph: &OnnxGraph, device: &Device) -> Result<Program> {
     }
     let mut c = Compiler::new(device, &output.name);
     let input_slot = c.define(&input.name);
+    let mut refusals = Refusals::default();
     for node in &graph.nodes {
-        dispatch(&mut c, node)?;
+        let tainted = refusals.reads_refused(node);
+        match dispatch(&mut c, node) {
+            Ok(()) if !tainted => {}
+            Ok(()) => refusals.taint(node),
+            Err(e) => refusals.refuse(&mut c, node, e, tainted)?,
+        }
     }
+    refusals.into_result()?;
     let input_shape = input
         .ty
         .static_shape()
@@ -68,7 +81,7 @@ fn dispatch(c: &mut Compiler, node: &Node) -> Result<()> {
         Node::Add(_) => elementwise::binary(c, node, BinaryOp::Add),
         Node::Sub(_) => elementwise::binary(c, node, BinaryOp::Sub),
         Node::Mul(_) => elementwise::binary(c, node, BinaryOp::Mul),
-        Node::Div(_) => elementwise::binary(c, node, BinaryOp::Div),
+        Node::Div(_) => elementwise::divide(c, node),
         Node::Dropout(_) | Node::Identity(_) => elementwise::identity(c, node),
         Node::Linear(n) => linear::linear(c, node, &n.config),
         Node::Gemm(n) => linear::gemm(c, node, &n.config),
@@ -80,6 +93,29 @@ fn dispatch(c: &mut Compiler, node: &Node) -> Result<()> {
         Node::BatchNormalization(n) => normalization::batch_norm(c, node, &n.config),
         Node::Lrn(n) => normalization::lrn(c, node, &n.config),
         Node::Constant(_) => constant::constant(c, node),
+        Node::Transpose(n) => indexing::transpose(c, node, &n.config),
+        Node::Slice(n) => indexing::slice(c, node, &n.config),
+        Node::Gather(n) => indexing::gather(c, node, &n.config),
+        Node::Squeeze(n) => indexing::squeeze(c, node, &n.config),
+        Node::Unsqueeze(n) => indexing::unsqueeze(c, node, &n.config),
+        Node::Split(n) => indexing::split(c, node, &n.config),
+        Node::ReduceMean(n) => reduce::reduce(c, node, &n.config, ReduceKind::Mean),
+        Node::ReduceSum(n) => reduce::reduce(c, node, &n.config, ReduceKind::Sum),
+        Node::ReduceMax(n) => reduce::reduce(c, node, &n.config, ReduceKind::Max),
+        Node::ReduceL2(n) => reduce::reduce(c, node, &n.config, ReduceKind::L2),
+        Node::Erf(_) => math::unary(c, node, UnaryOp::Erf),
+        Node::Sqrt(_) => math::unary(c, node, UnaryOp::Sqrt),
+        Node::Reciprocal(_) => math::unary(c, node, UnaryOp::Reciprocal),
+        Node::Exp(_) => math::unary(c, node, UnaryOp::Exp),
+        Node::Neg(_) => math::unary(c, node, UnaryOp::Neg),
+        Node::Abs(_) => math::unary(c, node, UnaryOp::Abs),
+        Node::Pow(_) => math::pow(c, node),
+        Node::LayerNormalization(n) => normalization::layer_norm(c, node, &n.config),
+        Node::Shape(n) => shape::shape_of(c, node, &n.config),
+        Node::Cast(n) => shape::cast(c, node, &n.config),
+        Node::Expand(n) => shape::expand(c, node, &n.config),
+        Node::ConstantOfShape(n) => shape::constant_of_shape(c, node, &n.config),
+        Node::Attention(n) => attention::attention(c, node, &n.config),
         other => Err(OnnxError::UnsupportedOperator {
             op: other.node_type().to_string(),
             node: node.name().to_string(),

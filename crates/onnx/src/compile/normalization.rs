@@ -1,8 +1,9 @@
-//! `BatchNormalization` (folded into a per-channel affine map) and `LRN`.
+//! `BatchNormalization` (folded into a per-channel affine map), `LRN` and
+//! `LayerNormalization`.
 
 use onnx_ir::{
     Node,
-    node::{batch_norm::BatchNormConfig, lrn::LrnConfig},
+    node::{batch_norm::BatchNormConfig, layer_norm::LayerNormConfig, lrn::LrnConfig},
 };
 
 use super::builder::{Compiler, unsupported};
@@ -36,6 +37,24 @@ pub(super) fn lrn(c: &mut Compiler, node: &Node, cfg: &LrnConfig) -> Result<()> 
         alpha: cfg.alpha,
         beta: cfg.beta,
         bias: cfg.bias,
+    };
+    c.unary(node, op)
+}
+
+/// Layer normalization over the axes from `axis` on, with constant scale and bias.
+pub(super) fn layer_norm(c: &mut Compiler, node: &Node, cfg: &LayerNormConfig) -> Result<()> {
+    if node.outputs().iter().skip(1).any(|o| !o.name.is_empty()) {
+        return Err(unsupported(
+            node.name(),
+            "LayerNormalization",
+            "the mean and inverse deviation outputs (training mode)",
+        ));
+    }
+    let op = Op::LayerNorm {
+        axis: cfg.axis,
+        epsilon: cfg.epsilon as f32,
+        scale: c.constant(node, 1)?,
+        bias: c.constant(node, 2)?,
     };
     c.unary(node, op)
 }
