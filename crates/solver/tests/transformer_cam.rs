@@ -1,0 +1,76 @@
+//! Grad-CAM on a vision transformer: token maps on the patch grid, against PyTorch.
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use feedbacknet_onnx::OnnxNetwork;
+use feedbacknet_solver::{CamLayer, grad_cam};
+use serde_json::Value;
+
+fn fixture(stem: &str) -> (PathBuf, Value) {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/modern"
+    ));
+    let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).expect("fixture json");
+    (
+        dir.join(format!("{stem}.onnx")),
+        serde_json::from_str(&json).expect("json"),
+    )
+}
+
+fn floats(value: &Value) -> Vec<f32> {
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|v| v.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64 - ma, y as f64 - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa * bb).sqrt()
+}
+
+#[test]
+fn vit_grad_cam_reads_the_last_block_input_on_the_patch_grid_as_pytorch_does() {
+    let device = Device::flex();
+    for stem in ["vit_op14_sim", "vit_op17_sim"] {
+        let (path, json) = fixture(stem);
+        let net = OnnxNetwork::load(&path, &device).expect("the ViT loads");
+        let input = Tensor::<4>::from_data(
+            TensorData::new(floats(&json["input"]), [1, 3, 32, 32]),
+            &device,
+        );
+        let class = json["class"].as_u64().expect("class") as usize;
+        let cams = grad_cam(&net, &input, &[class], None, &CamLayer::LastConv).expect("Grad-CAM");
+        let map = &cams.maps[0];
+        assert_eq!(
+            (map.width(), map.height()),
+            (4, 4),
+            "{stem}: the 4x4 patch grid"
+        );
+        let expected = floats(&json["grad_cam_last_block"]);
+        let r = correlation(map.data(), &expected);
+        assert!(
+            r >= 0.999,
+            "{stem}: r = {r} against PyTorch's token Grad-CAM"
+        );
+        let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = map
+            .data()
+            .iter()
+            .zip(&expected)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-3 * scale.max(1e-6), "{stem}: max diff {diff}");
+    }
+}
