@@ -78,6 +78,7 @@ mod preset;
 mod program;
 mod reverse;
 mod vjp;
+mod weights;
 
 pub use error::{OnnxError, Result};
 pub use network::OnnxNetwork;

@@ -16,6 +16,7 @@ use crate::{
     compile::compile,
     error::{OnnxError, Result},
     execute::Executor,
+    weights::take_large_weights,
 };
 
 /// Spatial size used when the model does not declare one.
@@ -48,7 +49,7 @@ impl OnnxNetwork {
                 path: path.to_path_buf(),
             });
         }
-        Self::from_bytes_named(&bytes, path, device)
+        Self::from_bytes_named(bytes::Bytes::from(bytes), path, device)
     }
 
     /// Loads an ONNX model from memory.
@@ -58,21 +59,28 @@ impl OnnxNetwork {
                 path: "<bytes>".into(),
             });
         }
+        let bytes = bytes::Bytes::copy_from_slice(bytes);
         Self::from_bytes_named(bytes, Path::new("<bytes>"), device)
     }
 
-    fn from_bytes_named(bytes: &[u8], path: &Path, device: &Device) -> Result<Self> {
+    fn from_bytes_named(file: bytes::Bytes, path: &Path, device: &Device) -> Result<Self> {
         let parse_error = |reason: String| OnnxError::Parse {
             path: path.to_path_buf(),
             reason,
         };
-        // onnx-ir does not validate every value of a damaged file; a panic inside the parser is
-        // turned into an error rather than taking the caller down.
+        let panicked = || parse_error("the parser panicked on this file".into());
+        // The large weights are read here, not by the parser (see `weights`). Neither protobuf
+        // nor onnx-ir validates every value of a damaged file; a panic inside either is turned
+        // into an error rather than taking the caller down.
+        let (model, weights) =
+            std::panic::catch_unwind(|| take_large_weights(file)).map_err(|_| panicked())?;
         let parsed =
-            std::panic::catch_unwind(|| onnx_ir::OnnxGraphBuilder::new().parse_bytes(bytes))
-                .map_err(|_| parse_error("the parser panicked on this file".into()))?;
+            std::panic::catch_unwind(|| onnx_ir::OnnxGraphBuilder::new().parse_bytes(&model))
+                .map_err(|_| panicked())?;
+        drop(model);
         let graph = parsed.map_err(|e| parse_error(with_advice(e.to_string())))?;
-        let program = compile(&graph, device)?;
+        let program = compile(&graph, &weights, device)?;
+        drop((graph, weights));
         let dim = |i: usize| {
             program
                 .input_shape

@@ -11,11 +11,14 @@ use crate::{
     error::{OnnxError, Result},
     ops::{Activation, Op},
     program::{Program, Step},
+    weights::Weights,
 };
 
 /// A program under construction, one node at a time.
 pub(super) struct Compiler<'a> {
     device: &'a Device,
+    /// The large weights taken out of the model before parsing (see `weights`).
+    weights: &'a Weights,
     /// The graph output's name (a final Softmax is skipped, see `activation::softmax`).
     graph_output: &'a str,
     slots: HashMap<String, usize>,
@@ -27,9 +30,10 @@ pub(super) struct Compiler<'a> {
 
 impl<'a> Compiler<'a> {
     /// An empty program whose result is the value named `graph_output`.
-    pub(super) fn new(device: &'a Device, graph_output: &'a str) -> Self {
+    pub(super) fn new(device: &'a Device, weights: &'a Weights, graph_output: &'a str) -> Self {
         Self {
             device,
+            weights,
             graph_output,
             slots: HashMap::new(),
             next_slot: 0,
@@ -84,7 +88,7 @@ impl<'a> Compiler<'a> {
 
     /// The slot of a runtime or constant input.
     pub(super) fn input_slot(&mut self, arg: &Argument, node: &str) -> Result<usize> {
-        if let Some((values, shape)) = constant_values(arg, node)? {
+        if let Some((values, shape)) = self.constant_values(arg, node)? {
             let shape = if shape.is_empty() { vec![1] } else { shape };
             let tensor = DynTensor::from_vec(values, &shape, self.device)?;
             let slot = self.next_slot;
@@ -106,7 +110,7 @@ impl<'a> Compiler<'a> {
         let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
             return Ok(None);
         };
-        let (values, shape) = constant_values(arg, node.name())?.ok_or_else(|| {
+        let (values, shape) = self.constant_values(arg, node.name())?.ok_or_else(|| {
             unsupported(
                 node.name(),
                 &node.node_type().to_string(),
@@ -127,6 +131,25 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
+    /// The values of the node's input `index` as floats, if it is a constant.
+    pub(super) fn constant_floats(&self, node: &Node, index: usize) -> Result<Option<Vec<f32>>> {
+        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .constant_values(arg, node.name())?
+            .map(|(values, _)| values))
+    }
+
+    /// A constant argument's finite values and shape; `None` if computed at run time.
+    fn constant_values(
+        &self,
+        arg: &Argument,
+        node: &str,
+    ) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
+        constant_values(self.weights, arg, node)
+    }
+
     /// The device the weights live on.
     pub(super) fn device(&self) -> &Device {
         self.device
@@ -141,7 +164,7 @@ impl<'a> Compiler<'a> {
         let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
             return Ok(None);
         };
-        let (values, shape) = constant_values(arg, node.name())?.ok_or_else(|| {
+        let (values, shape) = self.constant_values(arg, node.name())?.ok_or_else(|| {
             unsupported(
                 node.name(),
                 &node.node_type().to_string(),
@@ -285,23 +308,26 @@ pub(super) fn constant_ints(node: &Node, index: usize) -> Result<Option<Vec<i64>
     Ok(Some(values))
 }
 
-/// The values of the node's input `index` as floats, if it is a constant.
-pub(super) fn constant_floats(node: &Node, index: usize) -> Result<Option<Vec<f32>>> {
-    let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
-        return Ok(None);
+/// Reads a constant argument (or a large weight taken out before parsing) as finite `f32`
+/// values with its shape.
+fn constant_values(
+    weights: &Weights,
+    arg: &Argument,
+    node: &str,
+) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
+    let (values, shape) = match arg.value() {
+        Some(data) => {
+            let shape = data.shape().as_slice().to_vec();
+            let values = data.try_into_vec_as::<f32>().map_err(|e| {
+                OnnxError::InvalidGraph(format!("constant `{}` of node `{node}`: {e:?}", arg.name))
+            })?;
+            (values, shape)
+        }
+        None => match weights.values(&arg.name) {
+            Some(weight) => weight,
+            None => return Ok(None),
+        },
     };
-    Ok(constant_values(arg, node.name())?.map(|(values, _)| values))
-}
-
-/// Reads a constant argument as finite `f32` values with its shape.
-fn constant_values(arg: &Argument, node: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
-    let Some(data) = arg.value() else {
-        return Ok(None);
-    };
-    let shape = data.shape().as_slice().to_vec();
-    let values = data.try_into_vec_as::<f32>().map_err(|e| {
-        OnnxError::InvalidGraph(format!("constant `{}` of node `{node}`: {e:?}", arg.name))
-    })?;
     if values.iter().any(|v| !v.is_finite()) {
         return Err(OnnxError::NonFiniteWeights {
             node: node.into(),

@@ -2,7 +2,7 @@
 
 use onnx_ir::Node;
 
-use super::builder::{Compiler, constant_floats};
+use super::builder::Compiler;
 use crate::{
     error::Result,
     ops::{Op, UnaryOp},
@@ -16,7 +16,7 @@ pub(super) fn unary(c: &mut Compiler, node: &Node, op: UnaryOp) -> Result<()> {
 /// A power: a constant exponent (one value for all elements) as a scalar power, any other
 /// exponent element by element with broadcasting.
 pub(super) fn pow(c: &mut Compiler, node: &Node) -> Result<()> {
-    if let Some(values) = constant_floats(node, 1)?
+    if let Some(values) = c.constant_floats(node, 1)?
         && let Some(&p) = values.first()
         && values.iter().all(|&v| v == p)
     {

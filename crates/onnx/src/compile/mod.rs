@@ -29,14 +29,15 @@ use crate::{
     error::{OnnxError, Result},
     ops::{ReduceKind, UnaryOp},
     program::Program,
+    weights::Weights,
 };
 
 /// The program of `graph`, its weights on `device`.
-pub(crate) fn compile(graph: &OnnxGraph, device: &Device) -> Result<Program> {
+pub(crate) fn compile(graph: &OnnxGraph, weights: &Weights, device: &Device) -> Result<Program> {
     let input = graph
         .inputs
         .iter()
-        .find(|a| a.value().is_none())
+        .find(|a| a.value().is_none() && !weights.contains(&a.name))
         .ok_or_else(|| OnnxError::InvalidGraph("the graph has no runtime input".into()))?;
     let output = graph
         .outputs
@@ -45,7 +46,7 @@ pub(crate) fn compile(graph: &OnnxGraph, device: &Device) -> Result<Program> {
     if graph.nodes.is_empty() {
         return Err(OnnxError::InvalidGraph("the graph has no nodes".into()));
     }
-    let mut c = Compiler::new(device, &output.name);
+    let mut c = Compiler::new(device, weights, &output.name);
     let input_slot = c.define(&input.name);
     let mut refusals = Refusals::default();
     for node in &graph.nodes {
