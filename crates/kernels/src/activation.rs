@@ -129,7 +129,9 @@ impl Activation {
             Activation::Clip { min, max } => x.clamp(min, max),
             Activation::Silu => x * sigmoid(x),
             Activation::HardSwish => x * ((x + 3.0).clamp(0.0, 6.0) / 6.0),
-            Activation::GeluErf => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Activation::GeluErf => {
+                0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+            }
             Activation::GeluTanh => 0.5 * x * (1.0 + gelu_tanh_inner(x).tanh()),
             Activation::LeakyRelu { alpha: a } | Activation::PRelu { slope: a } => {
                 if x > 0.0 {

@@ -136,8 +136,10 @@ mod tests {
             let diff = max_abs(DynTensor::R1(slope.clone()), DynTensor::R1(autodiff));
             assert!(diff < 1e-5, "{act:?}: f' differs from autodiff by {diff}");
             let xs = DynTensor::R1(x.clone()).to_vec().expect("x");
-            let (values, slopes): (Vec<f32>, Vec<f32>) =
-                xs.iter().map(|&v| (act.value(v), act.derivative(v))).unzip();
+            let (values, slopes): (Vec<f32>, Vec<f32>) = xs
+                .iter()
+                .map(|&v| (act.value(v), act.derivative(v)))
+                .unzip();
             let reference_values = reference::activation(DynTensor::R1(x.clone()), act);
             let scalar = DynTensor::from_vec(values, &[4096], &device).expect("values");
             let diff = max_abs(scalar, reference_values);
@@ -154,7 +156,10 @@ mod tests {
     fn the_rules_on_a_mask_are_the_relu_rules() {
         for (dz, on) in [(0.7f32, true), (-0.7, true), (0.7, false), (-0.7, false)] {
             let slope = if on { 1.0 } else { 0.0 };
-            assert_eq!(ActivationRule::Gradient.at(dz, slope), if on { dz } else { 0.0 });
+            assert_eq!(
+                ActivationRule::Gradient.at(dz, slope),
+                if on { dz } else { 0.0 }
+            );
             let guided = if on { dz.max(0.0) } else { 0.0 };
             assert_eq!(ActivationRule::Guided.at(dz, slope), guided);
             assert_eq!(ActivationRule::Deconv.at(dz, slope), dz.max(0.0));

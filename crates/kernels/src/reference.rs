@@ -103,7 +103,10 @@ pub(crate) fn derivative(x: Tensor<1>, act: Activation) -> Tensor<1> {
         }
         Activation::Elu { alpha } => {
             let positive = x.clone().greater_elem(0.0);
-            x.clamp_max(0.0).exp().mul_scalar(alpha).mask_fill(positive, 1.0)
+            x.clamp_max(0.0)
+                .exp()
+                .mul_scalar(alpha)
+                .mask_fill(positive, 1.0)
         }
         Activation::Mish => {
             let t = activation::softplus(x.clone(), 1.0).tanh();

@@ -94,12 +94,10 @@ pub(crate) fn gated_activation_backward(
                     |dz: f32, on: bool| if on { dz.max(0.0) } else { 0.0 },
                     |dz: f32, slope: f32| ActivationRule::Guided.at(dz, slope)
                 ),
-                ActivationRule::Deconv => run!(
-                    dx,
-                    dg,
-                    |dz: f32, _: bool| dz.max(0.0),
-                    |dz: f32, _: f32| dz.max(0.0)
-                ),
+                ActivationRule::Deconv => {
+                    run!(dx, dg, |dz: f32, _: bool| dz.max(0.0), |dz: f32, _: f32| dz
+                        .max(0.0))
+                }
             });
         })
     };
