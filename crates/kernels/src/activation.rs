@@ -91,7 +91,7 @@ impl Activation {
     pub fn gate_kind(&self) -> Option<ActivationKind> {
         Some(match *self {
             Activation::Relu => ActivationKind::Relu,
-            Activation::Clip { min, max } if min == 0.0 => {
+            Activation::Clip { min: 0.0, max } => {
                 if max.is_finite() {
                     ActivationKind::Clip { max }
                 } else {
