@@ -285,15 +285,24 @@ fn the_solver_moves_gates_at_smooth_sites() {
     }
 }
 
-/// A 1x1 identity convolution, exact GELU as torch exports it (both orders of the products),
-/// global average pooling and flatten, on the EfficientNet fixture's input declaration: one
-/// gated GELU site, and the logits are the channel means of `gelu(x)`.
+/// A 1x1 identity convolution, GELU as torch exports it (exact: both orders of the products;
+/// tanh form: the cube by `Mul`s and by `Pow`), global average pooling and flatten, on the
+/// EfficientNet fixture's input declaration: one gated GELU site, and the logits are the
+/// channel means of `gelu(x)`.
 #[test]
 fn the_exported_gelu_is_fused_and_gated() {
     let device = Device::flex();
     let base = std::fs::read(fixture_dir().join("efficientnet_op13.onnx")).unwrap();
     let f = fixture("efficientnet_op13", &device);
-    for half_first in [false, true] {
+    // (tanh form, cube by Pow, 0.5 first)
+    let variants = [
+        (false, false, false),
+        (false, false, true),
+        (true, false, false),
+        (true, true, true),
+    ];
+    for (tanh, pow, half_first) in variants {
+        let case = format!("tanh {tanh}, pow {pow}, half first {half_first}");
         let mut model = ModelProto::parse_from_bytes(&base).unwrap();
         let graph = model.graph.as_mut().unwrap();
         let input = graph.input[0].clone();
@@ -329,13 +338,31 @@ fn the_exported_gelu_is_fused_and_gated() {
             tensor("sqrt2", vec![], vec![std::f32::consts::SQRT_2]),
             tensor("one", vec![], vec![1.0]),
             tensor("half", vec![], vec![0.5]),
+            tensor("three", vec![], vec![3.0]),
+            tensor("kappa", vec![], vec![0.044_715]),
+            tensor("beta", vec![], vec![0.797_884_6]),
         ];
-        let mut nodes = vec![
-            node("Conv", "conv", &[&x, "w"], "h"),
-            node("Div", "div", &["h", "sqrt2"], "d"),
-            node("Erf", "erf", &["d"], "e"),
-            node("Add", "add", &["e", "one"], "a"),
-        ];
+        let mut nodes = vec![node("Conv", "conv", &[&x, "w"], "h")];
+        if tanh {
+            if pow {
+                nodes.push(node("Pow", "cube", &["h", "three"], "h3"));
+            } else {
+                nodes.push(node("Mul", "square", &["h", "h"], "h2"));
+                nodes.push(node("Mul", "cube", &["h", "h2"], "h3"));
+            }
+            nodes.extend([
+                node("Mul", "kappa_h3", &["kappa", "h3"], "k"),
+                node("Add", "inner", &["h", "k"], "s"),
+                node("Mul", "beta_s", &["beta", "s"], "b"),
+                node("Tanh", "tanh", &["b"], "e"),
+            ]);
+        } else {
+            nodes.extend([
+                node("Div", "div", &["h", "sqrt2"], "d"),
+                node("Erf", "erf", &["d"], "e"),
+            ]);
+        }
+        nodes.push(node("Add", "add", &["one", "e"], "a"));
         if half_first {
             nodes.push(node("Mul", "half_x", &["half", "h"], "hx"));
             nodes.push(node("Mul", "gelu", &["a", "hx"], "g"));
@@ -350,23 +377,33 @@ fn the_exported_gelu_is_fused_and_gated() {
         graph.output = vec![output];
         graph.value_info.clear();
         let net = OnnxNetwork::from_bytes(&model.write_to_bytes().unwrap(), &device)
-            .unwrap_or_else(|e| panic!("half first {half_first}: {e}"));
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
         let sites = net.gate_sites([32, 32]).unwrap();
-        assert_eq!(sites.len(), 1, "one gate site");
-        assert_eq!(sites[0].activation, ActivationKind::Gelu);
-        // onnx-ir names nodes by type and index: the site is named after the Erf node.
-        assert!(sites[0].name.starts_with("erf"), "{}", sites[0].name);
+        assert_eq!(sites.len(), 1, "{case}: one gate site");
+        let (kind, named, gelu): (_, _, fn(Tensor<4>) -> Tensor<4>) = if tanh {
+            (
+                ActivationKind::GeluTanh,
+                "tanh",
+                activation::gelu_approximate,
+            )
+        } else {
+            (ActivationKind::Gelu, "erf", activation::gelu)
+        };
+        assert_eq!(sites[0].activation, kind, "{case}");
+        // onnx-ir names nodes by type and index: the site is named after the Erf or Tanh node.
+        assert!(
+            sites[0].name.starts_with(named),
+            "{case}: {}",
+            sites[0].name
+        );
         let logits = flat(net.forward(f.input.clone(), None).unwrap());
         let expected = flat(
-            activation::gelu(f.input.clone())
+            gelu(f.input.clone())
                 .mean_dim(3)
                 .mean_dim(2)
                 .reshape([1, 3]),
         );
         let diff = max_abs_diff(&logits, &expected);
-        assert!(
-            diff < 1e-5,
-            "half first {half_first}: logits differ by {diff}"
-        );
+        assert!(diff < 1e-5, "{case}: logits differ by {diff}");
     }
 }

@@ -7,15 +7,15 @@
 //! | `s = Sigmoid(x)`, `Mul(x, s)` (either operand order) | `Swish(x)` with alpha 1 (SiLU) |
 //! | `h = HardSigmoid(x)` with alpha 1/6, beta 1/2, `Mul(x, h)` (either order; opset < 14) | `HardSwish(x)` |
 //! | `d = Div(x, √2)` or `Mul(x, 1/√2)`, `e = Erf(d)`, `a = Add(e, 1)`, then `Mul(Mul(x, a), 0.5)` or `Mul(Mul(x, 0.5), a)` (operands in either order) | `Gelu(x)`, exact |
+//! | `t = Tanh(Mul(√(2/π), Add(x, Mul(0.044715, x³))))` (`x³` as `Mul(x, Mul(x, x))` or `Pow(x, 3)`), then `Add(t, 1)` and the products as above | `Gelu(x)`, tanh form |
 //!
 //! Every intermediate value must be read by the next node of the pattern alone (and not be a
 //! graph output); otherwise the nodes stay as they are (a squeeze-and-excitation scale
 //! `Mul(y, Sigmoid(s))` multiplies another value than the sigmoid's input, and stays a
 //! `Sigmoid` and a `Mul`). The fused node takes the place of the pattern's last node and
 //! writes its output (the graph output's name too, where the pattern ends the graph); it is
-//! named after the pattern's nonlinearity (the `Sigmoid`, `HardSigmoid` or `Erf` node), which
-//! names the gate site. GELU's tanh form (`Pow`/`Mul` cube, `Tanh`) is not fused yet: it runs
-//! ungated, op by op, where those operators load.
+//! named after the pattern's nonlinearity (the `Sigmoid`, `HardSigmoid`, `Erf` or `Tanh` node),
+//! which names the gate site.
 //!
 //! This runs on the `onnx-ir` node list rather than on the compiled program (as `fold` does):
 //! the fused node then goes through the same dispatch arm as the node an exporter writes
@@ -60,6 +60,7 @@ pub(super) fn activations(graph: &OnnxGraph) -> Cow<'_, OnnxGraph> {
                 })
             }
             Node::Erf(_) => fusion.gelu(index),
+            Node::Tanh(_) => fusion.gelu_tanh(index),
             _ => None,
         };
         if let Some((removed, last, node)) = found {
@@ -245,7 +246,33 @@ impl<'g> Fusion<'g> {
             }
             _ => return None,
         };
-        // a = erf + 1.
+        let (mut removed, last) = self.gelu_tail(e, x)?;
+        removed.push(scale);
+        Some(self.gelu_node(e, x, removed, last, GeluApproximate::Exact))
+    }
+
+    /// The GELU node named after node `named`, replacing the nodes `removed` and `last`.
+    fn gelu_node(
+        &self,
+        named: usize,
+        x: &Argument,
+        removed: Vec<usize>,
+        last: usize,
+        approximate: GeluApproximate,
+    ) -> Found {
+        let node = Node::Gelu(GeluNode {
+            name: self.nodes[named].name().to_string(),
+            inputs: vec![x.clone()],
+            outputs: self.nodes[last].outputs().to_vec(),
+            config: GeluConfig { approximate },
+        });
+        (removed, last, node)
+    }
+
+    /// After the `Erf` or `Tanh` node `e` of a GELU of `x`: `a = Add(e, 1)`, then
+    /// `Mul(Mul(x, a), 0.5)` or `Mul(Mul(x, 0.5), a)` (operands in either order). The nodes to
+    /// remove (`e` among them) and the last node.
+    fn gelu_tail(&self, e: usize, x: &Argument) -> Option<(Vec<usize>, usize)> {
         let erf = self.output(e)?;
         let add = self.only_reader(erf)?;
         let Node::Add(n) = &self.nodes[add] else {
@@ -262,17 +289,14 @@ impl<'g> Fusion<'g> {
         let a = self.output(add)?;
         let product = self.only_reader(a)?;
         let other = self.other_operand(product, a)?;
-        let (removed, last) = if other.name == x.name {
+        if other.name == x.name {
             // (x · a) · 0.5
             let xa = self.output(product)?;
             let last = self.only_reader(xa)?;
-            if !self
-                .other_operand(last, xa)
+            let halves = self.other_operand(last, xa);
+            halves
                 .is_some_and(|c| self.is_constant(c, 0.5))
-            {
-                return None;
-            }
-            (vec![scale, e, add, product], last)
+                .then(|| (vec![e, add, product], last))
         } else {
             // (x · 0.5) · a
             let &half = self.producer.get(other.name.as_str())?;
@@ -280,19 +304,68 @@ impl<'g> Fusion<'g> {
                 && self
                     .other_operand(half, &x.name)
                     .is_some_and(|c| self.is_constant(c, 0.5));
-            if !halved {
-                return None;
-            }
-            (vec![scale, e, add, half], product)
+            halved.then(|| (vec![e, add, half], product))
+        }
+    }
+
+    /// The tanh-form GELU around the `Tanh` node `t`, as torch exports it:
+    /// `Tanh(Mul(√(2/π), Add(x, Mul(0.044715, x³))))` with `x³` as `Mul(x, Mul(x, x))` or
+    /// `Pow(x, 3)` (operands in either order), then the tail of [`Fusion::gelu_tail`].
+    fn gelu_tanh(&self, t: usize) -> Option<Found> {
+        const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+        let inner = self.nodes[t].inputs().first()?;
+        let mut removed = Vec::new();
+        // The node producing `value`, read by `reader` alone.
+        let feeding = |value: &str, reader: usize| -> Option<usize> {
+            let &i = self.producer.get(value)?;
+            (self.only_reader(value)? == reader).then_some(i)
         };
-        let node = Node::Gelu(GeluNode {
-            name: self.nodes[e].name().to_string(),
-            inputs: vec![x.clone()],
-            outputs: self.nodes[last].outputs().to_vec(),
-            config: GeluConfig {
-                approximate: GeluApproximate::Exact,
+        // `Mul(c, v)` (either order) with the constant `c`: `v`.
+        let scaled = |i: usize, c: f32| -> Option<&'g Argument> {
+            let (a, b) = self.mul_operands(i)?;
+            if self.is_constant(a, c) {
+                Some(b)
+            } else if self.is_constant(b, c) {
+                Some(a)
+            } else {
+                None
+            }
+        };
+        let scale = feeding(&inner.name, t)?;
+        let sum = scaled(scale, SQRT_2_OVER_PI)?;
+        let add = feeding(&sum.name, scale)?;
+        let Node::Add(n) = &self.nodes[add] else {
+            return None;
+        };
+        let [p, q] = n.inputs.as_slice() else {
+            return None;
+        };
+        // One operand is x, the other 0.044715·x³.
+        let (x, cubic, cube) = [(p, q), (q, p)].into_iter().find_map(|(x, k)| {
+            let cubic = feeding(&k.name, add)?;
+            let cube = scaled(cubic, 0.044_715)?;
+            Some((x, cubic, cube))
+        })?;
+        let power = feeding(&cube.name, cubic)?;
+        match &self.nodes[power] {
+            Node::Pow(n) => match n.inputs.as_slice() {
+                [base, e] if base.name == x.name && self.is_constant(e, 3.0) => {}
+                _ => return None,
             },
-        });
-        Some((removed, last, node))
+            Node::Mul(_) => {
+                let square = self.other_operand(power, &x.name)?;
+                let squaring = feeding(&square.name, power)?;
+                let (a, b) = self.mul_operands(squaring)?;
+                if a.name != x.name || b.name != x.name {
+                    return None;
+                }
+                removed.push(squaring);
+            }
+            _ => return None,
+        }
+        removed.extend([scale, add, cubic, power]);
+        let (tail, last) = self.gelu_tail(t, x)?;
+        removed.extend(tail);
+        Some(self.gelu_node(t, x, removed, last, GeluApproximate::Tanh))
     }
 }
