@@ -12,7 +12,7 @@ use feedbacknet_core::{
     GatedNetwork, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
 };
 use feedbacknet_onnx::OnnxNetwork;
-use onnx_ir::{Message, ModelProto, NodeProto, TensorProto};
+use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
 use serde_json::Value;
 
 const FILES: [&str; 3] = [
@@ -406,4 +406,141 @@ fn the_exported_gelu_is_fused_and_gated() {
         let diff = max_abs_diff(&logits, &expected);
         assert!(diff < 1e-5, "{case}: logits differ by {diff}");
     }
+}
+
+/// A net built in code on the EfficientNet fixture's input declaration (opset 18): a 1x1
+/// identity convolution `h`, then `nodes`, global average pooling and flatten to 3 logits.
+fn built_net(
+    nodes: Vec<NodeProto>,
+    mut initializers: Vec<TensorProto>,
+    last: &str,
+    device: &Device,
+) -> feedbacknet_onnx::Result<OnnxNetwork> {
+    let base = std::fs::read(fixture_dir().join("efficientnet_op13.onnx")).unwrap();
+    let mut model = ModelProto::parse_from_bytes(&base).unwrap();
+    for opset in model.opset_import.iter_mut() {
+        if opset.domain.is_empty() {
+            opset.version = 18;
+        }
+    }
+    let graph = model.graph.as_mut().unwrap();
+    let input = graph.input[0].clone();
+    let mut output = graph.output[0].clone();
+    output
+        .type_
+        .mut_or_insert_default()
+        .mut_tensor_type()
+        .shape
+        .mut_or_insert_default()
+        .dim[1]
+        .set_dim_value(3);
+    let (x, y) = (input.name.clone(), output.name.clone());
+    let identity = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
+    initializers.push(tensor("w", vec![3, 3, 1, 1], identity));
+    graph.initializer = initializers;
+    let mut all = vec![node("Conv", "conv", &[&x, "w"], "h", vec![])];
+    all.extend(nodes);
+    all.push(node("GlobalAveragePool", "gap", &[last], "p", vec![]));
+    all.push(node("Flatten", "flat", &["p"], &y, vec![]));
+    graph.node = all;
+    graph.input = vec![input];
+    graph.output = vec![output];
+    graph.value_info.clear();
+    OnnxNetwork::from_bytes(&model.write_to_bytes().unwrap(), device)
+}
+
+fn tensor(name: &str, dims: Vec<i64>, data: Vec<f32>) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = dims;
+    t.data_type = 1;
+    t.float_data = data;
+    t
+}
+
+fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.name = name.into();
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = vec![output.into()];
+    n.attribute = attrs;
+    n
+}
+
+fn float_attr(name: &str, value: f32) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::FLOAT.into();
+    a.f = value;
+    a
+}
+
+/// LeakyReLU, ELU, Mish and PReLU (one slope) each get a gate site of their kind, and the
+/// logits are Burn's; ungated Sigmoid, Tanh and Softplus run without one; a PReLU slope per
+/// channel is refused with a clear error.
+#[test]
+fn the_other_activations_load_gated_or_not() {
+    let device = Device::flex();
+    let f = fixture("efficientnet_op13", &device);
+    let nodes = vec![
+        node(
+            "LeakyRelu",
+            "leaky",
+            &["h"],
+            "l",
+            vec![float_attr("alpha", 0.1)],
+        ),
+        node("Elu", "elu", &["l"], "e", vec![float_attr("alpha", 0.7)]),
+        node("Mish", "mish", &["e"], "m", vec![]),
+        node("PRelu", "prelu", &["m", "slope"], "r", vec![]),
+        node("Sigmoid", "sigmoid", &["r"], "s", vec![]),
+        node("Tanh", "tanh", &["s"], "t", vec![]),
+        node("Softplus", "softplus", &["t"], "o", vec![]),
+    ];
+    let slope = tensor("slope", vec![1], vec![0.25]);
+    let net = built_net(nodes.clone(), vec![slope], "o", &device).expect("loads");
+    let sites = net.gate_sites([32, 32]).unwrap();
+    let kinds: Vec<ActivationKind> = sites.iter().map(|s| s.activation).collect();
+    assert_eq!(
+        kinds,
+        [
+            ActivationKind::LeakyRelu { alpha: 0.1 },
+            ActivationKind::Elu { alpha: 0.7 },
+            ActivationKind::Mish,
+            ActivationKind::PRelu { slope: 0.25 },
+        ]
+    );
+    let x = f.input.clone();
+    let y = activation::leaky_relu(x, 0.1);
+    let y = activation::elu(y, 0.7);
+    let y = activation::mish(y);
+    let y = activation::leaky_relu(y, 0.25);
+    let y = activation::softplus(activation::sigmoid(y).tanh(), 1.0);
+    let expected = flat(y.mean_dim(3).mean_dim(2).reshape([1, 3]));
+    let logits = flat(net.forward(f.input.clone(), None).unwrap());
+    let diff = max_abs_diff(&logits, &expected);
+    assert!(diff < 1e-5, "logits differ by {diff}");
+    // Every rule runs through the new gates.
+    for rule in [ActivationRule::Guided, ActivationRule::Deconv] {
+        let seed = one_hot(0, 3, &device);
+        let out = net
+            .backward(f.input.clone(), None, seed, rule, BackwardTarget::Input)
+            .expect("backward");
+        assert!(
+            DynTensor::to_vec(&out.gradient)
+                .unwrap()
+                .iter()
+                .any(|&v| v != 0.0)
+        );
+    }
+    let per_channel = tensor("slope", vec![3, 1, 1], vec![0.1, 0.2, 0.3]);
+    let err = built_net(nodes, vec![per_channel], "o", &device).expect_err("refused");
+    assert!(err.to_string().contains("per channel"), "{err}");
 }
