@@ -6,25 +6,41 @@ use serde::{Deserialize, Serialize};
 
 use crate::DynTensor;
 
-/// How a gated activation (ReLU, or Clip such as ReLU6) passes the gradient back.
+/// How a gated activation passes the gradient back.
 ///
-/// With `x` the activation's input, `g` its gate and `dy` the gradient arriving at its gated
-/// output, the gradient sent to `x` is:
+/// With `x` the activation's input, `f'(x)` its local derivative, `g` its gate and `dy` the
+/// gradient arriving at its gated output, the gradient sent to `x` is:
 ///
 /// | rule | gradient to `x` | source |
 /// |---|---|---|
-/// | [`Gradient`](ActivationRule::Gradient) | `g·dy·[x active]` | the true gradient (Simonyan et al., 2014) |
-/// | [`Guided`](ActivationRule::Guided) | `max(g·dy, 0)·[x active]` | guided backprop (Springenberg et al., 2015) |
+/// | [`Gradient`](ActivationRule::Gradient) | `g·dy·f'(x)` | the true gradient (Simonyan et al., 2014) |
+/// | [`Guided`](ActivationRule::Guided) | `max(g·dy, 0)·max(f'(x), 0)` | guided backprop (Springenberg et al., 2015) |
 /// | [`Deconv`](ActivationRule::Deconv) | `max(g·dy, 0)` | DeconvNet (Zeiler & Fergus, 2014) |
 ///
-/// `[x active]` is `x > 0` for ReLU and `min < x < max` for Clip. Every other operator passes
-/// its true gradient.
+/// For ReLU `f'(x)` is the mask `[x > 0]`, for Clip (ReLU6) `[min < x < max]`: the rules are
+/// then exactly the original ones (guided: positive gradients through active units). For the
+/// smooth activations `f'(x)` is the true local slope, and the rules generalise as follows:
+///
+/// | activation | `f'(x)` | guided / DeconvNet, against the ReLU meaning |
+/// |---|---|---|
+/// | ReLU, Clip(0, max) | `[x > 0]`, `[0 < x < max]` | the original rules |
+/// | LeakyReLU(α), PReLU(α) | `1` (x > 0), `α` (x ≤ 0) | guided passes `α·max(g·dy, 0)` below 0 (α > 0): not ReLU's 0 |
+/// | ELU(α) | `1` (x > 0), `α·eˣ` | guided passes a shrinking positive slope below 0 |
+/// | SiLU `x·σ(x)` | `σ(x)·(1 + x·(1 − σ(x)))` | negative for x < −1.28: guided drops it, Gradient keeps it |
+/// | HardSwish | `0` (x ≤ −3), `(2x + 3)/6`, `1` (x ≥ 3) | negative on (−3, −1.5): guided drops it |
+/// | GELU (erf and tanh forms) | `Φ(x) + x·φ(x)` | negative for x < −0.75: guided drops it |
+/// | Mish | `tanh(sp) + x·σ(x)·(1 − tanh²(sp))`, `sp = softplus(x)` | negative for x < −1.19: guided drops it |
+///
+/// So guided backprop passes only positive gradients through positive local slopes (a unit
+/// that would turn the gradient's sign is blocked, as an inactive ReLU is), scaled by the
+/// slope; DeconvNet ignores the forward pass whatever the activation. Every other operator
+/// (ungated activations such as Sigmoid or Tanh included) passes its true gradient.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ActivationRule {
     /// The true gradient.
     #[default]
     Gradient,
-    /// Guided backprop: only positive gradients through active units.
+    /// Guided backprop: only positive gradients through positive local slopes.
     Guided,
     /// DeconvNet: only positive gradients, whatever the forward activation was.
     Deconv,
@@ -32,12 +48,23 @@ pub enum ActivationRule {
 
 impl ActivationRule {
     /// Applies the rule to `dz = g·dy` (the gradient at the ungated activation output), given
-    /// the activation's `active` mask as a 0/1 tensor broadcastable against `dz`.
-    pub fn apply<const D: usize>(self, dz: Tensor<D>, active: Tensor<D>) -> Tensor<D> {
+    /// the activation's local derivative `f'(x)` broadcastable against `dz` (for ReLU and Clip
+    /// the 0/1 active mask).
+    pub fn apply<const D: usize>(self, dz: Tensor<D>, derivative: Tensor<D>) -> Tensor<D> {
         match self {
-            ActivationRule::Gradient => dz.mul(active),
-            ActivationRule::Guided => dz.clamp_min(0.0).mul(active),
+            ActivationRule::Gradient => dz.mul(derivative),
+            ActivationRule::Guided => dz.clamp_min(0.0).mul(derivative.clamp_min(0.0)),
             ActivationRule::Deconv => dz.clamp_min(0.0),
+        }
+    }
+
+    /// [`apply`](Self::apply) for one element.
+    #[inline]
+    pub fn at(self, dz: f32, derivative: f32) -> f32 {
+        match self {
+            ActivationRule::Gradient => dz * derivative,
+            ActivationRule::Guided => dz.max(0.0) * derivative.max(0.0),
+            ActivationRule::Deconv => dz.max(0.0),
         }
     }
 }

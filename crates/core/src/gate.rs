@@ -17,6 +17,31 @@ pub enum ActivationKind {
         /// Upper bound of the clip.
         max: f32,
     },
+    /// SiLU (Swish), `x·σ(x)`.
+    Silu,
+    /// HardSwish, `x·relu6(x + 3)/6`.
+    HardSwish,
+    /// GELU, exact (`x·Φ(x)`).
+    Gelu,
+    /// GELU, tanh approximation.
+    GeluTanh,
+    /// LeakyReLU: `x` for `x > 0`, `alpha·x` otherwise.
+    LeakyRelu {
+        /// The negative slope.
+        alpha: f32,
+    },
+    /// ELU: `x` for `x > 0`, `alpha·(eˣ − 1)` otherwise.
+    Elu {
+        /// The scale of the negative part.
+        alpha: f32,
+    },
+    /// Mish, `x·tanh(softplus(x))`.
+    Mish,
+    /// PReLU with one slope for all channels.
+    PRelu {
+        /// The learnt negative slope.
+        slope: f32,
+    },
 }
 
 /// One place in a network where a gate multiplies an activation's output.

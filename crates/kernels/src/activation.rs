@@ -1,6 +1,20 @@
-//! The activations that may carry a gate, as the kernels take them.
+//! The activations that the kernels run, gated or not, with their value `f(x)` and local
+//! derivative `f'(x)` per element (what the flex kernels and the backward rules read).
 
-/// An activation that may carry a gate.
+use feedbacknet_core::ActivationKind;
+
+/// `√(2/π)`, the tanh form of GELU's scale.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// `1/√(2π)`, the standard normal density at 0.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
+/// An element-wise activation. Those for which [`Activation::gate_kind`] answers `Some` may
+/// carry a gate (the ONNX compiler gives each a gate site); the others (`Sigmoid`,
+/// `HardSigmoid`, `Tanh`, `Softplus`, and `Clip` with a lower bound other than 0) run ungated
+/// inside blocks (squeeze-and-excitation scales, attention, …).
+///
+/// Every variant is `Copy` and holds scalars only: a per-channel PReLU slope does not fit
+/// here, and the ONNX compiler refuses it (see [`Activation::PRelu`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     /// `max(x, 0)`.
@@ -12,6 +26,45 @@ pub enum Activation {
         /// The upper bound.
         max: f32,
     },
+    /// SiLU (Swish): `x·σ(x)`.
+    Silu,
+    /// HardSwish: `x·relu6(x + 3)/6`.
+    HardSwish,
+    /// GELU, exact: `x·Φ(x) = x·(1 + erf(x/√2))/2`.
+    GeluErf,
+    /// GELU, tanh approximation: `x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))/2`.
+    GeluTanh,
+    /// `x` for `x > 0`, `alpha·x` otherwise.
+    LeakyRelu {
+        /// The negative slope.
+        alpha: f32,
+    },
+    /// `x` for `x > 0`, `alpha·(eˣ − 1)` otherwise.
+    Elu {
+        /// The scale of the negative part.
+        alpha: f32,
+    },
+    /// Mish: `x·tanh(softplus(x))`.
+    Mish,
+    /// PReLU with one learnt slope for every channel: `x` for `x > 0`, `slope·x` otherwise (a
+    /// per-channel slope is refused when compiling: it would not fit this `Copy` enum).
+    PRelu {
+        /// The learnt negative slope.
+        slope: f32,
+    },
+    /// `σ(x) = 1/(1 + e⁻ˣ)` (never gated).
+    Sigmoid,
+    /// `clamp(alpha·x + beta, 0, 1)` (never gated).
+    HardSigmoid {
+        /// The slope.
+        alpha: f32,
+        /// The offset.
+        beta: f32,
+    },
+    /// `tanh(x)` (never gated).
+    Tanh,
+    /// `ln(1 + eˣ)` (never gated).
+    Softplus,
 }
 
 impl Activation {
@@ -20,8 +73,169 @@ impl Activation {
         match self {
             Activation::Relu => "Relu",
             Activation::Clip { .. } => "Clip",
+            Activation::Silu => "Silu",
+            Activation::HardSwish => "HardSwish",
+            Activation::GeluErf | Activation::GeluTanh => "Gelu",
+            Activation::LeakyRelu { .. } => "LeakyRelu",
+            Activation::Elu { .. } => "Elu",
+            Activation::Mish => "Mish",
+            Activation::PRelu { .. } => "PRelu",
+            Activation::Sigmoid => "Sigmoid",
+            Activation::HardSigmoid { .. } => "HardSigmoid",
+            Activation::Tanh => "Tanh",
+            Activation::Softplus => "Softplus",
         }
     }
+
+    /// The kind of gate site this activation makes, or `None` where it is never gated.
+    pub fn gate_kind(&self) -> Option<ActivationKind> {
+        Some(match *self {
+            Activation::Relu => ActivationKind::Relu,
+            Activation::Clip { min: 0.0, max } => {
+                if max.is_finite() {
+                    ActivationKind::Clip { max }
+                } else {
+                    ActivationKind::Relu
+                }
+            }
+            Activation::Silu => ActivationKind::Silu,
+            Activation::HardSwish => ActivationKind::HardSwish,
+            Activation::GeluErf => ActivationKind::Gelu,
+            Activation::GeluTanh => ActivationKind::GeluTanh,
+            Activation::LeakyRelu { alpha } => ActivationKind::LeakyRelu { alpha },
+            Activation::Elu { alpha } => ActivationKind::Elu { alpha },
+            Activation::Mish => ActivationKind::Mish,
+            Activation::PRelu { slope } => ActivationKind::PRelu { slope },
+            Activation::Clip { .. }
+            | Activation::Sigmoid
+            | Activation::HardSigmoid { .. }
+            | Activation::Tanh
+            | Activation::Softplus => return None,
+        })
+    }
+
+    /// Whether the local derivative is a 0/1 mask (ReLU and Clip): the backward rules then
+    /// keep their original ReLU meaning exactly.
+    pub fn is_piecewise_identity(&self) -> bool {
+        matches!(self, Activation::Relu | Activation::Clip { .. })
+    }
+
+    /// `f(x)` for one element (the flex kernels' scalar form; one `exp`, `tanh` or `erf` per
+    /// element for the smooth activations).
+    #[inline]
+    pub fn value(self, x: f32) -> f32 {
+        match self {
+            Activation::Relu => x.max(0.0),
+            Activation::Clip { min, max } => x.clamp(min, max),
+            Activation::Silu => x * sigmoid(x),
+            Activation::HardSwish => x * ((x + 3.0).clamp(0.0, 6.0) / 6.0),
+            Activation::GeluErf => {
+                0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+            }
+            Activation::GeluTanh => 0.5 * x * (1.0 + gelu_tanh_inner(x).tanh()),
+            Activation::LeakyRelu { alpha: a } | Activation::PRelu { slope: a } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * (x.exp() - 1.0)
+                }
+            }
+            Activation::Mish => x * softplus(x).tanh(),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Activation::Tanh => x.tanh(),
+            Activation::Softplus => softplus(x),
+        }
+    }
+
+    /// The local derivative `f'(x)` for one element (1 or 0 for ReLU and Clip: the active
+    /// mask; at a kink, the right-hand or inner value as the references take it).
+    #[inline]
+    pub fn derivative(self, x: f32) -> f32 {
+        let step = |on: bool| if on { 1.0 } else { 0.0 };
+        match self {
+            Activation::Relu => step(x > 0.0),
+            Activation::Clip { min, max } => step(x > min && x < max),
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::HardSwish => {
+                if x <= -3.0 {
+                    0.0
+                } else if x >= 3.0 {
+                    1.0
+                } else {
+                    (2.0 * x + 3.0) / 6.0
+                }
+            }
+            Activation::GeluErf => {
+                let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+                cdf + x * INV_SQRT_2PI * (-0.5 * x * x).exp()
+            }
+            Activation::GeluTanh => {
+                let t = gelu_tanh_inner(x).tanh();
+                let inner = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044_715 * x * x);
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner
+            }
+            Activation::LeakyRelu { alpha: a } | Activation::PRelu { slope: a } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    a
+                }
+            }
+            Activation::Elu { alpha } => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    alpha * x.exp()
+                }
+            }
+            Activation::Mish => {
+                let t = softplus(x).tanh();
+                t + x * (1.0 - t * t) * sigmoid(x)
+            }
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                s * (1.0 - s)
+            }
+            Activation::HardSigmoid { alpha, beta } => {
+                let y = alpha * x + beta;
+                if y > 0.0 && y < 1.0 { alpha } else { 0.0 }
+            }
+            Activation::Tanh => {
+                let t = x.tanh();
+                1.0 - t * t
+            }
+            Activation::Softplus => sigmoid(x),
+        }
+    }
+}
+
+/// `σ(x)`, without overflow for large `|x|`.
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `ln(1 + eˣ)`, without overflow: `max(x, 0) + ln(1 + e^−|x|)`.
+#[inline]
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// `√(2/π)·(x + 0.044715·x³)`.
+#[inline]
+fn gelu_tanh_inner(x: f32) -> f32 {
+    SQRT_2_OVER_PI * (x + 0.044_715 * x * x * x)
 }
 
 /// Which gradients the backward pass of a gated activation computes.

@@ -3,7 +3,9 @@
 //!
 //! What is here, by family (one module each):
 //!
-//! - gated activations: `act(x)`, `act(x) · g` and its backward pass under an
+//! - gated activations (ReLU and Clip, SiLU, HardSwish, GELU, LeakyReLU, ELU, Mish, PReLU; and
+//!   the ungated Sigmoid, HardSigmoid, Tanh, Softplus: see [`Activation`]): `act(x)`, `act(x) · g`
+//!   and its backward pass under an
 //!   [`ActivationRule`](feedbacknet_core::ActivationRule) ([`gated_activation`],
 //!   [`gated_activation_backward`]), and that backward pass with the soft solver's step fused in
 //!   ([`gated_backward_step`]);

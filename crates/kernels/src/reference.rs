@@ -33,6 +33,100 @@ pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
     match act {
         Activation::Relu => dyn_map!(x, t => activation::relu(t)),
         Activation::Clip { min, max } => dyn_map!(x, t => t.clamp(min, max)),
+        Activation::Silu => dyn_map!(x, t => activation::silu(t)),
+        Activation::HardSwish => dyn_map!(x, t => activation::hard_swish(t)),
+        Activation::GeluErf => dyn_map!(x, t => activation::gelu(t)),
+        Activation::GeluTanh => dyn_map!(x, t => activation::gelu_approximate(t)),
+        Activation::LeakyRelu { alpha: a } | Activation::PRelu { slope: a } => {
+            dyn_map!(x, t => activation::leaky_relu(t, a as f64))
+        }
+        Activation::Elu { alpha } => dyn_map!(x, t => activation::elu(t, alpha as f64)),
+        Activation::Mish => dyn_map!(x, t => activation::mish(t)),
+        Activation::Sigmoid => dyn_map!(x, t => activation::sigmoid(t)),
+        Activation::HardSigmoid { alpha, beta } => {
+            dyn_map!(x, t => activation::hard_sigmoid(t, alpha as f64, beta as f64))
+        }
+        Activation::Tanh => dyn_map!(x, t => t.tanh()),
+        Activation::Softplus => dyn_map!(x, t => activation::softplus(t, 1.0)),
+    }
+}
+
+/// The local derivative `f'(x)` of `act`, flat (for ReLU and Clip the 0/1 active mask), in
+/// Burn ops (no autodiff through it).
+pub(crate) fn derivative(x: Tensor<1>, act: Activation) -> Tensor<1> {
+    let one = |t: &Tensor<1>| t.ones_like();
+    match act {
+        Activation::Relu => x.greater_elem(0.0).float(),
+        Activation::Clip { min, max } => x
+            .clone()
+            .greater_elem(min)
+            .float()
+            .mul(x.lower_elem(max).float()),
+        Activation::Silu => {
+            let s = activation::sigmoid(x.clone());
+            let inner = s.clone().neg().add_scalar(1.0).mul(x).add_scalar(1.0);
+            s.mul(inner)
+        }
+        Activation::HardSwish => x
+            .clone()
+            .mul_scalar(2.0)
+            .add_scalar(3.0)
+            .div_scalar(6.0)
+            .mask_fill(x.clone().lower_equal_elem(-3.0), 0.0)
+            .mask_fill(x.greater_equal_elem(3.0), 1.0),
+        Activation::GeluErf => {
+            let cdf = x
+                .clone()
+                .mul_scalar(std::f32::consts::FRAC_1_SQRT_2)
+                .erf()
+                .add_scalar(1.0)
+                .mul_scalar(0.5);
+            let density = x.clone().powi_scalar(2).mul_scalar(-0.5).exp();
+            cdf.add(x.mul(density).mul_scalar(0.398_942_3))
+        }
+        Activation::GeluTanh => {
+            const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+            let cube = x.clone().powi_scalar(3).mul_scalar(0.044_715);
+            let t = x.clone().add(cube).mul_scalar(SQRT_2_OVER_PI).tanh();
+            let inner = x
+                .clone()
+                .powi_scalar(2)
+                .mul_scalar(3.0 * 0.044_715)
+                .add_scalar(1.0)
+                .mul_scalar(SQRT_2_OVER_PI);
+            let sech2 = t.clone().powi_scalar(2).neg().add_scalar(1.0);
+            let left = t.add_scalar(1.0).mul_scalar(0.5);
+            left.add(x.mul(sech2).mul(inner).mul_scalar(0.5))
+        }
+        Activation::LeakyRelu { alpha: a } | Activation::PRelu { slope: a } => {
+            one(&x).mask_fill(x.lower_equal_elem(0.0), a)
+        }
+        Activation::Elu { alpha } => {
+            let positive = x.clone().greater_elem(0.0);
+            x.clamp_max(0.0)
+                .exp()
+                .mul_scalar(alpha)
+                .mask_fill(positive, 1.0)
+        }
+        Activation::Mish => {
+            let t = activation::softplus(x.clone(), 1.0).tanh();
+            let sech2 = t.clone().powi_scalar(2).neg().add_scalar(1.0);
+            t.add(x.clone().mul(sech2).mul(activation::sigmoid(x)))
+        }
+        Activation::Sigmoid => {
+            let s = activation::sigmoid(x);
+            s.clone().mul(s.neg().add_scalar(1.0))
+        }
+        Activation::HardSigmoid { alpha, beta } => {
+            let y = x.mul_scalar(alpha).add_scalar(beta);
+            y.clone()
+                .greater_elem(0.0)
+                .float()
+                .mul(y.lower_elem(1.0).float())
+                .mul_scalar(alpha)
+        }
+        Activation::Tanh => x.tanh().powi_scalar(2).neg().add_scalar(1.0),
+        Activation::Softplus => activation::sigmoid(x),
     }
 }
 
@@ -73,16 +167,8 @@ pub(crate) fn gated_activation_backward(
             .binary(broadcast_gate(g, &dims, granularity)?, BinaryOp::Mul)?,
         None => dy.clone(),
     };
-    let flat = x.clone().flatten_all();
-    let active = match act {
-        Activation::Relu => flat.greater_elem(0.0).float(),
-        Activation::Clip { min, max } => flat
-            .clone()
-            .greater_elem(min)
-            .float()
-            .mul(flat.lower_elem(max).float()),
-    };
-    let dx = DynTensor::R1(rule.apply(dz.flatten_all(), active)).reshape(&dims)?;
+    let slope = derivative(x.clone().flatten_all(), act);
+    let dx = DynTensor::R1(rule.apply(dz.flatten_all(), slope)).reshape(&dims)?;
     Ok((Some(dx), gate_grad))
 }
 

@@ -317,11 +317,10 @@ pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {
 /// The gate site of a gated activation step, from its output.
 fn site_of(step: &Step, activation: &DynTensor) -> GateSite {
     let kind = match step.op {
-        Op::Activation(Activation::Clip { max, .. }) if max.is_finite() => {
-            ActivationKind::Clip { max }
-        }
-        _ => ActivationKind::Relu,
-    };
+        Op::Activation(act) => act.gate_kind(),
+        _ => None,
+    }
+    .unwrap_or(ActivationKind::Relu);
     GateSite {
         name: step.name.clone(),
         shape: activation.dims()[1..].to_vec(),

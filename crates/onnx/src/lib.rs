@@ -1,5 +1,18 @@
 //! The network zoo: loads **any** ONNX CNN at run time and runs it with Burn tensor operations,
-//! with a gate after every `Relu` and every `Clip(0, max)` (ReLU6).
+//! with a gate after every activation that makes a net's units.
+//!
+//! # Which activations carry gates
+//!
+//! Gated (one gate site each, per neuron or per channel): `Relu`, `Clip(0, max)` (ReLU6),
+//! `HardSwish`, `Gelu` (exact and tanh forms), `LeakyRelu`, `Elu`, `Mish`, `PRelu` (one slope
+//! for all channels; a per-channel slope is refused), `Swish` with alpha 1, and the patterns
+//! exporters write for SiLU (`Sigmoid` + `Mul`), HardSwish (`HardSigmoid` + `Mul`) and exact
+//! GELU (`Div`/`Erf`/`Add`/`Mul`/`Mul`), each fused into one gated activation first
+//! (`compile/fuse.rs`). In a transformer the MLP's activation (GELU) is gated; gates per
+//! attention head are not built yet. Ungated: `Sigmoid`, `HardSigmoid`, `Tanh`, `Softplus`
+//! (squeeze-and-excitation scales and the like), `Clip` with another lower bound, `Softmax`.
+//! The backward rules at gated activations (guided backprop, DeconvNet) generalise from ReLU's
+//! mask to the local derivative: see [`ActivationRule`](feedbacknet_core::ActivationRule).
 //!
 //! The file is parsed by `onnx-ir` (Burn's ONNX parser); its nodes are compiled into a small
 //! program of [`feedbacknet_core::DynTensor`] operations whose shapes are computed from the real

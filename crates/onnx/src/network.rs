@@ -22,7 +22,8 @@ use crate::{
 /// Spatial size used when the model does not declare one.
 const DEFAULT_INPUT_SIZE: usize = 224;
 
-/// An ONNX CNN loaded at run time, gated after every `Relu` and `Clip(0, max)`.
+/// An ONNX CNN loaded at run time, gated after every activation that makes its units (see the
+/// crate's documentation for which).
 ///
 /// Any batch size runs, whatever batch the file declares.
 #[derive(Debug)]

@@ -36,6 +36,7 @@ pub(crate) fn gated_activation(
             Activation::Clip { min, max } => {
                 gate_forward(out, xs, gs, share, move |v| v.clamp(min, max))
             }
+            smooth => gate_forward(out, xs, gs, share, move |v| smooth.value(v)),
         })
     };
     Some(float_like(x, out))
@@ -49,6 +50,9 @@ pub(crate) fn activation(x: &DynTensor, act: Activation) -> Option<DynTensor> {
         written(xs.len(), |out| match act {
             Activation::Relu => map_into(out, xs, |v| v.max(0.0)),
             Activation::Clip { min, max } => map_into(out, xs, move |v| v.clamp(min, max)),
+            // The others through their scalar form: one `exp`, `tanh` or `erf` per element,
+            // which outweighs the `match` inside it.
+            other => map_into(out, xs, move |v| other.value(v)),
         })
     };
     Some(float_like(x, out))

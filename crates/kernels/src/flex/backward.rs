@@ -53,16 +53,25 @@ pub(crate) fn gated_activation_backward(
         0
     };
     let io = Backward { xs, dys, gs, share };
+    // ReLU and Clip: the rule on the 0/1 active mask (their arithmetic as it always was); the
+    // smooth activations: the rule on the local derivative `f'(x)`.
     macro_rules! run {
-        ($dx:expr, $dg:expr, $rule:expr) => {
+        ($dx:expr, $dg:expr, $rule:expr, $smooth_rule:expr) => {
             match act {
-                Activation::Relu => io.run($dx, $dg, |v| v.max(0.0), |v| v > 0.0, $rule),
+                Activation::Relu => {
+                    io.run($dx, $dg, |v| v.max(0.0), move |x, dz| $rule(dz, x > 0.0))
+                }
                 Activation::Clip { min, max } => io.run(
                     $dx,
                     $dg,
                     move |v| v.clamp(min, max),
-                    move |v| v > min && v < max,
-                    $rule,
+                    move |x, dz| $rule(dz, x > min && x < max),
+                ),
+                smooth => io.run(
+                    $dx,
+                    $dg,
+                    move |v| smooth.value(v),
+                    move |x, dz| $smooth_rule(dz, smooth.derivative(x)),
                 ),
             }
         };
@@ -73,17 +82,22 @@ pub(crate) fn gated_activation_backward(
     let dx = unsafe {
         written(dx_len, |dx| {
             dg = written(dg_len, |dg| match rule {
-                ActivationRule::Gradient => {
-                    run!(dx, dg, |dz: f32, on: bool| if on { dz } else { 0.0 })
+                ActivationRule::Gradient => run!(
+                    dx,
+                    dg,
+                    |dz: f32, on: bool| if on { dz } else { 0.0 },
+                    |dz: f32, slope: f32| ActivationRule::Gradient.at(dz, slope)
+                ),
+                ActivationRule::Guided => run!(
+                    dx,
+                    dg,
+                    |dz: f32, on: bool| if on { dz.max(0.0) } else { 0.0 },
+                    |dz: f32, slope: f32| ActivationRule::Guided.at(dz, slope)
+                ),
+                ActivationRule::Deconv => {
+                    run!(dx, dg, |dz: f32, _: bool| dz.max(0.0), |dz: f32, _: f32| dz
+                        .max(0.0))
                 }
-                ActivationRule::Guided => {
-                    run!(dx, dg, |dz: f32, on: bool| if on {
-                        dz.max(0.0)
-                    } else {
-                        0.0
-                    })
-                }
-                ActivationRule::Deconv => run!(dx, dg, |dz: f32, _: bool| dz.max(0.0)),
             });
         })
     };
@@ -101,15 +115,14 @@ struct Backward<'a> {
 }
 
 impl Backward<'_> {
-    /// `dx = rule(dy·g, active(x))` and `dg = Σ dy·f(x)` per gate, each unless empty; every
+    /// `dx = back(x, dy·g)` (the rule at `x`) and `dg = Σ dy·f(x)` per gate, each unless empty; every
     /// element of a non-empty output is written.
     fn run(
         &self,
         dx: &mut Slots,
         dg: &mut Slots,
         f: impl Fn(f32) -> f32 + Sync,
-        active: impl Fn(f32) -> bool + Sync,
-        rule: impl Fn(f32, bool) -> f32 + Sync,
+        back: impl Fn(f32, f32) -> f32 + Sync,
     ) {
         let share = self.share;
         if share == 1 && !dg.is_empty() && !dx.is_empty() {
@@ -120,7 +133,7 @@ impl Backward<'_> {
                 |start, dx, dg| {
                     let end = start + dx.len();
                     let (xs, dys, gs) = self.range(start..end);
-                    pair_chunk(dx, dg, xs, dys, gs, &f, &active, &rule);
+                    pair_chunk(dx, dg, xs, dys, gs, &f, &back);
                 },
                 |(), ()| (),
                 (),
@@ -130,7 +143,7 @@ impl Backward<'_> {
         if !dx.is_empty() {
             chunked(dx, share, |start, dx| {
                 let (xs, dys, gs) = self.range(start..start + dx.len());
-                dx_chunk(dx, xs, dys, gs, share, &active, &rule);
+                dx_chunk(dx, xs, dys, gs, share, &back);
             });
         }
         if dg.is_empty() {
@@ -149,48 +162,42 @@ impl Backward<'_> {
     }
 }
 
-/// `dx = rule(dy·g, active(x))` and `dg = dy·f(x)`, one gate per activation.
+/// `dx = back(x, dy·g)` and `dg = dy·f(x)`, one gate per activation.
 #[allow(clippy::too_many_arguments)]
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-fn pair_chunk<F, A, R>(
+fn pair_chunk<F, B>(
     dx: &mut Slots,
     dg: &mut Slots,
     xs: &[f32],
     dys: &[f32],
     gs: &[f32],
     f: &F,
-    active: &A,
-    rule: &R,
+    back: &B,
 ) where
     F: Fn(f32) -> f32,
-    A: Fn(f32) -> bool,
-    R: Fn(f32, bool) -> f32,
+    B: Fn(f32, f32) -> f32,
 {
     let inputs = xs.iter().zip(dys);
     let outputs = dx.iter_mut().zip(dg.iter_mut());
     for (((d, o), (&x, &dy)), &g) in outputs.zip(inputs).zip(gs) {
-        d.write(rule(dy * g, active(x)));
+        d.write(back(x, dy * g));
         o.write(dy * f(x));
     }
 }
 
-/// `dx = rule(dy·g, active(x))`, each gate covering `share` activations.
+/// `dx = back(x, dy·g)`, each gate covering `share` activations.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-fn dx_chunk<A, R>(
+fn dx_chunk<B: Fn(f32, f32) -> f32>(
     dx: &mut Slots,
     xs: &[f32],
     dys: &[f32],
     gs: &[f32],
     share: usize,
-    active: &A,
-    rule: &R,
-) where
-    A: Fn(f32) -> bool,
-    R: Fn(f32, bool) -> f32,
-{
+    back: &B,
+) {
     if share == 1 {
         for (((d, &x), &dy), &g) in dx.iter_mut().zip(xs).zip(dys).zip(gs) {
-            d.write(rule(dy * g, active(x)));
+            d.write(back(x, dy * g));
         }
         return;
     }
@@ -200,7 +207,7 @@ fn dx_chunk<A, R>(
         .zip(dys.chunks(share));
     for (((dx, xs), dys), &g) in blocks.zip(gs) {
         for ((d, &x), &dy) in dx.iter_mut().zip(xs).zip(dys) {
-            d.write(rule(dy * g, active(x)));
+            d.write(back(x, dy * g));
         }
     }
 }

@@ -42,13 +42,27 @@ pub(crate) fn backward_step(
     let dx = unsafe {
         written(if want_input { n } else { 0 }, |dx| {
             moved = match act {
-                Activation::Relu => io.run(dx, gs, vs, |x| x.max(0.0), |x| x > 0.0),
+                Activation::Relu => io.run(
+                    dx,
+                    gs,
+                    vs,
+                    |x| x.max(0.0),
+                    |x, dz| if x > 0.0 { dz } else { 0.0 },
+                ),
                 Activation::Clip { min, max } => io.run(
                     dx,
                     gs,
                     vs,
                     move |x| x.clamp(min, max),
-                    move |x| x > min && x < max,
+                    move |x, dz| if x > min && x < max { dz } else { 0.0 },
+                ),
+                // The true gradient through the local derivative `f'(x)`.
+                smooth => io.run(
+                    dx,
+                    gs,
+                    vs,
+                    move |x| smooth.value(x),
+                    move |x, dz| dz * smooth.derivative(x),
                 ),
             };
         })
@@ -80,7 +94,7 @@ impl Io<'_> {
         gs: &mut [f32],
         vs: &mut [f32],
         f: impl Fn(f32) -> f32 + Sync,
-        active: impl Fn(f32) -> bool + Sync,
+        back: impl Fn(f32, f32) -> f32 + Sync,
     ) -> f32 {
         let n = gs.len();
         let threads = rayon::current_num_threads().max(1);
@@ -93,7 +107,7 @@ impl Io<'_> {
                     dx: &mut [MaybeUninit<f32>]| {
             let range = c * chunk..c * chunk + gs.len();
             let (xs, dys) = (&self.xs[range.clone()], &self.dys[range]);
-            step_chunk(dx, (gs, vs), (xs, dys), self.step, &f, &active)
+            step_chunk(dx, (gs, vs), (xs, dys), self.step, &f, &back)
         };
         let pairs = gs
             .par_chunks_mut(chunk)
@@ -147,16 +161,16 @@ impl Changes {
     }
 }
 
-/// One chunk: `dx = dy · g · [active(x)]` (unless `dx` is empty), then the step with the gate
-/// gradient `dy · f(x)`; the largest gate change (NaN if any).
+/// One chunk: `dx = back(x, dy · g)` (`dy · g · f'(x)`, unless `dx` is empty), then the step
+/// with the gate gradient `dy · f(x)`; the largest gate change (NaN if any).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma"))]
-fn step_chunk<F: Fn(f32) -> f32, A: Fn(f32) -> bool>(
+fn step_chunk<F: Fn(f32) -> f32, B: Fn(f32, f32) -> f32>(
     dx: &mut [MaybeUninit<f32>],
     (gs, vs): (&mut [f32], &mut [f32]),
     (xs, dys): (&[f32], &[f32]),
     step: &MomentumStep,
     f: &F,
-    active: &A,
+    back: &B,
 ) -> f32 {
     let mut changes = Changes::new();
     // The gate's step; its change.
@@ -188,12 +202,12 @@ fn step_chunk<F: Fn(f32) -> f32, A: Fn(f32) -> bool>(
         let (d_blocks, d_tail) = dx.as_chunks_mut::<LANES>();
         for (((g, v), (x, dy)), d) in blocks.zip(d_blocks) {
             for i in 0..LANES {
-                d[i].write(if active(x[i]) { dy[i] * g[i] } else { 0.0 });
+                d[i].write(back(x[i], dy[i] * g[i]));
                 changes.add(i, update(&mut g[i], &mut v[i], x[i], dy[i]));
             }
         }
         for (((g, v), (&x, &dy)), d) in tail.zip(d_tail) {
-            d.write(if active(x) { dy * *g } else { 0.0 });
+            d.write(back(x, dy * *g));
             changes.add(0, update(g, v, x, dy));
         }
     }

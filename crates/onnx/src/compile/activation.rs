@@ -1,10 +1,20 @@
-//! `Relu`, `Clip` and `Softmax`. `Relu` and `Clip(0, max)` (ReLU6) get a gate site each.
+//! The activations and `Softmax`. Every activation whose output is a "unit" of the net gets a
+//! gate site: `Relu`, `Clip(0, max)` (ReLU6), `Gelu` (both forms), `HardSwish`, `LeakyRelu`,
+//! `Elu`, `Mish`, `PRelu` (one slope for all channels), `Swish` (alpha 1, i.e. SiLU), and the
+//! SiLU, HardSwish and GELU that `fuse` finds in their exported patterns. `Sigmoid`,
+//! `HardSigmoid`, `Tanh`, `Softplus` and `Clip` with another lower bound run ungated: nets use
+//! them inside blocks (squeeze-and-excitation scales, attention), not as their units.
 
 use onnx_ir::{
     Node,
     node::{
         clip::{ClipConfig, ClipInput},
+        elu::EluConfig,
+        gelu::{GeluApproximate, GeluConfig},
+        hard_sigmoid::HardSigmoidConfig,
+        leaky_relu::LeakyReluConfig,
         softmax::SoftmaxConfig,
+        swish::SwishConfig,
     },
 };
 
@@ -51,4 +61,84 @@ pub(super) fn softmax(c: &mut Compiler, node: &Node, cfg: &SoftmaxConfig) -> Res
         Op::Softmax { axis: cfg.axis }
     };
     c.unary(node, op)
+}
+
+/// A gated GELU, exact (`Erf`) or tanh-approximated.
+pub(super) fn gelu(c: &mut Compiler, node: &Node, cfg: &GeluConfig) -> Result<()> {
+    let act = match cfg.approximate {
+        GeluApproximate::Exact => Activation::GeluErf,
+        GeluApproximate::Tanh => Activation::GeluTanh,
+    };
+    c.gated(node, act)
+}
+
+/// A gated `x·σ(alpha·x)`: SiLU when `alpha` is 1 (the only form run).
+pub(super) fn swish(c: &mut Compiler, node: &Node, cfg: &SwishConfig) -> Result<()> {
+    if cfg.alpha != 1.0 {
+        return Err(unsupported(
+            node.name(),
+            "Swish",
+            format!("alpha {} (only 1, SiLU, is run)", cfg.alpha),
+        ));
+    }
+    c.gated(node, Activation::Silu)
+}
+
+/// A gated LeakyReLU.
+pub(super) fn leaky_relu(c: &mut Compiler, node: &Node, cfg: &LeakyReluConfig) -> Result<()> {
+    let alpha = cfg.alpha as f32;
+    c.gated(node, Activation::LeakyRelu { alpha })
+}
+
+/// A gated ELU.
+pub(super) fn elu(c: &mut Compiler, node: &Node, cfg: &EluConfig) -> Result<()> {
+    let alpha = cfg.alpha as f32;
+    c.gated(node, Activation::Elu { alpha })
+}
+
+/// A gated PReLU whose constant slope is one value for all channels (a single value, or every
+/// value equal); a slope that differs per channel is refused (the kernels' `Activation` holds
+/// scalars only).
+pub(super) fn prelu(c: &mut Compiler, node: &Node) -> Result<()> {
+    let refuse = |reason: &str| unsupported(node.name(), "PRelu", reason);
+    let data = node
+        .inputs()
+        .get(1)
+        .and_then(|a| a.value())
+        .ok_or_else(|| refuse("the slope must be a constant"))?;
+    let slopes = data
+        .try_into_vec_as::<f32>()
+        .map_err(|e| refuse(&format!("the slope cannot be read: {e:?}")))?;
+    let slope = *slopes.first().ok_or_else(|| refuse("the slope is empty"))?;
+    if slopes.iter().any(|&s| s != slope) {
+        return Err(refuse(
+            "a slope per channel is not supported (only one slope for all channels)",
+        ));
+    }
+    c.gated(node, Activation::PRelu { slope })
+}
+
+/// An ungated `HardSigmoid` (a squeeze-and-excitation scale; with `Mul(x, ·)` on its own input
+/// it is a HardSwish, which `fuse` gates).
+pub(super) fn hard_sigmoid(c: &mut Compiler, node: &Node, cfg: &HardSigmoidConfig) -> Result<()> {
+    let (alpha, beta) = (cfg.alpha as f32, cfg.beta as f32);
+    c.unary(
+        node,
+        Op::Activation(Activation::HardSigmoid { alpha, beta }),
+    )
+}
+
+/// A gated HardSwish.
+pub(super) fn hard_swish(c: &mut Compiler, node: &Node) -> Result<()> {
+    c.gated(node, Activation::HardSwish)
+}
+
+/// A gated Mish.
+pub(super) fn mish(c: &mut Compiler, node: &Node) -> Result<()> {
+    c.gated(node, Activation::Mish)
+}
+
+/// An activation without a gate (`Sigmoid`, `Tanh`, `Softplus`).
+pub(super) fn ungated(c: &mut Compiler, node: &Node, act: Activation) -> Result<()> {
+    c.unary(node, Op::Activation(act))
 }

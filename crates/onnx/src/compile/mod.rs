@@ -3,6 +3,8 @@
 //! One file per op family turns a node's configuration into its step ([`builder`] holds the
 //! slots and steps they push to); this file dispatches on the node type, then hands the
 //! finished program to the rewrites of `fold` and plans when each value can be released.
+//! Before dispatching, `fuse` rewrites the exported patterns of SiLU, HardSwish and GELU into
+//! one activation node each (which then gets a gate).
 
 mod activation;
 mod attention;
@@ -10,6 +12,7 @@ mod builder;
 mod constant;
 mod conv;
 mod elementwise;
+mod fuse;
 mod indexing;
 mod linear;
 mod math;
@@ -27,13 +30,14 @@ use onnx_ir::{Node, OnnxGraph};
 use self::{builder::Compiler, refusals::Refusals};
 use crate::{
     error::{OnnxError, Result},
-    ops::{ReduceKind, UnaryOp},
+    ops::{Activation, ReduceKind, UnaryOp},
     program::Program,
     weights::Weights,
 };
 
 /// The program of `graph`, its weights on `device`.
 pub(crate) fn compile(graph: &OnnxGraph, weights: &Weights, device: &Device) -> Result<Program> {
+    let graph = &*fuse::activations(graph);
     let input = graph
         .inputs
         .iter()
@@ -76,6 +80,17 @@ fn dispatch(c: &mut Compiler, node: &Node) -> Result<()> {
         Node::Relu(_) => activation::relu(c, node),
         Node::Clip(n) => activation::clip(c, node, &n.config),
         Node::Softmax(n) => activation::softmax(c, node, &n.config),
+        Node::Gelu(n) => activation::gelu(c, node, &n.config),
+        Node::Swish(n) => activation::swish(c, node, &n.config),
+        Node::HardSwish(_) => activation::hard_swish(c, node),
+        Node::LeakyRelu(n) => activation::leaky_relu(c, node, &n.config),
+        Node::Elu(n) => activation::elu(c, node, &n.config),
+        Node::Mish(_) => activation::mish(c, node),
+        Node::PRelu(_) => activation::prelu(c, node),
+        Node::Sigmoid(_) => activation::ungated(c, node, Activation::Sigmoid),
+        Node::HardSigmoid(n) => activation::hard_sigmoid(c, node, &n.config),
+        Node::Tanh(_) => activation::ungated(c, node, Activation::Tanh),
+        Node::Softplus(_) => activation::ungated(c, node, Activation::Softplus),
         Node::MaxPool2d(n) => pool::max_pool2d(c, node, &n.config),
         Node::AveragePool2d(n) => pool::average_pool2d(c, node, &n.config),
         Node::GlobalAveragePool(_) => pool::global_average_pool(c, node),
