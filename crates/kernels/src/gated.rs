@@ -22,6 +22,10 @@ pub fn gated_activation(
     gate: &Tensor<2>,
     granularity: GateGranularity,
 ) -> Result<DynTensor> {
+    if let Some(folded) = by_sample(&x, gate)? {
+        let dims = x.dims();
+        return gated_activation(folded, act, gate, granularity)?.reshape(&dims);
+    }
     match Fast::gated_activation(&x, act, gate, granularity) {
         Some(y) => Ok(y),
         None => reference::gated_activation(x, act, gate, granularity),
@@ -38,6 +42,13 @@ pub fn gated_activation_backward(
     rule: ActivationRule,
     wanted: Wanted,
 ) -> Result<(Option<DynTensor>, Option<Tensor<2>>)> {
+    if let Some((g, _)) = gate
+        && let (Some(fx), Some(fdy)) = (by_sample(x, g)?, by_sample(dy, g)?)
+    {
+        let (dx, dg) = gated_activation_backward(&fx, act, &fdy, gate, rule, wanted)?;
+        let dx = dx.map(|d| d.reshape(&x.dims())).transpose()?;
+        return Ok((dx, dg));
+    }
     match Fast::gated_activation_backward(x, act, dy, gate, rule, wanted) {
         Some(result) => Ok(result),
         None => reference::gated_activation_backward(x, act, dy, gate, rule, wanted),
@@ -57,6 +68,12 @@ pub fn gated_backward_step(
     step: &MomentumStep,
     want_input: bool,
 ) -> Result<(Option<DynTensor>, SteppedGate)> {
+    if let (Some(fx), Some(fdy)) = (by_sample(x, &g)?, by_sample(dy, &g)?) {
+        let (dx, stepped) =
+            gated_backward_step(&fx, act, &fdy, (g, v), granularity, step, want_input)?;
+        let dx = dx.map(|d| d.reshape(&x.dims())).transpose()?;
+        return Ok((dx, stepped));
+    }
     let (g, v) = match granularity {
         GateGranularity::Neuron => {
             match Fast::gated_backward_step(x, act, dy, (g, v), step, want_input) {
@@ -74,6 +91,32 @@ pub fn gated_backward_step(
     let (dx, dg) = gated_activation_backward(x, act, dy, gate, ActivationRule::Gradient, wanted)?;
     let dg = dg.ok_or_else(|| CoreError::Readback("no gate gradient".into()))?;
     Ok((dx, momentum_step(step, g, v, &dg)?))
+}
+
+/// `x` with its leading axis split into the gates' samples and the rest, where it is not the
+/// samples' axis: a transformer's MLP may run on `[batch · tokens, features]`, whose gate site
+/// is `[tokens, features]` per sample (see the interpreter's gate sites). `None` where `x`
+/// leads with the batch of `gate` already.
+fn by_sample(x: &DynTensor, gate: &Tensor<2>) -> Result<Option<DynTensor>> {
+    let batch = gate.dims()[0];
+    let dims = x.dims();
+    match dims.split_first() {
+        Some((&lead, rest)) if lead != batch => {
+            if batch == 0 || lead % batch != 0 {
+                return Err(CoreError::Shape {
+                    context: "gated activation".into(),
+                    expected: format!("a leading axis that folds the gates' {batch} samples"),
+                    got: dims,
+                });
+            }
+            let shape: Vec<usize> = [batch, lead / batch]
+                .into_iter()
+                .chain(rest.iter().copied())
+                .collect();
+            Ok(Some(x.clone().reshape(&shape)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -174,6 +174,7 @@ impl Executor {
         } = recording;
         let head = self.head_rows(classes);
         self.check_gates(gates)?;
+        let batch = input.dims()[0];
         let mut values = self.initial_values(input);
         if let Some(indices) = pool_indices.as_deref_mut() {
             indices.resize(self.program.slots, None);
@@ -200,7 +201,7 @@ impl Executor {
                     ));
                 }
                 if let Some(sites) = record.as_deref_mut() {
-                    sites.push(site_of(step, &out));
+                    sites.push(site_of(step, &out, batch));
                 }
             }
             if retain == Retain::Needed {
@@ -315,15 +316,29 @@ pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {
 }
 
 /// The gate site of a gated activation step, from its output.
-fn site_of(step: &Step, activation: &DynTensor) -> GateSite {
+///
+/// A value whose leading axis is not the batch of `batch` samples but folds them with another
+/// axis (a transformer's MLP run on `[batch · tokens, features]`) has the per-sample shape
+/// `[tokens, features]`: its gates are laid out sample by sample as well.
+fn site_of(step: &Step, activation: &DynTensor, batch: usize) -> GateSite {
     let kind = match step.op {
         Op::Activation(act) => act.gate_kind(),
         _ => None,
     }
     .unwrap_or(ActivationKind::Relu);
+    let dims = activation.dims();
+    let shape = match dims.split_first() {
+        Some((&lead, rest)) if lead != batch && batch > 0 && lead % batch == 0 => {
+            std::iter::once(lead / batch)
+                .chain(rest.iter().copied())
+                .collect()
+        }
+        Some((_, rest)) => rest.to_vec(),
+        None => Vec::new(),
+    };
     GateSite {
         name: step.name.clone(),
-        shape: activation.dims()[1..].to_vec(),
+        shape,
         activation: kind,
     }
 }

@@ -141,11 +141,16 @@ fn classifier_input(program: &Program, slot: usize, classes: usize) -> Option<us
     }
 }
 
-/// A token sequence `[N, S, C]` as the map `[N, C, rows, cols]` of its last `rows · cols`
-/// tokens; any other value unchanged.
+/// A token sequence `[N, S, C]` (or one sample's, `[S, C]`) as the map `[N, C, rows, cols]` of
+/// its last `rows · cols` tokens; any other value unchanged.
 pub(crate) fn to_grid(value: DynTensor, grid: TokenGrid) -> Result<DynTensor> {
-    let DynTensor::R3(tokens) = value else {
-        return Ok(value);
+    let tokens = match value {
+        DynTensor::R3(tokens) => tokens,
+        // One sample's tokens `[S, C]` (a simplified export that runs its MLP on them).
+        DynTensor::R2(tokens) if grid.holds(&[1, tokens.dims()[0], tokens.dims()[1]]) => {
+            tokens.unsqueeze_dim(0)
+        }
+        other => return Ok(other),
     };
     let [batch, length, channels] = tokens.dims();
     let patches = grid.rows * grid.cols;
