@@ -46,11 +46,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FEEDBACKNET_SHARED", ROOT.parent / "shared"))
 DEFAULT_IMAGE = SHARED / "data" / "demo" / "gradcam_both.png"
-# The operators feedbacknet-onnx loads (README, "Models"), the state before issue 22.
+# The operators feedbacknet-onnx loads (docs/architectures.md, "Operators"), after issue 22.
 SUPPORTED = {
     "Conv", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Add",
     "Sub", "Mul", "Div", "Gemm", "MatMul", "Flatten", "Reshape", "Pad", "BatchNormalization",
     "Dropout", "Identity", "Softmax", "LRN", "Constant",
+    "Transpose", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceL2", "Erf", "Sqrt", "Reciprocal",
+    "Exp", "Neg", "Abs", "Pow", "LayerNormalization", "Slice", "Gather", "Squeeze", "Unsqueeze",
+    "Split", "Shape", "Expand", "ConstantOfShape", "Cast", "Attention",
+    "Sigmoid", "HardSigmoid", "HardSwish", "Gelu", "LeakyRelu", "Elu", "Mish", "PRelu", "Tanh",
+    "Softplus",
 }  # fmt: skip
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # feedbacknet's default (ImageNet)
 INPUT_SIZE = {"inception_v3": 299}  # the rest take 224x224
@@ -289,9 +294,10 @@ def markdown(rows, args, started, versions):
         "",
         f"Generated {started:%Y-%m-%d %H:%M} UTC by `{command}` ({versions}).",
         "",
-        "This is the state BEFORE the new operators of issue 22: the loader implements "
-        + ", ".join(sorted(SUPPORTED)) + ". The column *missing operators* lists what each "
-        "export needs beyond them (onnxsim folds the run-time shape arithmetic into constants).",
+        "The loader implements " + ", ".join(sorted(SUPPORTED)) + " (after issue 22). The column "
+        "*missing operators* lists what each export needs beyond them (onnxsim folds the run-time "
+        "shape arithmetic into constants); a file that needs none can still be refused by onnx-ir "
+        "or for a configuration (the *error* column says which).",
         "",
         "Weights are random (`weights=None`, seed 0, BatchNorm calibrated on random batches, then "
         "`eval()`); the TorchScript exporter (`dynamo=False`) with constant folding; input "
