@@ -51,6 +51,7 @@ mod feature_map;
 mod fold;
 mod head;
 mod kernels;
+mod metadata;
 mod network;
 mod ops;
 mod pool;
@@ -61,5 +62,6 @@ mod reverse;
 mod vjp;
 
 pub use error::{OnnxError, Result};
+pub use metadata::{MetadataError, read_metadata_props};
 pub use network::OnnxNetwork;
 pub use preset::ModelPreset;

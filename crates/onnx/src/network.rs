@@ -31,6 +31,8 @@ pub struct OnnxNetwork {
     device: Device,
     /// The gate sites per input size, found by a probe run.
     sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
+    /// The file's `metadata_props` (key, value), in file order.
+    metadata: Vec<(String, String)>,
 }
 
 impl OnnxNetwork {
@@ -94,6 +96,7 @@ impl OnnxNetwork {
             input_spec,
             device: device.clone(),
             sites: Mutex::new(HashMap::new()),
+            metadata: crate::metadata::read_metadata_props(bytes).unwrap_or_default(),
         })
     }
 
@@ -101,6 +104,12 @@ impl OnnxNetwork {
     pub fn with_input_spec(mut self, spec: InputSpec) -> Self {
         self.input_spec = spec;
         self
+    }
+
+    /// The file's `metadata_props` (key, value) in file order, empty when it has none
+    /// ([`read_metadata_props`](crate::read_metadata_props)).
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.metadata
     }
 
     /// The device holding the weights.
