@@ -121,7 +121,11 @@ fn flags_make_an_unknown_net_predict_as_its_preset() {
     assert_eq!(info["class_offset"], 1);
     assert_eq!(info["class_offset_from"], "inferred");
     assert_eq!(info["labels_from"], "given");
-    assert!(text(&run.stdout).contains(&expected.1), "{}", text(&run.stdout));
+    assert!(
+        text(&run.stdout).contains(&expected.1),
+        "{}",
+        text(&run.stdout)
+    );
 }
 
 #[test]
@@ -220,7 +224,10 @@ fn bad_preprocessing_flags_fail_with_a_message() {
         text(&out.stderr)
     };
     let stderr = run(&["--normalize", "bgr"]);
-    assert!(stderr.contains("imagenet, inception, caffe, raw"), "{stderr}");
+    assert!(
+        stderr.contains("imagenet, inception, caffe, raw"),
+        "{stderr}"
+    );
     let stderr = run(&["--input-size", "0"]);
     assert!(stderr.contains("must be positive"), "{stderr}");
     // 1000 labels for 1001 classes (offset 0): neither the classes nor one more.
