@@ -340,7 +340,7 @@ impl FeedbackNetBuilder {
         &self,
         preset: Option<&'static ModelPreset>,
         device: &Device,
-    ) -> Result<(Arc<dyn GatedNetwork>, ModelInfo, Vec<(String, String)>)> {
+    ) -> Result<Loaded> {
         let (network, metadata): (Arc<dyn GatedNetwork>, _) =
             match (&self.network, &self.model_path) {
                 (Some(net), _) => {
@@ -399,7 +399,7 @@ impl FeedbackNetBuilder {
         network: Arc<dyn GatedNetwork>,
         mut info: ModelInfo,
         metadata: Vec<(String, String)>,
-    ) -> Result<(Arc<dyn GatedNetwork>, ModelInfo, Vec<(String, String)>)> {
+    ) -> Result<Loaded> {
         let (resize, from) = match self.resize {
             Some(r) => (r, SettingSource::Given),
             None => match Metadata(&metadata).get::<Resize>(META_RESIZE)? {
@@ -449,6 +449,9 @@ impl FeedbackNetBuilder {
         Ok((None, None))
     }
 }
+
+/// A loaded network, the [`ModelInfo`] of its input and its file's metadata.
+type Loaded = (Arc<dyn GatedNetwork>, ModelInfo, Vec<(String, String)>);
 
 /// A side (square) or an [`InputSize`], for [`FeedbackNetBuilder::input_size`].
 #[derive(Debug, Clone, PartialEq)]
