@@ -5,14 +5,21 @@ use std::{
     sync::Arc,
 };
 
-use feedbacknet_core::{Device, GatedNetwork, InputSpec};
+use feedbacknet_core::{
+    Device, GatedNetwork, InputSettingError, InputSize, InputSpec, Normalization,
+};
 use feedbacknet_localize::{LocalizeConfig, RefineConfig, ResizeMode};
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{CamLayer, HardConfig, SolverConfig};
 
 use crate::{
-    Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Labels, Method, Result,
+    Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Labels, Method, ModelInfo, Resize, Result,
+    SettingSource,
     device::default_device,
+    model_info::{
+        META_CLASS_OFFSET, META_INPUT_SIZE, META_NORMALIZE, META_RESIZE, Metadata, fit_labels,
+        inferred_offset,
+    },
     pipeline::{Pipeline, Settings},
     views::Crops,
 };
@@ -47,12 +54,33 @@ impl FeedbackNet {
 }
 
 /// Builder of [`FeedbackNet`]; see each method for its default.
+///
+/// The preprocessing and class layout (input size, normalization, resize rule, class offset,
+/// labels) are each taken from the first of: this builder, the ONNX file's `feedbacknet.*`
+/// metadata (`docs/models.md`), the preset of the file name ([`ModelPreset`]), what the file
+/// declares, a default; [`FeedbackNet::model_info`] says which.
+///
+/// ```no_run
+/// use feedbacknet::{FeedbackNet, Normalization, Resize};
+/// // A TensorFlow-style export under a name no preset knows: 1001 outputs, inputs in [-1, 1].
+/// let net = FeedbackNet::builder()
+///     .model_path("my_mobilenet.onnx")
+///     .input_size(128)
+///     .normalization("inception".parse::<Normalization>()?)
+///     .resize(Resize::Crop)
+///     .labels_file("../shared/models/imagenet_labels_1001.txt")
+///     .build()?;
+/// assert_eq!(net.model_info().class_offset, 1); // inferred from the 1001 outputs
+/// # Ok::<(), feedbacknet::Error>(())
+/// ```
 #[derive(Default)]
 pub struct FeedbackNetBuilder {
     model_path: Option<PathBuf>,
     network: Option<Arc<dyn GatedNetwork>>,
     preset: Option<&'static ModelPreset>,
-    input_spec: Option<InputSpec>,
+    input_size: Option<std::result::Result<InputSize, InputSettingError>>,
+    normalization: Option<Normalization>,
+    resize: Option<Resize>,
     labels: Option<Labels>,
     labels_path: Option<PathBuf>,
     class_offset: Option<usize>,
@@ -68,7 +96,9 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// A network of your own (any [`GatedNetwork`]) instead of an ONNX file.
+    /// A network of your own (any [`GatedNetwork`]) instead of an ONNX file. Its input size
+    /// and normalization are its own [`GatedNetwork::input_spec`]: [`Self::input_size`] and
+    /// [`Self::normalization`] are for ONNX files (an error with a network).
     pub fn network(mut self, network: Arc<dyn GatedNetwork>) -> Self {
         self.network = Some(network);
         self
@@ -81,27 +111,80 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// Overrides the input size and normalization (default: the preset's, else the size the
-    /// file declares with ImageNet normalization).
+    /// Overrides the input size and normalization (see [`Self::input_size`] and
+    /// [`Self::normalization`]).
     pub fn input_spec(mut self, spec: InputSpec) -> Self {
-        self.input_spec = Some(spec);
+        self.input_size = Some(InputSize::new(spec.height, spec.width));
+        self.normalization = Some(spec.normalization);
         self
     }
 
-    /// Class labels (default: the preset's label file next to the model, else numbered).
-    pub fn labels(mut self, labels: Labels) -> Self {
-        self.labels = Some(labels);
+    /// The input size: a side (`128`, square) or an [`InputSize`] (height and width).
+    /// Default: the file's `feedbacknet.input_size` metadata, else the preset's, else the size
+    /// the file declares (224 where it declares none). A side of 0 is an error at
+    /// [`Self::build`].
+    ///
+    /// ```no_run
+    /// # use feedbacknet::{FeedbackNet, InputSize};
+    /// let square = FeedbackNet::builder().input_size(160);
+    /// let wide = FeedbackNet::builder().input_size(InputSize::new(128, 192)?);
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn input_size(mut self, size: impl Into<InputSizeArg>) -> Self {
+        self.input_size = Some(size.into().0);
         self
     }
 
-    /// A label file, one class a line (`wnid name, synonyms` or `name`).
+    /// The pixel normalization (see [`Normalization`]'s `FromStr` for `imagenet`,
+    /// `inception`, `caffe`, `raw`, `mean=R,G,B,std=R,G,B`). Default: the file's
+    /// `feedbacknet.normalize` metadata, else the preset's, else [`Normalization::IMAGENET`].
+    pub fn normalization(mut self, normalization: Normalization) -> Self {
+        self.normalization = Some(normalization);
+        self
+    }
+
+    /// How images are fitted to the input: [`Resize::Stretch`], [`Resize::Crop`] (torchvision's
+    /// resize-then-centre-crop) or an exact [`ResizeMode`]. Default: the file's
+    /// `feedbacknet.resize` metadata, else [`Resize::Stretch`] (the whole image resized
+    /// without crop, for the presets too).
+    pub fn resize(mut self, resize: impl Into<Resize>) -> Self {
+        self.resize = Some(resize.into());
+        self
+    }
+
+    /// Class labels, one per class: a [`Labels`] or a `Vec<String>` of names (default: the
+    /// label file given, else the file's `feedbacknet.labels` metadata, else the preset's label
+    /// file next to the model, else numbered). A list with one more label than the classes is
+    /// read as a background label first and that label is skipped; any other count is
+    /// [`Error::LabelCount`].
+    ///
+    /// ```no_run
+    /// let net = feedbacknet::FeedbackNet::builder()
+    ///     .model_path("two_classes.onnx")
+    ///     .labels(vec!["cat".to_string(), "dog".to_string()])
+    ///     .build()?;
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn labels(mut self, labels: impl Into<Labels>) -> Self {
+        self.labels = Some(labels.into());
+        self
+    }
+
+    /// A label file, one class a line (`wnid name, synonyms` or `name`); see [`Self::labels`]
+    /// for the count it must have.
+    pub fn labels_file(self, path: impl Into<PathBuf>) -> Self {
+        self.labels_path(path)
+    }
+
+    /// Same as [`Self::labels_file`].
     pub fn labels_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.labels_path = Some(path.into());
         self
     }
 
-    /// Index of class 0 among the logits (default: the preset's, else 1 when the model has one
-    /// logit more than there are labels, as with a background logit, else 0).
+    /// Index of class 0 among the logits. Default: the file's `feedbacknet.class_offset`
+    /// metadata, else the preset's, else 1 when the model has 1001 outputs or one more than
+    /// there are labels (a background logit first, as TensorFlow exports have), else 0.
     pub fn class_offset(mut self, offset: usize) -> Self {
         self.class_offset = Some(offset);
         self
@@ -179,18 +262,11 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// How images are fitted to the input (default: [`ResizeMode::Stretch`], the whole image
-    /// resized without crop).
-    pub fn resize(mut self, resize: ResizeMode) -> Self {
-        self.settings.resize = resize;
-        self
-    }
-
     /// Loads the model and checks the configuration.
     ///
     /// Errors: an invalid setting, no model path and no network, a model that cannot be
     /// loaded, labels that cannot be read or do not fit the model's outputs.
-    pub fn build(self) -> Result<FeedbackNet> {
+    pub fn build(mut self) -> Result<FeedbackNet> {
         validate(&self.settings)?;
         let device = match self.device.clone() {
             Some(d) => d,
@@ -199,59 +275,229 @@ impl FeedbackNetBuilder {
         let preset = self
             .preset
             .or_else(|| self.model_path.as_deref().and_then(ModelPreset::for_path));
-        let network = self.load_network(preset, &device)?;
+        let (network, mut info, metadata) = self.load_network(preset, &device)?;
+        let metadata = Metadata(&metadata);
         let outputs = network.num_outputs();
-        let labels = self.load_labels(preset, outputs)?;
-        let class_offset = self
-            .class_offset
-            .or(preset.map(|p| p.class_offset))
-            .unwrap_or(usize::from(outputs == labels.len() + 1));
-        if class_offset + labels.len() > outputs {
+        let (labels, labels_path) = self.find_labels(preset, &metadata, &mut info)?;
+        // The class offset: given, metadata, preset, inferred.
+        let given = self.class_offset.map(|k| (k, SettingSource::Given));
+        let from_meta = || -> Result<_> {
+            let k = metadata.get::<usize>(META_CLASS_OFFSET)?;
+            Ok(k.map(|k| (k, SettingSource::Metadata)))
+        };
+        let (class_offset, from) = match given.map(Ok).or_else(|| from_meta().transpose()) {
+            Some(found) => found?,
+            None => match preset {
+                Some(p) => (p.class_offset, SettingSource::Preset),
+                None => {
+                    let (k, reason) = inferred_offset(outputs, labels.as_ref().map(Labels::len));
+                    info.class_offset_reason = reason;
+                    let from = if k == 0 {
+                        SettingSource::Default
+                    } else {
+                        SettingSource::Inferred
+                    };
+                    (k, from)
+                }
+            },
+        };
+        if class_offset >= outputs {
             return Err(Error::Config(format!(
-                "{} labels from logit {class_offset} do not fit {outputs} outputs",
-                labels.len()
+                "class offset {class_offset} leaves no class among {outputs} outputs"
             )));
         }
+        let classes = outputs - class_offset;
+        let labels = match labels {
+            Some(labels) => {
+                let (labels, skipped) =
+                    fit_labels(labels, classes, &info.labels, outputs, class_offset)?;
+                info.labels_background_skipped = skipped;
+                labels
+            }
+            None => {
+                info.labels = format!("numbered (class 0..{})", classes - 1);
+                Labels::numbered(classes)
+            }
+        };
+        info.labels_path = labels_path;
+        info.outputs = outputs;
+        info.classes = classes;
+        info.class_offset = class_offset;
+        info.class_offset_from = from;
+        self.settings.resize = info.resize;
         let pipeline = Pipeline::new(network, device, class_offset, self.settings);
-        Ok(FeedbackNet::new(pipeline, labels, self.method))
+        Ok(FeedbackNet::new(
+            pipeline,
+            labels,
+            self.method,
+            Arc::new(info),
+        ))
     }
 
-    /// The given network, else the ONNX file with the input spec given or of its preset.
+    /// The given network, else the ONNX file with its input size and normalization resolved;
+    /// with the [`ModelInfo`] of the input and the file's metadata.
     fn load_network(
         &self,
         preset: Option<&'static ModelPreset>,
         device: &Device,
-    ) -> Result<Arc<dyn GatedNetwork>> {
-        match (&self.network, &self.model_path) {
-            (Some(net), _) => Ok(net.clone()),
-            (None, Some(path)) => {
-                let mut net = OnnxNetwork::load(path, device)?;
-                if let Some(spec) = self
-                    .input_spec
-                    .clone()
-                    .or_else(|| preset.map(|p| p.input_spec()))
-                {
-                    net = net.with_input_spec(spec);
+    ) -> Result<Loaded> {
+        let (network, metadata): (Arc<dyn GatedNetwork>, _) =
+            match (&self.network, &self.model_path) {
+                (Some(net), _) => {
+                    if self.input_size.is_some() || self.normalization.is_some() {
+                        return Err(Error::Config(
+                            "a network of your own has its own input size and normalization \
+                             (GatedNetwork::input_spec); they are for ONNX files"
+                                .into(),
+                        ));
+                    }
+                    (net.clone(), Vec::new())
                 }
-                Ok(Arc::new(net))
-            }
-            (None, None) => Err(Error::Config("give a model path or a network".into())),
-        }
+                (None, Some(path)) => {
+                    let net = OnnxNetwork::load(path, device)?;
+                    let metadata = net.metadata().to_vec();
+                    let meta = Metadata(&metadata);
+                    let (size, size_from) = if let Some(size) = &self.input_size {
+                        (size.clone()?, SettingSource::Given)
+                    } else if let Some(size) = meta.get::<InputSize>(META_INPUT_SIZE)? {
+                        (size, SettingSource::Metadata)
+                    } else if let Some(p) = preset {
+                        (InputSize::square(p.input_size)?, SettingSource::Preset)
+                    } else {
+                        (net.input_spec().size(), SettingSource::Model)
+                    };
+                    let (norm, norm_from) = if let Some(n) = self.normalization {
+                        (n, SettingSource::Given)
+                    } else if let Some(n) = meta.get::<Normalization>(META_NORMALIZE)? {
+                        (n, SettingSource::Metadata)
+                    } else if let Some(p) = preset {
+                        (p.normalization, SettingSource::Preset)
+                    } else {
+                        (Normalization::IMAGENET, SettingSource::Default)
+                    };
+                    let spec = InputSpec::rgb(size.width, size.height, norm);
+                    let net = net.with_input_spec(spec);
+                    let mut info = ModelInfo::blank(path, preset);
+                    (info.input_size, info.input_size_from) = (size, size_from);
+                    (info.normalization, info.normalization_from) = (norm, norm_from);
+                    info.normalize = norm.to_string();
+                    return self.with_resize(Arc::new(net), info, metadata);
+                }
+                (None, None) => return Err(Error::Config("give a model path or a network".into())),
+            };
+        let spec = network.input_spec().clone();
+        let mut info = ModelInfo::blank(Path::new("<network>"), preset);
+        (info.input_size, info.input_size_from) = (spec.size(), SettingSource::Model);
+        (info.normalization, info.normalization_from) = (spec.normalization, SettingSource::Model);
+        info.normalize = spec.normalization.to_string();
+        self.with_resize(network, info, metadata)
     }
 
-    /// The given labels, else the label file given or the preset's next to the model, else
-    /// numbered labels for the outputs after the class offset.
-    fn load_labels(&self, preset: Option<&'static ModelPreset>, outputs: usize) -> Result<Labels> {
-        let labels_path = self.labels_path.clone().or_else(|| {
-            let dir = self.model_path.as_deref()?.parent()?;
-            let file = dir.join(preset?.labels_file);
+    /// The resize rule (given, metadata, default) into `info`.
+    fn with_resize(
+        &self,
+        network: Arc<dyn GatedNetwork>,
+        mut info: ModelInfo,
+        metadata: Vec<(String, String)>,
+    ) -> Result<Loaded> {
+        let (resize, from) = match self.resize {
+            Some(r) => (r, SettingSource::Given),
+            None => match Metadata(&metadata).get::<Resize>(META_RESIZE)? {
+                Some(r) => (r, SettingSource::Metadata),
+                None => (Resize::Stretch, SettingSource::Default),
+            },
+        };
+        info.resize = resize.mode_for(info.input_size);
+        info.resize_from = from;
+        Ok((network, info, metadata))
+    }
+
+    /// The labels given, else the label file given, else the metadata's, else the preset's
+    /// file next to the model; `None` for numbered labels. Records their origin in `info`.
+    fn find_labels(
+        &self,
+        preset: Option<&'static ModelPreset>,
+        metadata: &Metadata<'_>,
+        info: &mut ModelInfo,
+    ) -> Result<(Option<Labels>, Option<PathBuf>)> {
+        let file_name = |path: &Path| {
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string())
+        };
+        if let Some(labels) = &self.labels {
+            (info.labels, info.labels_from) = ("given".into(), SettingSource::Given);
+            return Ok((Some(labels.clone()), None));
+        }
+        if let Some(path) = &self.labels_path {
+            (info.labels, info.labels_from) = (file_name(path), SettingSource::Given);
+            return Ok((Some(Labels::from_file(path)?), Some(path.clone())));
+        }
+        if let Some(labels) = metadata.labels()? {
+            (info.labels, info.labels_from) = ("inline".into(), SettingSource::Metadata);
+            return Ok((Some(labels), None));
+        }
+        let preset_file = preset.and_then(|p| {
+            let file = self.model_path.as_deref()?.parent()?.join(p.labels_file);
             file.exists().then_some(file)
         });
-        Ok(match (&self.labels, labels_path) {
-            (Some(labels), _) => labels.clone(),
-            (None, Some(path)) => Labels::from_file(&path)?,
-            (None, None) => Labels::numbered(outputs - self.class_offset.unwrap_or(0).min(outputs)),
-        })
+        if let Some(path) = preset_file {
+            (info.labels, info.labels_from) = (file_name(&path), SettingSource::Preset);
+            return Ok((Some(Labels::from_file(&path)?), Some(path)));
+        }
+        info.labels_from = SettingSource::Default;
+        Ok((None, None))
+    }
+}
+
+/// A loaded network, the [`ModelInfo`] of its input and its file's metadata.
+type Loaded = (Arc<dyn GatedNetwork>, ModelInfo, Vec<(String, String)>);
+
+/// A side (square) or an [`InputSize`], for [`FeedbackNetBuilder::input_size`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSizeArg(std::result::Result<InputSize, InputSettingError>);
+
+impl From<usize> for InputSizeArg {
+    fn from(side: usize) -> Self {
+        Self(InputSize::square(side))
+    }
+}
+
+impl From<InputSize> for InputSizeArg {
+    fn from(size: InputSize) -> Self {
+        Self(Ok(size))
+    }
+}
+
+impl ModelInfo {
+    /// The info of a model at `path` before its settings are resolved.
+    fn blank(path: &Path, preset: Option<&'static ModelPreset>) -> Self {
+        ModelInfo {
+            model: path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.display().to_string()),
+            preset: preset.map(|p| p.name),
+            input_size: InputSize {
+                height: 0,
+                width: 0,
+            },
+            input_size_from: SettingSource::Default,
+            normalization: Normalization::IMAGENET,
+            normalize: String::new(),
+            normalization_from: SettingSource::Default,
+            resize: ResizeMode::Stretch,
+            resize_from: SettingSource::Default,
+            outputs: 0,
+            classes: 0,
+            class_offset: 0,
+            class_offset_from: SettingSource::Default,
+            class_offset_reason: None,
+            labels: String::new(),
+            labels_path: None,
+            labels_from: SettingSource::Default,
+            labels_background_skipped: false,
+        }
     }
 }
 

@@ -45,6 +45,35 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Labels whose count fits neither the classes nor the classes and a background label.
+    #[error(
+        "{labels} labels ({origin}) do not fit the model's {classes} classes ({outputs} outputs \
+         from offset {offset}); give {classes} labels, or {} with a background label first",
+        classes + 1
+    )]
+    LabelCount {
+        /// Where the labels came from (a file, `inline`, `given`).
+        origin: String,
+        /// Number of labels.
+        labels: usize,
+        /// Number of classes: outputs after the offset.
+        classes: usize,
+        /// Number of logits.
+        outputs: usize,
+        /// The class offset.
+        offset: usize,
+    },
+    /// An input size or normalization that cannot be used.
+    #[error(transparent)]
+    InputSetting(#[from] feedbacknet_core::InputSettingError),
+    /// A `feedbacknet.*` metadata value of the model file that cannot be used.
+    #[error("the model's metadata `{key}`: {reason}")]
+    Metadata {
+        /// The key.
+        key: String,
+        /// Why its value cannot be used.
+        reason: String,
+    },
     /// The builder was not given enough to build a network.
     #[error("invalid configuration: {0}")]
     Config(String),

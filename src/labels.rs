@@ -67,6 +67,15 @@ impl std::str::FromStr for ClassQuery {
     }
 }
 
+impl From<Vec<String>> for Labels {
+    /// One label per string, each read as a line of a label file (`wnid name, synonyms` or
+    /// `name`); empty strings are kept as empty labels so that indices do not shift.
+    fn from(names: Vec<String>) -> Self {
+        let classes = names.iter().map(|n| parse_line(n)).collect();
+        Self { classes }
+    }
+}
+
 impl Labels {
     /// Parses lines of the form `wnid name, synonym, ...` (as in ImageNet's `synset_words.txt`)
     /// or plain `name` lines.
@@ -111,6 +120,14 @@ impl Labels {
             })
             .collect();
         Self { classes }
+    }
+
+    /// The labels without the first (a background label before the classes).
+    pub(crate) fn without_first(mut self) -> Self {
+        if !self.classes.is_empty() {
+            self.classes.remove(0);
+        }
+        self
     }
 
     /// Number of classes.

@@ -35,13 +35,14 @@ mod inference;
 mod labels;
 mod memory;
 mod method;
+mod model_info;
 mod net;
 mod pipeline;
 mod preprocess;
 mod request;
 mod views;
 
-pub use builder::FeedbackNetBuilder;
+pub use builder::{FeedbackNetBuilder, InputSizeArg};
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};
 pub use explainer::{MethodExplainer, smoothed_at_image, stored_maps};
@@ -49,6 +50,10 @@ pub use inference::{ClassInfo, GateStats, Inference, Inferences, Prediction, Tim
 pub use labels::{ClassLabel, ClassQuery, Labels};
 pub use memory::retain_freed_memory;
 pub use method::{CamThrough, FeedbackCamConfig, FeedbackMap, Method, MethodSpec};
+pub use model_info::{
+    META_CLASS_OFFSET, META_INPUT_SIZE, META_LABELS, META_NORMALIZE, META_RESIZE, ModelInfo,
+    Resize, SettingSource,
+};
 pub use net::FeedbackNet;
 pub use preprocess::{colour_image, load_image};
 pub use request::{Request, Targets};
@@ -56,15 +61,17 @@ pub use views::Crops;
 
 pub use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, CoreError, Device, DynTensor,
-    GateGradients, GateGranularity, GateSet, GateSite, GateState, GatedNetwork, InputSpec,
-    MomentumStep, Normalization, Seed, SteppedGates, Tensor, TensorData,
+    GateGradients, GateGranularity, GateSet, GateSite, GateState, GatedNetwork, InputSettingError,
+    InputSize, InputSpec, MomentumStep, Normalization, Seed, SteppedGates, Tensor, TensorData,
 };
 pub use feedbacknet_localize::{
     BoundingBox, ColourImage, FusionConfig, FusionRule, ImageGeometry, Localization,
     LocalizeConfig, LocalizeError, RefineConfig, Refinement, ResizeMode, SaliencyMap,
     localize_in_image,
 };
-pub use feedbacknet_onnx::{ModelPreset, OnnxError, OnnxNetwork};
+pub use feedbacknet_onnx::{
+    MetadataError, ModelPreset, OnnxError, OnnxNetwork, read_metadata_props,
+};
 pub use feedbacknet_solver::{
     CamLayer, ClassVisualization, HardConfig, Objective, Schedule, SolverConfig, SolverError,
     VisualizeConfig,

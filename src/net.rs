@@ -8,8 +8,8 @@ use feedbacknet_solver::{ClassVisualization, VisualizeConfig};
 use image::DynamicImage;
 
 use crate::{
-    ClassInfo, ClassQuery, Error, Inference, Inferences, Labels, Method, MethodSpec, Prediction,
-    Request, Result, Targets,
+    ClassInfo, ClassQuery, Error, Inference, Inferences, Labels, Method, MethodSpec, ModelInfo,
+    Prediction, Request, Result, Targets,
     pipeline::{Pipeline, Settings},
     views::Crops,
 };
@@ -38,6 +38,7 @@ pub struct FeedbackNet {
     pipeline: Pipeline,
     labels: Labels,
     method: Method,
+    info: Arc<ModelInfo>,
 }
 
 // Sharing one net between threads is part of the API.
@@ -60,12 +61,32 @@ impl std::fmt::Debug for FeedbackNet {
 
 impl FeedbackNet {
     /// A net of a pipeline, its labels and its default method (see the builder).
-    pub(crate) fn new(pipeline: Pipeline, labels: Labels, method: Method) -> Self {
+    pub(crate) fn new(
+        pipeline: Pipeline,
+        labels: Labels,
+        method: Method,
+        info: Arc<ModelInfo>,
+    ) -> Self {
         Self {
             pipeline,
             labels,
             method,
+            info,
         }
+    }
+
+    /// The input size, normalization, resize rule, class offset and labels in use, and where
+    /// each came from (the builder, the file's metadata, the preset, the model, a default).
+    /// Its `Display` is a one-line summary:
+    ///
+    /// ```no_run
+    /// let net = feedbacknet::FeedbackNet::from_onnx("../shared/models/mobilenet_v1_0.25_128.onnx")?;
+    /// assert_eq!(net.model_info().class_offset, 1);
+    /// eprintln!("{}", net.model_info());
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn model_info(&self) -> &ModelInfo {
+        &self.info
     }
 
     /// Index of class 0 among the network's logits (1 for nets with a background logit).
@@ -96,7 +117,12 @@ impl FeedbackNet {
 
     /// A copy of this net using another method (shares the loaded network).
     pub fn with_method(&self, method: Method) -> Self {
-        Self::new(self.pipeline.clone(), self.labels.clone(), method)
+        Self::new(
+            self.pipeline.clone(),
+            self.labels.clone(),
+            method,
+            self.info.clone(),
+        )
     }
 
     /// A copy of this net with another mask refinement before boxing (see
@@ -118,7 +144,12 @@ impl FeedbackNet {
 
     fn with_settings(&self, settings: Settings) -> Self {
         let pipeline = self.pipeline.with_settings(settings);
-        Self::new(pipeline, self.labels.clone(), self.method)
+        Self::new(
+            pipeline,
+            self.labels.clone(),
+            self.method,
+            self.info.clone(),
+        )
     }
 
     /// Resolves a class index or label to a class index.

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use feedbacknet::{Backend, CamLayer, ClassQuery, FeedbackMap, Method, Objective};
+use feedbacknet::{
+    Backend, CamLayer, ClassQuery, FeedbackMap, InputSize, Method, Normalization, Objective,
+};
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
 /// any ONNX image classifier.
@@ -59,6 +61,47 @@ pub struct ModelArgs {
     /// Compute backend (must be compiled in).
     #[arg(long, default_value = "flex")]
     pub backend: Backend,
+    #[command(flatten)]
+    pub preprocess: PreprocessArgs,
+}
+
+/// How images are fed to the model and its logits read. Each flag wins over the model file's
+/// `feedbacknet.*` metadata, which wins over the preset of the file name, which wins over the
+/// defaults (docs/models.md).
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// Network input size: N (square) or HxW. Default: the model's metadata, its preset, the
+    /// size the file declares.
+    #[arg(long, value_name = "N|HxW")]
+    pub input_size: Option<InputSize>,
+    /// Pixel normalization: imagenet (torchvision mean/std), inception ([-1,1]), caffe (0..255
+    /// minus the ImageNet means, RGB order), raw ([0,1]) or mean=R,G,B,std=R,G,B on the [0,1]
+    /// scale. Default: the model's metadata, its preset, imagenet.
+    #[arg(long, value_name = "NAME|mean=R,G,B,std=R,G,B")]
+    pub normalize: Option<Normalization>,
+    /// How the image is fitted to the input: stretch (whole image, aspect ignored) or crop
+    /// (shorter side to 8/7 of the input, then a centre crop, as torchvision's eval
+    /// transform). Default: the model's metadata, else stretch.
+    #[arg(long, value_enum)]
+    pub resize: Option<ResizeArg>,
+    /// Index of class 0 among the logits (1: a background logit first). Default: the model's
+    /// metadata, its preset, else 1 for 1001 outputs, else 0.
+    #[arg(long, value_name = "K")]
+    pub class_offset: Option<usize>,
+    /// Label file, one class a line (`wnid name, synonyms` or `name`); one line more than the
+    /// classes is read as a background line first. Default: the model's metadata, its preset's
+    /// file, else numbered classes.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+}
+
+/// `--resize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResizeArg {
+    /// The whole image resized to the input, aspect ratio ignored.
+    Stretch,
+    /// Shorter side to 8/7 of the input's (256 for 224), then a centre crop.
+    Crop,
 }
 
 /// Views averaged into one map.

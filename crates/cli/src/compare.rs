@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use feedbacknet::{Inference, Request, load_image};
+use feedbacknet::{Inference, ModelInfo, Request, load_image};
 use serde::Serialize;
 
 use crate::{
     args::CompareArgs,
     error::{CliError, Result},
     infer::spinner,
-    net::build,
+    net::{build, settings_line},
     output::{write_atomic, write_png},
     panel::Panel,
     render::overlay,
@@ -25,6 +25,7 @@ const OVERLAY_ALPHA: f32 = 0.55;
 struct CompareReport<'a> {
     image: String,
     panel: String,
+    model_info: ModelInfo,
     methods: Vec<String>,
     /// `results[method][class]`.
     results: Vec<Vec<&'a Inference>>,
@@ -39,6 +40,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     let bar = spinner();
     bar.set_message("loading the model");
     let net = build(&args.model, &args.settings, args.methods[0])?;
+    bar.suspend(|| eprintln!("{}", settings_line(&net)));
     let image = load_image(&args.image)?;
     let classes = args
         .class
@@ -73,6 +75,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
     let report = CompareReport {
         image: args.image.display().to_string(),
         panel: args.out.display().to_string(),
+        model_info: net.model_info().clone(),
         methods: args.methods.iter().map(ToString::to_string).collect(),
         results: per_method.iter().map(|rs| rs.iter().collect()).collect(),
         total_ms: started.elapsed().as_secs_f64() * 1e3,

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::{
     args::{EvalArgs, MeasureArgs, MergeArgs},
     error::{CliError, Result},
-    net::{build, model_path},
+    net::{build, model_path, settings_line},
     output::{create_parent, stem, write_atomic},
     render::overlay,
 };
@@ -55,6 +55,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let (data, dataset) = args.data.open()?;
     let model = model_path(&args.model);
     let net = build(&args.model, &args.settings, args.method)?;
+    eprintln!("{}", settings_line(&net));
     let measure = measure_config(args.settings.threshold, &args.measure)?;
     let runner = runner(&args, measure.clone())?;
     create_parent(&args.results)?;
@@ -80,7 +81,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     );
     print_summary(&outcome.summary, measure.sweep.is_empty());
     let records = merge(&[&args.results])?;
-    let config = run_config(&args, &data, &model);
+    let config = run_config(&args, &data, &model, &net);
     if let Some(path) = &args.json {
         let contents = SummaryFile {
             summary: outcome.summary.clone(),
@@ -190,9 +191,10 @@ fn progress_bar(args: &EvalArgs) -> ProgressBar {
 }
 
 /// The run's configuration, as recorded in the summary and the report.
-fn run_config(args: &EvalArgs, data: &Path, model: &Path) -> serde_json::Value {
+fn run_config(args: &EvalArgs, data: &Path, model: &Path, net: &FeedbackNet) -> serde_json::Value {
     let mut config = json!({
         "model": model.display().to_string(),
+        "model_info": net.model_info(),
         "data": data.display().to_string(),
         "method": args.method.name(),
         "sweep_step": args.measure.sweep,

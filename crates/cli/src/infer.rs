@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::{
     args::InferArgs,
     error::{CliError, Result},
-    net::{build, model_path},
+    net::{build, model_path, settings_line},
     output::{Report, write_outputs},
 };
 
@@ -28,6 +28,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     let model = model_path(&args.model);
     bar.set_message(format!("loading {}", model.display()));
     let net = build(&args.model, &args.settings, args.method)?.with_refine(args.refine.config());
+    bar.suspend(|| eprintln!("{}", settings_line(&net)));
     bar.set_message(format!("reading {}", args.image.display()));
     let image = load_image(&args.image)?;
     let predictions = net.predict(&image, 5)?;
@@ -55,7 +56,7 @@ pub fn run(args: InferArgs) -> Result<()> {
     let request = Request::classes(classes.iter().copied());
     let results: Vec<_> = net.explain(&image, &request)?.into_iter().collect();
     bar.set_message("writing results");
-    let report = Report::new(&args, &model, &image, predictions, &results, started);
+    let report = Report::new(&args, &model, &net, &image, predictions, &results, started);
     let written = write_outputs(&args.out, &args.image, &image, &report, &results)?;
     bar.finish_and_clear();
     for r in &results {

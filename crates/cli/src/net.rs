@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 
 use feedbacknet::{
-    CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FusionRule, GateGranularity,
-    HardConfig, LocalizeConfig, Method, ModelPreset, Schedule, SolverConfig,
+    CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FeedbackNetBuilder, FusionRule,
+    GateGranularity, HardConfig, LocalizeConfig, Method, ModelPreset, Resize, Schedule,
+    SolverConfig,
 };
 
 use crate::{
-    args::{CamThroughArg, CropsArg, FusionArg, GatesArg, MethodArgs, ModelArgs, ScheduleArg},
+    args::{
+        CamThroughArg, CropsArg, FusionArg, GatesArg, MethodArgs, ModelArgs, PreprocessArgs,
+        ResizeArg, ScheduleArg,
+    },
     error::Result,
     models::resolve_dir,
 };
@@ -62,11 +66,41 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .hard_solver(hard)
         .cam_layer(cam_layer)
         .localize(localize);
-    let net = builder.build()?;
+    let net = preprocess(builder, &model.preprocess).build()?;
     Ok(match settings.crops {
         CropsArg::Single => net,
         CropsArg::Ten => net.with_crops(Crops::ten_for(net.input_spec())),
     })
+}
+
+/// The preprocessing flags given, on the builder (the others stay the metadata's, the preset's
+/// or the defaults).
+fn preprocess(mut builder: FeedbackNetBuilder, args: &PreprocessArgs) -> FeedbackNetBuilder {
+    if let Some(size) = args.input_size {
+        builder = builder.input_size(size);
+    }
+    if let Some(normalization) = args.normalize {
+        builder = builder.normalization(normalization);
+    }
+    if let Some(resize) = args.resize {
+        builder = builder.resize(match resize {
+            ResizeArg::Stretch => Resize::Stretch,
+            ResizeArg::Crop => Resize::Crop,
+        });
+    }
+    if let Some(offset) = args.class_offset {
+        builder = builder.class_offset(offset);
+    }
+    if let Some(labels) = &args.labels {
+        builder = builder.labels_file(labels);
+    }
+    builder
+}
+
+/// The line every command prints once the model is loaded: what preprocessing and class layout
+/// it uses, and where each came from.
+pub fn settings_line(net: &FeedbackNet) -> String {
+    net.model_info().to_string()
 }
 
 fn granularity(gates: GatesArg) -> GateGranularity {

@@ -6,7 +6,7 @@ use std::{
     time::Instant,
 };
 
-use feedbacknet::{DynamicImage, Inference, Prediction};
+use feedbacknet::{DynamicImage, FeedbackNet, Inference, ModelInfo, Prediction};
 use serde::Serialize;
 
 use crate::{
@@ -24,6 +24,8 @@ pub struct Report<'a> {
     image_width: u32,
     image_height: u32,
     model: String,
+    /// The preprocessing and class layout used, and where each setting came from.
+    model_info: ModelInfo,
     method: String,
     threshold: f32,
     blur_sigma: f32,
@@ -43,6 +45,7 @@ impl<'a> Report<'a> {
     pub fn new(
         args: &InferArgs,
         model: &Path,
+        net: &FeedbackNet,
         image: &DynamicImage,
         predictions: Vec<Prediction>,
         results: &'a [Inference],
@@ -54,6 +57,7 @@ impl<'a> Report<'a> {
             image_width: image.width(),
             image_height: image.height(),
             model: model.display().to_string(),
+            model_info: net.model_info().clone(),
             method: args.method.to_string(),
             threshold: args.settings.threshold,
             blur_sigma: args.settings.blur,

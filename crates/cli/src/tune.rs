@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::{
     args::{FeedbackMapArg, RefineArg, TuneArgs},
     error::{CliError, Result},
-    net::{build, feedback_cam_with, model_path},
+    net::{build, feedback_cam_with, model_path, settings_line},
     output::{create_parent, write_atomic},
 };
 
@@ -147,6 +147,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
     }
     let (data, dataset) = args.data.open()?;
     let net = build(&args.model, &args.settings, args.methods[0])?;
+    eprintln!("{}", settings_line(&net));
     let (stored, failed) = compute_maps(&net, &args, &specs, &dataset);
     let grid = grid(&args);
     let smooth = |map: &SaliencyMap, blur: f32| -> Result<SaliencyMap> {
@@ -162,7 +163,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 data: data.display().to_string(),
                 images: stored.len(),
                 failed: failed.clone(),
-                settings: args.settings.to_json(),
+                settings: settings_json(&args, &net),
                 tuning: tune_method(&stored, m, &c.candidates, &grid, smooth)?,
             })
         })
@@ -174,6 +175,18 @@ pub fn run(args: TuneArgs) -> Result<()> {
         Some(path) => write_json(path, &results),
         None => Ok(()),
     }
+}
+
+/// The method settings given, with the model's preprocessing and class layout (`model_info`).
+fn settings_json(args: &TuneArgs, net: &FeedbackNet) -> serde_json::Value {
+    let mut settings = args.settings.to_json();
+    if let (Some(map), Ok(info)) = (
+        settings.as_object_mut(),
+        serde_json::to_value(net.model_info()),
+    ) {
+        map.insert("model_info".into(), info);
+    }
+    settings
 }
 
 /// The grid of the command line; the given settings are `--blur` and `--threshold`.

@@ -6,7 +6,7 @@ use crate::{
     args::{MethodArgs, VisualizeArgs},
     error::{CliError, Result},
     infer::spinner,
-    net::build,
+    net::{build, settings_line},
     output::write_png,
 };
 
@@ -15,6 +15,7 @@ pub fn run(args: VisualizeArgs) -> Result<()> {
     bar.set_message("loading the model");
     let settings = MethodArgs::defaults();
     let net = build(&args.model, &settings, feedbacknet::Method::Gradient)?;
+    bar.suspend(|| eprintln!("{}", settings_line(&net)));
     let class = net.class_index(args.class.clone())?;
     let label = net
         .labels()

@@ -26,7 +26,7 @@ mod tensor;
 pub use backward::{ActivationRule, BackwardOutput, BackwardTarget};
 pub use error::{CoreError, Result};
 pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
-pub use input::{InputSpec, Normalization};
+pub use input::{InputSettingError, InputSize, InputSpec, Normalization};
 pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
 pub use seed::Seed;
 pub use step::{

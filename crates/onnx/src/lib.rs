@@ -83,6 +83,7 @@ mod feature_map;
 mod fold;
 mod head;
 mod kernels;
+mod metadata;
 mod network;
 mod ops;
 mod pool;
@@ -94,5 +95,6 @@ mod vjp;
 mod weights;
 
 pub use error::{OnnxError, Result};
+pub use metadata::{MetadataError, read_metadata_props};
 pub use network::OnnxNetwork;
 pub use preset::ModelPreset;

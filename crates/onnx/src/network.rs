@@ -33,6 +33,8 @@ pub struct OnnxNetwork {
     device: Device,
     /// The gate sites per input size, found by a probe run.
     sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
+    /// The file's `metadata_props` (key, value), in file order.
+    metadata: Vec<(String, String)>,
 }
 
 impl OnnxNetwork {
@@ -73,6 +75,7 @@ impl OnnxNetwork {
         // The large weights are read here, not by the parser (see `weights`). Neither protobuf
         // nor onnx-ir validates every value of a damaged file; a panic inside either is turned
         // into an error rather than taking the caller down.
+        let metadata = crate::metadata::read_metadata_props(&file).unwrap_or_default();
         let (model, weights) =
             std::panic::catch_unwind(|| take_large_weights(file)).map_err(|_| panicked())?;
         let parsed =
@@ -103,6 +106,7 @@ impl OnnxNetwork {
             input_spec,
             device: device.clone(),
             sites: Mutex::new(HashMap::new()),
+            metadata,
         })
     }
 
@@ -110,6 +114,12 @@ impl OnnxNetwork {
     pub fn with_input_spec(mut self, spec: InputSpec) -> Self {
         self.input_spec = spec;
         self
+    }
+
+    /// The file's `metadata_props` (key, value) in file order, empty when it has none
+    /// ([`read_metadata_props`](crate::read_metadata_props)).
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.metadata
     }
 
     /// The device holding the weights.
