@@ -11,11 +11,14 @@ into a temporary folder (never the repository). For each file the script
   - runs onnxruntime on a shared image, cropped (or resized, by PIL) to the model's input size and
     saved as PNG, so that feedbacknet reads the very same pixels and does not resample them,
   - runs `feedbacknet infer --model FILE --image CROP --top-k 1 --method gradient --out DIR`
-    and reads the top-5 predictions from `DIR/<stem>.json` (or the error it printed),
+    and reads the top-5 predictions and the gate sites from `DIR/<stem>.json` (or the error it
+    printed),
+  - for the first export of each architecture that loads, runs `--method feedback` too: its
+    time minus the gradient run's is one soft-feedback solve (30 iterations, one class),
 
 and writes a markdown table: loads?, the operator it refused (or the error), the operators
-missing from the loader, whether the top-5 classes equal onnxruntime's (same order), and the
-largest logit difference over them.
+missing from the loader, whether the top-5 classes equal onnxruntime's (same order), the
+largest logit difference over them, the gate sites and the soft-feedback time.
 
 Usage (from the repository root, after `cargo build --release -p feedbacknet-cli`):
     pip install torch torchvision onnx onnxruntime onnxsim numpy pillow
@@ -185,20 +188,22 @@ def make_crop(image, size, folder):
     return path
 
 
-def run_cli(cli, model, crop, out, timeout):
-    """(top-5 [(index, logit)], None) or (None, error text)."""
+def run_cli(cli, model, crop, out, timeout, method="gradient"):
+    """(top-5 [(index, logit)], the JSON report, None) or (None, None, error text)."""
     command = [str(cli), "infer", "--model", str(model), "--image", str(crop), "--top-k", "1"]
-    command += ["--method", "gradient", "--out", str(out)]
+    command += ["--method", method, "--out", str(out)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return None, f"timeout after {timeout} s"
+        return None, None, f"timeout after {timeout} s"
     report = out / f"{crop.stem}.json"
     if done.returncode != 0 or not report.is_file():
-        return None, error_text(done.stderr or done.stdout)
-    predictions = json.loads(report.read_text())["predictions"]
+        return None, None, error_text(done.stderr or done.stdout)
+    data = json.loads(report.read_text())
     report.unlink()
-    return [(p["class"]["index"], p["logit"]) for p in predictions], None
+    for png in out.glob(f"{crop.stem}_*.png"):
+        png.unlink()
+    return [(p["class"]["index"], p["logit"]) for p in data["predictions"]], data, None
 
 
 def first_sentence(text):
@@ -268,11 +273,20 @@ def survey(name, args, folder, crops):
         if "ops" in v:
             r["missing"] = sorted(set(v["ops"]) - SUPPORTED)
             if cli:
-                top5, error = run_cli(args.cli, v["file"], crops[size], child, args.infer_timeout)
+                top5, report, error = run_cli(args.cli, v["file"], crops[size], child, args.infer_timeout)
                 r["loads"] = "yes" if top5 else "no"
                 r["error"] = error or ""
                 if top5:
                     r["match"], r["diff"] = compare(top5, v["logits"])
+                    r["sites"] = report.get("gate_sites")
+                    timed = any(x.get("feedback_s") is not None for x in rows)
+                    if not timed and (args.feedback_max_params is None or manifest["params"] <= args.feedback_max_params * 1e6):
+                        # Soft feedback (30 iterations) minus the gradient run: one solve's time.
+                        _, fb, fb_error = run_cli(args.cli, v["file"], crops[size], child, args.infer_timeout, "feedback")
+                        if fb:
+                            r["feedback_s"] = max(0.0, (fb["total_ms"] - report["total_ms"]) / 1e3)
+                        else:
+                            r["error"] = f"feedback: {fb_error}"
         rows.append(r)
     if not args.keep:
         shutil.rmtree(child, ignore_errors=True)
@@ -283,7 +297,8 @@ def survey(name, args, folder, crops):
 def row(name, params, opset, simplified, error):
     return {
         "name": name, "params": params, "opset": opset, "simplified": simplified, "loads": "",
-        "error": error or "", "missing": None, "match": "", "diff": None,
+        "error": error or "", "missing": None, "match": "", "diff": None, "sites": None,
+        "feedback_s": None,
     }  # fmt: skip
 
 
@@ -308,8 +323,8 @@ def markdown(rows, args, started, versions):
         "",
         *scope(args),
         "| architecture | params (M) | opset | onnxsim | loads? | refused operator / error | "
-        "missing operators | top-5 = onnxruntime? | max \\|Δ\\| |",
-        "|---|---:|---:|---|---|---|---|---|---:|",
+        "missing operators | top-5 = onnxruntime? | max \\|Δ\\| | gate sites | soft feedback (s) |",
+        "|---|---:|---:|---|---|---|---|---|---:|---:|---:|",
     ]
     for r in rows:
         params = f"{r['params'] / 1e6:.1f}" if r["params"] else ""
@@ -317,9 +332,12 @@ def markdown(rows, args, started, versions):
         diff = f"{r['diff']:.1e}" if r["diff"] is not None else ""
         simplified = {True: "yes", False: "no", None: ""}[r["simplified"]]
         opset = r["opset"] or ""
+        sites = r["sites"] if r["sites"] is not None else ""
+        feedback = f"{r['feedback_s']:.1f}" if r["feedback_s"] is not None else ""
         lines.append(
             f"| {r['name']} | {params} | {opset} | {simplified} | {r['loads']} | "
-            f"{r['error'].replace('|', '/')} | {missing} | {r['match']} | {diff} |"
+            f"{r['error'].replace('|', '/')} | {missing} | {r['match']} | {diff} | "
+            f"{sites} | {feedback} |"
         )
     lines += ["", *summary(rows)]
     return "\n".join(lines) + "\n"
@@ -398,6 +416,7 @@ def parse():
     parser.add_argument("--keep", action="store_true", help="keep the ONNX files")
     parser.add_argument("--no-cli", action="store_true", help="operators and onnxruntime only")
     parser.add_argument("--cli-max-params", type=float, help="run the CLI on nets up to this many million parameters only")
+    parser.add_argument("--feedback-max-params", type=float, help="time soft feedback on nets up to this many million parameters only")
     parser.add_argument("--export-one", help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--crop", type=Path, help=argparse.SUPPRESS)

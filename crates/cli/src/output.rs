@@ -26,6 +26,8 @@ pub struct Report<'a> {
     model: String,
     /// The preprocessing and class layout used, and where each setting came from.
     model_info: ModelInfo,
+    /// The number of gated activations (gate sites) at the net's input size, if it could say.
+    gate_sites: Option<usize>,
     method: String,
     threshold: f32,
     blur_sigma: f32,
@@ -58,6 +60,7 @@ impl<'a> Report<'a> {
             image_height: image.height(),
             model: model.display().to_string(),
             model_info: net.model_info().clone(),
+            gate_sites: gate_sites(net),
             method: args.method.to_string(),
             threshold: args.settings.threshold,
             blur_sigma: args.settings.blur,
@@ -72,6 +75,13 @@ impl<'a> Report<'a> {
             total_ms: started.elapsed().as_secs_f64() * 1e3,
         }
     }
+}
+
+/// The net's gate sites at its own input size (a probe run, cached by the network).
+fn gate_sites(net: &FeedbackNet) -> Option<usize> {
+    let spec = net.network().input_spec();
+    let sites = net.network().gate_sites([spec.height, spec.width]).ok()?;
+    Some(sites.len())
 }
 
 pub fn stem(image: &Path) -> String {
