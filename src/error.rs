@@ -29,6 +29,14 @@ pub enum Error {
         /// Number of classes.
         classes: usize,
     },
+    /// A top-k request for no class or for more classes than the net has.
+    #[error("{}", top_k_text(*.k, *.classes))]
+    TopK {
+        /// The requested number of classes.
+        k: usize,
+        /// Number of classes of the net.
+        classes: usize,
+    },
     /// A class name that matches no label.
     #[error("unknown class label `{label}`{}", suggestions_text(.suggestions))]
     UnknownLabel {
@@ -101,3 +109,11 @@ fn suggestions_text(suggestions: &[String]) -> String {
 
 /// Result alias of the facade.
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn top_k_text(k: usize, classes: usize) -> String {
+    if k == 0 {
+        format!("top-k 0 asks for no class: k must lie in 1..={classes}")
+    } else {
+        format!("top-k {k} is more than the net's {classes} classes")
+    }
+}

@@ -157,6 +157,27 @@ impl FeedbackNet {
         self.labels.resolve(&class.into())
     }
 
+    /// Checks a top-k request against the net's classes: `k` itself for `1 <= k <= classes`,
+    /// else [`Error::TopK`] (before any work: explaining more classes than the net has would
+    /// batch them all).
+    ///
+    /// ```no_run
+    /// # let net = feedbacknet::FeedbackNet::from_onnx("../shared/models/squeezenet1.1.onnx")?;
+    /// assert_eq!(net.check_top_k(5)?, 5);
+    /// assert!(matches!(
+    ///     net.check_top_k(2000),
+    ///     Err(feedbacknet::Error::TopK { k: 2000, classes: 1000 })
+    /// ));
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn check_top_k(&self, k: usize) -> Result<usize> {
+        let classes = self.labels.len();
+        if k == 0 || k > classes {
+            return Err(Error::TopK { k, classes });
+        }
+        Ok(k)
+    }
+
     fn class_info(&self, index: usize) -> ClassInfo {
         let label = self.labels.get(index);
         ClassInfo {
@@ -232,7 +253,8 @@ impl FeedbackNet {
     /// `FeedbackCam` its own fusion settings: several fusions of one solve are how
     /// `feedbacknet tune --cam-weights .. --feedback-blurs ..` chooses the fusion.
     ///
-    /// Errors: an unknown class or one out of range, invalid fusion settings, and those of
+    /// Errors: an unknown class or one out of range, a top-k of 0 or above the class count
+    /// ([`Error::TopK`]), invalid fusion settings, and those of
     /// the network and the solvers.
     ///
     /// ```no_run
@@ -266,9 +288,8 @@ impl FeedbackNet {
     fn target_classes(&self, image: &DynamicImage, targets: &Targets) -> Result<Vec<usize>> {
         match targets {
             Targets::Classes(queries) => queries.iter().map(|q| self.labels.resolve(q)).collect(),
-            Targets::TopK(0) => Ok(Vec::new()),
             Targets::TopK(k) => Ok(self
-                .predict(image, *k)?
+                .predict(image, self.check_top_k(*k)?)?
                 .into_iter()
                 .map(|p| p.class.index)
                 .collect()),

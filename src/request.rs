@@ -8,7 +8,8 @@ use crate::{ClassQuery, MethodSpec};
 pub enum Targets {
     /// These classes (indices or labels), in this order.
     Classes(Vec<ClassQuery>),
-    /// The `k` most likely classes of a plain forward pass, most likely first.
+    /// The `k` most likely classes of a plain forward pass, most likely first; `k` must lie
+    /// in `1..=classes` ([`Error::TopK`](crate::Error::TopK) otherwise).
     TopK(usize),
 }
 

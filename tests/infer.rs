@@ -158,3 +158,40 @@ fn grayscale_rgba_and_16_bit_images_are_accepted() {
     assert_eq!(result.saliency.width(), 224);
     assert!(result.logit_before != reference.logit_before);
 }
+
+/// A top-k above the class count (or of 0) is refused before any work, with the counts.
+#[test]
+fn top_k_above_the_class_count_is_refused_at_once() {
+    let net = squeezenet();
+    let classes = net.labels().len();
+    assert_eq!(classes, 1000);
+    let image = photo("data/demo/darknet_dog.jpg");
+    let started = std::time::Instant::now();
+    let err = net.infer_top_k(&image, classes + 1).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TopK {
+                k: 1001,
+                classes: 1000
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "top-k 1001 is more than the net's 1000 classes"
+    );
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    let zero = net.explain(&image, &Request::top_k(0)).unwrap_err();
+    assert!(matches!(zero, Error::TopK { k: 0, .. }), "{zero:?}");
+    assert_eq!(net.check_top_k(classes).unwrap(), classes);
+    // An explicit class index out of range was already refused.
+    assert!(matches!(
+        net.infer(&image, classes),
+        Err(Error::ClassOutOfRange {
+            class: 1000,
+            classes: 1000
+        })
+    ));
+}

@@ -443,7 +443,11 @@ pub struct EvalArgs {
     /// true class's map), solved in one batch with it.
     #[arg(long, default_value_t = 1)]
     pub top_k: usize,
-    /// Evaluate only shard I of N (`I/N`, 1-based): images I, I+N, I+2N, ...
+    /// Evaluate only shard I of N (`I/N`, 1-based): images I, I+N, I+2N, ... `auto` reads
+    /// it from the scheduler: FEEDBACKNET_SHARD_INDEX (1-based) / FEEDBACKNET_SHARD_COUNT,
+    /// a Slurm job array (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN + 1 of
+    /// SLURM_ARRAY_TASK_COUNT), or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + 1 of
+    /// FEEDBACKNET_SHARD_COUNT), in that order.
     #[arg(long)]
     pub shard: Option<String>,
     /// Keep the records already in the results file and evaluate only the missing images.

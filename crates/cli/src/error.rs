@@ -10,6 +10,8 @@ pub enum CliError {
     Feedbacknet(#[from] feedbacknet::Error),
     #[error(transparent)]
     Eval(#[from] feedbacknet_eval::EvalError),
+    #[error(transparent)]
+    AutoShard(#[from] crate::shard::AutoShardError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,

@@ -23,6 +23,7 @@ use crate::{
     net::{build, model_path, settings_line},
     output::{create_parent, stem, write_atomic},
     render::overlay,
+    shard::{self, AutoShard},
 };
 
 /// The measuring settings: the box threshold of the method settings, no further blur (the
@@ -56,8 +57,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let model = model_path(&args.model);
     let net = build(&args.model, &args.settings, args.method)?;
     eprintln!("{}", settings_line(&net));
+    if args.top_k > 0 {
+        net.check_top_k(args.top_k)?;
+    }
     let measure = measure_config(args.settings.threshold, &args.measure)?;
-    let runner = runner(&args, measure.clone())?;
+    let shard = shard(&args)?;
+    let runner = runner(&args, measure.clone(), shard.as_ref().map(|(s, _)| *s))?;
     create_parent(&args.results)?;
     let explainer = MethodExplainer {
         net: &net,
@@ -81,7 +86,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     );
     print_summary(&outcome.summary, measure.sweep.is_empty());
     let records = merge(&[&args.results])?;
-    let config = run_config(&args, &data, &model, &net);
+    let config = run_config(&args, &data, &model, &net, shard.as_ref());
     if let Some(path) = &args.json {
         let contents = SummaryFile {
             summary: outcome.summary.clone(),
@@ -147,7 +152,21 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     Ok(())
 }
 
-fn runner(args: &EvalArgs, measure: MeasureConfig) -> Result<Runner> {
+/// The shard of `--shard`: `I/N`, or `auto` from the scheduler's environment (printed, and
+/// returned with what the run's configuration records of it).
+fn shard(args: &EvalArgs) -> Result<Option<(Shard, Option<AutoShard>)>> {
+    match args.shard.as_deref().map(str::trim) {
+        None => Ok(None),
+        Some("auto") => {
+            let auto = shard::from_env(|name| std::env::var(name).ok())?;
+            eprintln!("--shard auto: {auto}");
+            Ok(Some((auto.shard, Some(auto))))
+        }
+        Some(spec) => Ok(Some((Shard::parse(spec)?, None))),
+    }
+}
+
+fn runner(args: &EvalArgs, measure: MeasureConfig, shard: Option<Shard>) -> Result<Runner> {
     let policy = if args.resume {
         ResumePolicy::Resume
     } else if args.overwrite {
@@ -161,8 +180,8 @@ fn runner(args: &EvalArgs, measure: MeasureConfig) -> Result<Runner> {
         .workers(workers(args.workers))
         .resume_policy(policy)
         .top_maps(args.top_k);
-    if let Some(spec) = &args.shard {
-        runner = runner.shard(Shard::parse(spec)?);
+    if let Some(shard) = shard {
+        runner = runner.shard(shard);
     }
     if let Some(limit) = args.limit {
         runner = runner.limit(limit);
@@ -191,7 +210,13 @@ fn progress_bar(args: &EvalArgs) -> ProgressBar {
 }
 
 /// The run's configuration, as recorded in the summary and the report.
-fn run_config(args: &EvalArgs, data: &Path, model: &Path, net: &FeedbackNet) -> serde_json::Value {
+fn run_config(
+    args: &EvalArgs,
+    data: &Path,
+    model: &Path,
+    net: &FeedbackNet,
+    shard: Option<&(Shard, Option<AutoShard>)>,
+) -> serde_json::Value {
     let mut config = json!({
         "model": model.display().to_string(),
         "model_info": net.model_info(),
@@ -202,7 +227,8 @@ fn run_config(args: &EvalArgs, data: &Path, model: &Path, net: &FeedbackNet) -> 
         "refine": args.measure.refine,
         "top_k": args.top_k,
         "workers": workers(args.workers),
-        "shard": args.shard.clone(),
+        "shard": shard.map(|(s, _)| s.to_string()),
+        "shard_auto": shard.and_then(|(_, auto)| auto.as_ref().map(AutoShard::to_json)),
         "backend": format!("{:?}", args.model.backend),
     });
     if let (Some(config), serde_json::Value::Object(settings)) =

@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
     args::InferArgs,
-    error::{CliError, Result},
+    error::Result,
     net::{build, model_path, settings_line},
     output::{Report, write_outputs},
 };
@@ -29,15 +29,13 @@ pub fn run(args: InferArgs) -> Result<()> {
     bar.set_message(format!("loading {}", model.display()));
     let net = build(&args.model, &args.settings, args.method)?.with_refine(args.refine.config());
     bar.suspend(|| eprintln!("{}", settings_line(&net)));
+    // Refused before any work: more classes than the net has would all be batched.
+    let top_k = net.check_top_k(args.top_k.unwrap_or(1))?;
     bar.set_message(format!("reading {}", args.image.display()));
     let image = load_image(&args.image)?;
     let predictions = net.predict(&image, 5)?;
     let classes: Vec<usize> = if args.class.is_empty() {
-        let k = args.top_k.unwrap_or(1);
-        if k == 0 {
-            return Err(CliError::Usage("--top-k must be at least 1".into()));
-        }
-        net.predict(&image, k)?
+        net.predict(&image, top_k)?
             .iter()
             .map(|p| p.class.index)
             .collect()

@@ -10,6 +10,7 @@ mod net;
 mod output;
 mod panel;
 mod render;
+mod shard;
 mod tune;
 mod visualize;
 

@@ -147,3 +147,28 @@ fn a_bad_method_or_class_fails_with_a_message() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--top-k` above the net's classes is refused at once, with a message and a failing status.
+#[test]
+fn infer_refuses_a_top_k_above_the_class_count() {
+    let dir = temp_dir("top-k");
+    let photo = shared().join("data/demo/darknet_dog.jpg");
+    let started = std::time::Instant::now();
+    let out = feedbacknet(&[
+        "infer",
+        "--image",
+        photo.to_str().unwrap(),
+        "--top-k",
+        "2000",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("top-k 2000 is more than the net's 1000 classes"),
+        "{stderr}"
+    );
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+    assert!(!dir.exists());
+}

@@ -385,3 +385,77 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     assert_eq!(of("colour").len(), 4);
     assert_eq!(refined["at_given_settings"]["refine"], "none");
 }
+
+/// `--shard auto` takes the shard from a Slurm array starting at 100, prints it and records it;
+/// without any scheduler variable it is an error naming them.
+#[test]
+fn shard_auto_reads_the_scheduler_environment() {
+    let dir = temp_dir("shard-auto");
+    let csv = small_csv(&dir, 4);
+    let (results, summary) = (dir.join("r.jsonl"), dir.join("s.json"));
+    let images = shared().join("data/imagenet-val");
+    let args = [
+        "eval",
+        "--method",
+        "gradient",
+        "--data",
+        s(&csv),
+        "--images",
+        s(&images),
+        "--results",
+        s(&results),
+        "--json",
+        s(&summary),
+        "--shard",
+        "auto",
+    ];
+    let scheduler_vars = [
+        "FEEDBACKNET_SHARD_INDEX",
+        "FEEDBACKNET_SHARD_COUNT",
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_MAX",
+        "SLURM_ARRAY_TASK_STEP",
+        "JOB_COMPLETION_INDEX",
+    ];
+    let run = |vars: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_feedbacknet"));
+        command
+            .args(args)
+            .env("FEEDBACKNET_MODELS", shared().join("models"));
+        for name in scheduler_vars {
+            command.env_remove(name);
+        }
+        command.envs(vars.iter().copied());
+        command.output().expect("the binary runs")
+    };
+    let out = run(&[
+        ("SLURM_ARRAY_TASK_ID", "101"),
+        ("SLURM_ARRAY_TASK_MIN", "100"),
+        ("SLURM_ARRAY_TASK_MAX", "101"),
+        ("SLURM_ARRAY_TASK_STEP", "1"),
+    ]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--shard auto: shard 2/2 from the Slurm job array"),
+        "{stderr}"
+    );
+    assert_eq!(lines(&results), 2);
+    let config = &json(&summary)["config"];
+    assert_eq!(config["shard"], "2/2");
+    assert_eq!(config["shard_auto"]["source"], "slurm");
+    assert_eq!(
+        config["shard_auto"]["variables"]["SLURM_ARRAY_TASK_ID"],
+        "101"
+    );
+
+    let none = run(&[]);
+    assert!(!none.status.success());
+    let stderr = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        stderr.contains("no scheduler shard") && stderr.contains("SLURM_ARRAY_TASK_ID unset"),
+        "{stderr}"
+    );
+}
