@@ -4,7 +4,9 @@
 //! the submodules (`math`, `indexing`, `shape`, `attention`).
 
 mod attention;
+pub(crate) mod einsum;
 pub(crate) mod indexing;
+mod logic;
 mod math;
 mod matmul;
 mod shape;
@@ -205,6 +207,22 @@ pub(crate) enum Op {
         q_heads: Option<usize>,
         kv_heads: Option<usize>,
     },
+    /// A two-operand Einstein summation run as a batched matrix product.
+    Einsum(einsum::EinsumPlan),
+    /// 1 where the two (broadcast) inputs are equal, 0 elsewhere (booleans are 0/1 floats).
+    Equal,
+    /// 1 where the input is 0, 0 elsewhere.
+    Not,
+    /// The second input where the first is non-zero, the third elsewhere.
+    Where,
+    /// The remainder of a division: the divisor's sign, or the dividend's with `fmod`.
+    Mod {
+        fmod: bool,
+    },
+    /// The integers from `start` below `limit` by `delta` (each a constant or a step input).
+    Range(Box<[Ints; 3]>),
+    /// Data (input 0) with the slices at the indices (input 1) replaced by the updates (input 2).
+    ScatterNd,
 }
 
 impl Op {
@@ -267,6 +285,13 @@ impl Op {
             Op::Cast(_) => "Cast",
             Op::IntDiv => "Div",
             Op::Attention { .. } => "Attention",
+            Op::Einsum(_) => "Einsum",
+            Op::Equal => "Equal",
+            Op::Not => "Not",
+            Op::Where => "Where",
+            Op::Mod { .. } => "Mod",
+            Op::Range(_) => "Range",
+            Op::ScatterNd => "ScatterND",
         }
     }
 
@@ -278,8 +303,14 @@ impl Op {
             Op::Shape { .. }
             | Op::ConstantOfShape { .. }
             | Op::IntDiv
-            | Op::Cast(CastTo::Int | CastTo::Bool) => false,
+            | Op::Cast(CastTo::Int | CastTo::Bool)
+            | Op::Equal
+            | Op::Not
+            | Op::Mod { .. }
+            | Op::Range(_) => false,
             Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) => index == 0,
+            Op::Where => index != 0,
+            Op::ScatterNd => index != 1,
             _ => true,
         }
     }
@@ -445,6 +476,32 @@ impl Op {
                 q_heads,
                 kv_heads,
             } => attention::attention(&inputs, *scale, *q_heads, *kv_heads),
+            Op::Einsum(plan) => {
+                let [a, b] = two(inputs)?;
+                einsum::einsum(plan, a, b)
+            }
+            Op::Equal => {
+                let [a, b] = two(inputs)?;
+                logic::equal(a, b)
+            }
+            Op::Not => Ok(logic::not(first()?)),
+            Op::Where => {
+                let count = inputs.len();
+                let [c, x, y] = <[DynTensor; 3]>::try_from(inputs)
+                    .map_err(|_| shape_err("three inputs", vec![count]))?;
+                logic::where_(c, x, y)
+            }
+            Op::Mod { fmod } => {
+                let [a, b] = two(inputs)?;
+                logic::modulo(a, b, *fmod)
+            }
+            Op::Range(bounds) => logic::range(&inputs, bounds),
+            Op::ScatterNd => {
+                let count = inputs.len();
+                let [data, indices, updates] = <[DynTensor; 3]>::try_from(inputs)
+                    .map_err(|_| shape_err("three inputs", vec![count]))?;
+                logic::scatter_nd(data, &indices, updates)
+            }
         }
     }
 }

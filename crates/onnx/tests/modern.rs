@@ -344,3 +344,22 @@ fn simplified_vit_refuses_another_batch_with_an_error() {
     let result = net.forward(Tensor::cat(vec![x.clone(), x], 0), None);
     assert!(result.is_err());
 }
+
+/// MaxViT's relative attention runs as `Einsum` (`B G H I D, B G H J D -> B G H I J` and
+/// back), simplified or not.
+#[test]
+fn maxvit_matches_onnxruntime_and_pytorch() {
+    for name in ["maxvit_op17", "maxvit_op17_sim"] {
+        check_fixture(name);
+    }
+}
+
+/// Swin's shifted windows: the simplified file folds the attention mask into constants; the
+/// unsimplified one builds it from shapes (`Range`, `Mod`, `Equal`, `Where`, `Not`,
+/// `ScatterND`).
+#[test]
+fn swin_matches_onnxruntime_and_pytorch() {
+    for name in ["swin_op17_sim", "swin_op17"] {
+        check_fixture(name);
+    }
+}
