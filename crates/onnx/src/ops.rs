@@ -129,6 +129,9 @@ pub(crate) enum Op {
         pads: Vec<(usize, usize)>,
         mode: PadMode,
     },
+    /// A padding by the amounts held by the second input (ONNX order: all befores, then all
+    /// afters; none negative).
+    PadTo(PadMode),
     /// Inference-mode batch normalization folded into `x · scale + shift` per channel.
     ChannelAffine {
         scale: Tensor<1>,
@@ -244,7 +247,7 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
-            Op::Pad { .. } => "Pad",
+            Op::Pad { .. } | Op::PadTo(_) => "Pad",
             Op::ChannelAffine { .. } => "BatchNormalization",
             Op::Identity => "Identity",
             Op::Softmax { .. } => "Softmax",
@@ -308,7 +311,7 @@ impl Op {
             | Op::Not
             | Op::Mod { .. }
             | Op::Range(_) => false,
-            Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) => index == 0,
+            Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) | Op::PadTo(_) => index == 0,
             Op::Where => index != 0,
             Op::ScatterNd => index != 1,
             _ => true,
@@ -414,6 +417,21 @@ impl Op {
             }
             Op::Reshape { shape } => run_reshape(first()?, shape, true),
             Op::Pad { pads, mode } => run_pad(first()?, pads, *mode),
+            Op::PadTo(mode) => {
+                let x = first()?;
+                let amounts = Ints::Input(1).resolve(&inputs)?;
+                let rank = x.rank();
+                if amounts.len() != 2 * rank || amounts.iter().any(|&p| p < 0) {
+                    return Err(shape_err(
+                        &format!("{} non-negative pads", 2 * rank),
+                        vec![amounts.len()],
+                    ));
+                }
+                let pads: Vec<(usize, usize)> = (0..rank)
+                    .map(|i| (amounts[i] as usize, amounts[rank + i] as usize))
+                    .collect();
+                run_pad(x, &pads, *mode)
+            }
             Op::ChannelAffine { scale, shift } => channel_affine(first()?, scale, shift),
             Op::Identity => first(),
             Op::Softmax { axis } => {

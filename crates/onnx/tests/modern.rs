@@ -229,6 +229,8 @@ fn reverse_pass_equals_whole_network_autodiff() {
         "shufflenet_v2_op17_dynamic",
         "convnext_op13",
         "vit_op17_sim",
+        "maxvit_op17",
+        "swin_op17",
     ] {
         let (bytes, reference) = fixture(name);
         let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
