@@ -173,6 +173,7 @@ mod tests {
     use feedbacknet_core::DynTensor;
 
     use super::{einsum, plan};
+    use crate::ops::Op;
 
     /// A direct loop over every assignment of the labels.
     fn reference(eq: &str, a: &[f32], ad: &[usize], b: &[f32], bd: &[usize]) -> Vec<f32> {
@@ -256,6 +257,36 @@ mod tests {
         check("i,j->ij", &[3], &[4]);
         check("ij,ij->i", &[3, 4], &[3, 4]);
         check("abc,cd->dba", &[2, 3, 4], &[4, 2]);
+    }
+
+    /// The reverse pass (autodiff of the step) against the products that define it:
+    /// `dA = dY·B` and `dB = dYᵀ·A` over the batch, as loops.
+    #[test]
+    fn reverse_pass_equals_the_transposed_products() {
+        let device = Device::flex();
+        let (ad, bd, yd) = ([2, 1, 2, 3, 4], [2, 1, 2, 5, 4], [2, 1, 2, 3, 5]);
+        let values = |n: usize, s: f32| (0..n).map(|i| (i as f32 * s).cos()).collect::<Vec<_>>();
+        let a = values(ad.iter().product(), 0.3);
+        let b = values(bd.iter().product(), 0.7);
+        let dy = values(yd.iter().product(), 1.1);
+        let op = Op::Einsum(plan("B G H I D, B G H J D -> B G H I J").unwrap());
+        let tensor = |v: &[f32], d: &[usize]| DynTensor::from_vec(v.to_vec(), d, &device).unwrap();
+        let grads = crate::reverse::autodiff_vjp(
+            &op,
+            vec![tensor(&a, &ad), tensor(&b, &bd)],
+            tensor(&dy, &yd),
+            &[true, true],
+        )
+        .unwrap();
+        let da = reference("BGHIJ,BGHJD->BGHID", &dy, &yd, &b, &bd);
+        let db = reference("BGHIJ,BGHID->BGHJD", &dy, &yd, &a, &ad);
+        for (got, want) in grads.into_iter().zip([da, db]) {
+            let got = got.unwrap().to_vec().unwrap();
+            assert_eq!(got.len(), want.len());
+            for (u, v) in got.iter().zip(&want) {
+                assert!((u - v).abs() < 1e-4, "{u} vs {v}");
+            }
+        }
     }
 
     #[test]

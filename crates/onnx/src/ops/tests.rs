@@ -395,3 +395,44 @@ fn attention_adds_a_float_mask_to_the_scores() {
     let bad = t(vec![0.0, 0.0, 0.0], &[3]);
     assert!(op.run(vec![q.clone(), q, v, bad]).is_err());
 }
+
+/// No gradient through a condition or indices; `Where` splits the output gradient between its
+/// values, `ScatterND` between the kept data and the updates.
+#[test]
+fn where_and_scatter_nd_route_the_gradient() {
+    use crate::reverse::autodiff_vjp;
+    let grads = |op: &Op, inputs: Vec<DynTensor>, dy: DynTensor| -> Vec<Option<Vec<f32>>> {
+        let needed: Vec<bool> = (0..inputs.len())
+            .map(|i| op.differentiable_input(i))
+            .collect();
+        autodiff_vjp(op, inputs, dy, &needed)
+            .unwrap()
+            .into_iter()
+            .map(|g| g.map(|g| g.to_vec().unwrap()))
+            .collect()
+    };
+    let g = grads(
+        &Op::Where,
+        vec![
+            t(vec![1.0, 0.0, 1.0], &[3]),
+            t(vec![1.0, 2.0, 3.0], &[3]),
+            t(vec![4.0, 5.0, 6.0], &[3]),
+        ],
+        t(vec![0.5, 0.25, 2.0], &[3]),
+    );
+    assert_eq!(g[0], None);
+    assert_eq!(g[1], Some(vec![0.5, 0.0, 2.0]));
+    assert_eq!(g[2], Some(vec![0.0, 0.25, 0.0]));
+    let g = grads(
+        &Op::ScatterNd,
+        vec![
+            iota(&[3, 2]),
+            t(vec![2.0], &[1, 1]),
+            t(vec![7.0, 8.0], &[1, 2]),
+        ],
+        t(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]),
+    );
+    assert_eq!(g[0], Some(vec![1.0, 2.0, 3.0, 4.0, 0.0, 0.0]));
+    assert_eq!(g[1], None);
+    assert_eq!(g[2], Some(vec![5.0, 6.0]));
+}
