@@ -35,7 +35,9 @@ pub(crate) fn plan(equation: &str) -> std::result::Result<EinsumPlan, String> {
     };
     let terms: Vec<&str> = lhs.split(',').collect();
     if terms.len() != 2 {
-        return Err(format!("{} operands (two run)", terms.len()));
+        let n = terms.len();
+        let plural = if n == 1 { "" } else { "s" };
+        return Err(format!("{n} operand{plural} (two run)"));
     }
     let labels = |t: &str| -> std::result::Result<Vec<char>, String> {
         let v: Vec<char> = t.chars().collect();
@@ -68,11 +70,10 @@ pub(crate) fn plan(equation: &str) -> std::result::Result<EinsumPlan, String> {
     if let Some(c) = out.iter().find(|c| !a.contains(c) && !b.contains(c)) {
         return Err(format!("the output label `{c}` in no operand"));
     }
-    if let Some(c) = a
-        .iter()
-        .chain(&b)
-        .find(|c| !out.contains(c) && !(a.contains(c) && b.contains(c)))
-    {
+    if let Some(c) = a.iter().chain(&b).find(|c| {
+        let shared = a.contains(c) && b.contains(c);
+        !out.contains(c) && !shared
+    }) {
         return Err(format!("the label `{c}` summed out of one operand alone"));
     }
     let batch: Vec<char> = out
@@ -216,7 +217,7 @@ mod tests {
 
     fn check(eq: &str, ad: &[usize], bd: &[usize]) {
         let device = Device::flex();
-        let values = |n: usize, s: f32| (0..n).map(|i| ((i as f32 * s).sin())).collect::<Vec<_>>();
+        let values = |n: usize, s: f32| (0..n).map(|i| (i as f32 * s).sin()).collect::<Vec<_>>();
         let a = values(ad.iter().product(), 0.37);
         let b = values(bd.iter().product(), 0.91);
         let p = plan(eq).unwrap();
@@ -291,7 +292,7 @@ mod tests {
 
     #[test]
     fn refused_forms_say_why() {
-        assert!(plan("ij->ji").unwrap_err().contains("1 operands"));
+        assert!(plan("ij->ji").unwrap_err().contains("1 operand (two run)"));
         assert!(plan("ii,ij->j").unwrap_err().contains("repeated"));
         assert!(plan("...ij,...jk->...ik").unwrap_err().contains("ellipsis"));
         assert!(plan("ij,jk->k").unwrap_err().contains("summed out"));
