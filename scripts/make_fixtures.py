@@ -168,6 +168,35 @@ class ShuffleNetV2Net(nn.Module):
         return self.fc(x.mean([2, 3]))  # as torchvision's ShuffleNetV2
 
 
+def maxvit():
+    """MaxViT: torchvision's `maxvit.MaxVit` (conv stem to 16x16, one stage of 16 channels and
+    one layer: MBConv with squeeze-excite, block attention then grid attention over 2x2
+    partitions of the 8x8 map, head dim 8), its LayerNorm-Linear-Tanh-Linear head. Its relative
+    attention exports as `Einsum`."""
+    net = torchvision.models.maxvit.MaxVit(
+        input_size=(32, 32), stem_channels=16, partition_size=2, block_channels=[16],
+        block_layers=[1], head_dim=8, stochastic_depth_prob=0.0, num_classes=CLASSES,
+    )  # fmt: skip
+    nn.init.normal_(net.classifier[-1].weight, std=0.2)
+    return net
+
+
+def swin():
+    """Swin: torchvision's `swin_transformer.SwinTransformer` (4x4 patches, dim 16, one stage
+    of 2 blocks with 2 heads over 4x4 windows of the 8x8 map; the second block shifted, with
+    the attention mask built from shapes: Range, Mod, Equal, Where, Not, ScatterND)."""
+    net = torchvision.models.swin_transformer.SwinTransformer(
+        patch_size=[4, 4], embed_dim=16, depths=[2], num_heads=[2], window_size=[4, 4],
+        stochastic_depth_prob=0.0, num_classes=CLASSES,
+    )  # fmt: skip
+    nn.init.normal_(net.head.weight, std=0.2)
+    nn.init.normal_(net.head.bias, std=0.1)
+    for m in net.modules():
+        if hasattr(m, "relative_position_bias_table"):
+            nn.init.normal_(m.relative_position_bias_table, std=0.5)
+    return net
+
+
 # name -> (constructor, opsets, also exported with a dynamic batch axis at the last opset)
 NETS = {
     "convnext": (ConvNeXtNet, (13, 17), False),
@@ -175,6 +204,8 @@ NETS = {
     "efficientnet": (EfficientNetNet, (13, 17), False),
     "mobilenet_v3": (MobileNetV3Net, (13, 17), False),
     "shufflenet_v2": (ShuffleNetV2Net, (13, 17), True),
+    "maxvit": (maxvit, (17,), False),
+    "swin": (swin, (17,), False),
 }
 SEED = 2026
 

@@ -58,7 +58,7 @@ SUPPORTED = {
     "Exp", "Neg", "Abs", "Pow", "LayerNormalization", "Slice", "Gather", "Squeeze", "Unsqueeze",
     "Split", "Shape", "Expand", "ConstantOfShape", "Cast", "Attention",
     "Sigmoid", "HardSigmoid", "HardSwish", "Gelu", "LeakyRelu", "Elu", "Mish", "PRelu", "Tanh",
-    "Softplus",
+    "Softplus", "Einsum", "Equal", "Not", "Where", "Mod", "Range", "ScatterND",
 }  # fmt: skip
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # feedbacknet's default (ImageNet)
 INPUT_SIZE = {"inception_v3": 299}  # the rest take 224x224

@@ -36,10 +36,14 @@
 //!   `Pad`, `Identity`, `Dropout`, `Constant`.
 //! - **Transformers and modern CNNs** (ViT, ConvNeXt, ShuffleNet v2): `Transpose`,
 //!   `ReduceMean`/`ReduceSum`/`ReduceMax`/`ReduceL2`, `Erf`, `Sqrt`, `Reciprocal`, `Exp`,
-//!   `Neg`, `Abs`, `Pow`, `LayerNormalization`, `Attention` (onnx-ir's fused form, without
-//!   masks or caches), `Slice`, `Gather` (constant indices), `Squeeze`, `Unsqueeze`, `Split`.
+//!   `Neg`, `Abs`, `Pow`, `LayerNormalization`, `Attention` (onnx-ir's fused form, an additive
+//!   float mask, no caches), `Slice`, `Gather` (constant indices), `Squeeze`, `Unsqueeze`,
+//!   `Split`, `Einsum` (two operands, no ellipsis or diagonal: MaxViT).
+//! - **Masks and index arithmetic** (Swin's shifted windows): `Equal`, `Not`, `Where`, `Mod`,
+//!   `Range`, `ScatterND` (no reduction). Booleans are floats 0 and 1; no gradient flows
+//!   through a condition, indices or a range.
 //! - **Shapes computed at run time** (dynamic-batch exports): `Shape`, `Reshape` to a computed
-//!   shape, `Expand`, `ConstantOfShape`, `Cast`, integer `Div`. A shape is a rank-1 float
+//!   shape, `Expand`, `ConstantOfShape`, `Cast`, integer `Div`, `Pad` by computed amounts. A shape is a rank-1 float
 //!   tensor of its dimensions (exact below 2^24); these steps carry no gradient.
 //!
 //! A graph with operators outside these lists is refused with one error naming every one of

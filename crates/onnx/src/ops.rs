@@ -4,7 +4,9 @@
 //! the submodules (`math`, `indexing`, `shape`, `attention`).
 
 mod attention;
+pub(crate) mod einsum;
 pub(crate) mod indexing;
+mod logic;
 mod math;
 mod matmul;
 mod shape;
@@ -127,6 +129,9 @@ pub(crate) enum Op {
         pads: Vec<(usize, usize)>,
         mode: PadMode,
     },
+    /// A padding by the amounts held by the second input (ONNX order: all befores, then all
+    /// afters; none negative).
+    PadTo(PadMode),
     /// Inference-mode batch normalization folded into `x · scale + shift` per channel.
     ChannelAffine {
         scale: Tensor<1>,
@@ -205,6 +210,22 @@ pub(crate) enum Op {
         q_heads: Option<usize>,
         kv_heads: Option<usize>,
     },
+    /// A two-operand Einstein summation run as a batched matrix product.
+    Einsum(einsum::EinsumPlan),
+    /// 1 where the two (broadcast) inputs are equal, 0 elsewhere (booleans are 0/1 floats).
+    Equal,
+    /// 1 where the input is 0, 0 elsewhere.
+    Not,
+    /// The second input where the first is non-zero, the third elsewhere.
+    Where,
+    /// The remainder of a division: the divisor's sign, or the dividend's with `fmod`.
+    Mod {
+        fmod: bool,
+    },
+    /// The integers from `start` below `limit` by `delta` (each a constant or a step input).
+    Range(Box<[Ints; 3]>),
+    /// Data (input 0) with the slices at the indices (input 1) replaced by the updates (input 2).
+    ScatterNd,
 }
 
 impl Op {
@@ -226,7 +247,7 @@ impl Op {
             Op::MatMul => "MatMul",
             Op::Flatten { .. } => "Flatten",
             Op::Reshape { .. } => "Reshape",
-            Op::Pad { .. } => "Pad",
+            Op::Pad { .. } | Op::PadTo(_) => "Pad",
             Op::ChannelAffine { .. } => "BatchNormalization",
             Op::Identity => "Identity",
             Op::Softmax { .. } => "Softmax",
@@ -267,6 +288,13 @@ impl Op {
             Op::Cast(_) => "Cast",
             Op::IntDiv => "Div",
             Op::Attention { .. } => "Attention",
+            Op::Einsum(_) => "Einsum",
+            Op::Equal => "Equal",
+            Op::Not => "Not",
+            Op::Where => "Where",
+            Op::Mod { .. } => "Mod",
+            Op::Range(_) => "Range",
+            Op::ScatterNd => "ScatterND",
         }
     }
 
@@ -278,8 +306,14 @@ impl Op {
             Op::Shape { .. }
             | Op::ConstantOfShape { .. }
             | Op::IntDiv
-            | Op::Cast(CastTo::Int | CastTo::Bool) => false,
-            Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) => index == 0,
+            | Op::Cast(CastTo::Int | CastTo::Bool)
+            | Op::Equal
+            | Op::Not
+            | Op::Mod { .. }
+            | Op::Range(_) => false,
+            Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) | Op::PadTo(_) => index == 0,
+            Op::Where => index != 0,
+            Op::ScatterNd => index != 1,
             _ => true,
         }
     }
@@ -383,6 +417,21 @@ impl Op {
             }
             Op::Reshape { shape } => run_reshape(first()?, shape, true),
             Op::Pad { pads, mode } => run_pad(first()?, pads, *mode),
+            Op::PadTo(mode) => {
+                let x = first()?;
+                let amounts = Ints::Input(1).resolve(&inputs)?;
+                let rank = x.rank();
+                if amounts.len() != 2 * rank || amounts.iter().any(|&p| p < 0) {
+                    return Err(shape_err(
+                        &format!("{} non-negative pads", 2 * rank),
+                        vec![amounts.len()],
+                    ));
+                }
+                let pads: Vec<(usize, usize)> = (0..rank)
+                    .map(|i| (amounts[i] as usize, amounts[rank + i] as usize))
+                    .collect();
+                run_pad(x, &pads, *mode)
+            }
             Op::ChannelAffine { scale, shift } => channel_affine(first()?, scale, shift),
             Op::Identity => first(),
             Op::Softmax { axis } => {
@@ -445,6 +494,32 @@ impl Op {
                 q_heads,
                 kv_heads,
             } => attention::attention(&inputs, *scale, *q_heads, *kv_heads),
+            Op::Einsum(plan) => {
+                let [a, b] = two(inputs)?;
+                einsum::einsum(plan, a, b)
+            }
+            Op::Equal => {
+                let [a, b] = two(inputs)?;
+                logic::equal(a, b)
+            }
+            Op::Not => Ok(logic::not(first()?)),
+            Op::Where => {
+                let count = inputs.len();
+                let [c, x, y] = <[DynTensor; 3]>::try_from(inputs)
+                    .map_err(|_| shape_err("three inputs", vec![count]))?;
+                logic::where_(c, x, y)
+            }
+            Op::Mod { fmod } => {
+                let [a, b] = two(inputs)?;
+                logic::modulo(a, b, *fmod)
+            }
+            Op::Range(bounds) => logic::range(&inputs, bounds),
+            Op::ScatterNd => {
+                let count = inputs.len();
+                let [data, indices, updates] = <[DynTensor; 3]>::try_from(inputs)
+                    .map_err(|_| shape_err("three inputs", vec![count]))?;
+                logic::scatter_nd(data, &indices, updates)
+            }
         }
     }
 }

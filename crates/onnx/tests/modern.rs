@@ -229,6 +229,8 @@ fn reverse_pass_equals_whole_network_autodiff() {
         "shufflenet_v2_op17_dynamic",
         "convnext_op13",
         "vit_op17_sim",
+        "maxvit_op17",
+        "swin_op17",
     ] {
         let (bytes, reference) = fixture(name);
         let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
@@ -343,4 +345,23 @@ fn simplified_vit_refuses_another_batch_with_an_error() {
     let x = input_of(&reference, &device);
     let result = net.forward(Tensor::cat(vec![x.clone(), x], 0), None);
     assert!(result.is_err());
+}
+
+/// MaxViT's relative attention runs as `Einsum` (`B G H I D, B G H J D -> B G H I J` and
+/// back), simplified or not.
+#[test]
+fn maxvit_matches_onnxruntime_and_pytorch() {
+    for name in ["maxvit_op17", "maxvit_op17_sim"] {
+        check_fixture(name);
+    }
+}
+
+/// Swin's shifted windows: the simplified file folds the attention mask into constants; the
+/// unsimplified one builds it from shapes (`Range`, `Mod`, `Equal`, `Where`, `Not`,
+/// `ScatterND`).
+#[test]
+fn swin_matches_onnxruntime_and_pytorch() {
+    for name in ["swin_op17_sim", "swin_op17"] {
+        check_fixture(name);
+    }
 }

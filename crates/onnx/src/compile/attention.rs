@@ -1,5 +1,6 @@
 //! `Attention` (ONNX opset 23, which onnx-ir also fuses PyTorch's exported attention into):
-//! queries, keys and values, no mask, no causality, no softcap, no key/value cache.
+//! queries, keys and values, an optional additive (float) mask; no boolean mask, no causality,
+//! no softcap, no key/value cache.
 
 use onnx_ir::{
     Node,
@@ -9,13 +10,17 @@ use onnx_ir::{
 use super::builder::{Compiler, unsupported};
 use crate::{error::Result, ops::Op};
 
-/// Scaled dot-product attention over the node's Q, K and V; refuses what else ONNX allows.
+/// Scaled dot-product attention over the node's Q, K and V (and an additive mask); refuses what else ONNX allows.
 pub(super) fn attention(c: &mut Compiler, node: &Node, cfg: &AttentionConfig) -> Result<()> {
     let refuse = |reason: &str| Err(unsupported(node.name(), "Attention", reason));
-    let extra_input = node.inputs().iter().skip(3).any(|a| !a.is_optional());
+    let mask = node.inputs().get(3).filter(|a| !a.is_optional());
+    if mask.is_some_and(|m| !m.ty.elem_type().is_float()) {
+        return refuse("a boolean mask (an additive float mask runs)");
+    }
+    let extra_input = node.inputs().iter().skip(4).any(|a| !a.is_optional());
     let extra_output = node.outputs().iter().skip(1).any(|o| !o.name.is_empty());
     if extra_input {
-        return refuse("a mask or a key/value cache input");
+        return refuse("a key/value cache input");
     }
     if extra_output {
         return refuse("outputs beyond the attention itself (cache or scores)");
@@ -40,7 +45,8 @@ pub(super) fn attention(c: &mut Compiler, node: &Node, cfg: &AttentionConfig) ->
         q_heads: cfg.q_num_heads,
         kv_heads: cfg.kv_num_heads,
     };
-    let inputs = (0..3)
+    let count = if mask.is_some() { 4 } else { 3 };
+    let inputs = (0..count)
         .map(|i| c.slot_of(node, i))
         .collect::<Result<Vec<_>>>()?;
     c.step(node, op, inputs)

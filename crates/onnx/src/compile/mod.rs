@@ -15,6 +15,7 @@ mod elementwise;
 mod fuse;
 mod indexing;
 mod linear;
+mod logic;
 mod math;
 mod normalization;
 mod pool;
@@ -132,6 +133,13 @@ fn dispatch(c: &mut Compiler, node: &Node) -> Result<()> {
         Node::Expand(n) => shape::expand(c, node, &n.config),
         Node::ConstantOfShape(n) => shape::constant_of_shape(c, node, &n.config),
         Node::Attention(n) => attention::attention(c, node, &n.config),
+        Node::Einsum(n) => logic::einsum(c, node, &n.config),
+        Node::Equal(_) => logic::equal(c, node),
+        Node::Not(_) => logic::not(c, node),
+        Node::Where(_) => logic::where_(c, node),
+        Node::Mod(n) => logic::modulo(c, node, &n.config),
+        Node::Range(n) => logic::range(c, node, &n.config),
+        Node::ScatterND(n) => logic::scatter_nd(c, node, &n.config),
         other => Err(OnnxError::UnsupportedOperator {
             op: other.node_type().to_string(),
             node: node.name().to_string(),

@@ -55,9 +55,6 @@ pub(super) fn reshape(c: &mut Compiler, node: &Node, cfg: &ReshapeConfig) -> Res
 /// the convolution that reads it).
 pub(super) fn pad(c: &mut Compiler, node: &Node, cfg: &PadConfig) -> Result<()> {
     let name = node.name();
-    let PadInput::Static(pads) = &cfg.pads else {
-        return Err(unsupported(name, "Pad", "pads computed at run time"));
-    };
     let mode = match (&cfg.mode, &cfg.constant_value) {
         (OnnxPadMode::Constant, ConstantValueInput::Static(v)) => PadMode::Constant(*v),
         (OnnxPadMode::Constant, ConstantValueInput::Runtime(_)) => {
@@ -66,8 +63,21 @@ pub(super) fn pad(c: &mut Compiler, node: &Node, cfg: &PadConfig) -> Result<()> 
         (OnnxPadMode::Reflect, _) => PadMode::Reflect,
         (OnnxPadMode::Edge, _) => PadMode::Edge,
     };
-    let pads = pads.clone();
-    c.unary(node, Op::Pad { pads, mode })
+    match &cfg.pads {
+        PadInput::Static(pads) => {
+            let pads = pads.clone();
+            c.unary(node, Op::Pad { pads, mode })
+        }
+        PadInput::Runtime { input, axes: None } => {
+            let inputs = vec![c.slot_of(node, 0)?, c.slot_of(node, input.input_index)?];
+            c.step(node, Op::PadTo(mode), inputs)
+        }
+        PadInput::Runtime { axes: Some(_), .. } => Err(unsupported(
+            name,
+            "Pad",
+            "axes with pads computed at run time",
+        )),
+    }
 }
 
 /// The input's dimensions `start..end`, as a rank-1 tensor.

@@ -60,6 +60,14 @@ pub(super) fn slice(
     let mut y = x;
     for i in 0..count {
         let axis = axis_index(axes[i], dims.len(), "slice axis")?;
+        if dims.len() == 1
+            && steps[i] != 0
+            && slice_indices(starts[i], ends[i], steps[i], dims[0]).is_none()
+        {
+            // An empty piece of a shape (`shape[2:]` of a 2-D value), for a `Concat`.
+            let device = dyn_with!(&y, t => t.device());
+            return DynTensor::from_vec(Vec::new(), &[0], &device);
+        }
         let picked = slice_indices(starts[i], ends[i], steps[i], dims[axis])
             .ok_or_else(|| shape_err("a non-empty slice with a non-zero step", dims.clone()))?;
         y = pick(y, axis, &picked);

@@ -281,3 +281,158 @@ fn attention_equals_its_definition_and_groups_heads() {
     assert!(close(&out3, &expected));
     assert!(op.run(vec![q, k]).is_err());
 }
+
+#[test]
+fn equal_not_and_where_use_zero_one_floats_and_broadcast() {
+    let (dims, v) = run(
+        Op::Equal,
+        vec![t(vec![1.0, 2.0, 3.0], &[1, 3]), t(vec![2.0], &[1])],
+    );
+    assert_eq!((dims, v), (vec![1, 3], vec![0.0, 1.0, 0.0]));
+    let (_, v) = run(Op::Not, vec![t(vec![0.0, 1.0, 1.0], &[3])]);
+    assert_eq!(v, vec![1.0, 0.0, 0.0]);
+    // Infinities in the unpicked branch do not leak into the picked one.
+    let (dims, v) = run(
+        Op::Where,
+        vec![
+            t(vec![1.0, 0.0], &[2, 1]),
+            t(vec![5.0, 6.0, 7.0], &[3]),
+            t(vec![f32::NEG_INFINITY], &[1]),
+        ],
+    );
+    assert_eq!(dims, vec![2, 3]);
+    assert_eq!(&v[..3], &[5.0, 6.0, 7.0]);
+    assert!(v[3..].iter().all(|x| *x == f32::NEG_INFINITY));
+}
+
+#[test]
+fn mod_follows_the_divisor_or_with_fmod_the_dividend() {
+    let a = t(vec![7.0, -7.0, 7.0, -7.0, 6.0], &[5]);
+    let b = t(vec![3.0, 3.0, -3.0, -3.0, 3.0], &[5]);
+    let (_, v) = run(Op::Mod { fmod: false }, vec![a.clone(), b.clone()]);
+    assert_eq!(v, vec![1.0, 2.0, -2.0, -1.0, 0.0]);
+    let (_, v) = run(Op::Mod { fmod: true }, vec![a, b]);
+    assert_eq!(v, vec![1.0, -1.0, 1.0, -1.0, 0.0]);
+}
+
+#[test]
+fn range_counts_up_and_down_and_refuses_empty() {
+    let range = |s: Ints, l: Ints, d: Ints| Op::Range(Box::new([s, l, d]));
+    let limit = t(vec![8.0], &[1]);
+    let (_, v) = run(
+        range(Ints::Static(vec![1]), Ints::Input(0), Ints::Static(vec![3])),
+        vec![limit.clone()],
+    );
+    assert_eq!(v, vec![1.0, 4.0, 7.0]);
+    let (_, v) = run(
+        range(
+            Ints::Input(0),
+            Ints::Static(vec![2]),
+            Ints::Static(vec![-2]),
+        ),
+        vec![limit.clone()],
+    );
+    assert_eq!(v, vec![8.0, 6.0, 4.0]);
+    let empty = range(Ints::Input(0), Ints::Static(vec![2]), Ints::Static(vec![1]));
+    assert!(empty.run(vec![limit.clone()]).is_err());
+    let zero_step = range(Ints::Input(0), Ints::Static(vec![2]), Ints::Static(vec![0]));
+    assert!(zero_step.run(vec![limit]).is_err());
+}
+
+#[test]
+fn scatter_nd_replaces_slices_and_checks_indices() {
+    // Rows 2 and 0 of a 3x2 matrix replaced.
+    let data = iota(&[3, 2]);
+    let indices = t(vec![2.0, 0.0], &[2, 1]);
+    let updates = t(vec![10.0, 11.0, 20.0, 21.0], &[2, 2]);
+    let (dims, v) = run(Op::ScatterNd, vec![data.clone(), indices, updates.clone()]);
+    assert_eq!(
+        (dims, v),
+        (vec![3, 2], vec![20.0, 21.0, 2.0, 3.0, 10.0, 11.0])
+    );
+    // Single elements by full index tuples (a negative one wraps).
+    let indices = t(vec![0.0, 1.0, -1.0, 0.0], &[2, 2]);
+    let (_, v) = run(
+        Op::ScatterNd,
+        vec![data.clone(), indices, t(vec![7.0, 8.0], &[2])],
+    );
+    assert_eq!(v, vec![0.0, 7.0, 2.0, 3.0, 8.0, 5.0]);
+    let out_of_range = t(vec![3.0, 0.0], &[2, 1]);
+    assert!(
+        Op::ScatterNd
+            .run(vec![data, out_of_range, updates])
+            .is_err()
+    );
+}
+
+#[test]
+fn pad_to_reads_the_amounts_at_run_time() {
+    let x = iota(&[1, 2]);
+    let pads = t(vec![0.0, 1.0, 0.0, 2.0], &[4]);
+    let op = Op::PadTo(burn::tensor::ops::PadMode::Constant(0.0));
+    let (dims, v) = run(op.clone(), vec![x.clone(), pads]);
+    assert_eq!((dims, v), (vec![1, 5], vec![0.0, 0.0, 1.0, 0.0, 0.0]));
+    assert!(
+        op.run(vec![x.clone(), t(vec![0.0, -1.0, 0.0, 0.0], &[4])])
+            .is_err()
+    );
+    assert!(op.run(vec![x, t(vec![1.0, 1.0], &[2])]).is_err());
+}
+
+#[test]
+fn attention_adds_a_float_mask_to_the_scores() {
+    let q = iota(&[1, 1, 2, 2]);
+    let op = Op::Attention {
+        scale: Some(1.0),
+        q_heads: None,
+        kv_heads: None,
+    };
+    // A mask of -inf on the second key: every query attends to the first value alone.
+    let mask = t(vec![0.0, f32::NEG_INFINITY], &[1, 2]);
+    let v = t(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+    let (_, y) = run(op.clone(), vec![q.clone(), q.clone(), v.clone(), mask]);
+    assert!(close(&y, &[1.0, 2.0, 1.0, 2.0]), "{y:?}");
+    let bad = t(vec![0.0, 0.0, 0.0], &[3]);
+    assert!(op.run(vec![q.clone(), q, v, bad]).is_err());
+}
+
+/// No gradient through a condition or indices; `Where` splits the output gradient between its
+/// values, `ScatterND` between the kept data and the updates.
+#[test]
+fn where_and_scatter_nd_route_the_gradient() {
+    use crate::reverse::autodiff_vjp;
+    let grads = |op: &Op, inputs: Vec<DynTensor>, dy: DynTensor| -> Vec<Option<Vec<f32>>> {
+        let needed: Vec<bool> = (0..inputs.len())
+            .map(|i| op.differentiable_input(i))
+            .collect();
+        autodiff_vjp(op, inputs, dy, &needed)
+            .unwrap()
+            .into_iter()
+            .map(|g| g.map(|g| g.to_vec().unwrap()))
+            .collect()
+    };
+    let g = grads(
+        &Op::Where,
+        vec![
+            t(vec![1.0, 0.0, 1.0], &[3]),
+            t(vec![1.0, 2.0, 3.0], &[3]),
+            t(vec![4.0, 5.0, 6.0], &[3]),
+        ],
+        t(vec![0.5, 0.25, 2.0], &[3]),
+    );
+    assert_eq!(g[0], None);
+    assert_eq!(g[1], Some(vec![0.5, 0.0, 2.0]));
+    assert_eq!(g[2], Some(vec![0.0, 0.25, 0.0]));
+    let g = grads(
+        &Op::ScatterNd,
+        vec![
+            iota(&[3, 2]),
+            t(vec![2.0], &[1, 1]),
+            t(vec![7.0, 8.0], &[1, 2]),
+        ],
+        t(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]),
+    );
+    assert_eq!(g[0], Some(vec![1.0, 2.0, 3.0, 4.0, 0.0, 0.0]));
+    assert_eq!(g[1], None);
+    assert_eq!(g[2], Some(vec![5.0, 6.0]));
+}
