@@ -241,6 +241,21 @@ impl FeedbackNetBuilder {
         self
     }
 
+    /// The most samples (classes × views) explained in one batch (default:
+    /// [`DEFAULT_MAX_BATCH`](crate::DEFAULT_MAX_BATCH), 16): more classes than that, such as
+    /// top-k 1000, run batch after batch, so memory stays bounded whatever is asked; peak
+    /// memory grows with this number (`scripts/topk_memory.sh` measures it). A batch of ten
+    /// crops holds at least one class. 0 is refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// let builder = feedbacknet::FeedbackNet::builder().max_batch(4);
+    /// # let _ = builder;
+    /// ```
+    pub fn max_batch(mut self, samples: usize) -> Self {
+        self.settings.max_batch = Some(samples);
+        self
+    }
+
     /// Box extraction settings (default: [`LocalizeConfig::default`]: threshold 0.2 of the
     /// max after a Gaussian blur of sigma 10 network-input pixels). The blur sigma is in
     /// network-input pixels: the map is blurred at image resolution with the sigma scaled to
@@ -510,6 +525,11 @@ fn validate(settings: &Settings) -> Result<()> {
         refine.validate()?;
     }
     settings.feedback_cam.fusion.validate()?;
+    if settings.max_batch == Some(0) {
+        return Err(Error::Config(
+            "max_batch must hold at least one sample".into(),
+        ));
+    }
     if let Crops::Ten { shorter_side: 0 } = settings.crops {
         return Err(Error::Config(
             "10-crop needs a positive shorter side".into(),

@@ -55,6 +55,7 @@ pub use model_info::{
     Resize, SettingSource,
 };
 pub use net::FeedbackNet;
+pub use pipeline::DEFAULT_MAX_BATCH;
 pub use preprocess::{colour_image, load_image};
 pub use request::{Request, Targets};
 pub use views::Crops;

@@ -38,6 +38,19 @@ pub(crate) struct Settings {
     pub refine: Option<RefineConfig>,
     pub resize: ResizeMode,
     pub crops: Crops,
+    /// The most samples (classes × views) one batch holds; `None`: [`DEFAULT_MAX_BATCH`].
+    pub max_batch: Option<usize>,
+}
+
+/// The samples one batch holds by default: a batch's memory grows with it (SqueezeNet's soft
+/// feedback holds about 40 MiB per sample at 224x224), and a larger batch is no faster on a CPU.
+pub const DEFAULT_MAX_BATCH: usize = 16;
+
+impl Settings {
+    /// The most samples one batch holds.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch.unwrap_or(DEFAULT_MAX_BATCH).max(1)
+    }
 }
 
 /// A network with the settings of its pipeline.
@@ -131,8 +144,9 @@ impl Pipeline {
         })
     }
 
-    /// Every (job, class) result: the outer vector follows `jobs`, the inner `classes`. All
-    /// classes and views are one batch; work that jobs share is done once.
+    /// Every (job, class) result: the outer vector follows `jobs`, the inner `classes`. Classes
+    /// and views go in batches of at most `max_batch` samples; work that jobs share is done
+    /// once per batch.
     pub fn explain(
         &self,
         image: &DynamicImage,
@@ -161,27 +175,31 @@ impl Pipeline {
             None => None,
         };
         let preprocess_ms = ms(started);
-        let v = views.len();
-        let batch = Tensor::cat(vec![views.input.clone(); classes.len()], 0);
-        let targets: Vec<usize> = classes
-            .iter()
-            .flat_map(|c| std::iter::repeat_n(c.index + self.class_offset, v))
-            .collect();
-        let mut cache = BatchCache::default();
         let imaged = Imaged {
             views: &views,
             colour: colour.as_ref(),
         };
-        jobs.iter()
-            .map(|job| {
+        // Classes go in batches of at most `max_batch` samples: memory stays bounded for any
+        // number of classes (top-k 1000 included).
+        let per_batch = (s.max_batch() / views.len().max(1)).max(1);
+        let mut results: Vec<Vec<Inference>> = vec![Vec::with_capacity(classes.len()); jobs.len()];
+        for chunk in classes.chunks(per_batch) {
+            let batch = Tensor::cat(vec![views.input.clone(); chunk.len()], 0);
+            let targets: Vec<usize> = chunk
+                .iter()
+                .flat_map(|c| std::iter::repeat_n(c.index + self.class_offset, views.len()))
+                .collect();
+            let mut cache = BatchCache::default();
+            for (job, found) in jobs.iter().zip(&mut results) {
                 let mut timings = Timings {
                     preprocess_ms,
                     ..Timings::default()
                 };
                 let out = self.run_job(job, &batch, &targets, &mut cache, &mut timings)?;
-                self.inferences(job.method, classes, imaged, &out, &timings)
-            })
-            .collect()
+                found.extend(self.inferences(job.method, chunk, imaged, &out, &timings)?);
+            }
+        }
+        Ok(results)
     }
 
     /// One [`Inference`] per class from a method's batched output (`views.len()` samples per

@@ -195,3 +195,40 @@ fn top_k_above_the_class_count_is_refused_at_once() {
         })
     ));
 }
+
+#[test]
+fn classes_beyond_the_batch_limit_run_batch_after_batch_with_the_same_results() {
+    let image = photo("data/demo/darknet_dog.jpg");
+    let build = |max_batch: usize| {
+        FeedbackNet::builder()
+            .model_path(shared().join("models/squeezenet1.1.onnx"))
+            .method(Method::Gradient)
+            .max_batch(max_batch)
+            .build()
+            .expect("SqueezeNet loads")
+    };
+    let whole = build(16).infer_top_k(&image, 5).unwrap();
+    let split = build(2).infer_top_k(&image, 5).unwrap();
+    assert_eq!(split.len(), 5);
+    for (a, b) in whole.iter().zip(&split) {
+        assert_eq!(a.class, b.class);
+        assert_eq!(a.boxes, b.boxes, "class {}", a.class.label);
+        let peak = a.saliency.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let diff = a
+            .saliency
+            .data()
+            .iter()
+            .zip(b.saliency.data())
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(
+            diff <= 1e-5 * peak,
+            "class {}: {diff} of {peak}",
+            a.class.label
+        );
+    }
+    let refused = FeedbackNet::builder()
+        .model_path(shared().join("models/squeezenet1.1.onnx"))
+        .max_batch(0)
+        .build();
+    assert!(matches!(refused, Err(Error::Config(_))), "{refused:?}");
+}

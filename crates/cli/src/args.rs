@@ -122,6 +122,10 @@ pub struct MethodArgs {
     /// Gaussian blur (sigma, network-input pixels) before thresholding; 0 disables.
     #[arg(long, default_value_t = 10.0)]
     pub blur: f32,
+    /// The most samples (classes × views) explained in one batch: more classes (a large
+    /// --top-k) run batch after batch, so memory stays bounded.
+    #[arg(long, default_value_t = feedbacknet::DEFAULT_MAX_BATCH)]
+    pub max_batch: usize,
     /// Soft feedback solver iterations.
     #[arg(long, default_value_t = 30)]
     pub iterations: usize,
@@ -387,6 +391,7 @@ impl MethodArgs {
             "sweeps": self.sweeps,
             "crops": format!("{:?}", self.crops),
             "cam_layer": self.cam_layer,
+            "max_batch": self.max_batch,
             "fusion": format!("{:?}", self.fusion),
             "cam_weight": self.cam_weight,
             "feedback_blur": self.feedback_blur,

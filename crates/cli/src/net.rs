@@ -65,6 +65,7 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .solver(solver)
         .hard_solver(hard)
         .cam_layer(cam_layer)
+        .max_batch(settings.max_batch)
         .localize(localize);
     let net = preprocess(builder, &model.preprocess).build()?;
     Ok(match settings.crops {
