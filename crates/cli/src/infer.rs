@@ -9,7 +9,7 @@ use crate::{
     args::InferArgs,
     error::Result,
     net::{build, model_path, settings_line},
-    output::{Report, write_outputs},
+    output::{Report, write_overlays, write_report},
 };
 
 pub fn spinner() -> ProgressBar {
@@ -46,27 +46,39 @@ pub fn run(args: InferArgs) -> Result<()> {
             .collect::<feedbacknet::Result<_>>()?
     };
     bar.set_message(format!(
-        "{} for {} class{} (batched)",
+        "{} for {} class{}",
         args.method,
         classes.len(),
         if classes.len() == 1 { "" } else { "es" }
     ));
-    let request = Request::classes(classes.iter().copied());
-    let results: Vec<_> = net.explain(&image, &request)?.into_iter().collect();
-    bar.set_message("writing results");
-    let report = Report::new(&args, &model, &net, &image, predictions, &results, started);
-    let written = write_outputs(&args.out, &args.image, &image, &report, &results)?;
-    bar.finish_and_clear();
-    for r in &results {
-        let best = r
-            .best_box()
-            .map(|b| format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x0, b.y0, b.x1, b.y1))
-            .unwrap_or_else(|| "none".into());
-        println!(
-            "{:>4} {:<28} logit {:>8.3} -> {:>10.3}  box {best}",
-            r.class.index, r.class.label, r.logit_before, r.logit_after
-        );
+    // Classes go in batches of at most --max-batch: each batch's maps are drawn and dropped
+    // before the next, so memory stays bounded for any number of classes.
+    let rgb = image.to_rgb8();
+    let mut entries = Vec::with_capacity(classes.len());
+    let mut written = Vec::with_capacity(classes.len() + 1);
+    for chunk in classes.chunks(args.settings.max_batch.max(1)) {
+        let request = Request::classes(chunk.iter().copied());
+        let results: Vec<_> = net.explain(&image, &request)?.into_iter().collect();
+        let (found, paths) = write_overlays(&args.out, &args.image, &rgb, &results)?;
+        entries.extend(found);
+        written.extend(paths);
+        for r in &results {
+            let best = r
+                .best_box()
+                .map(|b| format!("[{:.0}, {:.0}, {:.0}, {:.0}]", b.x0, b.y0, b.x1, b.y1))
+                .unwrap_or_else(|| "none".into());
+            bar.suspend(|| {
+                println!(
+                    "{:>4} {:<28} logit {:>8.3} -> {:>10.3}  box {best}",
+                    r.class.index, r.class.label, r.logit_before, r.logit_after
+                )
+            });
+        }
     }
+    bar.set_message("writing results");
+    let report = Report::new(&args, &model, &net, &image, predictions, entries, started);
+    written.push(write_report(&args.out, &args.image, &report)?);
+    bar.finish_and_clear();
     for path in written {
         println!("wrote {}", path.display());
     }

@@ -19,7 +19,7 @@ use crate::{
 const OVERLAY_ALPHA: f32 = 0.5;
 
 #[derive(Debug, Serialize)]
-pub struct Report<'a> {
+pub struct Report {
     image: String,
     image_width: u32,
     image_height: u32,
@@ -32,28 +32,29 @@ pub struct Report<'a> {
     threshold: f32,
     blur_sigma: f32,
     predictions: Vec<Prediction>,
-    results: Vec<ResultEntry<'a>>,
+    results: Vec<ResultEntry>,
     total_ms: f64,
 }
 
+/// One class's result as the report writes it: the [`Inference`] without its maps (those
+/// went into the overlay), so that a long list of classes does not keep every map alive.
 #[derive(Debug, Serialize)]
-struct ResultEntry<'a> {
+pub struct ResultEntry {
     #[serde(flatten)]
-    inference: &'a Inference,
+    inference: serde_json::Value,
     overlay: String,
 }
 
-impl<'a> Report<'a> {
+impl Report {
     pub fn new(
         args: &InferArgs,
         model: &Path,
         net: &FeedbackNet,
         image: &DynamicImage,
         predictions: Vec<Prediction>,
-        results: &'a [Inference],
+        results: Vec<ResultEntry>,
         started: Instant,
     ) -> Self {
-        let stem = stem(&args.image);
         Report {
             image: args.image.display().to_string(),
             image_width: image.width(),
@@ -65,13 +66,7 @@ impl<'a> Report<'a> {
             threshold: args.settings.threshold,
             blur_sigma: args.settings.blur,
             predictions,
-            results: results
-                .iter()
-                .map(|r| ResultEntry {
-                    inference: r,
-                    overlay: overlay_name(&stem, r),
-                })
-                .collect(),
+            results,
             total_ms: started.elapsed().as_secs_f64() * 1e3,
         }
     }
@@ -150,32 +145,46 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io)
 }
 
-pub fn write_outputs(
+/// Writes the overlay of each result into `out` (created if needed); returns each result's
+/// report entry and the paths written.
+pub fn write_overlays(
     out: &Path,
     image_path: &Path,
-    image: &DynamicImage,
-    report: &Report,
+    rgb: &image::RgbImage,
     results: &[Inference],
-) -> Result<Vec<PathBuf>> {
+) -> Result<(Vec<ResultEntry>, Vec<PathBuf>)> {
     std::fs::create_dir_all(out).map_err(|source| CliError::Write {
         path: out.to_path_buf(),
         source,
     })?;
     let stem = stem(image_path);
-    let rgb = image.to_rgb8();
-    let mut written = Vec::new();
+    let mut entries = Vec::with_capacity(results.len());
+    let mut written = Vec::with_capacity(results.len());
     for r in results {
-        let path = out.join(overlay_name(&stem, r));
-        let picture = overlay(&rgb, &r.smoothed, &r.boxes, OVERLAY_ALPHA);
+        let name = overlay_name(&stem, r);
+        let path = out.join(&name);
+        let picture = overlay(rgb, &r.smoothed, &r.boxes, OVERLAY_ALPHA);
         write_atomic(&path, &png_bytes(&picture, &path)?)?;
+        let inference = serde_json::to_value(r).map_err(|e| CliError::Encode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        entries.push(ResultEntry {
+            inference,
+            overlay: name,
+        });
         written.push(path);
     }
-    let path = out.join(format!("{stem}.json"));
+    Ok((entries, written))
+}
+
+/// Writes the JSON report into `out`; returns its path.
+pub fn write_report(out: &Path, image_path: &Path, report: &Report) -> Result<PathBuf> {
+    let path = out.join(format!("{}.json", stem(image_path)));
     let json = serde_json::to_vec_pretty(report).map_err(|e| CliError::Encode {
         path: path.clone(),
         reason: e.to_string(),
     })?;
     write_atomic(&path, &json)?;
-    written.push(path);
-    Ok(written)
+    Ok(path)
 }
