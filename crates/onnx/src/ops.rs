@@ -552,6 +552,16 @@ pub(crate) fn axis_index(axis: i64, rank: usize, what: &str) -> Result<usize> {
         })
 }
 
+/// The axes a reduction over `axes` reads in a tensor of `rank` (every axis when empty).
+pub(crate) fn reduce_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>> {
+    if axes.is_empty() {
+        return Ok((0..rank).collect());
+    }
+    axes.iter()
+        .map(|&a| axis_index(a, rank, "reduce axis"))
+        .collect()
+}
+
 fn shape_err(expected: &str, got: Vec<usize>) -> CoreError {
     CoreError::Shape {
         context: "operator input".into(),

@@ -107,16 +107,9 @@ impl<'a> Compiler<'a> {
     /// The constant at input `index` as a tensor of any rank (a scalar as `[1]`), if the node
     /// has that input; an error if it is computed at run time.
     pub(super) fn constant(&self, node: &Node, index: usize) -> Result<Option<DynTensor>> {
-        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+        let Some((values, shape)) = self.required_constant(node, index, "")? else {
             return Ok(None);
         };
-        let (values, shape) = self.constant_values(arg, node.name())?.ok_or_else(|| {
-            unsupported(
-                node.name(),
-                &node.node_type().to_string(),
-                format!("input {index} must be a constant (computed at run time)"),
-            )
-        })?;
         let shape = if shape.is_empty() { vec![1] } else { shape };
         Ok(Some(DynTensor::from_vec(values, &shape, self.device)?))
     }
@@ -133,12 +126,33 @@ impl<'a> Compiler<'a> {
 
     /// The values of the node's input `index` as floats, if it is a constant.
     pub(super) fn constant_floats(&self, node: &Node, index: usize) -> Result<Option<Vec<f32>>> {
-        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+        let Some(arg) = present_input(node, index) else {
             return Ok(None);
         };
         Ok(self
             .constant_values(arg, node.name())?
             .map(|(values, _)| values))
+    }
+
+    /// The values and shape of the node's input `index`, if the node has that input; an error
+    /// naming it (`what`: "weights " or "") if it is computed at run time.
+    fn required_constant(
+        &self,
+        node: &Node,
+        index: usize,
+        what: &str,
+    ) -> Result<Option<(Vec<f32>, Vec<usize>)>> {
+        let Some(arg) = present_input(node, index) else {
+            return Ok(None);
+        };
+        let found = self.constant_values(arg, node.name())?.ok_or_else(|| {
+            unsupported(
+                node.name(),
+                &node.node_type().to_string(),
+                format!("input {index} must be a constant ({what}computed at run time)"),
+            )
+        })?;
+        Ok(Some(found))
     }
 
     /// A constant argument's finite values and shape; `None` if computed at run time.
@@ -161,16 +175,9 @@ impl<'a> Compiler<'a> {
         node: &Node,
         index: usize,
     ) -> Result<Option<Tensor<D>>> {
-        let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+        let Some((values, shape)) = self.required_constant(node, index, "weights ")? else {
             return Ok(None);
         };
-        let (values, shape) = self.constant_values(arg, node.name())?.ok_or_else(|| {
-            unsupported(
-                node.name(),
-                &node.node_type().to_string(),
-                format!("input {index} must be a constant (weights computed at run time)"),
-            )
-        })?;
         if shape.len() != D {
             return Err(unsupported(
                 node.name(),
@@ -280,6 +287,11 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// The node's input `index`, unless it is absent or left out (optional).
+fn present_input(node: &Node, index: usize) -> Option<&Argument> {
+    node.inputs().get(index).filter(|a| !a.is_optional())
+}
+
 /// The error of a node whose configuration the interpreter does not run.
 pub(super) fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> OnnxError {
     OnnxError::UnsupportedConfig {
@@ -292,7 +304,7 @@ pub(super) fn unsupported(node: &str, op: &str, reason: impl Into<String>) -> On
 /// The values of the node's input `index` as integers, if it is a constant (ONNX axes, indices
 /// and shapes); `None` if it is absent or computed at run time.
 pub(super) fn constant_ints(node: &Node, index: usize) -> Result<Option<Vec<i64>>> {
-    let Some(arg) = node.inputs().get(index).filter(|a| !a.is_optional()) else {
+    let Some(arg) = present_input(node, index) else {
         return Ok(None);
     };
     let Some(data) = arg.value() else {

@@ -2,7 +2,7 @@
 
 use feedbacknet_core::{BinaryOp, DynTensor, Result, dyn_map};
 
-use super::{ReduceKind, UnaryOp, axis_index, shape_err};
+use super::{ReduceKind, UnaryOp, axis_index, reduce_axes, shape_err};
 
 /// `op` applied to every element.
 pub(super) fn unary(x: DynTensor, op: UnaryOp) -> DynTensor {
@@ -55,13 +55,7 @@ pub(super) fn reduce(
 ) -> Result<DynTensor> {
     let dims = x.dims();
     let rank = dims.len();
-    let axes: Vec<usize> = if axes.is_empty() {
-        (0..rank).collect()
-    } else {
-        axes.iter()
-            .map(|&a| axis_index(a, rank, "reduce axis"))
-            .collect::<Result<_>>()?
-    };
+    let axes = reduce_axes(axes, rank)?;
     let mut y = match kind {
         ReduceKind::L2 => dyn_map!(x, t => t.clone().mul(t)),
         _ => x,

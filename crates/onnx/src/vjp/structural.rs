@@ -13,6 +13,7 @@ use super::Vjp;
 use crate::ops::{
     CastTo, Op, ReduceKind, axis_index,
     indexing::{slice_indices, transpose},
+    reduce_axes,
 };
 
 /// The hand-written product of a structural `op`, or `None` if it has none.
@@ -126,13 +127,7 @@ fn pad_back(
 /// The gradient of a sum (or mean) over `axes`: `dy` spread over them (divided by their size).
 fn spread(dy: &DynTensor, x_dims: &[usize], axes: &[i64], mean: bool) -> Result<DynTensor> {
     let rank = x_dims.len();
-    let axes: Vec<usize> = if axes.is_empty() {
-        (0..rank).collect()
-    } else {
-        axes.iter()
-            .map(|&a| axis_index(a, rank, "reduce axis"))
-            .collect::<Result<_>>()?
-    };
+    let axes = reduce_axes(axes, rank)?;
     let kept: Vec<usize> = (0..rank)
         .map(|a| if axes.contains(&a) { 1 } else { x_dims[a] })
         .collect();
