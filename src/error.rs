@@ -97,6 +97,10 @@ pub enum Error {
     /// Saliency post-processing failed.
     #[error(transparent)]
     Localize(#[from] feedbacknet_localize::LocalizeError),
+    /// A step produced fewer results than it was asked for: a bug in feedbacknet (please
+    /// report it with the command that caused it), returned instead of a panic.
+    #[error("internal error: {0} (a bug in feedbacknet; please report it)")]
+    Internal(String),
 }
 
 fn suggestions_text(suggestions: &[String]) -> String {

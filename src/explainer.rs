@@ -22,7 +22,7 @@ use feedbacknet_localize::{SaliencyMap, smoothed_in_image};
 use image::DynamicImage;
 
 use crate::{
-    FeedbackNet, InputSpec, Method, MethodSpec, Request, Result, colour_image, load_image,
+    Error, FeedbackNet, InputSpec, Method, MethodSpec, Request, Result, colour_image, load_image,
 };
 
 /// A [`FeedbackNet`] with one method, as the evaluator sees it.
@@ -69,7 +69,10 @@ impl Explainer for MethodExplainer<'_> {
         let spec = self.net.input_spec();
         let map_of = |class: usize| {
             let i = classes.iter().position(|&c| c == class).unwrap_or(0);
-            smoothed_at_image(&results[i].saliency, self.blur, spec)
+            let result = results
+                .get(i)
+                .ok_or_else(|| Error::Internal(format!("no map for class {class}")))?;
+            smoothed_at_image(&result.saliency, self.blur, spec)
         };
         let colour = match (self.refine, results.first()) {
             (true, Some(r)) => {

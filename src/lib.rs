@@ -26,6 +26,18 @@
 //! the types its API uses, and what a [`GatedNetwork`] of your own needs
 //! (`examples/custom_network.rs`); the rest is in those crates.
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod builder;
 mod device;

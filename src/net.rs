@@ -199,15 +199,18 @@ impl FeedbackNet {
     /// ```
     pub fn predict(&self, image: &DynamicImage, k: usize) -> Result<Vec<Prediction>> {
         let (logits, probs) = self.pipeline.scores(image, self.labels.len())?;
-        let mut order: Vec<usize> = (0..logits.len()).collect();
-        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]));
+        let mut order: Vec<(usize, f32, f32)> = (0..)
+            .zip(logits.iter().zip(&probs))
+            .map(|(i, (&logit, &probability))| (i, logit, probability))
+            .collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(order
             .into_iter()
             .take(k)
-            .map(|i| Prediction {
+            .map(|(i, logit, probability)| Prediction {
                 class: self.class_info(i),
-                logit: logits[i],
-                probability: probs[i],
+                logit,
+                probability,
             })
             .collect())
     }

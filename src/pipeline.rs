@@ -220,20 +220,28 @@ impl Pipeline {
             .map(|(i, class)| {
                 let started = Instant::now();
                 let samples = i * v..(i + 1) * v;
-                let (saliency, located) = self.locate(image, &out.maps[samples.clone()])?;
+                let missing = || Error::Internal(format!("no results for class {}", class.index));
+                let maps = out.maps.get(samples.clone()).ok_or_else(missing)?;
+                let (saliency, located) = self.locate(image, maps)?;
                 let trace: Vec<f32> = out
                     .solution
                     .as_ref()
-                    .map(|s| s.trace.iter().map(|t| mean(&t[samples.clone()])).collect())
+                    .map(|s| {
+                        s.trace
+                            .iter()
+                            .map(|t| mean_of(t, samples.clone()))
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let logit_after = mean(&out.scores[samples.clone()]);
+                let scores = out.scores.get(samples.clone()).ok_or_else(missing)?;
+                let logit_after = mean(scores);
                 Ok(Inference {
                     class: class.clone(),
                     method,
                     logit_before: trace.first().copied().unwrap_or(logit_after),
                     logit_after,
                     trace,
-                    gates: stats.as_ref().map(|s| s[i * v].clone()),
+                    gates: stats.as_ref().and_then(|s| s.get(i * v).cloned()),
                     boxes: located.boxes,
                     saliency,
                     smoothed: located.smoothed,
@@ -345,14 +353,13 @@ impl Pipeline {
         gates: Option<&GateSet>,
         cache: &mut BatchCache,
     ) -> Result<(Maps, f64)> {
-        let at = match cache.soft_maps.iter().position(|(k, _)| k == kind) {
-            Some(at) => at,
-            None => {
-                cache.soft_maps.push((kind.clone(), Cached::default()));
-                cache.soft_maps.len() - 1
-            }
+        if !cache.soft_maps.iter().any(|(k, _)| k == kind) {
+            cache.soft_maps.push((kind.clone(), Cached::default()));
+        }
+        let Some((_, cached)) = cache.soft_maps.iter_mut().find(|(k, _)| k == kind) else {
+            return Err(Error::Internal("the soft-map cache lost an entry".into()));
         };
-        cache.soft_maps[at].1.get_or_try(|| match kind {
+        cached.get_or_try(|| match kind {
             FeedbackMap::InputGradient => {
                 self.gradient_maps(batch, targets, gates, ActivationRule::Gradient)
             }
@@ -469,8 +476,7 @@ fn gate_stats(solution: &GateSolution) -> Result<Vec<GateStats>> {
     let mut stats = vec![GateStats::default(); batch];
     for site in solution.gates.to_vecs()? {
         let per_sample = site.len() / batch.max(1);
-        for (b, chunk) in site.chunks(per_sample.max(1)).enumerate().take(batch) {
-            let s = &mut stats[b];
+        for (s, chunk) in stats.iter_mut().zip(site.chunks(per_sample.max(1))) {
             s.count += chunk.len();
             s.mean += chunk.iter().sum::<f32>();
             s.open_fraction += chunk.iter().filter(|&&g| g >= 0.5).count() as f32;
@@ -487,6 +493,11 @@ fn gate_stats(solution: &GateSolution) -> Result<Vec<GateStats>> {
 
 fn mean(values: &[f32]) -> f32 {
     values.iter().sum::<f32>() / values.len().max(1) as f32
+}
+
+/// Mean of `values[range]` (0 when the range is out of bounds).
+fn mean_of(values: &[f32], range: std::ops::Range<usize>) -> f32 {
+    values.get(range).map_or(0.0, mean)
 }
 
 fn ms(since: Instant) -> f64 {

@@ -171,8 +171,10 @@ impl Views {
                 for x in 0..vw {
                     let sx = if p.mirrored { vw - 1 - x } else { x };
                     let i = (p.y + y) * cw + p.x + x;
-                    sum[i] += map.get(sx, y);
-                    count[i] += 1;
+                    if let (Some(s), Some(n)) = (sum.get_mut(i), count.get_mut(i)) {
+                        *s += map.get(sx, y);
+                        *n += 1;
+                    }
                 }
             }
         }

@@ -207,15 +207,19 @@ impl GateSet {
 
     /// The gates of site `index`, shaped to broadcast against its activation.
     pub fn gate(&self, index: usize) -> Result<DynTensor> {
-        let site = self.sites.get(index).ok_or_else(|| {
-            CoreError::GateMismatch(format!(
-                "no gate site {index} (the set has {})",
-                self.sites.len()
-            ))
-        })?;
+        let (site, values) = self
+            .sites
+            .get(index)
+            .zip(self.values.get(index))
+            .ok_or_else(|| {
+                CoreError::GateMismatch(format!(
+                    "no gate site {index} (the set has {})",
+                    self.sites.len()
+                ))
+            })?;
         let mut shape = vec![self.batch];
         shape.extend(site.gate_shape(self.granularity));
-        DynTensor::R2(self.values[index].clone()).reshape(&shape)
+        DynTensor::R2(values.clone()).reshape(&shape)
     }
 
     /// Makes every gate a fresh autodiff leaf whose gradient is kept after `backward`.

@@ -240,11 +240,13 @@ impl Normalization {
     /// planar `[3, height, width]` buffer.
     pub fn planar_from_rgb(&self, rgb: &[u8], width: usize, height: usize) -> Vec<f32> {
         let plane = width * height;
-        let mut out = vec![0.0f32; 3 * plane];
-        for (i, px) in rgb.chunks_exact(3).take(plane).enumerate() {
-            for c in 0..3 {
-                out[c * plane + i] = (px[c] as f32 / 255.0 - self.mean[c]) / self.std[c];
-            }
+        let mut out = Vec::with_capacity(3 * plane);
+        for (c, (mean, std)) in self.mean.iter().zip(&self.std).enumerate() {
+            let start = out.len();
+            let channel = rgb.chunks_exact(3).take(plane).filter_map(|px| px.get(c));
+            out.extend(channel.map(|&v| (f32::from(v) / 255.0 - mean) / std));
+            // A short buffer leaves the rest of the plane at zero.
+            out.resize(start + plane, 0.0);
         }
         out
     }

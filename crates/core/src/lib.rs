@@ -13,6 +13,18 @@
 //!   `feedbacknet-kernels`; this crate holds the rule and its plain tensor-op form).
 //! - [`DynTensor`]: a Burn float tensor whose rank is known only at run time.
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod backward;
 mod error;

@@ -197,9 +197,19 @@ pub fn step_by_gradients<N: GatedNetwork + ?Sized>(
     check_state(&state, moving)?;
     let gradient = |logits: &Tensor<2>| seed.gradient(logits);
     let GateGradients { logits, gradients } = net.gate_gradients(input, &state.gates, &gradient)?;
+    if gradients.len() != moving.len() {
+        return Err(CoreError::GateMismatch(format!(
+            "the network returned {} gate gradients for {} gate sites",
+            gradients.len(),
+            moving.len()
+        )));
+    }
     step.step_sites(
         state,
-        |k, _| moving[k].then(|| gradients[k].clone()),
+        |k, _| match moving.get(k) {
+            Some(true) => gradients.get(k).cloned(),
+            _ => None,
+        },
         logits,
         0.0,
     )

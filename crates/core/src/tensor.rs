@@ -53,26 +53,16 @@ macro_rules! dyn_with {
 macro_rules! reshape_to {
     ($tensor:expr, $shape:expr, $context:expr) => {{
         let shape: &[usize] = $shape;
-        match shape.len() {
-            1 => Ok(DynTensor::R1($tensor.reshape([shape[0]]))),
-            2 => Ok(DynTensor::R2($tensor.reshape([shape[0], shape[1]]))),
-            3 => Ok(DynTensor::R3(
-                $tensor.reshape([shape[0], shape[1], shape[2]]),
-            )),
-            4 => Ok(DynTensor::R4(
-                $tensor.reshape([shape[0], shape[1], shape[2], shape[3]]),
-            )),
-            5 => {
-                Ok(DynTensor::R5($tensor.reshape([
-                    shape[0], shape[1], shape[2], shape[3], shape[4],
-                ])))
-            }
-            6 => Ok(DynTensor::R6($tensor.reshape([
-                shape[0], shape[1], shape[2], shape[3], shape[4], shape[5],
-            ]))),
-            rank => Err(CoreError::Rank {
+        match *shape {
+            [a] => Ok(DynTensor::R1($tensor.reshape([a]))),
+            [a, b] => Ok(DynTensor::R2($tensor.reshape([a, b]))),
+            [a, b, c] => Ok(DynTensor::R3($tensor.reshape([a, b, c]))),
+            [a, b, c, d] => Ok(DynTensor::R4($tensor.reshape([a, b, c, d]))),
+            [a, b, c, d, e] => Ok(DynTensor::R5($tensor.reshape([a, b, c, d, e]))),
+            [a, b, c, d, e, f] => Ok(DynTensor::R6($tensor.reshape([a, b, c, d, e, f]))),
+            _ => Err(CoreError::Rank {
                 context: $context.to_string(),
-                rank,
+                rank: shape.len(),
             }),
         }
     }};

@@ -35,19 +35,17 @@ pub(crate) fn make_box(path: &Path, line: usize, c: [f32; 4]) -> Result<Bounding
 }
 
 /// Splits `line` at commas into exactly `n` fields.
-pub(crate) fn split_exact<'a>(
+pub(crate) fn split_exact<'a, const N: usize>(
     path: &Path,
     line: usize,
     text: &'a str,
-    n: usize,
-) -> Result<Vec<&'a str>> {
+) -> Result<[&'a str; N]> {
     let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-    if fields.len() != n {
+    fields.try_into().map_err(|fields: Vec<&str>| {
         let msg = format!(
-            "expected {n} comma-separated fields, found {}",
+            "expected {N} comma-separated fields, found {}",
             fields.len()
         );
-        return Err(parse_error(path, line, msg));
-    }
-    Ok(fields)
+        parse_error(path, line, msg)
+    })
 }

@@ -33,7 +33,31 @@
 //!
 //! Each kernel is tested against its reference (Burn's ops), forward and backward, on shapes
 //! that exercise its edge cases.
+//!
+//! # Panics and `unsafe`
+//!
+//! Like the other library crates, this one denies `unwrap`, `expect`, `panic!`,
+//! `unreachable!`, `todo!` and `unimplemented!` outside tests. Unlike them it allows plain
+//! indexing (`clippy::indexing_slicing`): the kernels are loops over flat buffers whose lengths
+//! each kernel derives from the shapes it checked on entry (a shape it does not take goes to the
+//! reference instead), and a checked `get` per element in those loops would turn one provable
+//! bound into thousands of error paths that cannot be taken. An index that were out of bounds
+//! would still panic (safe Rust checks it), never read out of bounds. The `unsafe` blocks (writes
+//! into uninitialised buffers, shared row slices on worker threads) each state their invariant in
+//! a `// SAFETY:` comment and check it with a `debug_assert!` where it can be checked; the unit
+//! tests run under valgrind's memcheck with `scripts/memcheck.sh` (see `docs/reliability.md`).
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod activation;
 mod backend;

@@ -26,6 +26,10 @@ impl Default for Labels {
     }
 }
 
+#[allow(
+    clippy::indexing_slicing,
+    reason = "union-find: every label stored was issued by `fresh`, so it indexes `parent`"
+)]
 impl Labels {
     /// A new label, joined to none.
     fn fresh(&mut self) -> u32 {
@@ -72,6 +76,10 @@ impl Labels {
 /// assert_eq!(c[0].area, 2);
 /// # Ok::<(), feedbacknet_localize::LocalizeError>(())
 /// ```
+#[allow(
+    clippy::indexing_slicing,
+    reason = "raster scan: pixel indices are below w * h = on.len(), labels below parent.len()"
+)]
 pub fn connected_components(mask: &Mask) -> Vec<Component> {
     let (w, h) = (mask.width(), mask.height());
     let on = mask.data();

@@ -134,7 +134,7 @@ impl SaliencyMap {
     /// Value at `(x, y)`; the map is taken to be 0 outside its extent.
     pub fn get(&self, x: usize, y: usize) -> f32 {
         if x < self.width && y < self.height {
-            self.data[y * self.width + x]
+            self.data.get(y * self.width + x).copied().unwrap_or(0.0)
         } else {
             0.0
         }
@@ -231,7 +231,10 @@ impl SaliencyMap {
         let (xa, xb) = range(region.x0, region.x1, self.width);
         let (ya, yb) = range(region.y0, region.y1, self.height);
         let inside: f64 = (ya..yb)
-            .flat_map(|y| &self.data[y * self.width + xa..y * self.width + xb])
+            .flat_map(|y| {
+                let row = y * self.width;
+                self.data.get(row + xa..row + xb).unwrap_or_default()
+            })
             .map(|&v| f64::from(v.max(0.0)))
             .sum();
         (inside / total).clamp(0.0, 1.0) as f32

@@ -87,7 +87,9 @@ impl Mask {
 
     /// Value at `(x, y)`; `false` outside the mask.
     pub fn get(&self, x: usize, y: usize) -> bool {
-        x < self.width && y < self.height && self.data[y * self.width + x]
+        x < self.width
+            && y < self.height
+            && self.data.get(y * self.width + x).copied().unwrap_or(false)
     }
 
     /// Number of pixels that are on.

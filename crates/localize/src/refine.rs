@@ -68,7 +68,11 @@ impl ColourImage {
     pub fn pixel(&self, x: usize, y: usize) -> Option<[u8; 3]> {
         (x < self.width && y < self.height).then(|| {
             let i = 3 * (y * self.width + x);
-            [self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]
+            let mut colour = [0; 3];
+            if let Some(rgb) = self.rgb.get(i..i + 3) {
+                colour.copy_from_slice(rgb);
+            }
+            colour
         })
     }
 }
@@ -278,7 +282,7 @@ pub fn refine_mask(
         .chunks_exact(3)
         .map(|p| {
             let b = |c: u8| usize::from(c) * bins / 256;
-            (b(p[0]) * bins + b(p[1])) * bins + b(p[2])
+            p.iter().fold(0, |cell, &c| cell * bins + b(c))
         })
         .collect();
     let sure_fg = |x: f32| x > 0.0 && x >= config.sure_foreground;
@@ -297,17 +301,20 @@ pub fn refine_mask(
     for _ in 0..config.iterations {
         let (lf, lb) = fit_log_histograms(&label, &cell, cells, config.smoothing);
         let mut changed = false;
-        for i in 0..label.len() {
-            let new = Some(if sure_fg(v[i]) {
+        for ((l, &x), &c) in label.iter_mut().zip(v).zip(&cell) {
+            let new = Some(if sure_fg(x) {
                 true
-            } else if sure_bg(v[i]) {
+            } else if sure_bg(x) {
                 false
             } else {
-                let p = f64::from(v[i]).clamp(PRIOR_EPS, 1.0 - PRIOR_EPS);
-                lf[cell[i]] + weight * (p / (1.0 - p)).ln() > lb[cell[i]]
+                let p = f64::from(x).clamp(PRIOR_EPS, 1.0 - PRIOR_EPS);
+                let log_odds = weight * (p / (1.0 - p)).ln();
+                lf.get(c)
+                    .zip(lb.get(c))
+                    .is_some_and(|(f, b)| f + log_odds > *b)
             });
-            changed |= new != label[i];
-            label[i] = new;
+            changed |= new != *l;
+            *l = new;
         }
         if !changed {
             break;
@@ -356,10 +363,13 @@ fn fit_log_histograms(
     let alpha = f64::from(alpha);
     let (mut cf, mut cb) = (vec![alpha; cells], vec![alpha; cells]);
     for (&l, &c) in label.iter().zip(cell) {
-        match l {
-            Some(true) => cf[c] += 1.0,
-            Some(false) => cb[c] += 1.0,
-            None => {}
+        let counts = match l {
+            Some(true) => cf.get_mut(c),
+            Some(false) => cb.get_mut(c),
+            None => None,
+        };
+        if let Some(n) = counts {
+            *n += 1.0;
         }
     }
     let to_log = |counts: Vec<f64>| {
@@ -373,22 +383,28 @@ fn fit_log_histograms(
 /// the same connectivity as [`crate::connected_components`], as a seeded
 /// breadth-first flood fill.
 fn keep_connected(on: &[bool], seeds: impl Iterator<Item = bool>, w: usize, h: usize) -> Vec<bool> {
+    let is_on = |i: usize| on.get(i).copied().unwrap_or(false);
     let mut kept = vec![false; on.len()];
     let mut queue: VecDeque<usize> = seeds
         .enumerate()
-        .filter(|&(i, s)| s && on[i])
+        .filter(|&(i, s)| s && is_on(i))
         .map(|(i, _)| i)
         .collect();
     for &i in &queue {
-        kept[i] = true;
+        if let Some(k) = kept.get_mut(i) {
+            *k = true;
+        }
     }
     while let Some(i) = queue.pop_front() {
         let (x, y) = (i % w, i / w);
         for ny in y.saturating_sub(1)..=(y + 1).min(h - 1) {
             for nx in x.saturating_sub(1)..=(x + 1).min(w - 1) {
                 let j = ny * w + nx;
-                if on[j] && !kept[j] {
-                    kept[j] = true;
+                if let Some(k) = kept.get_mut(j)
+                    && is_on(j)
+                    && !*k
+                {
+                    *k = true;
                     queue.push_back(j);
                 }
             }

@@ -31,6 +31,10 @@ impl Tap {
 }
 
 /// Samples `map` on the grid `ys x xs`; `None` taps give 0.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "hot loop; taps are built by `taps` for this map's width and height"
+)]
 pub(crate) fn sample_grid(
     map: &SaliencyMap,
     xs: &[Option<Tap>],

@@ -8,7 +8,7 @@ use feedbacknet_core::{GateSet, GateSite, GatedNetwork};
 
 use crate::{
     GateSolution, HardConfig, Result, SolverError,
-    score::{check_finite, check_targets, one_hot, read, target_scores},
+    score::{check_finite, check_targets, one_hot, read, read_scalar, target_scores},
 };
 
 /// Infers binary (0/1) gates for each sample's target class by coordinate ascent on the
@@ -172,7 +172,7 @@ fn any_change(old: &[Tensor<2>], new: &[Tensor<2>]) -> Result<bool> {
         return Ok(false);
     }
     let total = Tensor::cat(sums, 0).sum().reshape([1, 1]);
-    Ok(read(total)?[0] > 0.0)
+    Ok(read_scalar(total)? > 0.0)
 }
 
 /// The best gates seen so far per sample, and how many sweeps each has gone without improving.
@@ -217,13 +217,14 @@ impl Best {
     /// Takes the samples of `values` whose score beats their best so far.
     fn update(&mut self, values: &[Tensor<2>], scores: &[f32]) {
         let mut improved = vec![0.0f32; scores.len()];
-        for (b, &s) in scores.iter().enumerate() {
-            if s > self.scores[b] {
-                self.scores[b] = s;
-                self.stalls[b] = 0;
-                improved[b] = 1.0;
+        let best = self.scores.iter_mut().zip(&mut self.stalls);
+        for ((&s, (best, stalls)), improved) in scores.iter().zip(best).zip(&mut improved) {
+            if s > *best {
+                *best = s;
+                *stalls = 0;
+                *improved = 1.0;
             } else {
-                self.stalls[b] += 1;
+                *stalls += 1;
             }
         }
         if improved.iter().any(|&m| m > 0.0) {

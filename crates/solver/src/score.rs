@@ -37,8 +37,10 @@ pub(crate) fn check_finite(input: &Tensor<4>) -> Result<()> {
 pub(crate) fn one_hot(targets: &[usize], classes: usize, device: &Device) -> Tensor<2> {
     let batch = targets.len();
     let mut mask = vec![0.0f32; batch * classes];
-    for (b, &t) in targets.iter().enumerate() {
-        mask[b * classes + t] = 1.0;
+    for (row, &t) in mask.chunks_exact_mut(classes.max(1)).zip(targets) {
+        if let Some(m) = row.get_mut(t) {
+            *m = 1.0;
+        }
     }
     Tensor::<2>::from_data(TensorData::new(mask, [batch, classes]), device)
 }
@@ -48,6 +50,13 @@ pub(crate) fn target_scores(logits: Tensor<2>, targets: &[usize]) -> Tensor<2> {
     let [_, classes] = logits.dims();
     let mask = one_hot(targets, classes, &logits.device());
     logits.mul(mask).sum_dim(1)
+}
+
+/// Reads a one-value tensor back as an `f32`.
+pub(crate) fn read_scalar(t: Tensor<2>) -> Result<f32> {
+    read(t)?.first().copied().ok_or_else(|| {
+        CoreError::Readback("an empty tensor where one value was expected".into()).into()
+    })
 }
 
 /// Reads a small tensor back as `f32` values.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     Result, SolverError,
     config::{check_f32, check_nonzero},
-    score::{check_targets, read, target_scores},
+    score::{check_targets, read, read_scalar, target_scores},
 };
 
 /// Settings of [`visualize_class`].
@@ -160,8 +160,10 @@ impl ClassVisualization {
         let norm = &self.normalization;
         let mut rgb = vec![0u8; 3 * plane];
         for (i, px) in rgb.chunks_exact_mut(3).enumerate() {
-            for (c, out) in px.iter_mut().enumerate() {
-                let unit = values[c * plane + i] * norm.std[c] + norm.mean[c];
+            let stats = norm.mean.iter().zip(&norm.std);
+            for (c, (out, (mean, std))) in px.iter_mut().zip(stats).enumerate() {
+                let value = values.get(c * plane + i).copied().unwrap_or(0.0);
+                let unit = value * std + mean;
                 *out = (unit * 255.0).round().clamp(0.0, 255.0) as u8;
             }
         }
@@ -229,7 +231,7 @@ pub fn visualize_class_on(
                 .min_pair(hi.clone());
         }
     }
-    let logit_end = read(target_scores(net.forward(image.clone(), None)?, &[class]))?[0];
+    let logit_end = read_scalar(target_scores(net.forward(image.clone(), None)?, &[class]))?;
     Ok(ClassVisualization {
         image,
         logit_start: trace.first().copied().unwrap_or(logit_end),
@@ -249,7 +251,7 @@ fn class_gradient(
     let x = image.autodiff().detach().require_grad();
     let score = target_scores(net.forward(x.clone(), None)?, &[class]);
     let grads = score.clone().sum().backward();
-    let logit = read(score)?[0];
+    let logit = read_scalar(score)?;
     if !logit.is_finite() {
         return Err(SolverError::Diverged { iteration: step });
     }
@@ -300,8 +302,12 @@ fn pixel_bounds(spec: &InputSpec, device: &Device) -> (Tensor<4>, Tensor<4>) {
 
 /// Mean and std of channel `c` (the last RGB channel's for any further channel).
 fn channel_stats(norm: &Normalization, c: usize) -> (f32, f32) {
-    let c = c.min(2);
-    (norm.mean[c], norm.std[c])
+    let (mean, std) = (norm.mean, norm.std);
+    match c {
+        0 => (mean[0], std[0]),
+        1 => (mean[1], std[1]),
+        _ => (mean[2], std[2]),
+    }
 }
 
 /// A separable Gaussian blur applied to every channel independently.

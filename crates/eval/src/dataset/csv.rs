@@ -55,7 +55,7 @@ fn records<'a>(
     reader
         .into_records()
         .filter_map(move |record| match record {
-            Ok(r) if r.len() == 1 && r[0].is_empty() => None,
+            Ok(r) if r.len() == 1 && r.get(0).is_some_and(str::is_empty) => None,
             Ok(r) => Some(Ok((start_line(text, r.position()), r))),
             Err(e) => Some(Err(parse_error(
                 csv,
@@ -99,11 +99,14 @@ struct Row {
 }
 
 fn parse_row(csv: &Path, line: usize, row: &StringRecord, columns: &[usize; 8]) -> Result<Row> {
+    let name = |i: usize| COLUMNS.get(i).copied().unwrap_or_default();
     let field = |i: usize| {
-        row.get(columns[i])
-            .ok_or_else(|| parse_error(csv, line, format!("missing column {:?}", COLUMNS[i])))
+        columns
+            .get(i)
+            .and_then(|&c| row.get(c))
+            .ok_or_else(|| parse_error(csv, line, format!("missing column {:?}", name(i))))
     };
-    let num = |i: usize| field(i).and_then(|s| parse_field::<f32>(csv, line, COLUMNS[i], s));
+    let num = |i: usize| field(i).and_then(|s| parse_field::<f32>(csv, line, name(i), s));
     let bbox = make_box(csv, line, [num(4)?, num(5)?, num(6)?, num(7)?])?;
     Ok(Row {
         id: field(0)?.to_string(),
@@ -125,8 +128,7 @@ fn add_row(
     samples: &mut Vec<Sample>,
     by_id: &mut HashMap<String, usize>,
 ) -> Result<()> {
-    if let Some(&i) = by_id.get(&row.id) {
-        let sample = &mut samples[i];
+    if let Some(sample) = by_id.get(&row.id).and_then(|&i| samples.get_mut(i)) {
         if (sample.class, sample.size) != (row.class, row.size) {
             let msg = format!(
                 "{} has another class or size than on its earlier rows",

@@ -30,22 +30,20 @@ pub(super) fn load(dir: &Path, image_root: &Path) -> Result<Vec<Sample>> {
     let mut parts: Vec<Partial> = ids.iter().map(|_| Partial::default()).collect();
     read_keyed(
         &dir.join("class_labels.txt"),
-        2,
         &index,
-        |p, l, f, part| {
-            part.class = Some(parse_field(p, l, "class", f[1])?);
+        |p, l, [_, class], part| {
+            part.class = Some(parse_field(p, l, "class", class)?);
             Ok(())
         },
         &mut parts,
     )?;
     read_keyed(
         &dir.join("image_sizes.txt"),
-        3,
         &index,
-        |p, l, f, part| {
+        |p, l, [_, width, height], part| {
             part.size = Some((
-                parse_field(p, l, "width", f[1])?,
-                parse_field(p, l, "height", f[2])?,
+                parse_field(p, l, "width", width)?,
+                parse_field(p, l, "height", height)?,
             ));
             Ok(())
         },
@@ -53,12 +51,11 @@ pub(super) fn load(dir: &Path, image_root: &Path) -> Result<Vec<Sample>> {
     )?;
     read_keyed(
         &dir.join("localization.txt"),
-        5,
         &index,
-        |p, l, f, part| {
-            let c = |i: usize| parse_field::<f32>(p, l, "box coordinate", f[i]);
+        |p, l, [_, x0, y0, x1, y1], part| {
+            let c = |f: &str| parse_field::<f32>(p, l, "box coordinate", f);
             part.boxes
-                .push(make_box(p, l, [c(1)?, c(2)?, c(3)?, c(4)?])?);
+                .push(make_box(p, l, [c(x0)?, c(y0)?, c(x1)?, c(y1)?])?);
             Ok(())
         },
         &mut parts,
@@ -70,22 +67,23 @@ pub(super) fn load(dir: &Path, image_root: &Path) -> Result<Vec<Sample>> {
         .collect()
 }
 
-/// Reads a file of `id,field,...` lines with `n` fields, handing each line's
+/// Reads a file of `id,field,...` lines with `N` fields, handing each line's
 /// fields and the image's [`Partial`] to `apply`.
-fn read_keyed(
+fn read_keyed<const N: usize>(
     path: &Path,
-    n: usize,
     index: &HashMap<&str, usize>,
-    apply: impl Fn(&Path, usize, &[&str], &mut Partial) -> Result<()>,
+    apply: impl Fn(&Path, usize, [&str; N], &mut Partial) -> Result<()>,
     parts: &mut [Partial],
 ) -> Result<()> {
     let text = read_text(path)?;
     for (line, row) in lines(&text) {
-        let fields = split_exact(path, line, row, n)?;
-        let i = *index.get(fields[0]).ok_or_else(|| {
-            parse_error(path, line, format!("{} is not in image_ids.txt", fields[0]))
-        })?;
-        apply(path, line, &fields, &mut parts[i])?;
+        let fields: [&str; N] = split_exact(path, line, row)?;
+        let id = fields.first().copied().unwrap_or_default();
+        let part = index
+            .get(id)
+            .and_then(|&i| parts.get_mut(i))
+            .ok_or_else(|| parse_error(path, line, format!("{id} is not in image_ids.txt")))?;
+        apply(path, line, fields, part)?;
     }
     Ok(())
 }

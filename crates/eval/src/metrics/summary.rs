@@ -158,7 +158,9 @@ fn histogram(records: &[&ImageRecord]) -> Vec<usize> {
     let mut counts = vec![0; HISTOGRAM_BINS];
     for r in records {
         let bin = (r.gt_known_iou.clamp(0.0, 1.0) * HISTOGRAM_BINS as f32) as usize;
-        counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
+        if let Some(count) = counts.get_mut(bin.min(HISTOGRAM_BINS - 1)) {
+            *count += 1;
+        }
     }
     counts
 }

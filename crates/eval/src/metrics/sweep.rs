@@ -14,6 +14,10 @@ use crate::metrics::max_iou;
 /// For each threshold of `sweep` (each in `[0, 1]`), the largest IoU of
 /// any 8-connected component's box of `map.threshold(t)` (pixels `> 0` and
 /// `>= t * max`) with any of `gt`.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "`order` holds pixel indices of `data` and `by_cut` positions in `sweep`"
+)]
 pub(crate) fn sweep_ious(map: &SaliencyMap, gt: &[BoundingBox], sweep: &[f32]) -> Vec<f32> {
     let max = map.max();
     let data = map.data();
@@ -52,6 +56,10 @@ struct Forest {
 
 const ABSENT: usize = usize::MAX;
 
+#[allow(
+    clippy::indexing_slicing,
+    reason = "union-find over the pixels of one map: every index stored is a pixel below w * h"
+)]
 impl Forest {
     fn new(width: usize, height: usize) -> Self {
         let n = width * height;

@@ -161,7 +161,7 @@ where
         .map(|s| {
             let explanation = Explanation {
                 top5: s.top5.to_vec(),
-                true_class_map: smooth(&s.maps[at.candidate], at.blur)?,
+                true_class_map: smooth(s.map(at.candidate)?, at.blur)?,
                 top_maps: Vec::new(),
                 image: s.image.cloned(),
             };

@@ -110,17 +110,21 @@ where
 {
     let mut points = Vec::new();
     for &candidate in candidates.searched() {
+        let variant = candidates
+            .variants()
+            .get(candidate)
+            .ok_or_else(|| invalid("candidate", candidate, "is not one of the variants"))?;
         for &blur in &grid.blurs {
             let smoothed: Vec<SaliencyMap> = images
                 .iter()
-                .map(|s| smooth(&s.maps[candidate], blur))
+                .map(|s| smooth(s.map(candidate)?, blur))
                 .collect::<std::result::Result<_, E>>()?;
             for &refine in &grid.refinements {
                 points.extend(
                     score_thresholds(images, &smoothed, refine, &grid.thresholds)?
                         .into_iter()
                         .map(|(threshold, gt_known_loc)| GridPoint {
-                            variant: candidates.variants()[candidate].clone(),
+                            variant: variant.clone(),
                             candidate,
                             refine,
                             blur,

@@ -71,7 +71,12 @@ where
     let at_given_settings = at_given(stored, m, candidates, grid, &smooth)?;
     let mean = |f: fn(&Fold<V>) -> f64| folds.iter().map(f).sum::<f64>() / folds.len() as f64;
     Ok(MethodTuning {
-        median_ms: median(stored.iter().map(|s| s.times_ms[m]).collect()),
+        median_ms: median(
+            stored
+                .iter()
+                .filter_map(|s| s.times_ms.get(m).copied())
+                .collect(),
+        ),
         at_given_settings,
         held_out_gt_known_loc: mean(|f| f.reported.gt_known_loc),
         held_out_maxbox_acc_v2: mean(|f| f.reported.maxbox_acc_v2),

@@ -41,10 +41,23 @@ pub(crate) fn views(
         .map(|s| MethodView {
             sample: &s.sample,
             top5: &s.top5,
-            maps: &s.maps[m],
+            maps: s.maps.get(m).map_or(&[], Vec::as_slice),
             image: s.image.as_ref(),
         })
         .collect()
+}
+
+impl MethodView<'_> {
+    /// The stored map of variant `candidate`.
+    pub(crate) fn map(&self, candidate: usize) -> Result<&SaliencyMap> {
+        self.maps.get(candidate).ok_or_else(|| {
+            invalid(
+                "candidate",
+                candidate,
+                format!("{} has no stored map for it", self.sample.id),
+            )
+        })
+    }
 }
 
 /// Checks that every image holds `candidates` maps and a time for method `m`.

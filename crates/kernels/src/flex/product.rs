@@ -161,6 +161,7 @@ fn split_product(
         if lo >= hi {
             return;
         }
+        debug_assert!(hi <= if by_rows { m } else { n }, "a piece past the result");
         // SAFETY: the shapes fit the slices (checked above); piece `p` writes rows (or
         // columns) `lo..hi` of the result only, so no two pieces write the same element, and
         // the operands are only read.
