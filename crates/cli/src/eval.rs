@@ -10,9 +10,9 @@ use std::{path::Path, time::Instant};
 
 use feedbacknet::{FeedbackNet, Method, MethodExplainer, load_image, smoothed_at_image};
 use feedbacknet_eval::{
-    Dataset, GalleryItem, ImageRecord, MeasureConfig, Report, ResumePolicy, Runner, Sample, Shard,
-    Summary, SummaryFile, Timings, best_and_worst, config_table, encode_png, merge, sha256_file,
-    summary_json,
+    Dataset, FailedImage, GalleryItem, ImageRecord, MeasureConfig, Report, ResumePolicy, Runner,
+    Sample, Shard, Summary, SummaryFile, Timings, best_and_worst, config_table, encode_png, merge,
+    sha256_file, summary_json,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -85,6 +85,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         outcome.evaluated, outcome.failed, outcome.skipped
     );
     print_summary(&outcome.summary, measure.sweep.is_empty());
+    if outcome.dropped_partial_line {
+        eprintln!(
+            "{}: removed its last line, cut short by an interrupted run; that image was evaluated again",
+            args.results.display()
+        );
+    }
+    print_failures(&outcome.summary, |f| image_path(&dataset, f));
     let records = merge(&[&args.results])?;
     let config = run_config(&args, &data, &model, &net, shard.as_ref());
     if let Some(path) = &args.json {
@@ -117,6 +124,7 @@ pub fn run_merge(args: MergeArgs) -> Result<()> {
     let summary = Summary::from_records(&records, &sweep)?;
     println!("{} records from {} files", records.len(), args.inputs.len());
     print_summary(&summary, sweep.is_empty());
+    print_failures(&summary, |f| f.id.clone());
     if let Some(out) = &args.out {
         let mut lines = String::new();
         for record in &records {
@@ -265,6 +273,34 @@ fn print_summary(s: &Summary, no_sweep: bool) {
     }
     println!("mean IoU               {:.3}", s.mean_iou);
     println!("pointing game          {}", pct(s.pointing_game));
+}
+
+/// Lists the failed images on stderr: the first ones the summary keeps, each named by `name`
+/// with its error, then how many more there are.
+fn print_failures(s: &Summary, name: impl Fn(&FailedImage) -> String) {
+    if s.failed == 0 {
+        return;
+    }
+    eprintln!(
+        "{} of {} images failed (each counted as wrong):",
+        s.failed, s.images
+    );
+    for f in &s.failures {
+        eprintln!("  {}: {}", name(f), f.error);
+    }
+    let more = s.failed.saturating_sub(s.failures.len());
+    if more > 0 {
+        eprintln!("  ... and {more} more (the records with an \"error\" in the results)");
+    }
+}
+
+/// The file of a failed image, or its id if the data set does not have its index.
+fn image_path(dataset: &Dataset, failed: &FailedImage) -> String {
+    dataset
+        .samples
+        .iter()
+        .find(|s| s.index == failed.index)
+        .map_or_else(|| failed.id.clone(), |s| s.path.display().to_string())
 }
 
 fn write_summary(path: &Path, contents: &SummaryFile) -> Result<()> {

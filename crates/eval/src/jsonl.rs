@@ -11,6 +11,13 @@ use crate::metrics::ImageRecord;
 
 /// Appends records to a results file, one line each, flushed and synced to
 /// disk before [`ResultsWriter::write`] returns.
+///
+/// What a crash leaves: each line (record and newline) goes to the file in one `write_all` on
+/// an unbuffered [`File`] opened for appending, so once `write` has handed the line to the
+/// system a killed process cannot lose it (the flush has nothing to do; the sync guards
+/// against a power cut). A process killed during the write leaves at most the start of that
+/// one line, with no newline: [`ResultsWriter::open`] cuts it off and [`read_records`] skips
+/// it, so its image has no record and a resumed run evaluates it once.
 #[derive(Debug)]
 pub struct ResultsWriter {
     file: File,
@@ -73,20 +80,33 @@ impl ResultsWriter {
     /// Ends the file on a newline; returns whether an unparsable tail was cut.
     fn repair_tail(&mut self) -> Result<bool> {
         let bytes = std::fs::read(&self.path).map_err(io_error(&self.path))?;
-        if bytes.is_empty() || bytes.ends_with(b"\n") {
+        let (lines, tail) = split_tail(&bytes);
+        if tail.is_empty() {
             return Ok(false);
         }
-        let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        if serde_json::from_slice::<ImageRecord>(&bytes[cut..]).is_ok() {
+        if parse_record(tail).is_ok() {
             self.append(b"\n")?;
             return Ok(false);
         }
         self.file
-            .set_len(cut as u64)
+            .set_len(lines.len() as u64)
             .map_err(io_error(&self.path))?;
         self.file.sync_data().map_err(io_error(&self.path))?;
-        Ok(true)
+        Ok(!tail.trim_ascii().is_empty())
     }
+}
+
+/// Splits a results file's bytes after its last newline: the complete lines, and the tail a
+/// crash may have cut short (empty when the file ends on a newline).
+fn split_tail(bytes: &[u8]) -> (&[u8], &[u8]) {
+    let cut = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    bytes.split_at_checked(cut).unwrap_or((bytes, &[]))
+}
+
+/// Parses one line (bytes: a line cut inside a multi-byte character is an error like any other
+/// bad line, not a failure to read the file).
+fn parse_record(line: &[u8]) -> serde_json::Result<ImageRecord> {
+    serde_json::from_slice(line.trim_ascii())
 }
 
 /// What [`read_records`] found in a results file.
@@ -98,23 +118,32 @@ pub struct ReadRecords {
     pub truncated_lines: usize,
 }
 
-/// Reads a results file. Blank lines are skipped; an unparsable last line
-/// is skipped and counted in [`ReadRecords::truncated_lines`].
+/// Reads a results file. Blank lines are skipped. A last line without its newline that does
+/// not parse was cut short by a crash while it was written (each record is written with its
+/// newline in one piece): it is skipped and counted in [`ReadRecords::truncated_lines`]. A
+/// complete last line without its newline is a record.
 ///
-/// Errors: [`EvalError::Io`], or [`EvalError::Parse`] (with the line) for
-/// an unparsable line that is not the last.
+/// Errors: [`EvalError::Io`], or [`EvalError::Parse`] (with the line) for an unparsable line
+/// that ends with a newline, which no crash while writing leaves.
 pub fn read_records(path: &Path) -> Result<ReadRecords> {
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
-    let lines: Vec<(usize, &str)> = crate::text::lines(&text).collect();
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let (lines, tail) = split_tail(&bytes);
     let mut out = ReadRecords {
-        records: Vec::with_capacity(lines.len()),
+        records: Vec::new(),
         truncated_lines: 0,
     };
-    for (k, &(line, json)) in lines.iter().enumerate() {
-        match serde_json::from_str::<ImageRecord>(json) {
+    for (i, line) in lines.split(|&b| b == b'\n').enumerate() {
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let record = parse_record(line)
+            .map_err(|e| parse_error(path, i + 1, format!("not a record: {e}")))?;
+        out.records.push(record);
+    }
+    if !tail.trim_ascii().is_empty() {
+        match parse_record(tail) {
             Ok(record) => out.records.push(record),
-            Err(_) if k + 1 == lines.len() => out.truncated_lines = 1,
-            Err(e) => return Err(parse_error(path, line, format!("not a record: {e}"))),
+            Err(_) => out.truncated_lines = 1,
         }
     }
     Ok(out)

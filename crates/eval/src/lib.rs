@@ -62,9 +62,9 @@ pub use error::{EvalError, Result};
 pub use explainer::{ExplainError, Explainer, Explanation, score_explanation};
 pub use jsonl::{ReadRecords, ResultsWriter, done_ids, merge, read_records};
 pub use metrics::{
-    HISTOGRAM_BINS, ImageRecord, LOC_IOU_THRESHOLD, MAXBOX_IOU_THRESHOLDS, MapScores, MaxBoxAt,
-    MeasureConfig, Summary, default_sweep, max_iou, measure, measure_box, measure_box_with_image,
-    measure_with_image, peak, pointing_hit,
+    FAILURES_LISTED, FailedImage, HISTOGRAM_BINS, ImageRecord, LOC_IOU_THRESHOLD,
+    MAXBOX_IOU_THRESHOLDS, MapScores, MaxBoxAt, MeasureConfig, Summary, default_sweep, max_iou,
+    measure, measure_box, measure_box_with_image, measure_with_image, peak, pointing_hit,
 };
 pub use report::{
     GalleryItem, Report, SummaryFile, Timings, best_and_worst, config_table, encode_png,

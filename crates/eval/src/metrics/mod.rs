@@ -20,4 +20,6 @@ pub use measure::{
     measure_with_image, peak, pointing_hit,
 };
 pub use record::{ImageRecord, LOC_IOU_THRESHOLD};
-pub use summary::{HISTOGRAM_BINS, MAXBOX_IOU_THRESHOLDS, MaxBoxAt, Summary};
+pub use summary::{
+    FAILURES_LISTED, FailedImage, HISTOGRAM_BINS, MAXBOX_IOU_THRESHOLDS, MaxBoxAt, Summary,
+};

@@ -11,6 +11,20 @@ pub const MAXBOX_IOU_THRESHOLDS: [f32; 3] = [0.3, 0.5, 0.7];
 /// Number of equal-width bins of [`Summary::iou_histogram`] over `[0, 1]`.
 pub const HISTOGRAM_BINS: usize = 10;
 
+/// How many failed images [`Summary::failures`] lists (the first, in index order).
+pub const FAILURES_LISTED: usize = 10;
+
+/// An image that could not be evaluated, and why (from its [`ImageRecord`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedImage {
+    /// The image's position in data set order.
+    pub index: usize,
+    /// The image's id ([`crate::Sample::id`]).
+    pub id: String,
+    /// The record's [`ImageRecord::error`].
+    pub error: String,
+}
+
 /// MaxBoxAcc at one IoU threshold δ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MaxBoxAt {
@@ -31,6 +45,11 @@ pub struct Summary {
     pub images: usize,
     /// Number of images that could not be evaluated.
     pub failed: usize,
+    /// The first [`FAILURES_LISTED`] of those, in index order, with their errors (the full
+    /// list is in the results file: the records with an `error`). Empty in summaries written
+    /// before it existed.
+    #[serde(default)]
+    pub failures: Vec<FailedImage>,
     /// Top-1 classification accuracy.
     pub top1_cls: f64,
     /// Top-5 classification accuracy.
@@ -83,6 +102,7 @@ impl Summary {
         Ok(Self {
             images: n,
             failed: sorted.iter().filter(|r| r.is_failed()).count(),
+            failures: first_failures(&sorted),
             top1_cls: rate(ImageRecord::top1_correct),
             top5_cls: rate(ImageRecord::top5_correct),
             top1_loc: rate(ImageRecord::top1_loc_correct),
@@ -96,6 +116,21 @@ impl Summary {
             iou_histogram: histogram(&sorted),
         })
     }
+}
+
+/// The first [`FAILURES_LISTED`] failed records of `records` (in index order).
+fn first_failures(records: &[&ImageRecord]) -> Vec<FailedImage> {
+    records
+        .iter()
+        .filter_map(|r| {
+            Some(FailedImage {
+                index: r.index,
+                id: r.id.clone(),
+                error: r.error.clone()?,
+            })
+        })
+        .take(FAILURES_LISTED)
+        .collect()
 }
 
 fn check_sweeps(records: &[&ImageRecord], expected: usize) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The machine-readable summary: metrics, configuration, model hash, timings.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -81,13 +81,19 @@ pub struct SummaryFile {
     pub timings: Timings,
 }
 
-/// Writes `contents` as pretty-printed JSON to `path`.
+/// Writes `contents` as pretty-printed JSON to `path`: to `<path>.tmp` first, renamed over
+/// `path` once complete, so that a run killed while writing leaves the previous summary (or
+/// none), never half of one.
 pub fn summary_json(path: &Path, contents: &SummaryFile) -> Result<()> {
     let json = serde_json::to_string_pretty(contents).map_err(|source| EvalError::Json {
         what: "the summary",
         source,
     })?;
-    std::fs::write(path, json + "\n").map_err(io_error(path))
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, json + "\n").map_err(io_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))
 }
 
 /// SHA-256 of a file's bytes, as 64 lowercase hex digits.
