@@ -184,13 +184,14 @@ impl Runner {
             .filter(|s| self.in_shard(s))
             .collect();
         let (mut writer, done) = self.open_results(&samples)?;
-        let pending: Vec<&Sample> = samples
+        let mut pending: Vec<&Sample> = samples
             .iter()
             .filter(|s| !done.contains(&s.index))
             .copied()
             .collect();
-        let todo = &pending[..pending.len().min(self.limit.unwrap_or(usize::MAX))];
         let skipped = samples.len() - pending.len();
+        pending.truncate(self.limit.unwrap_or(usize::MAX));
+        let todo = pending.as_slice();
         let mut failed = 0;
         let mut report = |record: &ImageRecord, i: usize| {
             failed += usize::from(record.is_failed());
@@ -289,16 +290,17 @@ impl Runner {
     ) -> Result<()> {
         let queue = Mutex::new((0usize, decoded));
         let stop = AtomicBool::new(false);
-        // A job: the index of the next image and the image, or why the decoders stopped.
-        let next_job = || -> Option<(usize, Result<Decoded>)> {
+        // A job: the next image's sample and the image, or why the decoders stopped.
+        let next_job = || -> Option<(&Sample, Result<Decoded>)> {
             let mut guard = queue.lock().ok()?;
             let (next, decoded) = &mut *guard;
             if *next >= todo.len() || stop.load(Ordering::Relaxed) {
                 return None;
             }
             let i = *next;
+            let sample = *todo.get(i)?;
             *next += 1;
-            Some((i, receive(decoded, i, todo[i])))
+            Some((sample, receive(decoded, i, sample)))
         };
         let threads = worker_threads(self.workers);
         std::thread::scope(|scope| {
@@ -307,8 +309,8 @@ impl Runner {
                 let tx = tx.clone();
                 let next_job = &next_job;
                 let work = move || {
-                    while let Some((i, image)) = next_job() {
-                        let record = image.map(|image| self.evaluate(todo[i], image, explainer));
+                    while let Some((sample, image)) = next_job() {
+                        let record = image.map(|image| self.evaluate(sample, image, explainer));
                         if tx.send(record).is_err() {
                             return;
                         }
@@ -374,11 +376,11 @@ fn worker_threads(workers: usize) -> usize {
 
 /// Image `i` of `todo` from its decoder ([`EvalError::DecoderStopped`] if that decoder is gone).
 fn receive(decoded: &[Receiver<Decoded>], i: usize, sample: &Sample) -> Result<Decoded> {
-    decoded[i % decoded.len()]
-        .recv()
-        .map_err(|_| EvalError::DecoderStopped {
-            id: sample.id.clone(),
-        })
+    let stopped = || EvalError::DecoderStopped {
+        id: sample.id.clone(),
+    };
+    let decoder = decoded.get(i % decoded.len().max(1)).ok_or_else(stopped)?;
+    decoder.recv().map_err(|_| stopped())
 }
 
 /// Whether the file exists and is not empty.
