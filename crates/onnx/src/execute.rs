@@ -109,12 +109,12 @@ impl Executor {
         record: Option<&mut Vec<GateSite>>,
     ) -> feedbacknet_core::Result<Tensor<2>> {
         let mut values = self.execute(input, gates, record, Retain::Needed)?;
-        let logits = (values.get_mut(self.program.output).and_then(Option::take))
-            .ok_or_else(|| CoreError::Forward {
-                node: "<graph output>".into(),
-                op: "output".into(),
-                reason: "the output was never computed".into(),
-            })?;
+        let logits = values.get_mut(self.program.output).and_then(Option::take);
+        let logits = logits.ok_or_else(|| CoreError::Forward {
+            node: "<graph output>".into(),
+            op: "output".into(),
+            reason: "the output was never computed".into(),
+        })?;
         to_logits(logits)
     }
 
@@ -241,10 +241,7 @@ impl Executor {
     }
 
     /// The value slots before any step ran: the input and the constants.
-    fn initial_values(
-        &self,
-        input: Tensor<4>,
-    ) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
+    fn initial_values(&self, input: Tensor<4>) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
         let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
         store(&mut values, self.program.input, DynTensor::R4(input))?;
         for (slot, constant) in &self.program.constants {

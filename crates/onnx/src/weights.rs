@@ -217,6 +217,29 @@ mod tests {
     }
 
     #[test]
+    fn a_weight_whose_size_overflows_stays_in_the_model() {
+        let mut model = ModelProto::parse_from_tokio_bytes(&squeezenet()).expect("a model");
+        let graph = model.graph.as_mut().expect("a graph");
+        let large = graph
+            .initializer
+            .iter()
+            .filter(|t| t.raw_data.len() >= LARGE)
+            .count();
+        let tensor = (graph.initializer.iter_mut())
+            .find(|t| t.raw_data.len() >= LARGE)
+            .expect("a large initializer");
+        // 4 · 2^62 · 2 bytes overflows `usize`: the size check must not.
+        tensor.dims = vec![1 << 62, 2];
+        let file = Bytes::from(model.write_to_bytes().expect("written"));
+        let (_, weights) = take_large_weights(file);
+        assert_eq!(
+            weights.len(),
+            large - 1,
+            "the malformed weight is left to the parser"
+        );
+    }
+
+    #[test]
     fn a_file_it_cannot_decode_is_passed_through_unchanged() {
         let file = squeezenet();
         let cut = file.slice(..file.len() / 3);

@@ -143,11 +143,11 @@ pub(crate) fn einsum(plan: &EinsumPlan, a: DynTensor, b: DynTensor) -> Result<Dy
     let b = indexing::transpose(b, &plan.perm_b)?;
     let (ad, bd) = (a.dims(), b.dims());
     let parts = split3(&ad, plan.batch, plan.free_a).zip(split3(&bd, plan.batch, plan.contracted));
-    let Some(((a_batch, a_free, a_contracted), (_, _, b_free))) =
-        parts.filter(|((a_batch, _, a_contracted), (b_batch, b_contracted, b_free))| {
-            b_free.len() == plan.free_b && a_batch == b_batch && a_contracted == b_contracted
-        })
-    else {
+    // A: [batch, free, contracted]; B: [batch, contracted, free], the shared parts equal.
+    let agree = |((a_batch, _, a_contracted), (b_batch, b_contracted, b_free)): &(Parts, Parts)| {
+        b_free.len() == plan.free_b && a_batch == b_batch && a_contracted == b_contracted
+    };
+    let Some(((a_batch, a_free, a_contracted), (_, _, b_free))) = parts.filter(agree) else {
         return Err(shape_err(
             &format!("Einsum batch and contracted sizes to agree with {bd:?}"),
             ad,
@@ -179,8 +179,11 @@ pub(crate) fn einsum(plan: &EinsumPlan, a: DynTensor, b: DynTensor) -> Result<Dy
     indexing::transpose(y, &plan.out_perm)
 }
 
+/// A shape cut in three.
+type Parts<'a> = (&'a [usize], &'a [usize], &'a [usize]);
+
 /// `dims` cut into its first `first`, its next `second` and the rest; `None` when too short.
-fn split3(dims: &[usize], first: usize, second: usize) -> Option<(&[usize], &[usize], &[usize])> {
+fn split3(dims: &[usize], first: usize, second: usize) -> Option<Parts<'_>> {
     let (head, rest) = dims.split_at_checked(first)?;
     let (middle, tail) = rest.split_at_checked(second)?;
     Some((head, middle, tail))

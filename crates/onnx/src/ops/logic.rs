@@ -162,7 +162,10 @@ pub(super) fn scatter_nd(
         // product of `indexed` and the run ends by `n`; the error is a guard.
         let run = offset * slice..(offset + 1) * slice;
         let (Some(marks), Some(sources)) = (mask.get_mut(run.clone()), source.get_mut(run)) else {
-            return Err(shape_err(&format!("ScatterND offsets within {dims:?}"), vec![offset]));
+            return Err(shape_err(
+                &format!("ScatterND offsets within {dims:?}"),
+                vec![offset],
+            ));
         };
         marks.fill(1.0);
         for (s, value) in sources.iter_mut().enumerate() {
