@@ -70,8 +70,7 @@ impl Executor {
         };
         let probe = Tensor::zeros([1, 3, height, width], device);
         let values = executor.execute(probe, None, None, Retain::All)?;
-        let output = values[executor.program.output]
-            .clone()
+        let output = (values.get(executor.program.output).cloned().flatten())
             .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
         let classes = to_logits(output)?.dims()[1];
         executor.num_outputs = classes;
@@ -110,13 +109,12 @@ impl Executor {
         record: Option<&mut Vec<GateSite>>,
     ) -> feedbacknet_core::Result<Tensor<2>> {
         let mut values = self.execute(input, gates, record, Retain::Needed)?;
-        let logits = values[self.program.output]
-            .take()
-            .ok_or_else(|| CoreError::Forward {
-                node: "<graph output>".into(),
-                op: "output".into(),
-                reason: "the output was never computed".into(),
-            })?;
+        let logits = values.get_mut(self.program.output).and_then(Option::take);
+        let logits = logits.ok_or_else(|| CoreError::Forward {
+            node: "<graph output>".into(),
+            op: "output".into(),
+            reason: "the output was never computed".into(),
+        })?;
         to_logits(logits)
     }
 
@@ -141,15 +139,19 @@ impl Executor {
             return Ok(values);
         }
         // Computed without holding the lock: other workers keep going meanwhile.
-        let mut values = self.initial_values(input.clone());
+        let mut values = self.initial_values(input.clone())?;
         let mut computed = Vec::with_capacity(self.prefix.steps().len());
         for &index in self.prefix.steps() {
-            let step = &self.program.steps[index];
+            let step = self
+                .program
+                .steps
+                .get(index)
+                .ok_or_else(|| program_error(format!("no step {index}")))?;
             let out = step
                 .op
                 .run(step_inputs(step, &values)?)
                 .map_err(|e| forward_error(step, e.to_string()))?;
-            values[step.output] = Some(out.clone());
+            store(&mut values, step.output, out.clone())?;
             computed.push((step.output, out));
         }
         let computed: PrefixValues = computed.into();
@@ -175,15 +177,15 @@ impl Executor {
         let head = self.head_rows(classes);
         self.check_gates(gates)?;
         let batch = input.dims()[0];
-        let mut values = self.initial_values(input);
+        let mut values = self.initial_values(input)?;
         if let Some(indices) = pool_indices.as_deref_mut() {
             indices.resize(self.program.slots, None);
         }
         for (slot, value) in preset {
-            values[*slot] = Some(value.clone());
+            store(&mut values, *slot, value.clone())?;
         }
         for (index, step) in self.program.steps.iter().enumerate() {
-            if values[step.output].is_some() {
+            if values.get(step.output).is_some_and(Option::is_some) {
                 continue; // a preset value (the steps that no gate influences)
             }
             let inputs = step_inputs(step, &values)?;
@@ -206,10 +208,12 @@ impl Executor {
             }
             if retain == Retain::Needed {
                 for &slot in &step.release {
-                    values[slot] = None;
+                    if let Some(value) = values.get_mut(slot) {
+                        *value = None;
+                    }
                 }
             }
-            values[step.output] = Some(out);
+            store(&mut values, step.output, out)?;
         }
         Ok(values)
     }
@@ -237,13 +241,13 @@ impl Executor {
     }
 
     /// The value slots before any step ran: the input and the constants.
-    fn initial_values(&self, input: Tensor<4>) -> Vec<Option<DynTensor>> {
+    fn initial_values(&self, input: Tensor<4>) -> feedbacknet_core::Result<Vec<Option<DynTensor>>> {
         let mut values: Vec<Option<DynTensor>> = vec![None; self.program.slots];
-        values[self.program.input] = Some(DynTensor::R4(input));
+        store(&mut values, self.program.input, DynTensor::R4(input))?;
         for (slot, constant) in &self.program.constants {
-            values[*slot] = Some(constant.clone());
+            store(&mut values, *slot, constant.clone())?;
         }
-        values
+        Ok(values)
     }
 }
 
@@ -269,7 +273,10 @@ fn run_step(
         (Some(gated), _, _) => run_gated(step, inputs, gated),
         (None, None, Some(indices)) => {
             let (out, pooled) = step.op.run_recorded(inputs).map_err(failed)?;
-            indices[step.output] = pooled;
+            let slot = indices
+                .get_mut(step.output)
+                .ok_or_else(|| program_error(format!("no pooling slot {}", step.output)))?;
+            *slot = pooled;
             Ok(out)
         }
         (None, None, None) => step.op.run(inputs).map_err(failed),
@@ -301,9 +308,33 @@ fn step_inputs(
 ) -> feedbacknet_core::Result<Vec<DynTensor>> {
     step.inputs
         .iter()
-        .map(|&s| values[s].clone())
+        .map(|&s| values.get(s).cloned().flatten())
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| forward_error(step, "an input value is missing".into()))
+}
+
+/// Writes `value` into `slot` of `values`; an error for a slot past the program's (which the
+/// compiler never makes).
+pub(crate) fn store<T>(
+    values: &mut [Option<T>],
+    slot: usize,
+    value: T,
+) -> feedbacknet_core::Result<()> {
+    let count = values.len();
+    let entry = values
+        .get_mut(slot)
+        .ok_or_else(|| program_error(format!("value slot {slot} of {count}")))?;
+    *entry = Some(value);
+    Ok(())
+}
+
+/// An inconsistency of the compiled program itself (a step or slot out of range), for `reason`.
+pub(crate) fn program_error(reason: String) -> CoreError {
+    CoreError::Forward {
+        node: "<program>".into(),
+        op: "execute".into(),
+        reason,
+    }
 }
 
 /// The error of `step`, for `reason`.
@@ -346,8 +377,10 @@ fn site_of(step: &Step, activation: &DynTensor, batch: usize) -> GateSite {
 /// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.
 pub(crate) fn to_logits(output: DynTensor) -> feedbacknet_core::Result<Tensor<2>> {
     let dims = output.dims();
-    if dims.len() >= 2 && dims[2..].iter().all(|&d| d == 1) {
-        output.reshape(&dims[..2])?.into2("logits")
+    if let [batch, classes, rest @ ..] = dims.as_slice()
+        && rest.iter().all(|&d| d == 1)
+    {
+        output.reshape(&[*batch, *classes])?.into2("logits")
     } else {
         Err(CoreError::Shape {
             context: "network output".into(),

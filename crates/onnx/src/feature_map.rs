@@ -37,16 +37,18 @@ impl TokenGrid {
     /// [`MAX_EXTRA_TOKENS`] leading extra tokens.
     fn holds(&self, dims: &[usize]) -> bool {
         let patches = self.rows * self.cols;
-        dims.len() == 3 && (patches..=patches + MAX_EXTRA_TOKENS).contains(&dims[1])
+        matches!(dims, &[_, tokens, _] if (patches..=patches + MAX_EXTRA_TOKENS).contains(&tokens))
     }
 }
 
 /// Whether a value is a spatial map: `[N, C, H, W]` with more than one position.
 fn spatial(value: Option<&DynTensor>) -> bool {
-    value.is_some_and(|v| {
-        let d = v.dims();
-        d.len() == 4 && d[2] * d[3] > 1
-    })
+    value.is_some_and(|v| matches!(v.dims().as_slice(), &[_, _, h, w] if h * w > 1))
+}
+
+/// The probe's value of `slot`, if it was computed.
+fn value(values: &[Option<DynTensor>], slot: usize) -> Option<&DynTensor> {
+    values.get(slot).and_then(Option::as_ref)
 }
 
 /// The patch grid, from the values of a probe forward pass: the last spatial map `[1, C, h, w]`
@@ -56,21 +58,20 @@ pub(crate) fn token_grid(program: &Program, values: &[Option<DynTensor>]) -> Opt
         program
             .steps
             .iter()
-            .filter_map(|s| values[s.output].as_ref().map(|v| v.dims()))
+            .filter_map(|s| value(values, s.output).map(DynTensor::dims))
     };
     let mut grid = None;
     for (i, dims) in in_order().enumerate() {
-        if dims.len() != 4 || dims[2] * dims[3] <= 1 {
+        let &[_, channels, rows, cols] = dims.as_slice() else {
+            continue;
+        };
+        if rows * cols <= 1 {
             continue;
         }
-        let candidate = TokenGrid {
-            rows: dims[2],
-            cols: dims[3],
-        };
-        let channels = dims[1];
+        let candidate = TokenGrid { rows, cols };
         if in_order()
             .skip(i + 1)
-            .any(|d| candidate.holds(&d) && d[2] == channels)
+            .any(|d| candidate.holds(&d) && d.last() == Some(&channels))
         {
             grid = Some(candidate);
         }
@@ -101,8 +102,8 @@ fn last_conv_map(program: &Program, values: &[Option<DynTensor>], classes: usize
         let input = *step.inputs.first()?;
         // A step whose value depends on shapes alone (`Shape`) pools nothing.
         let reads_values = step.op.differentiable_input(0);
-        (reads_values && spatial(values[input].as_ref()) && !spatial(values[step.output].as_ref()))
-            .then_some(input)
+        let pools = spatial(value(values, input)) && !spatial(value(values, step.output));
+        (reads_values && pools).then_some(input)
     })?;
     Some(classifier_input(program, pooled, classes).unwrap_or(pooled))
 }
@@ -120,16 +121,16 @@ fn last_block_input(
         .iter()
         .rposition(|s| s.op.name() == "Attention")
         .unwrap_or(program.steps.len());
-    program.steps[..end].iter().rev().find_map(|step| {
+    program.steps.iter().take(end).rev().find_map(|step| {
         let slot = step.output;
-        let tokens = values[slot].as_ref().is_some_and(|v| grid.holds(&v.dims()));
-        (tokens && readers[slot] >= 2).then_some(slot)
+        let tokens = value(values, slot).is_some_and(|v| grid.holds(&v.dims()));
+        (tokens && readers.get(slot).is_some_and(|&r| r >= 2)).then_some(slot)
     })
 }
 
 /// If `slot` is `act(conv(x))` with one conv channel per class, the slot of `x`.
 fn classifier_input(program: &Program, slot: usize, classes: usize) -> Option<usize> {
-    let producer = |slot: usize| program.writer(slot).map(|i| &program.steps[i]);
+    let producer = |slot: usize| program.writer(slot).and_then(|i| program.steps.get(i));
     let act = producer(slot)?;
     act.gate?;
     let conv = producer(*act.inputs.first()?)?;

@@ -5,6 +5,8 @@
 //! (TensorFlow's `SAME`). Folded, the forward pass skips a copy of the padded map and the reverse
 //! pass the crop of its gradient (the activation before it then receives a contiguous gradient).
 
+use std::collections::HashSet;
+
 use burn::tensor::ops::{ConvOptions, PadMode};
 
 use crate::{conv_weights::conv_op, ops::Op, program::Program};
@@ -18,7 +20,7 @@ pub(crate) fn fold_pads(program: &mut Program) {
         .filter_map(|(pad, step)| {
             let extra = spatial_zero_pad(&step.op)?;
             let (out, input) = (step.output, *step.inputs.first()?);
-            if readers[out] != 1 || out == program.output {
+            if readers.get(out) != Some(&1) || out == program.output {
                 return None;
             }
             let conv = program
@@ -29,20 +31,26 @@ pub(crate) fn fold_pads(program: &mut Program) {
                 pad,
                 conv,
                 input,
-                padded_conv(&program.steps[conv].op, extra)?,
+                padded_conv(&program.steps.get(conv)?.op, extra)?,
             ))
         })
         .collect();
-    let mut folded = vec![false; program.steps.len()];
+    let mut folded = HashSet::new();
     for (pad, conv, input, op) in folds {
-        program.steps[conv].op = op;
-        program.steps[conv].inputs[0] = input;
-        folded[pad] = true;
+        // The convolution was found as a step whose first input is the pad's output.
+        if let Some(step) = program.steps.get_mut(conv)
+            && let Some(first) = step.inputs.first_mut()
+        {
+            step.op = op;
+            *first = input;
+            folded.insert(pad);
+        }
     }
     let mut index = 0;
     program.steps.retain(|_| {
+        let keep = !folded.contains(&index);
         index += 1;
-        !folded[index - 1]
+        keep
     });
 }
 

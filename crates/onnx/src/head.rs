@@ -15,16 +15,16 @@ pub(crate) fn find(
     classes: usize,
 ) -> Option<usize> {
     let readers = program.readers();
-    let channels = |slot: usize| values[slot].as_ref().map(|v| v.dims());
+    let channels = |slot: usize| values.get(slot)?.as_ref().map(DynTensor::dims);
     let mut slot = program.output;
     loop {
         let index = program.writer(slot)?;
-        let step = &program.steps[index];
-        let [input] = step.inputs[..] else {
+        let step = program.steps.get(index)?;
+        let &[input] = step.inputs.as_slice() else {
             return None;
         };
         let dims = channels(input)?;
-        let one_per_class = dims.len() >= 2 && dims[1] == classes;
+        let one_per_class = dims.get(1) == Some(&classes);
         match &step.op {
             Op::Conv2d {
                 weight, options, ..
@@ -35,10 +35,10 @@ pub(crate) fn find(
             }
             Op::Activation(_) | Op::GlobalAveragePool | Op::Identity if one_per_class => {}
             Op::Flatten { .. } | Op::Reshape { .. }
-                if one_per_class && dims[2..].iter().all(|&d| d == 1) => {}
+                if one_per_class && dims.iter().skip(2).all(|&d| d == 1) => {}
             _ => return None,
         }
-        if readers[input] != 1 {
+        if readers.get(input) != Some(&1) {
             return None;
         }
         slot = input;

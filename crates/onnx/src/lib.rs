@@ -78,6 +78,18 @@
 //!
 //! [`GatedNetwork`]: feedbacknet_core::GatedNetwork
 #![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 mod compile;
 mod conv_weights;

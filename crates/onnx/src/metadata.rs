@@ -132,13 +132,13 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, len: u64) -> Result<&'a [u8], MetadataError> {
-        let left = self.bytes.len() - self.pos;
-        if len > left as u64 {
-            return Err(self.error("the file ends inside a field"));
-        }
-        let start = self.pos;
-        self.pos += len as usize;
-        Ok(&self.bytes[start..self.pos])
+        let bytes = self.bytes;
+        let taken = usize::try_from(len)
+            .ok()
+            .and_then(|len| bytes.get(self.pos..)?.get(..len))
+            .ok_or_else(|| self.error("the file ends inside a field"))?;
+        self.pos += taken.len();
+        Ok(taken)
     }
 
     fn length_delimited(&mut self) -> Result<&'a [u8], MetadataError> {

@@ -137,7 +137,8 @@ impl OnnxNetwork {
     pub fn feature_map_node(&self) -> Option<&str> {
         let slot = self.executor.feature_map_slot()?;
         let program = self.executor.program();
-        program.writer(slot).map(|i| program.steps[i].name.as_str())
+        let step = program.steps.get(program.writer(slot)?)?;
+        Some(step.name.as_str())
     }
 }
 

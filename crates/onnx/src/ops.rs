@@ -411,9 +411,8 @@ impl Op {
             Op::Flatten { axis } => {
                 let x = first()?;
                 let dims = x.dims();
-                let axis = (*axis).min(dims.len());
-                let outer: usize = dims[..axis].iter().product();
-                x.reshape(&[outer, dims[axis..].iter().product()])
+                let (outer, inner) = dims.split_at((*axis).min(dims.len()));
+                x.reshape(&[outer.iter().product(), inner.iter().product()])
             }
             Op::Reshape { shape } => run_reshape(first()?, shape, true),
             Op::Pad { pads, mode } => run_pad(first()?, pads, *mode),
@@ -427,8 +426,11 @@ impl Op {
                         vec![amounts.len()],
                     ));
                 }
-                let pads: Vec<(usize, usize)> = (0..rank)
-                    .map(|i| (amounts[i] as usize, amounts[rank + i] as usize))
+                let (begins, ends) = amounts.split_at(rank);
+                let pads: Vec<(usize, usize)> = begins
+                    .iter()
+                    .zip(ends)
+                    .map(|(&begin, &end)| (begin as usize, end as usize))
                     .collect();
                 run_pad(x, &pads, *mode)
             }
@@ -541,15 +543,30 @@ fn two(inputs: Vec<DynTensor>) -> Result<[DynTensor; 2]> {
 
 /// `axis` (negative counts from the end) as an index below `rank`.
 pub(crate) fn axis_index(axis: i64, rank: usize, what: &str) -> Result<usize> {
-    let wrapped = if axis < 0 { axis + rank as i64 } else { axis };
-    usize::try_from(wrapped)
-        .ok()
+    wrap_axis(axis, rank)
         .filter(|&a| a < rank)
-        .ok_or_else(|| CoreError::Shape {
-            context: what.into(),
-            expected: format!("an axis in -{rank}..{rank}, not {axis}"),
-            got: vec![rank],
-        })
+        .ok_or_else(|| axis_err(axis, rank, what))
+}
+
+/// The axis `axis` of `dims` (negative counts from the end) and its size.
+pub(crate) fn axis_size(axis: i64, dims: &[usize], what: &str) -> Result<(usize, usize)> {
+    wrap_axis(axis, dims.len())
+        .and_then(|a| dims.get(a).map(|&size| (a, size)))
+        .ok_or_else(|| axis_err(axis, dims.len(), what))
+}
+
+/// `axis` counted from the end when negative; `None` if still negative.
+fn wrap_axis(axis: i64, rank: usize) -> Option<usize> {
+    let wrapped = if axis < 0 { axis + rank as i64 } else { axis };
+    usize::try_from(wrapped).ok()
+}
+
+fn axis_err(axis: i64, rank: usize, what: &str) -> CoreError {
+    CoreError::Shape {
+        context: what.into(),
+        expected: format!("an axis in -{rank}..{rank}, not {axis}"),
+        got: vec![rank],
+    }
 }
 
 /// The axes a reduction over `axes` reads in a tensor of `rank` (every axis when empty).
@@ -581,7 +598,7 @@ fn conv_rows(
     let channels = weight.dims()[0];
     if options.groups != 1
         || rows.is_empty()
-        || rows.windows(2).any(|w| w[0] >= w[1])
+        || !rows.is_sorted_by(|a, b| a < b)
         || rows.last() >= Some(&channels)
     {
         return Err(shape_err(
@@ -666,9 +683,15 @@ fn check_window(
     padding: [(usize, usize); 2],
     dilation: [usize; 2],
 ) -> Result<()> {
-    for i in 0..2 {
-        let extent = dims[2 + i] + padding[i].0 + padding[i].1;
-        let span = dilation[i] * (kernel[i] - 1) + 1;
+    let [_, _, height, width] = *dims;
+    for (((size, (before, after)), k), d) in [height, width]
+        .into_iter()
+        .zip(padding)
+        .zip(kernel)
+        .zip(dilation)
+    {
+        let extent = size + before + after;
+        let span = d * k.saturating_sub(1) + 1;
         if extent < span {
             return Err(shape_err(
                 &format!("spatial size of at least {span} for a {kernel:?} window"),
@@ -691,17 +714,16 @@ fn global_average_pool(x: DynTensor) -> Result<DynTensor> {
 fn run_linear(x: DynTensor, weight: &Tensor<2>, bias: Option<&Tensor<1>>) -> Result<DynTensor> {
     let dims = x.dims();
     let [k, n] = weight.dims();
-    if dims.last() != Some(&k) {
+    let Some((&last, lead)) = dims.split_last().filter(|(last, _)| **last == k) else {
         return Err(shape_err(&format!("last dimension {k}"), dims));
-    }
-    let rows = x.numel() / k;
-    let x2 = x.reshape(&[rows, k])?.into2("Gemm")?;
+    };
+    let rows = x.numel().checked_div(last).unwrap_or(0);
+    let x2 = x.reshape(&[rows, last])?.into2("Gemm")?;
     let mut y = x2.matmul(weight.clone());
     if let Some(b) = bias {
         y = y.add(b.clone().reshape([1, n]));
     }
-    let mut out_dims = dims;
-    *out_dims.last_mut().expect("rank checked") = n;
+    let out_dims: Vec<usize> = lead.iter().copied().chain([n]).collect();
     DynTensor::R2(y).reshape(&out_dims)
 }
 
@@ -712,12 +734,13 @@ fn run_gemm(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<DynTensor> {
-    if inputs.len() < 2 {
-        return Err(shape_err("two or three inputs", vec![inputs.len()]));
-    }
-    let c = (inputs.len() > 2).then(|| inputs.pop()).flatten();
-    let b = inputs.pop().expect("length checked").into2("Gemm B")?;
-    let a = inputs.pop().expect("length checked").into2("Gemm A")?;
+    let count = inputs.len();
+    let c = (count > 2).then(|| inputs.pop()).flatten();
+    let (Some(b), Some(a)) = (inputs.pop(), inputs.pop()) else {
+        return Err(shape_err("two or three inputs", vec![count]));
+    };
+    let b = b.into2("Gemm B")?;
+    let a = a.into2("Gemm A")?;
     let a = if trans_a { a.transpose() } else { a };
     let b = if trans_b { b.transpose() } else { b };
     if a.dims()[1] != b.dims()[0] {
@@ -828,11 +851,12 @@ fn run_pad(x: DynTensor, pads: &[(usize, usize)], mode: PadMode) -> Result<DynTe
 fn channel_affine(x: DynTensor, scale: &Tensor<1>, shift: &Tensor<1>) -> Result<DynTensor> {
     let dims = x.dims();
     let channels = scale.dims()[0];
-    if dims.len() < 2 || dims[1] != channels {
+    if dims.get(1) != Some(&channels) {
         return Err(shape_err(&format!("{channels} channels on axis 1"), dims));
     }
-    let mut shape = vec![1; dims.len()];
-    shape[1] = channels;
+    let shape: Vec<usize> = (0..dims.len())
+        .map(|axis| if axis == 1 { channels } else { 1 })
+        .collect();
     let scale = DynTensor::R1(scale.clone()).reshape(&shape)?;
     let shift = DynTensor::R1(shift.clone()).reshape(&shape)?;
     x.binary(scale, BinaryOp::Mul)?.binary(shift, BinaryOp::Add)

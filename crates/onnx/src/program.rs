@@ -42,12 +42,15 @@ impl Program {
         self.steps.iter().position(|s| s.output == slot)
     }
 
-    /// Per value slot, how many step inputs read it.
+    /// Per value slot, how many step inputs read it (a slot past `slots`, which the compiler
+    /// never writes, is not counted).
     pub fn readers(&self) -> Vec<usize> {
         let mut readers = vec![0usize; self.slots];
         for step in &self.steps {
             for &slot in &step.inputs {
-                readers[slot] += 1;
+                if let Some(count) = readers.get_mut(slot) {
+                    *count += 1;
+                }
             }
         }
         readers
@@ -57,14 +60,19 @@ impl Program {
     /// through no gate: their values are the same for every gate setting.
     pub fn gate_free_prefix(&self) -> Vec<usize> {
         let mut free = vec![false; self.slots];
-        free[self.input] = true;
-        for (slot, _) in &self.constants {
-            free[*slot] = true;
+        let mark = |free: &mut Vec<bool>, slot: usize| {
+            if let Some(flag) = free.get_mut(slot) {
+                *flag = true;
+            }
+        };
+        mark(&mut free, self.input);
+        for &(slot, _) in &self.constants {
+            mark(&mut free, slot);
         }
         let mut prefix = Vec::new();
         for (index, step) in self.steps.iter().enumerate() {
-            if step.gate.is_none() && step.inputs.iter().all(|&s| free[s]) {
-                free[step.output] = true;
+            if step.gate.is_none() && step.inputs.iter().all(|&s| free.get(s) == Some(&true)) {
+                mark(&mut free, step.output);
                 prefix.push(index);
             }
         }
@@ -76,14 +84,16 @@ impl Program {
         let mut last_use = vec![None; self.slots];
         for (i, step) in self.steps.iter().enumerate() {
             for &slot in &step.inputs {
-                last_use[slot] = Some(i);
+                if let Some(last) = last_use.get_mut(slot) {
+                    *last = Some(i);
+                }
             }
         }
         for (slot, last) in last_use.into_iter().enumerate() {
-            if let Some(i) = last
+            if let Some(step) = last.and_then(|i| self.steps.get_mut(i))
                 && slot != self.output
             {
-                self.steps[i].release.push(slot);
+                step.release.push(slot);
             }
         }
     }

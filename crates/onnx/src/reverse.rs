@@ -19,7 +19,7 @@ use feedbacknet_core::{
 };
 
 use crate::{
-    execute::{Executor, Recording, Retain, forward_error, to_logits},
+    execute::{Executor, Recording, Retain, forward_error, program_error, store, to_logits},
     feature_map::to_grid,
     kernels::{Wanted, gated_activation_backward, gated_backward_step, nan_max},
     ops::{Activation, Op},
@@ -170,7 +170,9 @@ pub(crate) fn step_gates(
     // A site that the score does not reach has a zero gradient: it still takes its step.
     step.step_sites(
         state,
-        |k, g| (moving[k] && !stepped[k]).then(|| g.zeros_like()),
+        |k, g| {
+            (moving.get(k) == Some(&true) && stepped.get(k) == Some(&false)).then(|| g.zeros_like())
+        },
         tape.logits,
         moved,
     )
@@ -199,7 +201,9 @@ impl Update<'_> {
         dy: &DynTensor,
         want_input: bool,
     ) -> Result<Option<DynTensor>> {
-        let state = self.states.get_mut(k).ok_or_else(|| site_error(k))?;
+        let (Some(state), Some(stepped)) = (self.states.get_mut(k), self.stepped.get_mut(k)) else {
+            return Err(site_error(k));
+        };
         let (g, v) = state.take().ok_or_else(|| site_error(k))?;
         if !self.moving.get(k).copied().unwrap_or(false) {
             let wanted = Wanted {
@@ -215,7 +219,7 @@ impl Update<'_> {
         let (dx, s) =
             gated_backward_step(x, act, dy, (g, v), self.granularity, self.step, want_input)?;
         self.moved = nan_max(self.moved, s.moved);
-        self.stepped[k] = true;
+        *stepped = true;
         *state = Some((s.gate, s.velocity));
         Ok(dx)
     }
@@ -272,8 +276,7 @@ impl<'a> Tape<'a> {
             Retain::All,
             recording,
         )?;
-        let output = values[program.output]
-            .clone()
+        let output = (values.get(program.output).cloned().flatten())
             .ok_or_else(|| CoreError::Readback("the output was never computed".into()))?;
         let output_dims = output.dims();
         Ok(Self {
@@ -286,8 +289,7 @@ impl<'a> Tape<'a> {
     }
 
     fn value(&self, slot: usize) -> Result<DynTensor> {
-        self.values[slot]
-            .clone()
+        (self.values.get(slot).cloned().flatten())
             .ok_or_else(|| CoreError::Readback(format!("value slot {slot} was dropped")))
     }
 }
@@ -338,14 +340,14 @@ impl<'a> Pass<'a> {
         }
         let constants: HashSet<usize> = program.constants.iter().map(|(slot, _)| *slot).collect();
         let mut grads: Vec<Option<DynTensor>> = vec![None; program.slots];
-        grads[program.output] =
-            Some(DynTensor::R2(seed.without_autodiff()).reshape(&self.tape.output_dims)?);
+        let seed = DynTensor::R2(seed.without_autodiff()).reshape(&self.tape.output_dims)?;
+        store(&mut grads, program.output, seed)?;
         let lowest_gate = program.steps.iter().position(|s| s.gate.is_some());
         for (index, step) in program.steps.iter().enumerate().rev() {
             if stop == Stop::LowestGate && lowest_gate.is_none_or(|lowest| index < lowest) {
                 break;
             }
-            let Some(dy) = grads[step.output].take() else {
+            let Some(dy) = grads.get_mut(step.output).and_then(Option::take) else {
                 continue;
             };
             if stop == Stop::Slot(step.output) {
@@ -354,7 +356,7 @@ impl<'a> Pass<'a> {
             let inputs = step
                 .inputs
                 .iter()
-                .map(|&s| self.tape.values[s].clone())
+                .map(|&s| self.tape.values.get(s).cloned().flatten())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
                     forward_error(step, "a value of the forward pass is missing".into())
@@ -374,7 +376,10 @@ impl<'a> Pass<'a> {
                 .map_err(|e| forward_error(step, format!("backward: {e}")))?;
             for (&slot, grad) in step.inputs.iter().zip(input_grads) {
                 if let Some(grad) = grad {
-                    grads[slot] = Some(match grads[slot].take() {
+                    let entry = grads
+                        .get_mut(slot)
+                        .ok_or_else(|| program_error(format!("no gradient slot {slot}")))?;
+                    *entry = Some(match entry.take() {
                         Some(acc) => acc.binary(grad, BinaryOp::Add)?,
                         None => grad,
                     });
@@ -382,7 +387,7 @@ impl<'a> Pass<'a> {
             }
         }
         Ok(match stop {
-            Stop::Input => grads[program.input].take(),
+            Stop::Input => grads.get_mut(program.input).and_then(Option::take),
             _ => None,
         })
     }
@@ -422,7 +427,9 @@ impl<'a> Pass<'a> {
             let (dx, gate_grad) =
                 gated_activation_backward(&x, *act, &dy, gate, self.rule, wanted)?;
             if let (Some(collect), Some(grad)) = (&self.collect, gate_grad) {
-                collect.borrow_mut()[k] = Some(grad);
+                let mut collected = collect.borrow_mut();
+                let entry = collected.get_mut(k).ok_or_else(|| site_error(k))?;
+                *entry = Some(grad);
             }
             return Ok(vec![dx]);
         }

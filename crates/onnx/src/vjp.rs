@@ -52,7 +52,7 @@ pub(crate) fn fast_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor, needed: &[
         Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub)) => {
             same_shape_sum(inputs, dy, needed, *op == BinaryOp::Sub)
         }
-        Op::Concat { axis } => Some(Ok(concat_grads(inputs, dy, *axis))),
+        Op::Concat { axis } => concat_grads(inputs, dy, *axis),
         Op::ChannelAffine { scale, .. } => {
             let mut shape = vec![1; x_dims.len()];
             *shape.get_mut(1)? = scale.dims()[0];
@@ -132,15 +132,15 @@ fn conv_input_grad(
     }
     let [_, _, kh, kw] = weight.dims();
     let [_, _, oh, ow] = dy.dims();
-    let padding_out = |size: usize, out: usize, k: usize, i: usize, pad: usize| {
-        let (s, d) = (options.stride[i], options.dilation[i]);
-        let reach = ((out.checked_sub(1)?) * s + d * (k - 1) + 1).checked_sub(2 * pad)?;
+    let ([sh, sw], [dh, dw]) = (options.stride, options.dilation);
+    let padding_out = |size: usize, out: usize, k: usize, (s, d): (usize, usize), pad: usize| {
+        let reach = ((out.checked_sub(1)?) * s + d * k.checked_sub(1)? + 1).checked_sub(2 * pad)?;
         let extra = size.checked_sub(reach)?;
         (extra < s.max(d)).then_some(extra)
     };
     let padding_out = [
-        padding_out(height, oh, kh, 0, top)?,
-        padding_out(width, ow, kw, 1, left)?,
+        padding_out(height, oh, kh, (sh, dh), top)?,
+        padding_out(width, ow, kw, (sw, dw), left)?,
     ];
     let transpose = ConvTransposeOptions::new(
         options.stride,
@@ -185,18 +185,20 @@ fn same_shape_sum(
     Some(Ok(grads))
 }
 
-/// Each input of a concatenation gets its slice of the output gradient.
-fn concat_grads(inputs: &[DynTensor], dy: &DynTensor, axis: usize) -> Vec<Option<DynTensor>> {
+/// Each input of a concatenation gets its slice of the output gradient (`None`, autodiff's
+/// turn, if an input has no such axis).
+fn concat_grads(inputs: &[DynTensor], dy: &DynTensor, axis: usize) -> Vjp {
     let mut start = 0;
-    inputs
+    let grads = inputs
         .iter()
         .map(|x| {
-            let length = x.dims()[axis];
+            let length = *x.dims().get(axis)?;
             let slice = dyn_map!(dy.clone(), t => t.narrow(axis, start, length));
             start += length;
-            Some(slice)
+            Some(Some(slice))
         })
-        .collect()
+        .collect::<Option<_>>()?;
+    Some(Ok(grads))
 }
 
 /// Global average pooling spreads each channel's gradient evenly over its pixels.

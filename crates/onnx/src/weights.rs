@@ -49,11 +49,8 @@ impl Weights {
     /// The values and shape of the weight called `name`, if it is one.
     pub(crate) fn values(&self, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
         let weight = self.tensors.get(name)?;
-        let values = weight
-            .bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let (words, _) = weight.bytes.as_chunks::<4>();
+        let values = words.iter().map(|&b| f32::from_le_bytes(b)).collect();
         Some((values, weight.dims.clone()))
     }
 
@@ -95,7 +92,7 @@ pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
             && tensor.external_data.is_empty()
             && dims
                 .as_ref()
-                .is_some_and(|d| d.iter().product::<usize>() * 4 == tensor.raw_data.len());
+                .is_some_and(|d| byte_size(d) == Some(tensor.raw_data.len()));
         let (true, Some(dims)) = (take, dims) else {
             kept.push(tensor);
             continue;
@@ -110,16 +107,14 @@ pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
                 bytes: tensor.raw_data,
             },
         );
-        let old = graph.input.iter().position(|i| i.name == tensor.name);
-        let input = match old {
-            Some(i) => &mut graph.input[i],
+        match graph.input.iter_mut().find(|i| i.name == tensor.name) {
+            Some(input) => declare_float_input(input, &name, &declared),
             None => {
-                graph.input.push(ValueInfoProto::new());
-                let last = graph.input.len() - 1;
-                &mut graph.input[last]
+                let mut input = ValueInfoProto::new();
+                declare_float_input(&mut input, &name, &declared);
+                graph.input.push(input);
             }
-        };
-        declare_float_input(input, &name, &declared);
+        }
     }
     graph.initializer = kept;
     if weights.tensors.is_empty() {
@@ -140,6 +135,11 @@ pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
         Ok(stripped) => (Bytes::from(stripped), weights),
         Err(_) => (file, Weights::default()),
     }
+}
+
+/// The bytes of a float tensor of shape `dims`; `None` if that overflows.
+fn byte_size(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(4usize, |size, &d| size.checked_mul(d))
 }
 
 /// Makes `input` the float input `name` of shape `dims`.
@@ -214,6 +214,29 @@ mod tests {
             .filter_map(|i| weights.values(&format!("{PREFIX}{i}")))
             .any(|(values, _)| values == expected);
         assert!(found);
+    }
+
+    #[test]
+    fn a_weight_whose_size_overflows_stays_in_the_model() {
+        let mut model = ModelProto::parse_from_tokio_bytes(&squeezenet()).expect("a model");
+        let graph = model.graph.as_mut().expect("a graph");
+        let large = graph
+            .initializer
+            .iter()
+            .filter(|t| t.raw_data.len() >= LARGE)
+            .count();
+        let tensor = (graph.initializer.iter_mut())
+            .find(|t| t.raw_data.len() >= LARGE)
+            .expect("a large initializer");
+        // 4 · 2^62 · 2 bytes overflows `usize`: the size check must not.
+        tensor.dims = vec![1 << 62, 2];
+        let file = Bytes::from(model.write_to_bytes().expect("written"));
+        let (_, weights) = take_large_weights(file);
+        assert_eq!(
+            weights.len(),
+            large - 1,
+            "the malformed weight is left to the parser"
+        );
     }
 
     #[test]

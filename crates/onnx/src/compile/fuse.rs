@@ -38,8 +38,8 @@ use onnx_ir::{
 /// `graph` with the activation patterns fused (borrowed as it is where none was found).
 pub(super) fn activations(graph: &OnnxGraph) -> Cow<'_, OnnxGraph> {
     let mut fusion = Fusion::new(graph);
-    for index in 0..graph.nodes.len() {
-        let found = match &graph.nodes[index] {
+    for (index, node) in graph.nodes.iter().enumerate() {
+        let found = match node {
             Node::Sigmoid(_) => fusion.times_input(index, |x, name, outputs| {
                 Node::Swish(SwishNode {
                     name,
@@ -75,7 +75,7 @@ pub(super) fn activations(graph: &OnnxGraph) -> Cow<'_, OnnxGraph> {
         .nodes
         .iter()
         .enumerate()
-        .filter(|(i, _)| !fusion.removed[*i])
+        .filter(|(i, _)| !fusion.removed.contains(i))
         .map(|(i, node)| fusion.replaced.remove(&i).unwrap_or_else(|| node.clone()))
         .collect();
     Cow::Owned(fused)
@@ -97,7 +97,7 @@ struct Fusion<'g> {
     readers: HashMap<&'g str, Vec<usize>>,
     producer: HashMap<&'g str, usize>,
     graph_outputs: HashSet<&'g str>,
-    removed: Vec<bool>,
+    removed: HashSet<usize>,
     replaced: HashMap<usize, Node>,
 }
 
@@ -118,26 +118,29 @@ impl<'g> Fusion<'g> {
             readers,
             producer,
             graph_outputs: graph.outputs.iter().map(|a| a.name.as_str()).collect(),
-            removed: vec![false; graph.nodes.len()],
+            removed: HashSet::new(),
             replaced: HashMap::new(),
         }
     }
 
     /// Records a fusion, unless one of its nodes belongs to another already.
     fn claim(&mut self, removed: &[usize], last: usize, node: Node) {
-        let taken = |i: &usize| self.removed[*i] || self.replaced.contains_key(i);
+        let taken = |i: &usize| self.removed.contains(i) || self.replaced.contains_key(i);
         if removed.iter().any(taken) || taken(&last) {
             return;
         }
-        for &i in removed {
-            self.removed[i] = true;
-        }
+        self.removed.extend(removed);
         self.replaced.insert(last, node);
+    }
+
+    /// Node `i` (`None` past the end).
+    fn node(&self, i: usize) -> Option<&'g Node> {
+        self.nodes.get(i)
     }
 
     /// The single output of node `i`.
     fn output(&self, i: usize) -> Option<&'g str> {
-        match self.nodes[i].outputs() {
+        match self.node(i)?.outputs() {
             [out] => Some(out.name.as_str()),
             _ => None,
         }
@@ -156,7 +159,7 @@ impl<'g> Fusion<'g> {
 
     /// The two operands of a binary node `i` if it is a `Mul`.
     fn mul_operands(&self, i: usize) -> Option<(&'g Argument, &'g Argument)> {
-        match &self.nodes[i] {
+        match self.node(i)? {
             Node::Mul(n) => match n.inputs.as_slice() {
                 [a, b] => Some((a, b)),
                 _ => None,
@@ -169,7 +172,7 @@ impl<'g> Fusion<'g> {
     fn scalar(&self, arg: &Argument) -> Option<f32> {
         let data = arg.value().or_else(|| {
             let &i = self.producer.get(arg.name.as_str())?;
-            match &self.nodes[i] {
+            match self.node(i)? {
                 Node::Constant(n) => n.inputs.first()?.value(),
                 _ => None,
             }
@@ -205,7 +208,7 @@ impl<'g> Fusion<'g> {
         i: usize,
         make: impl FnOnce(Argument, String, Vec<Argument>) -> Node,
     ) -> Option<Found> {
-        let x = self.nodes[i].inputs().first()?;
+        let x = self.node(i)?.inputs().first()?;
         let y = self.output(i)?;
         let m = self.only_reader(y)?;
         let other = self.other_operand(m, y)?;
@@ -214,8 +217,8 @@ impl<'g> Fusion<'g> {
         }
         let node = make(
             x.clone(),
-            self.nodes[i].name().to_string(),
-            self.nodes[m].outputs().to_vec(),
+            self.node(i)?.name().to_string(),
+            self.node(m)?.outputs().to_vec(),
         );
         Some((vec![i], m, node))
     }
@@ -223,12 +226,12 @@ impl<'g> Fusion<'g> {
     /// The exact GELU around the `Erf` node `e`.
     fn gelu(&self, e: usize) -> Option<Found> {
         // d = x / √2 (or x · 1/√2), read by the Erf alone.
-        let d = self.nodes[e].inputs().first()?;
+        let d = self.node(e)?.inputs().first()?;
         let &scale = self.producer.get(d.name.as_str())?;
         if self.only_reader(&d.name)? != e {
             return None;
         }
-        let x = match &self.nodes[scale] {
+        let x = match self.node(scale)? {
             Node::Div(n) => match n.inputs.as_slice() {
                 [x, c] if self.is_constant(c, std::f32::consts::SQRT_2) => x,
                 _ => return None,
@@ -248,7 +251,7 @@ impl<'g> Fusion<'g> {
         };
         let (mut removed, last) = self.gelu_tail(e, x)?;
         removed.push(scale);
-        Some(self.gelu_node(e, x, removed, last, GeluApproximate::Exact))
+        self.gelu_node(e, x, removed, last, GeluApproximate::Exact)
     }
 
     /// The GELU node named after node `named`, replacing the nodes `removed` and `last`.
@@ -259,14 +262,14 @@ impl<'g> Fusion<'g> {
         removed: Vec<usize>,
         last: usize,
         approximate: GeluApproximate,
-    ) -> Found {
+    ) -> Option<Found> {
         let node = Node::Gelu(GeluNode {
-            name: self.nodes[named].name().to_string(),
+            name: self.node(named)?.name().to_string(),
             inputs: vec![x.clone()],
-            outputs: self.nodes[last].outputs().to_vec(),
+            outputs: self.node(last)?.outputs().to_vec(),
             config: GeluConfig { approximate },
         });
-        (removed, last, node)
+        Some((removed, last, node))
     }
 
     /// After the `Erf` or `Tanh` node `e` of a GELU of `x`: `a = Add(e, 1)`, then
@@ -275,7 +278,7 @@ impl<'g> Fusion<'g> {
     fn gelu_tail(&self, e: usize, x: &Argument) -> Option<(Vec<usize>, usize)> {
         let erf = self.output(e)?;
         let add = self.only_reader(erf)?;
-        let Node::Add(n) = &self.nodes[add] else {
+        let Node::Add(n) = self.node(add)? else {
             return None;
         };
         let one = match n.inputs.as_slice() {
@@ -313,7 +316,7 @@ impl<'g> Fusion<'g> {
     /// `Pow(x, 3)` (operands in either order), then the tail of [`Fusion::gelu_tail`].
     fn gelu_tanh(&self, t: usize) -> Option<Found> {
         const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-        let inner = self.nodes[t].inputs().first()?;
+        let inner = self.node(t)?.inputs().first()?;
         let mut removed = Vec::new();
         // The node producing `value`, read by `reader` alone.
         let feeding = |value: &str, reader: usize| -> Option<usize> {
@@ -334,7 +337,7 @@ impl<'g> Fusion<'g> {
         let scale = feeding(&inner.name, t)?;
         let sum = scaled(scale, SQRT_2_OVER_PI)?;
         let add = feeding(&sum.name, scale)?;
-        let Node::Add(n) = &self.nodes[add] else {
+        let Node::Add(n) = self.node(add)? else {
             return None;
         };
         let [p, q] = n.inputs.as_slice() else {
@@ -347,7 +350,7 @@ impl<'g> Fusion<'g> {
             Some((x, cubic, cube))
         })?;
         let power = feeding(&cube.name, cubic)?;
-        match &self.nodes[power] {
+        match self.node(power)? {
             Node::Pow(n) => match n.inputs.as_slice() {
                 [base, e] if base.name == x.name && self.is_constant(e, 3.0) => {}
                 _ => return None,
@@ -366,6 +369,6 @@ impl<'g> Fusion<'g> {
         removed.extend([scale, add, cubic, power]);
         let (tail, last) = self.gelu_tail(t, x)?;
         removed.extend(tail);
-        Some(self.gelu_node(t, x, removed, last, GeluApproximate::Tanh))
+        self.gelu_node(t, x, removed, last, GeluApproximate::Tanh)
     }
 }

@@ -64,21 +64,20 @@ impl Refusals {
     /// `Ok` if nothing was refused; the one refusal's own error if there was one; otherwise
     /// [`OnnxError::UnsupportedOperators`] listing them all.
     pub(super) fn into_result(mut self) -> Result<()> {
-        let single = self.operators.len() == 1 && self.operators[0].1.len() == 1;
-        match (self.operators.len(), self.configs.len()) {
-            (0, 0) => Ok(()),
-            (0, 1) => Err(self.configs.remove(0)),
-            (1, 0) if single => {
-                let (op, mut nodes) = self.operators.remove(0);
-                Err(OnnxError::UnsupportedOperator {
-                    op,
-                    node: nodes.remove(0),
-                })
-            }
-            _ => Err(OnnxError::UnsupportedOperators {
-                ops: self.operators,
-                configs: self.configs.iter().map(ToString::to_string).collect(),
-            }),
+        if self.operators.is_empty() && self.configs.len() <= 1 {
+            return self.configs.pop().map_or(Ok(()), Err);
         }
+        if let ([(op, nodes)], []) = (self.operators.as_slice(), self.configs.as_slice())
+            && let [node] = nodes.as_slice()
+        {
+            return Err(OnnxError::UnsupportedOperator {
+                op: op.clone(),
+                node: node.clone(),
+            });
+        }
+        Err(OnnxError::UnsupportedOperators {
+            ops: self.operators,
+            configs: self.configs.iter().map(ToString::to_string).collect(),
+        })
     }
 }

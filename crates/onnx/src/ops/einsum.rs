@@ -34,18 +34,18 @@ pub(crate) fn plan(equation: &str) -> std::result::Result<EinsumPlan, String> {
         None => (eq.clone(), None),
     };
     let terms: Vec<&str> = lhs.split(',').collect();
-    if terms.len() != 2 {
+    let &[term_a, term_b] = terms.as_slice() else {
         let n = terms.len();
         let plural = if n == 1 { "" } else { "s" };
         return Err(format!("{n} operand{plural} (two run)"));
-    }
+    };
     let labels = |t: &str| -> std::result::Result<Vec<char>, String> {
         let v: Vec<char> = t.chars().collect();
         if let Some(c) = v.iter().find(|c| !c.is_ascii_alphabetic()) {
             return Err(format!("the character `{c}` in a term"));
         }
         for (i, c) in v.iter().enumerate() {
-            if v[..i].contains(c) {
+            if v.iter().take(i).any(|seen| seen == c) {
                 return Err(format!(
                     "the label `{c}` repeated within one term (a diagonal)"
                 ));
@@ -53,7 +53,7 @@ pub(crate) fn plan(equation: &str) -> std::result::Result<EinsumPlan, String> {
         }
         Ok(v)
     };
-    let (a, b) = (labels(terms[0])?, labels(terms[1])?);
+    let (a, b) = (labels(term_a)?, labels(term_b)?);
     let out = match out {
         Some(o) => labels(&o)?,
         None => {
@@ -88,26 +88,34 @@ pub(crate) fn plan(equation: &str) -> std::result::Result<EinsumPlan, String> {
         .copied()
         .filter(|c| b.contains(c) && !out.contains(c))
         .collect();
-    let pos = |term: &[char], c: &char| term.iter().position(|x| x == c).expect("label of term");
+    // Every label looked up was drawn from the term it is looked up in; the error is a guard.
+    let pos = |term: &[char], c: &char| {
+        term.iter()
+            .position(|x| x == c)
+            .ok_or_else(|| format!("the label `{c}` missing from its term"))
+    };
     let perm_a = batch
         .iter()
         .chain(&free_a)
         .chain(&contracted)
         .map(|c| pos(&a, c))
-        .collect();
+        .collect::<std::result::Result<_, _>>()?;
     let perm_b = batch
         .iter()
         .chain(&contracted)
         .chain(&free_b)
         .map(|c| pos(&b, c))
-        .collect();
+        .collect::<std::result::Result<_, _>>()?;
     let product: Vec<char> = batch
         .iter()
         .chain(&free_a)
         .chain(&free_b)
         .copied()
         .collect();
-    let out_perm = out.iter().map(|c| pos(&product, c)).collect();
+    let out_perm = out
+        .iter()
+        .map(|c| pos(&product, c))
+        .collect::<std::result::Result<_, _>>()?;
     Ok(EinsumPlan {
         perm_a,
         perm_b,
@@ -134,19 +142,23 @@ pub(crate) fn einsum(plan: &EinsumPlan, a: DynTensor, b: DynTensor) -> Result<Dy
     let a = indexing::transpose(a, &plan.perm_a)?;
     let b = indexing::transpose(b, &plan.perm_b)?;
     let (ad, bd) = (a.dims(), b.dims());
-    let (nb, fa, fb, k) = (plan.batch, plan.free_a, plan.free_b, plan.contracted);
-    if bd.len() != nb + k + fb || ad[..nb] != bd[..nb] || ad[nb + fa..] != bd[nb..nb + k] {
+    let parts = split3(&ad, plan.batch, plan.free_a).zip(split3(&bd, plan.batch, plan.contracted));
+    // A: [batch, free, contracted]; B: [batch, contracted, free], the shared parts equal.
+    let agree = |((a_batch, _, a_contracted), (b_batch, b_contracted, b_free)): &(Parts, Parts)| {
+        b_free.len() == plan.free_b && a_batch == b_batch && a_contracted == b_contracted
+    };
+    let Some(((a_batch, a_free, a_contracted), (_, _, b_free))) = parts.filter(agree) else {
         return Err(shape_err(
             &format!("Einsum batch and contracted sizes to agree with {bd:?}"),
             ad,
         ));
-    }
+    };
     let prod = |d: &[usize]| d.iter().product::<usize>();
     let (batch, rows, inner, cols) = (
-        prod(&ad[..nb]),
-        prod(&ad[nb..nb + fa]),
-        prod(&ad[nb + fa..]),
-        prod(&bd[nb + k..]),
+        prod(a_batch),
+        prod(a_free),
+        prod(a_contracted),
+        prod(b_free),
     );
     let (DynTensor::R3(a3), DynTensor::R3(b3)) = (
         a.reshape(&[batch, rows, inner])?,
@@ -154,8 +166,7 @@ pub(crate) fn einsum(plan: &EinsumPlan, a: DynTensor, b: DynTensor) -> Result<Dy
     ) else {
         return Err(shape_err("rank-3 folds", vec![batch, rows, inner]));
     };
-    let mut dims: Vec<usize> = ad[..nb + fa].to_vec();
-    dims.extend_from_slice(&bd[nb + k..]);
+    let dims: Vec<usize> = [a_batch, a_free, b_free].concat();
     let y = DynTensor::R3(a3.matmul(b3));
     let y = if dims.is_empty() {
         y.reshape(&[1])?
@@ -166,6 +177,16 @@ pub(crate) fn einsum(plan: &EinsumPlan, a: DynTensor, b: DynTensor) -> Result<Dy
         return Ok(y);
     }
     indexing::transpose(y, &plan.out_perm)
+}
+
+/// A shape cut in three.
+type Parts<'a> = (&'a [usize], &'a [usize], &'a [usize]);
+
+/// `dims` cut into its first `first`, its next `second` and the rest; `None` when too short.
+fn split3(dims: &[usize], first: usize, second: usize) -> Option<Parts<'_>> {
+    let (head, rest) = dims.split_at_checked(first)?;
+    let (middle, tail) = rest.split_at_checked(second)?;
+    Some((head, middle, tail))
 }
 
 #[cfg(test)]

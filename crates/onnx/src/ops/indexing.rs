@@ -7,7 +7,7 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use feedbacknet_core::{DynTensor, Result, dyn_map, dyn_with};
 
-use super::{Ints, axis_index, shape_err};
+use super::{Ints, axis_index, axis_size, shape_err};
 
 /// The axes of `x` reordered: output axis `i` is input axis `perm[i]` (reversed if `perm` is
 /// empty, as ONNX's default).
@@ -22,14 +22,18 @@ pub(crate) fn transpose(x: DynTensor, perm: &[usize]) -> Result<DynTensor> {
     let valid = perm.len() == rank
         && perm
             .iter()
-            .all(|&p| p < rank && !std::mem::replace(&mut seen[p], true));
+            .all(|&p| seen.get_mut(p).is_some_and(|s| !std::mem::replace(s, true)));
+    let dims = x.dims();
+    let err = || shape_err(&format!("a permutation {perm:?} of the axes"), dims.clone());
     if !valid {
-        return Err(shape_err(
-            &format!("a permutation {perm:?} of the axes"),
-            x.dims(),
-        ));
+        return Err(err());
     }
-    Ok(dyn_map!(x, t => t.permute(std::array::from_fn(|i| perm[i]))))
+    Ok(dyn_map!(x, t => t.permute(fixed(&perm).ok_or_else(err)?)))
+}
+
+/// `values` as an array of its length `D` (`None` for another length).
+fn fixed<const D: usize>(values: &[usize]) -> Option<[usize; D]> {
+    values.try_into().ok()
 }
 
 /// ONNX Slice: per listed axis, `start..end` by `step` (negative indices count from the end,
@@ -58,19 +62,17 @@ pub(super) fn slice(
         ));
     }
     let mut y = x;
-    for i in 0..count {
-        let axis = axis_index(axes[i], dims.len(), "slice axis")?;
-        if dims.len() == 1
-            && steps[i] != 0
-            && slice_indices(starts[i], ends[i], steps[i], dims[0]).is_none()
-        {
+    let ranges = starts.iter().zip(&ends).zip(&axes).zip(&steps);
+    for (((&start, &end), &axis), &step) in ranges {
+        let (axis, size) = axis_size(axis, &dims, "slice axis")?;
+        if dims.len() == 1 && step != 0 && slice_indices(start, end, step, size).is_none() {
             // An empty piece of a shape (`shape[2:]` of a 2-D value), for a `Concat`.
             let device = dyn_with!(&y, t => t.device());
             return DynTensor::from_vec(Vec::new(), &[0], &device);
         }
-        let picked = slice_indices(starts[i], ends[i], steps[i], dims[axis])
+        let picked = slice_indices(start, end, step, size)
             .ok_or_else(|| shape_err("a non-empty slice with a non-zero step", dims.clone()))?;
-        y = pick(y, axis, &picked);
+        y = pick(y, axis, &picked)?;
     }
     Ok(y)
 }
@@ -103,25 +105,27 @@ pub(crate) fn slice_indices(start: i64, end: i64, step: i64, size: usize) -> Opt
     (!picked.is_empty()).then_some(picked)
 }
 
-/// The entries `indices` (in range, not empty) of `axis`: one narrow for a run of consecutive
-/// indices, a select otherwise.
-pub(crate) fn pick(x: DynTensor, axis: usize, indices: &[usize]) -> DynTensor {
-    let first = indices[0];
+/// The entries `indices` (in range) of `axis`: one narrow for a run of consecutive indices, a
+/// select otherwise; an error when `indices` is empty.
+pub(crate) fn pick(x: DynTensor, axis: usize, indices: &[usize]) -> Result<DynTensor> {
+    let Some(&first) = indices.first() else {
+        return Err(shape_err("at least one index", x.dims()));
+    };
     let consecutive = indices.iter().enumerate().all(|(k, &i)| i == first + k);
     if consecutive {
-        return dyn_map!(x, t => t.narrow(axis, first, indices.len()));
+        return Ok(dyn_map!(x, t => t.narrow(axis, first, indices.len())));
     }
     let device = dyn_with!(&x, t => t.device());
     let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
     let index = Tensor::<1, Int>::from_data(TensorData::new(values, [indices.len()]), &device);
-    dyn_map!(x, t => t.select(axis, index.clone()))
+    Ok(dyn_map!(x, t => t.select(axis, index.clone())))
 }
 
 /// ONNX Gather with constant `indices` along `axis`; a scalar index removes the axis.
 pub(super) fn gather(x: DynTensor, axis: i64, indices: &[i64], scalar: bool) -> Result<DynTensor> {
     let dims = x.dims();
-    let axis = axis_index(axis, dims.len(), "gather axis")?;
-    let size = dims[axis] as i64;
+    let (axis, size) = axis_size(axis, &dims, "gather axis")?;
+    let size = size as i64;
     let picked = indices
         .iter()
         .map(|&i| {
@@ -134,12 +138,16 @@ pub(super) fn gather(x: DynTensor, axis: i64, indices: &[i64], scalar: bool) -> 
     if picked.is_empty() {
         return Err(shape_err("at least one index", dims));
     }
-    let y = pick(x, axis, &picked);
+    let y = pick(x, axis, &picked)?;
     if !scalar {
         return Ok(y);
     }
-    let mut out = dims;
-    out.remove(axis);
+    let out: Vec<usize> = dims
+        .iter()
+        .enumerate()
+        .filter(|&(a, _)| a != axis)
+        .map(|(_, &d)| d)
+        .collect();
     y.reshape(if out.is_empty() { &[1] } else { &out })
 }
 
@@ -147,21 +155,24 @@ pub(super) fn gather(x: DynTensor, axis: i64, indices: &[i64], scalar: bool) -> 
 pub(super) fn squeeze(x: DynTensor, axes: Option<&[i64]>) -> Result<DynTensor> {
     let dims = x.dims();
     let removed: Vec<usize> = match axes {
-        None => (0..dims.len()).filter(|&a| dims[a] == 1).collect(),
+        None => (dims.iter().enumerate())
+            .filter(|&(_, &d)| d == 1)
+            .map(|(a, _)| a)
+            .collect(),
         Some(axes) => axes
             .iter()
             .map(|&a| axis_index(a, dims.len(), "squeeze axis"))
             .collect::<Result<_>>()?,
     };
-    if removed.iter().any(|&a| dims[a] != 1) {
+    if removed.iter().any(|&a| dims.get(a) != Some(&1)) {
         return Err(shape_err(
             &format!("size 1 on the squeezed axes {removed:?}"),
             dims,
         ));
     }
-    let kept: Vec<usize> = (0..dims.len())
-        .filter(|a| !removed.contains(a))
-        .map(|a| dims[a])
+    let kept: Vec<usize> = (dims.iter().enumerate())
+        .filter(|(a, _)| !removed.contains(a))
+        .map(|(_, &d)| d)
         .collect();
     x.reshape(if kept.is_empty() { &[1] } else { &kept })
 }
@@ -176,7 +187,7 @@ pub(super) fn unsqueeze(x: DynTensor, axes: &[i64], scalar_input: bool) -> Resul
         .map(|&a| axis_index(a, rank, "unsqueeze axis"))
         .collect::<Result<Vec<_>>>()?;
     inserted.sort_unstable();
-    if inserted.windows(2).any(|w| w[0] == w[1]) {
+    if !inserted.is_sorted_by(|a, b| a < b) {
         return Err(shape_err(&format!("distinct axes {axes:?}"), dims));
     }
     let mut rest = dims.iter();

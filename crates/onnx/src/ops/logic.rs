@@ -28,10 +28,16 @@ fn broadcast(ts: Vec<DynTensor>) -> Result<Vec<DynTensor>> {
         .collect()
 }
 
+/// [`broadcast`] of a fixed number of tensors.
+fn broadcast_n<const N: usize>(ts: [DynTensor; N]) -> Result<[DynTensor; N]> {
+    broadcast(ts.into())?
+        .try_into()
+        .map_err(|v: Vec<DynTensor>| shape_err(&format!("{N} operands"), vec![v.len()]))
+}
+
 /// 1 where `a == b` (broadcasting), 0 elsewhere.
 pub(super) fn equal(a: DynTensor, b: DynTensor) -> Result<DynTensor> {
-    let mut v = broadcast(vec![a, b])?;
-    let (b, a) = (v.pop().expect("two"), v.pop().expect("two"));
+    let [a, b] = broadcast_n([a, b])?;
     macro_rules! eq {
         ($($r:ident),*) => {
             match (a, b) {
@@ -50,12 +56,7 @@ pub(super) fn not(x: DynTensor) -> DynTensor {
 
 /// `x` where `condition` is non-zero, `y` elsewhere (broadcasting all three).
 pub(super) fn where_(condition: DynTensor, x: DynTensor, y: DynTensor) -> Result<DynTensor> {
-    let mut v = broadcast(vec![condition, x, y])?;
-    let (y, x, c) = (
-        v.pop().expect("three"),
-        v.pop().expect("three"),
-        v.pop().expect("three"),
-    );
+    let [c, x, y] = broadcast_n([condition, x, y])?;
     macro_rules! pick {
         ($($r:ident),*) => {
             match (c, x, y) {
@@ -83,10 +84,11 @@ pub(super) fn modulo(a: DynTensor, b: DynTensor, fmod: bool) -> Result<DynTensor
 
 /// `start, start + delta, …` below `limit` (above it for a negative `delta`), integers.
 pub(super) fn range(inputs: &[DynTensor], bounds: &[Ints; 3]) -> Result<DynTensor> {
-    let read = |b: &Ints| -> Result<i64> {
+    // Wide enough that no bounds overflow the arithmetic below.
+    let read = |b: &Ints| -> Result<i128> {
         b.resolve(inputs)?
             .first()
-            .copied()
+            .map(|&v| i128::from(v))
             .ok_or_else(|| shape_err("a scalar Range bound", vec![0]))
     };
     let (start, limit, delta) = (read(&bounds[0])?, read(&bounds[1])?, read(&bounds[2])?);
@@ -99,15 +101,15 @@ pub(super) fn range(inputs: &[DynTensor], bounds: &[Ints; 3]) -> Result<DynTenso
     } else {
         0
     };
-    if count <= 0 {
+    let Some(len) = usize::try_from(count).ok().filter(|&len| len > 0) else {
         return Err(shape_err("a non-empty Range", vec![0]));
-    }
+    };
     let values: Vec<f32> = (0..count).map(|i| (start + i * delta) as f32).collect();
     let device = inputs
         .first()
         .map(|t| dyn_with!(t, u => u.device()))
         .ok_or_else(|| shape_err("a Range with a bound computed at run time", vec![]))?;
-    DynTensor::from_vec(values, &[count as usize], &device)
+    DynTensor::from_vec(values, &[len], &device)
 }
 
 /// ONNX ScatterND without reduction: `data` with the slices at `indices` (last axis: a prefix
@@ -120,19 +122,18 @@ pub(super) fn scatter_nd(
 ) -> Result<DynTensor> {
     let dims = data.dims();
     let index_dims = indices.dims();
-    let k = *index_dims
-        .last()
+    let (&k, tuple_dims) = index_dims
+        .split_last()
         .ok_or_else(|| shape_err("indices of rank ≥ 1", index_dims.clone()))?;
-    if k == 0 || k > dims.len() {
+    let Some((indexed, slice_dims)) = dims.split_at_checked(k).filter(|_| k != 0) else {
         return Err(shape_err(
             &format!("index tuples of 1..={} axes", dims.len()),
             index_dims,
         ));
-    }
-    let slice: usize = dims[k..].iter().product();
-    let tuples: usize = index_dims[..index_dims.len() - 1].iter().product();
-    let mut expected = index_dims[..index_dims.len() - 1].to_vec();
-    expected.extend_from_slice(&dims[k..]);
+    };
+    let slice: usize = slice_dims.iter().product();
+    let tuples: usize = tuple_dims.iter().product();
+    let expected = [tuple_dims, slice_dims].concat();
     if updates.numel() != tuples * slice {
         return Err(shape_err(
             &format!("updates of shape {expected:?}"),
@@ -143,10 +144,11 @@ pub(super) fn scatter_nd(
     let n = data.numel();
     let mut mask = vec![0.0f32; n];
     let mut source = vec![0.0f32; n];
-    for u in 0..tuples {
+    // `k` is not 0 (checked above), so the chunks are well defined.
+    for (u, tuple) in idx.chunks_exact(k).enumerate() {
         let mut offset = 0usize;
-        for (j, &d) in dims[..k].iter().enumerate() {
-            let raw = idx[u * k + j].round() as i64;
+        for (&value, &d) in tuple.iter().zip(indexed) {
+            let raw = value.round() as i64;
             let i = if raw < 0 { raw + d as i64 } else { raw };
             if i < 0 || i >= d as i64 {
                 return Err(shape_err(
@@ -156,9 +158,18 @@ pub(super) fn scatter_nd(
             }
             offset = offset * d + i as usize;
         }
-        for s in 0..slice {
-            mask[offset * slice + s] = 1.0;
-            source[offset * slice + s] = (u * slice + s) as f32;
+        // In range: every index was checked against its axis, so `offset` is below the
+        // product of `indexed` and the run ends by `n`; the error is a guard.
+        let run = offset * slice..(offset + 1) * slice;
+        let (Some(marks), Some(sources)) = (mask.get_mut(run.clone()), source.get_mut(run)) else {
+            return Err(shape_err(
+                &format!("ScatterND offsets within {dims:?}"),
+                vec![offset],
+            ));
+        };
+        marks.fill(1.0);
+        for (s, value) in sources.iter_mut().enumerate() {
+            *value = (u * slice + s) as f32;
         }
     }
     let device = dyn_with!(&data, t => t.device());

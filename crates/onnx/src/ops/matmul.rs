@@ -10,14 +10,17 @@ pub(super) fn broadcast_batch(a: DynTensor, b: DynTensor) -> Result<(DynTensor, 
     let rank = a.rank().max(b.rank());
     let (a, b) = (a.unsqueeze_to(rank)?, b.unsqueeze_to(rank)?);
     let (ad, bd) = (a.dims(), b.dims());
-    if rank < 2 || ad[rank - 1] != bd[rank - 2] {
+    let matrices = ad.split_last_chunk::<2>().zip(bd.split_last_chunk::<2>());
+    let Some(((a_batch, a_matrix), (b_batch, b_matrix))) =
+        matrices.filter(|((_, [_, inner]), (_, [rows, _]))| inner == rows)
+    else {
         return Err(shape_err(&format!("a matrix product with {bd:?}"), ad));
-    }
-    if ad[..rank - 2] == bd[..rank - 2] {
+    };
+    if a_batch == b_batch {
         return Ok((a, b));
     }
-    let mut batch = Vec::with_capacity(rank - 2);
-    for (&x, &y) in ad[..rank - 2].iter().zip(&bd[..rank - 2]) {
+    let mut batch = Vec::with_capacity(a_batch.len());
+    for (&x, &y) in a_batch.iter().zip(b_batch) {
         if x != y && x != 1 && y != 1 {
             return Err(shape_err(
                 &format!("batch dimensions broadcastable with {bd:?}"),
@@ -36,5 +39,5 @@ pub(super) fn broadcast_batch(a: DynTensor, b: DynTensor) -> Result<(DynTensor, 
         let zeros = DynTensor::from_vec(vec![0.0; full.iter().product()], &full, &device)?;
         t.binary(zeros, BinaryOp::Add)
     };
-    Ok((widen(a, &ad[rank - 2..])?, widen(b, &bd[rank - 2..])?))
+    Ok((widen(a, a_matrix)?, widen(b, b_matrix)?))
 }

@@ -13,12 +13,12 @@ use super::{CastTo, Ints, run_reshape, shape_err};
 pub(super) fn shape_of(x: &DynTensor, start: usize, end: usize) -> Result<DynTensor> {
     let dims = x.dims();
     let end = end.min(dims.len());
-    if start >= end {
+    let Some(kept) = dims.get(start..end).filter(|kept| !kept.is_empty()) else {
         return Err(shape_err(&format!("dimensions {start}..{end}"), dims));
-    }
-    let values: Vec<f32> = dims[start..end].iter().map(|&d| d as f32).collect();
+    };
+    let values: Vec<f32> = kept.iter().map(|&d| d as f32).collect();
     let device = dyn_with!(x, t => t.device());
-    DynTensor::from_vec(values, &[end - start], &device)
+    DynTensor::from_vec(values, &[kept.len()], &device)
 }
 
 /// A reshape to the target shape held by the step's second input (read back to the host).

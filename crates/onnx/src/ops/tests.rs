@@ -336,7 +336,15 @@ fn range_counts_up_and_down_and_refuses_empty() {
     let empty = range(Ints::Input(0), Ints::Static(vec![2]), Ints::Static(vec![1]));
     assert!(empty.run(vec![limit.clone()]).is_err());
     let zero_step = range(Ints::Input(0), Ints::Static(vec![2]), Ints::Static(vec![0]));
-    assert!(zero_step.run(vec![limit]).is_err());
+    assert!(zero_step.run(vec![limit.clone()]).is_err());
+    // Bounds whose difference overflows `i64` (a malformed model) are counted without panicking.
+    let extreme = range(
+        Ints::Static(vec![i64::MIN]),
+        Ints::Static(vec![i64::MAX]),
+        Ints::Static(vec![i64::MAX]),
+    );
+    let (_, v) = run(extreme, vec![limit]);
+    assert_eq!(v, vec![i64::MIN as f32, -1.0, (i64::MAX - 1) as f32]);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map, dyn_with
 
 use super::Vjp;
 use crate::ops::{
-    CastTo, Op, ReduceKind, axis_index,
+    CastTo, Op, ReduceKind, axis_size,
     indexing::{slice_indices, transpose},
     reduce_axes,
 };
@@ -49,9 +49,10 @@ pub(super) fn structural_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor) -> V
                 return None;
             }
             let mut spans = Vec::with_capacity(count);
-            for i in 0..count {
-                let axis = axis_index(axes[i], x_dims.len(), "slice axis").ok()?;
-                let picked = slice_indices(starts[i], ends[i], steps[i], x_dims[axis])?;
+            let ranges = starts.iter().zip(&ends).zip(&axes).zip(&steps);
+            for (((&start, &end), &axis), &step) in ranges {
+                let (axis, size) = axis_size(axis, &x_dims, "slice axis").ok()?;
+                let picked = slice_indices(start, end, step, size)?;
                 spans.push((axis, consecutive(&picked)?));
             }
             pad_back(dy, &x_dims, &spans)
@@ -61,16 +62,17 @@ pub(super) fn structural_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor) -> V
             indices,
             scalar,
         } => {
-            let axis = axis_index(*axis, x_dims.len(), "gather axis").ok()?;
-            let size = x_dims[axis] as i64;
+            let (axis, size) = axis_size(*axis, &x_dims, "gather axis").ok()?;
+            let size = size as i64;
             let picked: Vec<usize> = indices
                 .iter()
                 .map(|&i| usize::try_from(if i < 0 { i + size } else { i }).ok())
                 .collect::<Option<_>>()?;
             let span = consecutive(&picked)?;
             let dy = if *scalar {
-                let mut kept = x_dims.clone();
-                kept[axis] = 1;
+                let kept: Vec<usize> = (x_dims.iter().enumerate())
+                    .map(|(a, &d)| if a == axis { 1 } else { d })
+                    .collect();
                 dy.clone().reshape(&kept).ok()?
             } else {
                 dy.clone()
@@ -84,8 +86,9 @@ pub(super) fn structural_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor) -> V
         } => spread(dy, &x_dims, axes, *kind == ReduceKind::Mean),
         _ => return None,
     };
-    let mut grads = vec![None; inputs.len()];
-    grads[0] = Some(grad.ok()?);
+    // The first input (present: its dimensions were read) gets the gradient, the others none.
+    let others = std::iter::repeat_n(None, inputs.len().saturating_sub(1));
+    let grads = std::iter::once(Some(grad.ok()?)).chain(others).collect();
     Some(Ok(grads))
 }
 
@@ -110,13 +113,15 @@ fn pad_back(
     for &(axis, (first, length)) in spans {
         let after = x_dims
             .get(axis)
-            .and_then(|&size| size.checked_sub(first + length))
-            .ok_or_else(|| CoreError::Shape {
+            .and_then(|&size| size.checked_sub(first + length));
+        let (Some(pad), Some(after)) = (pads.get_mut(axis), after) else {
+            return Err(CoreError::Shape {
                 context: "slice gradient".into(),
                 expected: format!("entries {first}..{} on axis {axis}", first + length),
                 got: x_dims.to_vec(),
-            })?;
-        pads[axis] = (first, after);
+            });
+        };
+        *pad = (first, after);
     }
     if pads.iter().all(|&p| p == (0, 0)) {
         return Ok(dy.clone());
@@ -128,12 +133,16 @@ fn pad_back(
 fn spread(dy: &DynTensor, x_dims: &[usize], axes: &[i64], mean: bool) -> Result<DynTensor> {
     let rank = x_dims.len();
     let axes = reduce_axes(axes, rank)?;
-    let kept: Vec<usize> = (0..rank)
-        .map(|a| if axes.contains(&a) { 1 } else { x_dims[a] })
+    let kept: Vec<usize> = (x_dims.iter().enumerate())
+        .map(|(a, &d)| if axes.contains(&a) { 1 } else { d })
         .collect();
     let mut dy = dy.clone().reshape(&kept)?;
     if mean {
-        let count: usize = axes.iter().map(|&a| x_dims[a]).product();
+        // Each reduced axis once (a repeated axis reduces a size-1 axis the second time).
+        let count: usize = (x_dims.iter().enumerate())
+            .filter(|(a, _)| axes.contains(a))
+            .map(|(_, &d)| d)
+            .product();
         dy = dyn_map!(dy, t => t.div_scalar(count as f32));
     }
     let device = dyn_with!(&dy, t => t.device());
