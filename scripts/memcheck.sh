@@ -13,12 +13,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }
 
-binary=$(cargo test -p feedbacknet-kernels --features flex --lib --no-run --message-format=json 2>/dev/null |
+# The test binary of the workspace build (`cargo test --workspace`, so the kernels are built
+# with the features the workspace gives them, flex's fast paths included).
+binary=$(cargo test --workspace --no-run --message-format=json 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "feedbacknet_kernels":
+    if (m.get("reason") == "compiler-artifact" and m.get("executable")
+            and m["target"]["name"] == "feedbacknet_kernels" and m["profile"]["test"]):
         print(m["executable"])')
 [ -n "$binary" ] || { echo "could not build the kernel tests" >&2; exit 2; }
 

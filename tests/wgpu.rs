@@ -1,0 +1,65 @@
+//! The wgpu backend at run time: the same maps and boxes as flex (CPU) for gradient, Grad-CAM
+//! and a short soft feedback on SqueezeNet 1.1. Built only with `--features wgpu`; CI runs it on
+//! Mesa's software Vulkan driver (lavapipe), so no GPU is needed (`.ci/run`).
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use common::{photo, shared};
+use feedbacknet::{Backend, FeedbackNet, Inference, Method, Request, SolverConfig};
+
+/// Pearson correlation of two equally long value lists.
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let n = a.len() as f64;
+    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x) - ma, f64::from(y) - mb);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa * bb).sqrt()
+}
+
+fn explain(backend: Backend) -> Vec<Inference> {
+    let net = FeedbackNet::builder()
+        .model_path(shared().join("models/squeezenet1.1.onnx"))
+        .device(backend.device().expect("backend compiled in"))
+        .solver(SolverConfig::default().with_iterations(3))
+        .build()
+        .expect("SqueezeNet loads");
+    let image = photo("data/demo/darknet_dog.jpg");
+    let methods = [Method::Gradient, Method::GradCam, Method::Feedback];
+    let request = Request::class("mountain bike").methods(methods);
+    let results = net.explain(&image, &request).expect("explained");
+    (0..methods.len())
+        .map(|m| results.method(m)[0].clone())
+        .collect()
+}
+
+#[test]
+fn wgpu_maps_and_boxes_equal_flex() {
+    let cpu = explain(Backend::Flex);
+    let gpu = explain(Backend::Wgpu);
+    for (c, g) in cpu.iter().zip(&gpu) {
+        assert_eq!(c.method, g.method);
+        let r = correlation(c.saliency.data(), g.saliency.data());
+        assert!(r >= 0.999, "{:?}: map correlation {r}", c.method);
+        assert!(
+            (c.logit_after - g.logit_after).abs() <= 1e-3 * c.logit_after.abs().max(1.0),
+            "{:?}: logit {} on flex, {} on wgpu",
+            c.method,
+            c.logit_after,
+            g.logit_after
+        );
+        let (cb, gb) = (c.best_box().expect("a box"), g.best_box().expect("a box"));
+        assert!(
+            cb.iou(gb) >= 0.98,
+            "{:?}: box {cb:?} on flex, {gb:?} on wgpu",
+            c.method
+        );
+    }
+}
