@@ -13,6 +13,26 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A truncated or damaged image file, refused by the decoding policy (see
+    /// [`crate::DamagedImages`]).
+    #[error(
+        "damaged image {path}: {reason}; refused (to use it anyway: DamagedImages::Accept, or \
+         --accept-damaged-images on the command line)"
+    )]
+    DamagedImage {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An image over the decoding limits (see [`crate::DecodeOptions`]).
+    #[error("image {path} exceeds the decoding limits: {reason}")]
+    ImageTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The size and the limit it exceeds.
+        reason: String,
+    },
     /// The image has no pixels.
     #[error("the image is empty ({width}x{height})")]
     EmptyImage {

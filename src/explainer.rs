@@ -22,7 +22,8 @@ use feedbacknet_localize::{SaliencyMap, smoothed_in_image};
 use image::DynamicImage;
 
 use crate::{
-    Error, FeedbackNet, InputSpec, Method, MethodSpec, Request, Result, colour_image, load_image,
+    DecodeOptions, Error, FeedbackNet, InputSpec, LoadedImage, Method, MethodSpec, Request, Result,
+    colour_image, load_image_with,
 };
 
 /// A [`FeedbackNet`] with one method, as the evaluator sees it.
@@ -98,14 +99,17 @@ impl Explainer for MethodExplainer<'_> {
 /// group of `methods` (one group per tuned method, one spec per candidate setting), the
 /// unblurred map of the true class resized to [`Sample::size`]. All specs run in one
 /// [`FeedbackNet::explain`] call (shared solves once). A group's time is the prediction's
-/// plus its first spec's stages; `colour` adds the image at the maps' size.
+/// plus its first spec's stages; `colour` adds the image at the maps' size. The image file is
+/// decoded under `options` (a damaged file accepted there leaves its warnings in
+/// [`StoredImage::warnings`]).
 pub fn stored_maps(
     net: &FeedbackNet,
     sample: &Sample,
     methods: &[Vec<MethodSpec>],
     colour: bool,
+    options: &DecodeOptions,
 ) -> Result<StoredImage> {
-    let image = load_image(&sample.path)?;
+    let LoadedImage { image, warnings } = load_image_with(&sample.path, options)?;
     let started = Instant::now();
     let top5 = net
         .predict(&image, 5)?
@@ -138,6 +142,7 @@ pub fn stored_maps(
         maps,
         times_ms,
         image: colour,
+        warnings,
     })
 }
 

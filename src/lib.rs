@@ -68,7 +68,7 @@ pub use model_info::{
 };
 pub use net::FeedbackNet;
 pub use pipeline::DEFAULT_MAX_BATCH;
-pub use preprocess::{colour_image, load_image};
+pub use preprocess::{colour_image, load_image, load_image_with};
 pub use request::{Request, Targets};
 pub use views::Crops;
 
@@ -77,6 +77,7 @@ pub use feedbacknet_core::{
     GateGradients, GateGranularity, GateSet, GateSite, GateState, GatedNetwork, InputSettingError,
     InputSize, InputSpec, MomentumStep, Normalization, Seed, SteppedGates, Tensor, TensorData,
 };
+pub use feedbacknet_eval::{DamagedImages, DecodeOptions, LoadedImage};
 pub use feedbacknet_localize::{
     BoundingBox, ColourImage, FusionConfig, FusionRule, ImageGeometry, Localization,
     LocalizeConfig, LocalizeError, RefineConfig, Refinement, ResizeMode, SaliencyMap,

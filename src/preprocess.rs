@@ -5,32 +5,40 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::InputSpec;
+use feedbacknet_eval::{DecodeOptions, ImageFileError, LoadedImage, decode_image_file};
 use feedbacknet_localize::{ColourImage, ImageGeometry, ResizeMode};
 use image::{DynamicImage, RgbImage, imageops::FilterType};
 
 use crate::{Error, Result};
 
 /// Reads and decodes an image file (any format the `image` crate reads: JPEG, PNG, BMP, GIF,
-/// TIFF, WebP). Grayscale, RGBA and 16-bit images are accepted; they are converted to 8-bit RGB
-/// when used.
+/// TIFF, WebP) under the default [`DecodeOptions`]: the `image` crate's default limits, and a
+/// truncated or damaged file refused ([`Error::DamagedImage`]) even where its decoder would
+/// fill the missing part (a cut JPEG). Grayscale, RGBA and 16-bit images are accepted; they are
+/// converted to 8-bit RGB when used.
 pub fn load_image(path: impl AsRef<Path>) -> Result<DynamicImage> {
-    let path = path.as_ref();
-    let image_error = |reason: String| Error::Image {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| image_error(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| image_error(e.to_string()))?;
-    let image = reader.decode().map_err(|e| image_error(e.to_string()))?;
-    if image.width() == 0 || image.height() == 0 {
-        return Err(Error::EmptyImage {
-            width: image.width(),
-            height: image.height(),
-        });
+    Ok(load_image_with(path, &DecodeOptions::default())?.image)
+}
+
+/// [`load_image`] under `options` (limits; damaged files refused, or accepted with
+/// [`LoadedImage::warnings`] saying what is wrong). The evaluator decodes with the same
+/// policy (`feedbacknet_eval::decode_image_file`).
+pub fn load_image_with(path: impl AsRef<Path>, options: &DecodeOptions) -> Result<LoadedImage> {
+    decode_image_file(path, options).map_err(image_error)
+}
+
+/// The facade's error for a file the decoding policy refused.
+fn image_error(e: ImageFileError) -> Error {
+    match e {
+        ImageFileError::Read { path, source } => Error::Image {
+            path,
+            reason: source.to_string(),
+        },
+        ImageFileError::Decode { path, reason } => Error::Image { path, reason },
+        ImageFileError::Damaged { path, reason } => Error::DamagedImage { path, reason },
+        ImageFileError::TooLarge { path, reason } => Error::ImageTooLarge { path, reason },
+        ImageFileError::Empty { width, height, .. } => Error::EmptyImage { width, height },
     }
-    Ok(image)
 }
 
 /// An image prepared for the network.
@@ -92,6 +100,48 @@ pub fn colour_image(image: &DynamicImage, w: u32, h: u32) -> Result<ColourImage>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DamagedImages;
+
+    /// A shared dev-set photo (227x227 JPEG).
+    fn photo() -> std::path::PathBuf {
+        std::env::var_os("FEEDBACKNET_SHARED")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared").into())
+            .join("data/imagenet-val/images/ILSVRC2012_val_00000361.JPEG")
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_a_damaged_image_error_unless_accepted() {
+        let bytes = std::fs::read(photo()).unwrap();
+        let cut = std::env::temp_dir().join(format!("fbn-{}-cut.jpg", std::process::id()));
+        std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+        match load_image(&cut) {
+            Err(Error::DamagedImage { path, reason }) => {
+                assert_eq!(path, cut);
+                assert!(reason.contains("truncated"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let accept = DecodeOptions::default().damaged(DamagedImages::Accept);
+        let loaded = load_image_with(&cut, &accept).unwrap();
+        assert!(loaded.warnings[0].contains("truncated"));
+        std::fs::remove_file(&cut).unwrap();
+        assert!(
+            load_image_with(photo(), &accept)
+                .unwrap()
+                .warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_image_over_the_limits_is_too_large() {
+        let small = DecodeOptions::default().max_width(64);
+        assert!(matches!(
+            load_image_with(photo(), &small),
+            Err(Error::ImageTooLarge { .. })
+        ));
+    }
 
     #[test]
     fn the_colour_image_is_resampled_only_when_sizes_differ() {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use feedbacknet::{
-    Backend, CamLayer, ClassQuery, FeedbackMap, InputSize, Method, Normalization, Objective,
+    Backend, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap, InputSize, Method,
+    Normalization, Objective,
 };
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
@@ -285,6 +286,8 @@ pub struct InferArgs {
     /// The image (JPEG, PNG, BMP, GIF, TIFF, WebP).
     #[arg(long)]
     pub image: PathBuf,
+    #[command(flatten)]
+    pub decode: ImageArgs,
     /// Class to explain: an index (0-999 for ImageNet) or a label such as "tiger cat".
     /// Repeat for several classes (solved in one batch).
     #[arg(long, conflicts_with = "top_k", value_parser = parse_class)]
@@ -313,6 +316,8 @@ pub struct CompareArgs {
     /// The image.
     #[arg(long)]
     pub image: PathBuf,
+    #[command(flatten)]
+    pub decode: ImageArgs,
     /// A class to show (index or label); repeat for each object of the photo.
     #[arg(long, required = true, value_parser = parse_class)]
     pub class: Vec<ClassQuery>,
@@ -406,6 +411,46 @@ fn parse_class(s: &str) -> Result<ClassQuery, std::convert::Infallible> {
     s.parse()
 }
 
+/// How image files are decoded: the decoder limits and what to do with a damaged file.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Decode a truncated or damaged image file anyway instead of refusing it (a cut JPEG's
+    /// missing part comes out grey); a warning goes to stderr and into the JSON results.
+    #[arg(long)]
+    pub accept_damaged_images: bool,
+    /// Refuse images wider than this many pixels (default: no limit).
+    #[arg(long, value_name = "PIXELS")]
+    pub max_image_width: Option<u32>,
+    /// Refuse images taller than this many pixels (default: no limit).
+    #[arg(long, value_name = "PIXELS")]
+    pub max_image_height: Option<u32>,
+    /// Refuse images whose decoding needs more than this many bytes (the decoded image counts:
+    /// width x height x bytes per pixel); 0: no limit. Default: 512 MiB, the image crate's.
+    #[arg(long, value_name = "BYTES", default_value_t = DecodeOptions::DEFAULT_MAX_BYTES)]
+    pub max_image_bytes: u64,
+}
+
+impl ImageArgs {
+    /// The decoding policy the flags ask for.
+    pub fn options(&self) -> DecodeOptions {
+        let mut options = DecodeOptions::default().no_limits();
+        if let Some(width) = self.max_image_width {
+            options = options.max_width(width);
+        }
+        if let Some(height) = self.max_image_height {
+            options = options.max_height(height);
+        }
+        if self.max_image_bytes > 0 {
+            options = options.max_bytes(self.max_image_bytes);
+        }
+        options.damaged(if self.accept_damaged_images {
+            DamagedImages::Accept
+        } else {
+            DamagedImages::Refuse
+        })
+    }
+}
+
 /// An evaluation data set.
 #[derive(Debug, Args)]
 pub struct DataArgs {
@@ -420,6 +465,8 @@ pub struct DataArgs {
     /// Folder the image paths of the data set are relative to (default: the data folder).
     #[arg(long)]
     pub images: Option<PathBuf>,
+    #[command(flatten)]
+    pub decode: ImageArgs,
 }
 
 impl DataArgs {

@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-use feedbacknet::{Inference, ModelInfo, Request, load_image};
+use feedbacknet::{Inference, LoadedImage, ModelInfo, Request, load_image_with};
 use serde::Serialize;
 
 use crate::{
     args::CompareArgs,
     error::{CliError, Result},
-    infer::spinner,
+    infer::{print_warnings, spinner},
     net::{build, settings_line},
     output::{write_atomic, write_png},
     panel::Panel,
@@ -30,6 +30,9 @@ struct CompareReport<'a> {
     /// `results[method][class]`.
     results: Vec<Vec<&'a Inference>>,
     total_ms: f64,
+    /// What was wrong with an image accepted damaged; absent when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 pub fn run(args: CompareArgs) -> Result<()> {
@@ -41,7 +44,8 @@ pub fn run(args: CompareArgs) -> Result<()> {
     bar.set_message("loading the model");
     let net = build(&args.model, &args.settings, args.methods[0])?;
     bar.suspend(|| eprintln!("{}", settings_line(&net)));
-    let image = load_image(&args.image)?;
+    let LoadedImage { image, warnings } = load_image_with(&args.image, &args.decode.options())?;
+    bar.suspend(|| print_warnings(&args.image, &warnings));
     let classes = args
         .class
         .iter()
@@ -79,6 +83,7 @@ pub fn run(args: CompareArgs) -> Result<()> {
         methods: args.methods.iter().map(ToString::to_string).collect(),
         results: per_method.iter().map(|rs| rs.iter().collect()).collect(),
         total_ms: started.elapsed().as_secs_f64() * 1e3,
+        warnings,
     };
     let json_path = args.out.with_extension("json");
     let json = serde_json::to_vec_pretty(&report).map_err(|e| CliError::Encode {

@@ -8,7 +8,9 @@
 
 use std::{path::Path, time::Instant};
 
-use feedbacknet::{FeedbackNet, Method, MethodExplainer, load_image, smoothed_at_image};
+use feedbacknet::{
+    DecodeOptions, FeedbackNet, Method, MethodExplainer, load_image_with, smoothed_at_image,
+};
 use feedbacknet_eval::{
     Dataset, FailedImage, GalleryItem, ImageRecord, MeasureConfig, Report, ResumePolicy, Runner,
     Sample, Shard, Summary, SummaryFile, Timings, best_and_worst, config_table, encode_png, merge,
@@ -77,6 +79,10 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(error) = &p.last.error {
             bar.println(format!("{}: {error}", p.last.id));
         }
+        // On stderr even when it is not a terminal (a hidden bar prints no line).
+        for warning in &p.last.warnings {
+            bar.suspend(|| eprintln!("warning: {}: {warning}", p.last.id));
+        }
     })?;
     bar.finish_and_clear();
     let wall_s = started.elapsed().as_secs_f64();
@@ -109,6 +115,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             method: args.method,
             blur: args.settings.blur,
             dataset: &dataset,
+            decode: args.data.decode.options(),
         };
         let title = format!("feedbacknet eval: {} on {}", args.method, stem(&model));
         let page = gallery.report(&title, &config, &outcome.summary, &records, args.gallery)?;
@@ -187,7 +194,8 @@ fn runner(args: &EvalArgs, measure: MeasureConfig, shard: Option<Shard>) -> Resu
         .decode_threads(args.decode_threads)
         .workers(workers(args.workers))
         .resume_policy(policy)
-        .top_maps(args.top_k);
+        .top_maps(args.top_k)
+        .decode_options(args.data.decode.options());
     if let Some(shard) = shard {
         runner = runner.shard(shard);
     }
@@ -238,6 +246,7 @@ fn run_config(
         "shard": shard.map(|(s, _)| s.to_string()),
         "shard_auto": shard.and_then(|(_, auto)| auto.as_ref().map(AutoShard::to_json)),
         "backend": format!("{:?}", args.model.backend),
+        "accept_damaged_images": args.data.decode.accept_damaged_images,
     });
     if let (Some(config), serde_json::Value::Object(settings)) =
         (config.as_object_mut(), args.settings.to_json())
@@ -316,6 +325,7 @@ struct Gallery<'a> {
     method: Method,
     blur: f32,
     dataset: &'a Dataset,
+    decode: DecodeOptions,
 }
 
 impl Gallery<'_> {
@@ -351,7 +361,7 @@ impl Gallery<'_> {
     }
 
     fn item(&self, record: &ImageRecord, sample: &Sample) -> Result<GalleryItem> {
-        let image = load_image(&sample.path)?;
+        let image = load_image_with(&sample.path, &self.decode)?.image;
         let result = self
             .net
             .with_method(self.method)

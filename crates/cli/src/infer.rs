@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use feedbacknet::{Request, load_image};
+use feedbacknet::{LoadedImage, Request, load_image_with};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::{
@@ -32,7 +32,8 @@ pub fn run(args: InferArgs) -> Result<()> {
     // Refused before any work: more classes than the net has would all be batched.
     let top_k = net.check_top_k(args.top_k.unwrap_or(1))?;
     bar.set_message(format!("reading {}", args.image.display()));
-    let image = load_image(&args.image)?;
+    let LoadedImage { image, warnings } = load_image_with(&args.image, &args.decode.options())?;
+    bar.suspend(|| print_warnings(&args.image, &warnings));
     let predictions = net.predict(&image, 5)?;
     let classes: Vec<usize> = if args.class.is_empty() {
         net.predict(&image, top_k)?
@@ -76,11 +77,19 @@ pub fn run(args: InferArgs) -> Result<()> {
         }
     }
     bar.set_message("writing results");
-    let report = Report::new(&args, &model, &net, &image, predictions, entries, started);
+    let report = Report::new(&args, &model, &net, &image, predictions, entries, started)
+        .with_warnings(warnings);
     written.push(write_report(&args.out, &args.image, &report)?);
     bar.finish_and_clear();
     for path in written {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Prints the warnings of an image accepted damaged, on stderr.
+pub fn print_warnings(image: &std::path::Path, warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {}: {warning}", image.display());
+    }
 }

@@ -34,6 +34,10 @@ pub struct Report {
     predictions: Vec<Prediction>,
     results: Vec<ResultEntry>,
     total_ms: f64,
+    /// What was wrong with an image accepted damaged (`--accept-damaged-images`); absent when
+    /// empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
 /// One class's result as the report writes it: the [`Inference`] without its maps (those
@@ -68,7 +72,14 @@ impl Report {
             predictions,
             results,
             total_ms: started.elapsed().as_secs_f64() * 1e3,
+            warnings: Vec::new(),
         }
+    }
+
+    /// The report with the image file's warnings.
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
+        self.warnings = warnings;
+        self
     }
 }
 

@@ -246,10 +246,16 @@ fn compute_maps(
     let names: Vec<&str> = args.methods.iter().map(|m| m.name()).collect();
     bar.set_message(names.join(","));
     let colour = args.refine.contains(&RefineArg::Colour);
+    let decode = args.data.decode.options();
     let (mut stored, mut failed) = (Vec::new(), Vec::new());
     for sample in samples {
-        match stored_maps(net, sample, specs, colour) {
-            Ok(s) => stored.push(s),
+        match stored_maps(net, sample, specs, colour, &decode) {
+            Ok(s) => {
+                for warning in &s.warnings {
+                    bar.suspend(|| eprintln!("warning: {}: {warning}", sample.id));
+                }
+                stored.push(s)
+            }
             Err(e) => {
                 bar.println(format!("{}: {e}", sample.id));
                 failed.push(sample.id.clone());

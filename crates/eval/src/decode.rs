@@ -1,23 +1,13 @@
 //! Image decoding on worker threads, delivered in order through bounded channels.
 
-use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::Scope;
 
-use image::{DynamicImage, ImageReader};
-
 use crate::dataset::Sample;
+use crate::image_file::{DecodeOptions, ImageFileError, LoadedImage, decode_image_file};
 
-/// A decoded image, or why it could not be decoded.
-pub(crate) type Decoded = Result<DynamicImage, String>;
-
-/// Reads and decodes an image, guessing its format from its content.
-pub(crate) fn decode(path: &Path) -> Decoded {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot decode {}: {e}", path.display());
-    let reader = ImageReader::open(path).map_err(|e| fail(&e))?;
-    let reader = reader.with_guessed_format().map_err(|e| fail(&e))?;
-    reader.decode().map_err(|e| fail(&e))
-}
+/// A decoded image, or why it could not be decoded (under the run's [`DecodeOptions`]).
+pub(crate) type Decoded = Result<LoadedImage, ImageFileError>;
 
 /// Starts `threads` workers; worker `w` decodes `todo[w]`, `todo[w + threads]`,
 /// ... into its own channel, so receiving from channel `i % threads` for
@@ -28,20 +18,27 @@ pub(crate) fn spawn_decoders<'scope, 'env>(
     todo: &'env [&'env Sample],
     threads: usize,
     prefetch: usize,
+    options: DecodeOptions,
 ) -> Vec<Receiver<Decoded>> {
     let capacity = (prefetch / threads).max(1);
     (0..threads)
         .map(|w| {
             let (tx, rx) = sync_channel(capacity);
-            scope.spawn(move || worker(todo, w, threads, tx));
+            scope.spawn(move || worker(todo, w, threads, &options, tx));
             rx
         })
         .collect()
 }
 
-fn worker(todo: &[&Sample], first: usize, step: usize, tx: SyncSender<Decoded>) {
+fn worker(
+    todo: &[&Sample],
+    first: usize,
+    step: usize,
+    options: &DecodeOptions,
+    tx: SyncSender<Decoded>,
+) {
     for sample in todo.iter().skip(first).step_by(step) {
-        if tx.send(decode(&sample.path)).is_err() {
+        if tx.send(decode_image_file(&sample.path, options)).is_err() {
             return;
         }
     }

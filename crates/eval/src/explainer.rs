@@ -73,6 +73,7 @@ pub fn score_explanation(
         pointing_hit: scores.pointing_hit,
         time_ms: 0.0,
         error: None,
+        warnings: Vec::new(),
     })
 }
 

@@ -10,6 +10,8 @@
 //! * [`Runner`]: runs an [`Explainer`] over a data set, one JSON line per
 //!   image ([`ResultsWriter`]), resumable after a crash ([`ResumePolicy`]);
 //!   [`merge`] combines shard files.
+//! * [`decode_image_file`]: one decoding policy ([`DecodeOptions`]: decoder limits, damaged
+//!   files refused or accepted with a warning) for the evaluator and the facade.
 //! * [`Report`] and [`summary_json`]: an HTML page and a JSON summary.
 //! * [`tune`]: box settings chosen on one half of a data set and reported on the other
 //!   (two-fold cross-validation on stored maps).
@@ -50,6 +52,7 @@ mod dataset;
 mod decode;
 mod error;
 mod explainer;
+mod image_file;
 mod jsonl;
 mod metrics;
 mod report;
@@ -60,6 +63,10 @@ pub mod tune;
 pub use dataset::{Dataset, Layout, SYNSET_FILE_NAMES, Sample, Shard};
 pub use error::{EvalError, Result};
 pub use explainer::{ExplainError, Explainer, Explanation, score_explanation};
+pub use image_file::{
+    DamagedImages, DecodeOptions, ImageFileError, LoadedImage, decode_image_bytes,
+    decode_image_file, jpeg_damage,
+};
 pub use jsonl::{ReadRecords, ResultsWriter, done_ids, merge, read_records};
 pub use metrics::{
     FAILURES_LISTED, FailedImage, HISTOGRAM_BINS, ImageRecord, LOC_IOU_THRESHOLD,

@@ -11,6 +11,7 @@ use crate::dataset::{Dataset, Sample, Shard};
 use crate::decode::{Decoded, spawn_decoders};
 use crate::error::{EvalError, Result, invalid};
 use crate::explainer::{Explainer, score_explanation};
+use crate::image_file::DecodeOptions;
 use crate::jsonl::{ResultsWriter, merge, read_records};
 use crate::metrics::{ImageRecord, MeasureConfig, Summary};
 
@@ -69,8 +70,10 @@ pub struct RunOutcome {
 /// calling thread. An image that cannot be decoded, or that the explainer
 /// fails on, does not stop the run: it gets a record with
 /// [`ImageRecord::error`] set and counts as wrong in every metric (resuming
-/// does not retry it). Errors that stop the run are configuration errors
-/// and failures to read or write the results file.
+/// does not retry it). Images are decoded under [`DecodeOptions`] (by default
+/// a damaged file fails; accepted, its record carries
+/// [`ImageRecord::warnings`]). Errors that stop the run are configuration
+/// errors and failures to read or write the results file.
 #[derive(Debug, Clone)]
 pub struct Runner {
     results: PathBuf,
@@ -82,6 +85,7 @@ pub struct Runner {
     shard: Option<Shard>,
     limit: Option<usize>,
     top_maps: usize,
+    decode_options: DecodeOptions,
 }
 
 impl Runner {
@@ -97,6 +101,7 @@ impl Runner {
             shard: None,
             limit: None,
             top_maps: 1,
+            decode_options: DecodeOptions::default(),
         }
     }
 
@@ -157,6 +162,13 @@ impl Runner {
         self
     }
 
+    /// Sets the decoder limits and the damaged-image policy (default:
+    /// [`DecodeOptions::default`]).
+    pub fn decode_options(mut self, options: DecodeOptions) -> Self {
+        self.decode_options = options;
+        self
+    }
+
     /// The results file.
     pub fn results_path(&self) -> &Path {
         &self.results
@@ -202,7 +214,13 @@ impl Runner {
             });
         };
         std::thread::scope(|scope| {
-            let decoded = spawn_decoders(scope, todo, self.decode_threads, self.prefetch);
+            let decoded = spawn_decoders(
+                scope,
+                todo,
+                self.decode_threads,
+                self.prefetch,
+                self.decode_options,
+            );
             if self.workers > 1 {
                 self.evaluate_parallel(todo, decoded, explainer, &mut writer, &mut report)
             } else {
@@ -351,10 +369,13 @@ impl Runner {
         explainer: &E,
     ) -> ImageRecord {
         let start = Instant::now();
+        let mut warnings = Vec::new();
         let result = image
-            .and_then(|img| {
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| {
+                warnings = loaded.warnings;
                 explainer
-                    .explain(&img, sample.class, self.top_maps)
+                    .explain(&loaded.image, sample.class, self.top_maps)
                     .map_err(|e| format!("explainer: {e}"))
             })
             .and_then(|explanation| {
@@ -362,7 +383,11 @@ impl Runner {
             });
         let time_ms = start.elapsed().as_secs_f64() * 1000.0;
         match result {
-            Ok(record) => ImageRecord { time_ms, ..record },
+            Ok(record) => ImageRecord {
+                time_ms,
+                warnings,
+                ..record
+            },
             Err(message) => ImageRecord::failed(sample, message, time_ms),
         }
     }

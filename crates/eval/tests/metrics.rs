@@ -233,6 +233,7 @@ fn record(index: usize, gt_known_iou: f32, maxbox_ious: Vec<f32>, hit: bool) -> 
         pointing_hit: hit,
         time_ms: 1.0,
         error: None,
+        warnings: Vec::new(),
     }
 }
 

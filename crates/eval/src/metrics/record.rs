@@ -44,6 +44,10 @@ pub struct ImageRecord {
     /// error). A failed image counts as wrong for every metric.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What was wrong with an image accepted anyway (a damaged file under
+    /// [`crate::DamagedImages::Accept`]); absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl ImageRecord {
@@ -63,6 +67,7 @@ impl ImageRecord {
             pointing_hit: false,
             time_ms,
             error: Some(error),
+            warnings: Vec::new(),
         }
     }
 

@@ -19,6 +19,9 @@ pub struct StoredImage {
     pub times_ms: Vec<f64>,
     /// The image at the maps' size, when a refinement reads it.
     pub image: Option<ColourImage>,
+    /// What was wrong with the image file if it was accepted damaged (see
+    /// [`crate::DamagedImages::Accept`]); empty for a sound file.
+    pub warnings: Vec<String>,
 }
 
 /// One image as one method sees it: a map per candidate.

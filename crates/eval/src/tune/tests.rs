@@ -64,6 +64,7 @@ fn image(index: usize, map: SaliencyMap) -> StoredImage {
         maps: vec![vec![map]],
         times_ms: vec![index as f64],
         image: None,
+        warnings: Vec::new(),
     }
 }
 
