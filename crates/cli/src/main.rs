@@ -1,4 +1,5 @@
 //! `feedbacknet`: class-specific saliency maps and boxes for any ONNX image classifier.
+#![forbid(unsafe_code)]
 
 mod args;
 mod compare;

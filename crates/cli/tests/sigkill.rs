@@ -306,7 +306,7 @@ fn killed_and_resumed_runs_equal_an_uninterrupted_run() {
     let listing = stderr(&out);
     assert!(listing.contains("2 of 8 images failed"), "{listing}");
     assert!(
-        listing.contains("images/missing_sigkill.JPEG: cannot decode"),
+        listing.contains("images/missing_sigkill.JPEG: cannot read image"),
         "{listing}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -13,6 +13,7 @@
 //!   `feedbacknet-kernels`; this crate holds the rule and its plain tensor-op form).
 //! - [`DynTensor`]: a Burn float tensor whose rank is known only at run time.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(

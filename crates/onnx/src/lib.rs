@@ -78,6 +78,7 @@
 //!
 //! [`GatedNetwork`]: feedbacknet_core::GatedNetwork
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(

@@ -18,6 +18,7 @@
 //!
 //! Gradients flow only to gates and input; the weights are constants.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
     deny(
