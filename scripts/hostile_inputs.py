@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hostile inputs against the feedbacknet CLI (issue 23, reliability).
 
-Crafts about sixty hostile inputs in a temporary folder (never in the repository)
+Crafts about a hundred hostile inputs in a temporary folder (never in the repository)
 from the shared data (`../shared/models`, `../shared/data`) and the committed
 fixtures under `tests/fixtures/modern/`, runs the CLI on each (`infer` for models,
 images and classes, `eval` on a tiny data set for annotation files) under a
@@ -531,11 +531,14 @@ def annotation_cases() -> list[Case]:
         wsol_case("wsol/a line with too few fields", "refuse",
                   lambda f: f["image_sizes"].__setitem__(0, f["image_sizes"][0].rsplit(",", 1)[0])),
         wsol_case("wsol/image without a class", "refuse", lambda f: f["class_labels"].pop(0)),
+        wsol_case("wsol/box outside the image", "refuse",
+                  lambda f: f["localization"].__setitem__(0, f["localization"][0].rsplit(",", 2)[0] + ",5000,5000")),
         xml_case("xml/control (valid)", "accept", lambda x: x),
         xml_case("xml/malformed (unclosed tag)", "refuse", lambda x: x.replace("</annotation>", "")),
         xml_case("xml/empty file", "refuse", lambda x: ""),
         xml_case("xml/unknown wnid", "refuse", lambda x: x.replace("n02165105", "n99999999")),
         xml_case("xml/non-numeric xmin", "refuse", lambda x: x.replace("<xmin>38", "<xmin>abc")),
+        xml_case("xml/box outside the image", "refuse", lambda x: x.replace("<xmax>190", "<xmax>5000")),
         xml_case("xml/no object", "refuse", lambda x: re.sub(r"<object>.*</object>", "", x, flags=re.S)),
         xml_case("xml/billion laughs entities", "refuse", lambda x: LAUGHS + x.replace("val", "&lol9;", 1)),
     ]
