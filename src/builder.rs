@@ -479,8 +479,9 @@ impl From<usize> for InputSizeArg {
 }
 
 impl From<InputSize> for InputSizeArg {
+    /// Checked again: the fields of an [`InputSize`] are public.
     fn from(size: InputSize) -> Self {
-        Self(Ok(size))
+        Self(InputSize::new(size.height, size.width))
     }
 }
 

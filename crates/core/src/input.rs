@@ -32,6 +32,18 @@ pub enum InputSettingError {
         /// Width in pixels.
         width: usize,
     },
+    /// An input size with a side over [`InputSize::MAX_SIDE`].
+    #[error(
+        "input size {height}x{width}: a side over {max} pixels is refused (the first layers' \
+         activations alone would take gigabytes; classifiers see a resized image)",
+        max = InputSize::MAX_SIDE
+    )]
+    TooLarge {
+        /// Height in pixels.
+        height: usize,
+        /// Width in pixels.
+        width: usize,
+    },
 }
 
 /// Per-channel normalization of 8-bit RGB pixels: `(p / 255 - mean[c]) / std[c]`.
@@ -191,10 +203,18 @@ pub struct InputSize {
 }
 
 impl InputSize {
-    /// A size of `height` x `width`; an error if a side is 0.
+    /// The largest side accepted: 4096 pixels. A VGG-16's first activation at 4096 x 4096 is
+    /// already 4 GiB; a larger input would exhaust memory (an abort, not an error) before any
+    /// result.
+    pub const MAX_SIDE: usize = 4096;
+
+    /// A size of `height` x `width`; an error if a side is 0 or over [`Self::MAX_SIDE`].
     pub fn new(height: usize, width: usize) -> Result<Self, InputSettingError> {
         if height == 0 || width == 0 {
             return Err(InputSettingError::ZeroSize { height, width });
+        }
+        if height > Self::MAX_SIDE || width > Self::MAX_SIDE {
+            return Err(InputSettingError::TooLarge { height, width });
         }
         Ok(Self { height, width })
     }
@@ -222,6 +242,7 @@ impl FromStr for InputSize {
     /// assert_eq!("128".parse::<InputSize>()?, InputSize::square(128)?);
     /// assert_eq!("96x128".parse::<InputSize>()?, InputSize::new(96, 128)?);
     /// assert!("0".parse::<InputSize>().is_err());
+    /// assert!("100000".parse::<InputSize>().is_err());
     /// # Ok::<(), feedbacknet_core::InputSettingError>(())
     /// ```
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -288,6 +309,18 @@ impl InputSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_over_the_largest_side_are_refused() {
+        let max = InputSize::MAX_SIDE;
+        assert!(InputSize::new(max, max).is_ok());
+        let err = InputSize::new(max + 1, 8).unwrap_err();
+        assert_eq!(err, InputSettingError::TooLarge { height: max + 1, width: 8 });
+        assert!(matches!(
+            "100000".parse::<InputSize>(),
+            Err(InputSettingError::TooLarge { .. })
+        ));
+    }
 
     #[test]
     fn planar_layout_and_values() {

@@ -38,6 +38,12 @@ pub enum EvalError {
         /// What was looked for.
         reason: String,
     },
+    /// [`crate::Dataset::open`] read a data set without a single image.
+    #[error("{}: the data set has no images (only a header, or no annotation lines)", path.display())]
+    EmptyDataset {
+        /// The path given.
+        path: PathBuf,
+    },
     /// A shard specification that is not `I/N` with `1 <= I <= N`.
     #[error("invalid shard {spec:?}: {reason}")]
     InvalidShard {

@@ -34,6 +34,31 @@ pub(crate) fn make_box(path: &Path, line: usize, c: [f32; 4]) -> Result<Bounding
         .map_err(|e| parse_error(path, line, format!("bad box {c:?}: {e}")))
 }
 
+/// How far (in pixels) a ground-truth box may reach past its image's edges: ILSVRC's boxes
+/// end at the last pixel (`x1 = width - 1`) or past it (`x1 = width`) depending on the tool
+/// that converted them. All 80,477 boxes of the ILSVRC 2012 validation metadata are within it.
+pub(crate) const BOX_TOLERANCE: f32 = 1.0;
+
+/// Refuses a box that leaves its `width x height` image by more than [`BOX_TOLERANCE`]: a
+/// row read with shifted columns, or boxes given in another image's pixels.
+pub(crate) fn check_in_image(
+    path: &Path,
+    line: usize,
+    bbox: &BoundingBox,
+    (width, height): (u32, u32),
+) -> Result<()> {
+    let t = BOX_TOLERANCE;
+    let (w, h) = (width as f32, height as f32);
+    if bbox.x0 >= -t && bbox.y0 >= -t && bbox.x1 <= w + t && bbox.y1 <= h + t {
+        return Ok(());
+    }
+    let msg = format!(
+        "box ({}, {}, {}, {}) leaves its {width}x{height} image",
+        bbox.x0, bbox.y0, bbox.x1, bbox.y1
+    );
+    Err(parse_error(path, line, msg))
+}
+
 /// Splits `line` at commas into exactly `n` fields.
 pub(crate) fn split_exact<'a, const N: usize>(
     path: &Path,

@@ -251,6 +251,39 @@ fn unknown_layouts_and_bad_csvs() {
 }
 
 #[test]
+fn empty_short_and_outside_rows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("boxes.csv");
+    let header = "image,class_idx,img_w,img_h,x0,y0,x1,y1\n";
+    // A header and no rows: no images to evaluate.
+    std::fs::write(&csv, header).unwrap();
+    assert!(matches!(
+        Dataset::open(&csv, None),
+        Err(EvalError::EmptyDataset { .. })
+    ));
+    // A row one field short would be read with its columns shifted.
+    std::fs::write(&csv, format!("{header}a.jpg,1,10,10,1,5,5\n")).unwrap();
+    match Dataset::open(&csv, None) {
+        Err(EvalError::Parse { line: 2, message, .. }) => {
+            assert!(message.contains("7 fields where the header has 8"), "{message}")
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+    // A box past its image (more than a pixel) is refused; one ending on the edge is not.
+    std::fs::write(&csv, format!("{header}a.jpg,1,10,10,1,1,11,10\n")).unwrap();
+    assert_eq!(Dataset::open(&csv, None).unwrap().samples.len(), 1);
+    for outside in ["1,1,50,5", "-5,1,5,5", "1,1,5,12"] {
+        std::fs::write(&csv, format!("{header}a.jpg,1,10,10,{outside}\n")).unwrap();
+        match Dataset::open(&csv, None) {
+            Err(EvalError::Parse { line: 2, message, .. }) => {
+                assert!(message.contains("leaves its 10x10 image"), "{message}")
+            }
+            other => panic!("{outside}: expected a parse error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn shards_split_the_set() {
     let ds = dev_set();
     let shards: Vec<Dataset> = (1..=3)

@@ -9,7 +9,7 @@ use std::{
 use burn::tensor::{Device, Tensor};
 use feedbacknet_core::{
     ActivationRule, BackwardOutput, BackwardTarget, CoreError, GateSet, GateSite, GatedNetwork,
-    InputSpec, Normalization,
+    InputSize, InputSpec, Normalization,
 };
 
 use crate::{
@@ -100,6 +100,9 @@ impl OnnxNetwork {
             )));
         }
         let (height, width) = (dim(2), dim(3));
+        InputSize::new(height, width).map_err(|e| {
+            OnnxError::InvalidGraph(format!("the declared input [N, 3, {height}, {width}]: {e}"))
+        })?;
         let input_spec = InputSpec::rgb(width, height, Normalization::IMAGENET);
         Ok(Self {
             executor: Executor::probe(program, [height, width], device)?,

@@ -77,3 +77,17 @@ fn nan_weights_are_rejected() {
     let err = OnnxNetwork::from_bytes(&bytes, &Device::flex()).unwrap_err();
     assert!(matches!(err, OnnxError::NonFiniteWeights { .. }), "{err}");
 }
+
+#[test]
+fn a_huge_declared_input_is_refused_before_any_allocation() {
+    let bytes = edited(|m| {
+        let input = &mut m.graph.as_mut().unwrap().input[0];
+        let tensor = input.type_.as_mut().unwrap().mut_tensor_type();
+        for d in &mut tensor.shape.as_mut().unwrap().dim[2..] {
+            d.set_dim_value(100_000);
+        }
+    });
+    let err = OnnxNetwork::from_bytes(&bytes, &Device::flex()).unwrap_err();
+    assert!(matches!(err, OnnxError::InvalidGraph(_)), "{err}");
+    assert!(err.to_string().contains("100000x100000"), "{err}");
+}

@@ -8,7 +8,7 @@ use csv::{Position, ReaderBuilder, StringRecord, Trim};
 
 use crate::dataset::Sample;
 use crate::error::{Result, parse_error};
-use crate::text::{make_box, parse_field, read_text};
+use crate::text::{check_in_image, make_box, parse_field, read_text};
 
 /// Columns this loader reads, found by name in the header.
 const COLUMNS: [&str; 8] = [
@@ -35,7 +35,16 @@ pub(super) fn load(csv: &Path, root: &Path) -> Result<Vec<Sample>> {
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for row in rows {
         let (line, row) = row?;
+        if row.len() != header.len() {
+            let msg = format!(
+                "{} fields where the header has {}",
+                row.len(),
+                header.len()
+            );
+            return Err(parse_error(csv, line, msg));
+        }
         let parsed = parse_row(csv, line, &row, &columns)?;
+        check_in_image(csv, line, &parsed.bbox, parsed.size)?;
         add_row(csv, line, parsed, root, &mut samples, &mut by_id)?;
     }
     Ok(samples)

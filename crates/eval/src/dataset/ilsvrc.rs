@@ -8,7 +8,7 @@ use feedbacknet_localize::BoundingBox;
 use crate::dataset::Sample;
 use crate::dataset::xml::{self, Node};
 use crate::error::{Result, io_error, parse_error};
-use crate::text::{lines, make_box, parse_field, read_text};
+use crate::text::{check_in_image, lines, make_box, parse_field, read_text};
 
 /// Image extensions tried, in order, for `<xml stem>.<ext>`; the first is
 /// the default when none exists.
@@ -120,7 +120,9 @@ impl Annotation {
             .iter()
             .filter(|o| name_of(**o).as_deref() == Some(wnid.as_str()))
         {
-            boxes.push(bndbox(path, *object)?);
+            let bbox = bndbox(path, *object)?;
+            check_in_image(path, xml::line(*object), &bbox, size)?;
+            boxes.push(bbox);
         }
         Ok(Self { size, class, boxes })
     }

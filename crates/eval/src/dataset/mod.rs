@@ -83,8 +83,20 @@ impl Dataset {
     ///   its parent or grandparent, or the image root.
     ///
     /// Errors: [`EvalError::UnknownLayout`] when nothing matches or
-    /// `image_root` is missing, and the loaders' errors.
+    /// `image_root` is missing, [`EvalError::EmptyDataset`] when it holds no image, and the
+    /// loaders' errors.
     pub fn open(path: &Path, image_root: Option<&Path>) -> Result<Self> {
+        let dataset = Self::open_layout(path, image_root)?;
+        if dataset.samples.is_empty() {
+            return Err(EvalError::EmptyDataset {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(dataset)
+    }
+
+    /// [`Dataset::open`] before the check for an empty data set.
+    fn open_layout(path: &Path, image_root: Option<&Path>) -> Result<Self> {
         if path.is_file() {
             return Self::from_boxes_csv(path, image_root);
         }

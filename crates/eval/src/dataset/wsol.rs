@@ -7,7 +7,7 @@ use feedbacknet_localize::BoundingBox;
 
 use crate::dataset::Sample;
 use crate::error::{Result, parse_error};
-use crate::text::{lines, make_box, parse_field, read_text, split_exact};
+use crate::text::{check_in_image, lines, make_box, parse_field, read_text, split_exact};
 
 /// What the four files say about one image, filled in file by file.
 #[derive(Default)]
@@ -54,8 +54,12 @@ pub(super) fn load(dir: &Path, image_root: &Path) -> Result<Vec<Sample>> {
         &index,
         |p, l, [_, x0, y0, x1, y1], part| {
             let c = |f: &str| parse_field::<f32>(p, l, "box coordinate", f);
-            part.boxes
-                .push(make_box(p, l, [c(x0)?, c(y0)?, c(x1)?, c(y1)?])?);
+            let bbox = make_box(p, l, [c(x0)?, c(y0)?, c(x1)?, c(y1)?])?;
+            // image_sizes.txt is read first; an image without a size is refused in `finish`.
+            if let Some(size) = part.size {
+                check_in_image(p, l, &bbox, size)?;
+            }
+            part.boxes.push(bbox);
             Ok(())
         },
         &mut parts,
@@ -109,6 +113,7 @@ fn finish(
     if part.boxes.is_empty() {
         return Err(missing("localization.txt"));
     }
+
     Ok(Sample {
         index,
         id: id.to_string(),
