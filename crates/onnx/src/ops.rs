@@ -793,8 +793,12 @@ fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTens
             d => d,
         })
         .collect();
+    // Products are checked: a damaged file's target may overflow i64 (found by fuzzing).
+    fn product<'a>(mut ds: impl Iterator<Item = &'a i64>) -> Option<i64> {
+        ds.try_fold(1i64, |p, &d| p.checked_mul(d))
+    }
     let literal_fits =
-        !shape.iter().any(|&d| d < 0) && shape.iter().product::<i64>() == x.numel() as i64;
+        !shape.iter().any(|&d| d < 0) && product(shape.iter()) == Some(x.numel() as i64);
     if let (Some(first), Some(&batch)) = (shape.first_mut(), dims.first())
         && keep_batch
         && !literal_fits
@@ -803,7 +807,7 @@ fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTens
     {
         *first = batch as i64;
     }
-    let known: i64 = shape.iter().filter(|&&d| d > 0).product();
+    let known = product(shape.iter().filter(|&&d| d > 0)).unwrap_or(0);
     let unknown = shape.iter().filter(|&&d| d < 0).count();
     let numel = x.numel() as i64;
     if unknown > 1 || known == 0 || (unknown == 1 && numel % known != 0) {
