@@ -56,6 +56,7 @@ fn wgpu_maps_and_boxes_equal_flex() {
             g.logit_after
         );
         let (cb, gb) = (c.best_box().expect("a box"), g.best_box().expect("a box"));
+        println!("{:?}: map r {r:.6}, box IoU {:.4}", c.method, cb.iou(gb));
         assert!(
             cb.iou(gb) >= 0.98,
             "{:?}: box {cb:?} on flex, {gb:?} on wgpu",

@@ -418,12 +418,14 @@ pub struct ImageArgs {
     /// missing part comes out grey); a warning goes to stderr and into the JSON results.
     #[arg(long)]
     pub accept_damaged_images: bool,
-    /// Refuse images wider than this many pixels (default: no limit).
-    #[arg(long, value_name = "PIXELS")]
-    pub max_image_width: Option<u32>,
-    /// Refuse images taller than this many pixels (default: no limit).
-    #[arg(long, value_name = "PIXELS")]
-    pub max_image_height: Option<u32>,
+    /// Refuse images wider than this many pixels (read from the header, before decoding);
+    /// 0: no limit.
+    #[arg(long, value_name = "PIXELS", default_value_t = DecodeOptions::DEFAULT_MAX_SIDE)]
+    pub max_image_width: u32,
+    /// Refuse images taller than this many pixels (read from the header, before decoding);
+    /// 0: no limit.
+    #[arg(long, value_name = "PIXELS", default_value_t = DecodeOptions::DEFAULT_MAX_SIDE)]
+    pub max_image_height: u32,
     /// Refuse images whose decoding needs more than this many bytes (the decoded image counts:
     /// width x height x bytes per pixel); 0: no limit. Default: 512 MiB, the image crate's.
     #[arg(long, value_name = "BYTES", default_value_t = DecodeOptions::DEFAULT_MAX_BYTES)]
@@ -434,11 +436,11 @@ impl ImageArgs {
     /// The decoding policy the flags ask for.
     pub fn options(&self) -> DecodeOptions {
         let mut options = DecodeOptions::default().no_limits();
-        if let Some(width) = self.max_image_width {
-            options = options.max_width(width);
+        if self.max_image_width > 0 {
+            options = options.max_width(self.max_image_width);
         }
-        if let Some(height) = self.max_image_height {
-            options = options.max_height(height);
+        if self.max_image_height > 0 {
+            options = options.max_height(self.max_image_height);
         }
         if self.max_image_bytes > 0 {
             options = options.max_bytes(self.max_image_bytes);

@@ -315,7 +315,13 @@ mod tests {
         let max = InputSize::MAX_SIDE;
         assert!(InputSize::new(max, max).is_ok());
         let err = InputSize::new(max + 1, 8).unwrap_err();
-        assert_eq!(err, InputSettingError::TooLarge { height: max + 1, width: 8 });
+        assert_eq!(
+            err,
+            InputSettingError::TooLarge {
+                height: max + 1,
+                width: 8
+            }
+        );
         assert!(matches!(
             "100000".parse::<InputSize>(),
             Err(InputSettingError::TooLarge { .. })

@@ -30,9 +30,11 @@ pub enum DamagedImages {
 
 /// How image files are decoded: the decoder limits and the damaged-image policy.
 ///
-/// Defaults: the `image` crate's default limits (no width or height limit, at most
-/// [`DecodeOptions::DEFAULT_MAX_BYTES`] = 512 MiB allocated by the decoder, which bounds the
-/// decoded image to about 179 million RGB pixels) and [`DamagedImages::Refuse`].
+/// Defaults: sides of at most [`DecodeOptions::DEFAULT_MAX_SIDE`] = 16384 pixels (checked from
+/// the header, before any pixel is decoded: a 3 kB JPEG that declares 40744 x 2018 pixels, found
+/// by fuzzing, would otherwise cost seconds of decoding), at most
+/// [`DecodeOptions::DEFAULT_MAX_BYTES`] = 512 MiB allocated by the decoder (the `image` crate's
+/// default, about 179 million RGB pixels) and [`DamagedImages::Refuse`].
 ///
 /// ```
 /// use feedbacknet_eval::{DamagedImages, DecodeOptions};
@@ -54,8 +56,8 @@ pub struct DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> Self {
         Self {
-            max_width: None,
-            max_height: None,
+            max_width: Some(Self::DEFAULT_MAX_SIDE),
+            max_height: Some(Self::DEFAULT_MAX_SIDE),
             max_bytes: Some(Self::DEFAULT_MAX_BYTES),
             damaged: DamagedImages::default(),
         }
@@ -63,6 +65,10 @@ impl Default for DecodeOptions {
 }
 
 impl DecodeOptions {
+    /// The default bound on an image's width and on its height: 16384 pixels (a 134-megapixel
+    /// square; panoramas beyond it need [`Self::max_width`]).
+    pub const DEFAULT_MAX_SIDE: u32 = 16384;
+
     /// The default bound on the decoder's allocations (the `image` crate's default): 512 MiB.
     pub const DEFAULT_MAX_BYTES: u64 = 512 * 1024 * 1024;
 

@@ -264,8 +264,13 @@ fn empty_short_and_outside_rows_are_refused() {
     // A row one field short would be read with its columns shifted.
     std::fs::write(&csv, format!("{header}a.jpg,1,10,10,1,5,5\n")).unwrap();
     match Dataset::open(&csv, None) {
-        Err(EvalError::Parse { line: 2, message, .. }) => {
-            assert!(message.contains("7 fields where the header has 8"), "{message}")
+        Err(EvalError::Parse {
+            line: 2, message, ..
+        }) => {
+            assert!(
+                message.contains("7 fields where the header has 8"),
+                "{message}"
+            )
         }
         other => panic!("expected a parse error, got {other:?}"),
     }
@@ -275,7 +280,9 @@ fn empty_short_and_outside_rows_are_refused() {
     for outside in ["1,1,50,5", "-5,1,5,5", "1,1,5,12"] {
         std::fs::write(&csv, format!("{header}a.jpg,1,10,10,{outside}\n")).unwrap();
         match Dataset::open(&csv, None) {
-            Err(EvalError::Parse { line: 2, message, .. }) => {
+            Err(EvalError::Parse {
+                line: 2, message, ..
+            }) => {
                 assert!(message.contains("leaves its 10x10 image"), "{message}")
             }
             other => panic!("{outside}: expected a parse error, got {other:?}"),

@@ -80,6 +80,7 @@ fn record(index: usize, sweep_len: usize) -> impl Strategy<Value = ImageRecord> 
                     pointing_hit: !failed && pointing_hit,
                     time_ms,
                     error,
+                    warnings: Vec::new(),
                 }
             },
         )

@@ -36,11 +36,7 @@ pub(super) fn load(csv: &Path, root: &Path) -> Result<Vec<Sample>> {
     for row in rows {
         let (line, row) = row?;
         if row.len() != header.len() {
-            let msg = format!(
-                "{} fields where the header has {}",
-                row.len(),
-                header.len()
-            );
+            let msg = format!("{} fields where the header has {}", row.len(), header.len());
             return Err(parse_error(csv, line, msg));
         }
         let parsed = parse_row(csv, line, &row, &columns)?;
