@@ -5,6 +5,7 @@
 #   bash scripts/gpu_bench.sh [IMAGES]            # default 64 images of the shared dev set
 #   BATCHES="1 4 16 64" METHODS="gradient gradcam feedback" MODEL=squeezenet1.1.onnx \
 #     bash scripts/gpu_bench.sh 256
+#   BIN=target/debug/feedbacknet BACKENDS=flex bash scripts/gpu_bench.sh 4   # no build
 #
 # Builds the CLI in release with `--features wgpu` (flex, the CPU backend, is in the same
 # binary), then tries `--features cuda` and says so when it cannot be built (its build
@@ -31,17 +32,23 @@ out=$(mktemp -d)
 poller=
 trap '[ -n "$poller" ] && kill "$poller" 2>/dev/null; rm -rf "$out"' EXIT
 
-echo "== building (release, --features wgpu)"
-cargo build --release -q -p feedbacknet-cli --features wgpu
-cp target/release/feedbacknet "$out/feedbacknet-wgpu"
 cuda_bin=
-echo "== building (release, --features cuda)"
-if cargo build --release -q -p feedbacknet-cli --features cuda 2> "$out/cuda-build.log"; then
-  cp target/release/feedbacknet "$out/feedbacknet-cuda"
-  cuda_bin="$out/feedbacknet-cuda"
+if [ -n "${BIN:-}" ]; then
+  # A binary built before: only the backends named in BACKENDS (default flex).
+  cp "$BIN" "$out/feedbacknet-wgpu"
+  case " ${BACKENDS:-flex} " in *" cuda "*) cuda_bin="$out/feedbacknet-wgpu" ;; esac
 else
-  echo "   cuda: cannot be built here (last lines of the build log):"
-  tail -n 5 "$out/cuda-build.log" | sed 's/^/   | /'
+  echo "== building (release, --features wgpu)"
+  cargo build --release -q -p feedbacknet-cli --features wgpu
+  cp target/release/feedbacknet "$out/feedbacknet-wgpu"
+  echo "== building (release, --features cuda)"
+  if cargo build --release -q -p feedbacknet-cli --features cuda 2> "$out/cuda-build.log"; then
+    cp target/release/feedbacknet "$out/feedbacknet-cuda"
+    cuda_bin="$out/feedbacknet-cuda"
+  else
+    echo "   cuda: cannot be built here (last lines of the build log):"
+    tail -n 5 "$out/cuda-build.log" | sed 's/^/   | /'
+  fi
 fi
 
 nvidia=false
@@ -50,7 +57,9 @@ if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1; then
   nvidia-smi -L | sed 's/^/   /'
 fi
 runs=("flex $out/feedbacknet-wgpu")
-if $nvidia || compgen -G "/usr/share/vulkan/icd.d/*.json" > /dev/null; then
+if [ -n "${BIN:-}" ] && [[ " ${BACKENDS:-flex} " != *" wgpu "* ]]; then
+  :
+elif $nvidia || compgen -G "/usr/share/vulkan/icd.d/*.json" > /dev/null; then
   runs+=("wgpu $out/feedbacknet-wgpu")
 else
   echo "   wgpu: no Vulkan driver (/usr/share/vulkan/icd.d is empty): skipped"
