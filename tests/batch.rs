@@ -5,6 +5,7 @@
 mod common;
 
 use common::{photo, shared};
+
 use feedbacknet::{DynamicImage, Error, FeedbackNet, Inferences, Method, Request, SolverConfig};
 
 /// Pearson correlation of two equally long value lists.
@@ -36,6 +37,17 @@ fn net(max_batch: usize) -> FeedbackNet {
         .expect("SqueezeNet loads")
 }
 
+/// A shared photo at a third of its size (the maps and boxes are computed at the image's
+/// size: smaller images keep the test quick, and the three still differ in size).
+fn small(path: &str) -> DynamicImage {
+    let image = photo(path);
+    image.resize_exact(
+        image.width() / 3,
+        image.height() / 3,
+        image::imageops::FilterType::Triangle,
+    )
+}
+
 fn same(alone: &Inferences, batched: &Inferences, item: usize) {
     assert_eq!(alone.classes(), batched.classes(), "item {item}");
     assert_eq!(alone.len(), batched.len(), "item {item}");
@@ -63,7 +75,7 @@ fn same(alone: &Inferences, batched: &Inferences, item: usize) {
 
 #[test]
 fn a_batch_of_images_equals_one_explain_per_image() {
-    // Three sizes (768x576, 481x323, 500x500) and 2, 1 and 2 classes: 5 samples, cut into
+    // Three sizes (256x192, 160x107, 166x166) and 2, 1 and 2 classes: 5 samples, cut into
     // batches of 4 across images.
     let images: Vec<DynamicImage> = [
         "data/demo/darknet_dog.jpg",
@@ -71,7 +83,7 @@ fn a_batch_of_images_equals_one_explain_per_image() {
         "data/demo/darknet_giraffe.jpg",
     ]
     .iter()
-    .map(|p| photo(p))
+    .map(|p| small(p))
     .collect();
     let methods = [Method::Gradient, Method::GradCam, Method::Feedback];
     let requests = [
@@ -92,8 +104,8 @@ fn a_batch_of_images_equals_one_explain_per_image() {
 
 #[test]
 fn items_with_other_methods_run_apart_and_come_back_in_order() {
-    let dog = photo("data/demo/darknet_dog.jpg");
-    let fish = photo("data/demo/caffe_fish-bike.jpg");
+    let dog = small("data/demo/darknet_dog.jpg");
+    let fish = small("data/demo/caffe_fish-bike.jpg");
     let cam = Request::class("bull mastiff").method(Method::GradCam);
     let gradient = Request::class("mountain bike").method(Method::Gradient);
     let net = net(16);
@@ -108,7 +120,7 @@ fn items_with_other_methods_run_apart_and_come_back_in_order() {
 
 #[test]
 fn a_bad_item_fails_the_batch_with_its_index() {
-    let dog = photo("data/demo/darknet_dog.jpg");
+    let dog = small("data/demo/darknet_dog.jpg");
     let good = Request::class("bull mastiff").method(Method::Gradient);
     let bad = Request::class(1000).method(Method::Gradient);
     let net = net(16);
