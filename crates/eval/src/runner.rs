@@ -144,7 +144,9 @@ impl Runner {
     /// network on all their samples at once, which keeps a GPU busy. Records are written as
     /// today, one per image as soon as its call is done (with one worker, in data set order), so
     /// a crash loses at most `workers × batch` images in flight. An image's `time_ms` is its
-    /// share of the call (the call's time over its images) plus its own scoring.
+    /// share of the call (the call's time over its images) plus its own scoring. The decoders
+    /// keep at least `workers × batch` images decoded ahead (more than
+    /// [`Runner::prefetch`] when that is smaller).
     pub fn batch(mut self, images: usize) -> Self {
         self.batch = images;
         self
@@ -231,7 +233,9 @@ impl Runner {
                 scope,
                 todo,
                 self.decode_threads,
-                self.prefetch,
+                // A call takes `batch` images at once: decode at least every worker's next call
+                // ahead, or each call would wait for most of its images to be decoded.
+                self.prefetch.max(self.batch.saturating_mul(self.workers)),
                 self.decode_options,
             );
             if self.workers > 1 {
