@@ -65,6 +65,16 @@ pub enum Error {
         /// Labels that contain the text, if any.
         suggestions: Vec<String>,
     },
+    /// An item of [`FeedbackNet::explain_batch`](crate::FeedbackNet::explain_batch) that
+    /// cannot be explained (an unknown class, one out of range, a bad top-k or fusion
+    /// setting); the whole batch is refused before any solve.
+    #[error("batch item {index}: {source}")]
+    BatchItem {
+        /// The item's position in the batch (0-based).
+        index: usize,
+        /// Why it cannot be explained.
+        source: Box<Error>,
+    },
     /// The label file could not be used.
     #[error("cannot read labels {path}: {reason}")]
     Labels {

@@ -22,8 +22,8 @@ use feedbacknet_localize::{SaliencyMap, smoothed_in_image};
 use image::DynamicImage;
 
 use crate::{
-    DecodeOptions, Error, FeedbackNet, InputSpec, LoadedImage, Method, MethodSpec, Request, Result,
-    colour_image, load_image_with,
+    DecodeOptions, Error, FeedbackNet, Inferences, InputSpec, LoadedImage, Method, MethodSpec,
+    Request, Result, colour_image, load_image_with,
 };
 
 /// A [`FeedbackNet`] with one method, as the evaluator sees it.
@@ -55,21 +55,94 @@ impl Explainer for MethodExplainer<'_> {
         true_class: usize,
         k: usize,
     ) -> std::result::Result<Explanation, ExplainError> {
+        let asked = self.ask(image, true_class, k)?;
+        let results = self.net.explain(image, &asked.request)?;
+        Ok(self.explanation(image, &asked, &results)?)
+    }
+
+    /// The images explained in one [`FeedbackNet::explain_batch`] call (their samples share
+    /// batches); each image's top-5 comes from its own forward pass. If the batch fails (one
+    /// image's error fails the call), each image is explained alone, so that each gets its own
+    /// result or error, as with a batch of one.
+    fn explain_batch(
+        &self,
+        items: &[(&DynamicImage, usize)],
+        k: usize,
+    ) -> Vec<std::result::Result<Explanation, ExplainError>> {
+        let one_by_one = || {
+            items
+                .iter()
+                .map(|&(image, true_class)| self.explain(image, true_class, k))
+                .collect()
+        };
+        let Ok(asked) = items
+            .iter()
+            .map(|&(image, true_class)| self.ask(image, true_class, k))
+            .collect::<Result<Vec<_>>>()
+        else {
+            return one_by_one();
+        };
+        let requests: Vec<(&DynamicImage, &Request)> = items
+            .iter()
+            .zip(&asked)
+            .map(|(&(image, _), a)| (image, &a.request))
+            .collect();
+        let Ok(results) = self.net.explain_batch(&requests) else {
+            return one_by_one();
+        };
+        items
+            .iter()
+            .zip(&asked)
+            .zip(&results)
+            .map(|((&(image, _), a), r)| Ok(self.explanation(image, a, r)?))
+            .collect()
+    }
+}
+
+/// What [`MethodExplainer`] asks the net for one image.
+struct Asked {
+    /// The top-5 classes of a plain forward pass.
+    top5: Vec<usize>,
+    /// The true class first, then the top-k guesses that differ from it.
+    classes: Vec<usize>,
+    true_class: usize,
+    k: usize,
+    request: Request,
+}
+
+impl MethodExplainer<'_> {
+    /// The image's top-5 and the request of its maps: the true class and the top-k guesses,
+    /// one batch.
+    fn ask(&self, image: &DynamicImage, true_class: usize, k: usize) -> Result<Asked> {
         let top5: Vec<usize> = self
             .net
             .predict(image, 5)?
             .into_iter()
             .map(|p| p.class.index)
             .collect();
-        // The true class first, then the top-k guesses that differ from it: one batch.
         let mut classes = vec![true_class];
         classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
         let request = Request::classes(classes.iter().copied()).method(self.method);
-        let results = self.net.explain(image, &request)?;
+        Ok(Asked {
+            top5,
+            classes,
+            true_class,
+            k,
+            request,
+        })
+    }
+
+    /// The explanation of one image from the results of its request.
+    fn explanation(
+        &self,
+        image: &DynamicImage,
+        asked: &Asked,
+        results: &Inferences,
+    ) -> Result<Explanation> {
         let results = results.method(0);
         let spec = self.net.input_spec();
         let map_of = |class: usize| {
-            let i = classes.iter().position(|&c| c == class).unwrap_or(0);
+            let i = asked.classes.iter().position(|&c| c == class).unwrap_or(0);
             let result = results
                 .get(i)
                 .ok_or_else(|| Error::Internal(format!("no map for class {class}")))?;
@@ -83,13 +156,14 @@ impl Explainer for MethodExplainer<'_> {
             _ => None,
         };
         Ok(Explanation {
-            top_maps: top5
+            top_maps: asked
+                .top5
                 .iter()
-                .take(k)
+                .take(asked.k)
                 .map(|&c| map_of(c))
                 .collect::<Result<_>>()?,
-            true_class_map: map_of(true_class)?,
-            top5,
+            true_class_map: map_of(asked.true_class)?,
+            top5: asked.top5.clone(),
             image: colour,
         })
     }

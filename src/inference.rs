@@ -27,8 +27,9 @@ pub struct Prediction {
     pub probability: f32,
 }
 
-/// Wall-clock time of each stage, in milliseconds. For a batched call (`infer_top_k`) the
-/// solver and saliency times are those of the whole batch.
+/// Wall-clock time of each stage, in milliseconds. For a batched call (`infer_top_k`,
+/// `explain_batch`) the solver and saliency times are those of the whole batch; the
+/// preprocessing time is the image's own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Timings {
     /// Resize, crop and normalization.

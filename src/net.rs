@@ -10,7 +10,7 @@ use image::DynamicImage;
 use crate::{
     ClassInfo, ClassQuery, Error, Inference, Inferences, Labels, Method, MethodSpec, ModelInfo,
     Prediction, Request, Result, Targets,
-    pipeline::{Pipeline, Settings},
+    pipeline::{Job, Pipeline, Settings},
     views::Crops,
 };
 
@@ -275,16 +275,103 @@ impl FeedbackNet {
     /// # Ok::<(), feedbacknet::Error>(())
     /// ```
     pub fn explain(&self, image: &DynamicImage, request: &Request) -> Result<Inferences> {
+        let item = self.resolve(image, request)?;
+        let mut results = self.run_resolved(vec![item])?;
+        results
+            .pop()
+            .ok_or_else(|| Error::Internal("a batch of one image gave no result".into()))
+    }
+
+    /// Explains several images, each with its own request: what one [`FeedbackNet::explain`]
+    /// per item would return (the same maps, boxes and scores up to float rounding), in the
+    /// items' order, with the samples of all images (each image's classes × views) solved
+    /// together in shared batches of at most `max_batch` samples
+    /// ([`FeedbackNetBuilder::max_batch`](crate::FeedbackNetBuilder::max_batch)). Images may
+    /// differ in size: each is fitted to the network input on its own. Items asking for the
+    /// same methods share batches (items with other methods run in batches of their own).
+    ///
+    /// Every item is checked before any solve (its classes, its top-k and its fusion settings;
+    /// a top-k item runs its forward pass then): a bad item fails the whole call with
+    /// [`Error::BatchItem`], which names the item and holds its error. An error of the network
+    /// or a solver during the shared batches fails the whole call too. Timings: an item's
+    /// solve and saliency times are those of the batch it was in; its preprocessing time is
+    /// its own. With the solver's early stopping (`SolverConfig::tolerance`), a batch stops
+    /// when all its samples have converged, as a batch of classes does.
+    ///
+    /// ```no_run
+    /// use feedbacknet::{FeedbackNet, Method, Request};
+    /// let net = FeedbackNet::from_onnx("../shared/models/squeezenet1.1.onnx")?;
+    /// let cat_dog = feedbacknet::load_image("../shared/data/demo/ramprs_cat_dog.jpg")?;
+    /// let dog = feedbacknet::load_image("../shared/data/demo/darknet_dog.jpg")?;
+    /// let both = Request::classes(["tiger cat", "bull mastiff"]).method(Method::GradCam);
+    /// let bike = Request::class("mountain bike").method(Method::GradCam);
+    /// let results = net.explain_batch(&[(&cat_dog, &both), (&dog, &bike)])?;
+    /// assert_eq!(results.len(), 2);
+    /// assert_eq!(results[0].len(), 2); // two classes, one method
+    /// println!("{:?}", results[1].method(0)[0].best_box());
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn explain_batch(&self, items: &[(&DynamicImage, &Request)]) -> Result<Vec<Inferences>> {
+        let resolved = (0..)
+            .zip(items)
+            .map(|(index, &(image, request))| {
+                self.resolve(image, request)
+                    .map_err(|source| Error::BatchItem {
+                        index,
+                        source: Box::new(source),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.run_resolved(resolved)
+    }
+
+    /// A request checked against the net: its class indices, its methods as jobs.
+    fn resolve<'a>(&self, image: &'a DynamicImage, request: &Request) -> Result<Resolved<'a>> {
         let classes = self.target_classes(image, &request.targets)?;
-        let own = [MethodSpec::from(self.method)];
-        let specs = request.methods.as_deref().unwrap_or(&own);
+        let specs = request
+            .methods
+            .clone()
+            .unwrap_or_else(|| vec![MethodSpec::from(self.method)]);
         let jobs = specs
             .iter()
             .map(|spec| self.pipeline.job(spec))
             .collect::<Result<Vec<_>>>()?;
-        let infos: Vec<ClassInfo> = classes.iter().map(|&c| self.class_info(c)).collect();
-        let per_method = self.pipeline.explain(image, &infos, &jobs)?;
-        Ok(Inferences::new(classes, per_method))
+        let infos = classes.iter().map(|&c| self.class_info(c)).collect();
+        Ok(Resolved {
+            image,
+            classes,
+            infos,
+            specs,
+            jobs,
+        })
+    }
+
+    /// Runs checked items; those with the same methods share batches.
+    fn run_resolved(&self, items: Vec<Resolved<'_>>) -> Result<Vec<Inferences>> {
+        let mut results: Vec<Option<Inferences>> = vec![None; items.len()];
+        let mut left: Vec<usize> = (0..items.len()).collect();
+        while let Some(&first) = left.first() {
+            let specs = &items.get(first).ok_or_else(lost)?.specs;
+            let (same, other): (Vec<usize>, Vec<usize>) = left
+                .iter()
+                .partition(|&&i| items.get(i).is_some_and(|item| &item.specs == specs));
+            left = other;
+            let group = same
+                .iter()
+                .map(|&i| items.get(i).ok_or_else(lost))
+                .collect::<Result<Vec<_>>>()?;
+            let jobs = &group.first().ok_or_else(lost)?.jobs;
+            let inputs: Vec<(&DynamicImage, &[ClassInfo])> = group
+                .iter()
+                .map(|item| (item.image, item.infos.as_slice()))
+                .collect();
+            let per_item = self.pipeline.explain_batch(&inputs, jobs)?;
+            for ((&i, item), per_method) in same.iter().zip(&group).zip(per_item) {
+                let slot = results.get_mut(i).ok_or_else(lost)?;
+                *slot = Some(Inferences::new(item.classes.clone(), per_method));
+            }
+        }
+        results.into_iter().map(|r| r.ok_or_else(lost)).collect()
     }
 
     /// The class indices of `targets` (a forward pass for top-k).
@@ -315,4 +402,17 @@ impl FeedbackNet {
     ) -> Result<ClassVisualization> {
         self.pipeline.visualize(self.class_index(class)?, config)
     }
+}
+
+/// An item of [`FeedbackNet::explain_batch`] checked against the net.
+struct Resolved<'a> {
+    image: &'a DynamicImage,
+    classes: Vec<usize>,
+    infos: Vec<ClassInfo>,
+    specs: Vec<MethodSpec>,
+    jobs: Vec<Job>,
+}
+
+fn lost() -> Error {
+    Error::Internal("a batch lost one of its items".into())
 }

@@ -144,28 +144,51 @@ impl Pipeline {
         })
     }
 
-    /// Every (job, class) result: the outer vector follows `jobs`, the inner `classes`. Classes
-    /// and views go in batches of at most `max_batch` samples; work that jobs share is done
-    /// once per batch.
-    pub fn explain(
+    /// Every (item, job, class) result: the outer vector follows `items`, the next `jobs`, the
+    /// inner the item's classes. The samples of all items (each image's classes × views) go
+    /// in batches of at most `max_batch` samples, filled across images; work that jobs share
+    /// is done once per batch.
+    pub fn explain_batch(
         &self,
-        image: &DynamicImage,
-        classes: &[ClassInfo],
+        items: &[(&DynamicImage, &[ClassInfo])],
         jobs: &[Job],
-    ) -> Result<Vec<Vec<Inference>>> {
-        if classes.is_empty() {
-            return Ok(vec![Vec::new(); jobs.len()]);
+    ) -> Result<Vec<Vec<Vec<Inference>>>> {
+        if items.iter().all(|(_, classes)| classes.is_empty()) {
+            return Ok(vec![vec![Vec::new(); jobs.len()]; items.len()]);
         }
-        feedbacknet_kernels::on_worker(|| self.explain_here(image, classes, jobs))
+        feedbacknet_kernels::on_worker(|| self.explain_here(items, jobs))
     }
 
-    /// [`Self::explain`] on the calling thread.
+    /// [`Self::explain_batch`] on the calling thread.
     fn explain_here(
         &self,
-        image: &DynamicImage,
-        classes: &[ClassInfo],
+        items: &[(&DynamicImage, &[ClassInfo])],
         jobs: &[Job],
-    ) -> Result<Vec<Vec<Inference>>> {
+    ) -> Result<Vec<Vec<Vec<Inference>>>> {
+        let prepared = items
+            .iter()
+            .map(|&(image, classes)| self.prepare(image, classes))
+            .collect::<Result<Vec<_>>>()?;
+        // One group per (image, class): that class's views, consecutive samples of a batch.
+        let groups: Vec<Group<'_>> = prepared
+            .iter()
+            .enumerate()
+            .flat_map(|(item, p)| p.classes.iter().map(move |class| Group { item, class }))
+            .collect();
+        let mut results: Vec<Vec<Vec<Inference>>> = prepared
+            .iter()
+            .map(|p| vec![Vec::with_capacity(p.classes.len()); jobs.len()])
+            .collect();
+        // Batches of at most `max_batch` samples: memory stays bounded for any number of
+        // classes and images (top-k 1000 included).
+        for chunk in batches(&groups, &prepared, self.settings.max_batch()) {
+            self.run_batch(chunk, &prepared, jobs, &mut results)?;
+        }
+        Ok(results)
+    }
+
+    /// One image's views (and colours for the refinement), timed.
+    fn prepare<'a>(&self, image: &DynamicImage, classes: &'a [ClassInfo]) -> Result<Prepared<'a>> {
         let started = Instant::now();
         let spec = self.network.input_spec();
         let s = &self.settings;
@@ -174,84 +197,113 @@ impl Pipeline {
             Some(_) => Some(colour_image(image, image.width(), image.height())?),
             None => None,
         };
-        let preprocess_ms = ms(started);
-        let imaged = Imaged {
-            views: &views,
-            colour: colour.as_ref(),
-        };
-        // Classes go in batches of at most `max_batch` samples: memory stays bounded for any
-        // number of classes (top-k 1000 included).
-        let per_batch = (s.max_batch() / views.len().max(1)).max(1);
-        let mut results: Vec<Vec<Inference>> = vec![Vec::with_capacity(classes.len()); jobs.len()];
-        for chunk in classes.chunks(per_batch) {
-            let batch = Tensor::cat(vec![views.input.clone(); chunk.len()], 0);
-            let targets: Vec<usize> = chunk
-                .iter()
-                .flat_map(|c| std::iter::repeat_n(c.index + self.class_offset, views.len()))
-                .collect();
-            let mut cache = BatchCache::default();
-            for (job, found) in jobs.iter().zip(&mut results) {
-                let mut timings = Timings {
-                    preprocess_ms,
-                    ..Timings::default()
-                };
-                let out = self.run_job(job, &batch, &targets, &mut cache, &mut timings)?;
-                found.extend(self.inferences(job.method, chunk, imaged, &out, &timings)?);
-            }
-        }
-        Ok(results)
+        Ok(Prepared {
+            views,
+            colour,
+            classes,
+            preprocess_ms: ms(started),
+        })
     }
 
-    /// One [`Inference`] per class from a method's batched output (`views.len()` samples per
-    /// class).
-    fn inferences(
+    /// Runs every job on one batch of groups and appends each group's [`Inference`] to its
+    /// item's results.
+    fn run_batch(
+        &self,
+        chunk: &[Group<'_>],
+        prepared: &[Prepared<'_>],
+        jobs: &[Job],
+        results: &mut [Vec<Vec<Inference>>],
+    ) -> Result<()> {
+        let missing = |item: usize| Error::Internal(format!("no prepared image {item}"));
+        let mut inputs = Vec::with_capacity(chunk.len());
+        let mut targets = Vec::new();
+        for group in chunk {
+            let p = prepared
+                .get(group.item)
+                .ok_or_else(|| missing(group.item))?;
+            inputs.push(p.views.input.clone());
+            let logit = group.class.index + self.class_offset;
+            targets.extend(std::iter::repeat_n(logit, p.views.len()));
+        }
+        let batch = Tensor::cat(inputs, 0);
+        let mut cache = BatchCache::default();
+        for (j, job) in jobs.iter().enumerate() {
+            let mut timings = Timings::default();
+            let out = self.run_job(job, &batch, &targets, &mut cache, &mut timings)?;
+            let stats = out.solution.as_ref().map(gate_stats).transpose()?;
+            let mut first = 0;
+            for group in chunk {
+                let p = prepared
+                    .get(group.item)
+                    .ok_or_else(|| missing(group.item))?;
+                let samples = first..first + p.views.len();
+                first = samples.end;
+                let timings = Timings {
+                    preprocess_ms: p.preprocess_ms,
+                    ..timings.clone()
+                };
+                let found = Found {
+                    out: &out,
+                    stats: stats.as_deref(),
+                    samples,
+                    timings,
+                };
+                let inference = self.inference(job.method, group.class, p.imaged(), found)?;
+                results
+                    .get_mut(group.item)
+                    .and_then(|per_job| per_job.get_mut(j))
+                    .ok_or_else(|| missing(group.item))?
+                    .push(inference);
+            }
+        }
+        Ok(())
+    }
+
+    /// The [`Inference`] of one class from its samples of a method's batched output.
+    fn inference(
         &self,
         method: Method,
-        classes: &[ClassInfo],
+        class: &ClassInfo,
         image: Imaged<'_>,
-        out: &MethodOutput,
-        timings: &Timings,
-    ) -> Result<Vec<Inference>> {
-        let v = image.views.len();
-        let stats = out.solution.as_ref().map(gate_stats).transpose()?;
-        classes
-            .iter()
-            .enumerate()
-            .map(|(i, class)| {
-                let started = Instant::now();
-                let samples = i * v..(i + 1) * v;
-                let missing = || Error::Internal(format!("no results for class {}", class.index));
-                let maps = out.maps.get(samples.clone()).ok_or_else(missing)?;
-                let (saliency, located) = self.locate(image, maps)?;
-                let trace: Vec<f32> = out
-                    .solution
-                    .as_ref()
-                    .map(|s| {
-                        s.trace
-                            .iter()
-                            .map(|t| mean_of(t, samples.clone()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let scores = out.scores.get(samples.clone()).ok_or_else(missing)?;
-                let logit_after = mean(scores);
-                Ok(Inference {
-                    class: class.clone(),
-                    method,
-                    logit_before: trace.first().copied().unwrap_or(logit_after),
-                    logit_after,
-                    trace,
-                    gates: stats.as_ref().and_then(|s| s.get(i * v).cloned()),
-                    boxes: located.boxes,
-                    saliency,
-                    smoothed: located.smoothed,
-                    timings: Timings {
-                        localize_ms: ms(started),
-                        ..timings.clone()
-                    },
-                })
+        found: Found<'_>,
+    ) -> Result<Inference> {
+        let Found {
+            out,
+            stats,
+            samples,
+            timings,
+        } = found;
+        let started = Instant::now();
+        let missing = || Error::Internal(format!("no results for class {}", class.index));
+        let maps = out.maps.get(samples.clone()).ok_or_else(missing)?;
+        let (saliency, located) = self.locate(image, maps)?;
+        let trace: Vec<f32> = out
+            .solution
+            .as_ref()
+            .map(|s| {
+                s.trace
+                    .iter()
+                    .map(|t| mean_of(t, samples.clone()))
+                    .collect()
             })
-            .collect()
+            .unwrap_or_default();
+        let scores = out.scores.get(samples.clone()).ok_or_else(missing)?;
+        let logit_after = mean(scores);
+        Ok(Inference {
+            class: class.clone(),
+            method,
+            logit_before: trace.first().copied().unwrap_or(logit_after),
+            logit_after,
+            trace,
+            gates: stats.and_then(|s| s.get(samples.start).cloned()),
+            boxes: located.boxes,
+            saliency,
+            smoothed: located.smoothed,
+            timings: Timings {
+                localize_ms: ms(started),
+                ..timings
+            },
+        })
     }
 
     /// One class's view maps composed into the normalized saliency at image size, and its
@@ -468,6 +520,65 @@ impl<T: Clone> Cached<T> {
 struct Imaged<'a> {
     views: &'a Views,
     colour: Option<&'a ColourImage>,
+}
+
+/// One image of a batch call, preprocessed, with the classes it asks for.
+struct Prepared<'a> {
+    views: Views,
+    colour: Option<ColourImage>,
+    classes: &'a [ClassInfo],
+    preprocess_ms: f64,
+}
+
+impl Prepared<'_> {
+    fn imaged(&self) -> Imaged<'_> {
+        Imaged {
+            views: &self.views,
+            colour: self.colour.as_ref(),
+        }
+    }
+}
+
+/// One class of one image: its views are consecutive samples of a batch.
+#[derive(Clone, Copy)]
+struct Group<'a> {
+    /// Index of the image among the call's items.
+    item: usize,
+    class: &'a ClassInfo,
+}
+
+/// A group's share of a method's batched output.
+struct Found<'a> {
+    out: &'a MethodOutput,
+    /// Per-sample gate statistics of the batch (methods with gates).
+    stats: Option<&'a [GateStats]>,
+    /// The group's samples in the batch.
+    samples: std::ops::Range<usize>,
+    /// The batch's solve and saliency times, the image's preprocessing time.
+    timings: Timings,
+}
+
+/// `groups` cut, in order, into batches of at most `max_batch` samples (a group with more
+/// views than that is a batch alone).
+fn batches<'g, 'a>(
+    groups: &'g [Group<'a>],
+    prepared: &[Prepared<'_>],
+    max_batch: usize,
+) -> Vec<&'g [Group<'a>]> {
+    let views = |g: &Group<'_>| prepared.get(g.item).map_or(1, |p| p.views.len().max(1));
+    let mut cut = Vec::new();
+    let (mut start, mut samples) = (0, 0);
+    for (i, group) in groups.iter().enumerate() {
+        let v = views(group);
+        if samples > 0 && samples + v > max_batch {
+            cut.extend(groups.get(start..i));
+            (start, samples) = (i, 0);
+        }
+        samples += v;
+    }
+    cut.extend(groups.get(start..));
+    cut.retain(|c| !c.is_empty());
+    cut
 }
 
 /// Per-sample gate statistics.

@@ -520,6 +520,13 @@ pub struct EvalArgs {
     /// 0: one per CPU core (2 workers on 2 cores evaluate 1.9x faster than 1).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Images each worker explains in one call (at least 1), their samples (each image's true
+    /// and top-k classes) solved in shared batches of at most --max-batch samples: raise
+    /// --max-batch with it (2 × N holds N images of two classes). Records are still written
+    /// per image; a crash loses at most workers × batch images. 1 is the fastest on a CPU
+    /// (docs/performance.md); a GPU wants more.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Per-image results, one JSON line each, appended as images finish.
     #[arg(long, default_value = "out/eval.jsonl")]
     pub results: PathBuf,

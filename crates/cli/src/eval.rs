@@ -193,6 +193,7 @@ fn runner(args: &EvalArgs, measure: MeasureConfig, shard: Option<Shard>) -> Resu
         .measure(measure)
         .decode_threads(args.decode_threads)
         .workers(workers(args.workers))
+        .batch(args.batch)
         .resume_policy(policy)
         .top_maps(args.top_k)
         .decode_options(args.data.decode.options());
@@ -243,6 +244,7 @@ fn run_config(
         "refine": args.measure.refine,
         "top_k": args.top_k,
         "workers": workers(args.workers),
+        "batch": args.batch,
         "shard": shard.map(|(s, _)| s.to_string()),
         "shard_auto": shard.and_then(|(_, auto)| auto.as_ref().map(AutoShard::to_json)),
         "backend": format!("{:?}", args.model.backend),

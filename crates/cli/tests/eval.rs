@@ -459,3 +459,68 @@ fn shard_auto_reads_the_scheduler_environment() {
         "{stderr}"
     );
 }
+
+/// Whether two JSON values are equal, numbers up to `tolerance` (batched convolutions may
+/// round differently from one-image ones).
+fn close(a: &Value, b: &Value, tolerance: f64) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= tolerance
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y, tolerance))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| close(v, w, tolerance)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The records of a results file, in file order, without their times.
+fn records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let mut record: Value = serde_json::from_str(line).unwrap();
+            record.as_object_mut().unwrap().remove("time_ms");
+            record
+        })
+        .collect()
+}
+
+#[test]
+fn batches_of_images_give_the_records_of_one_image_per_call() {
+    let dir = temp_dir("batch");
+    let csv = small_csv(&dir, 6);
+    let one = dir.join("one.jsonl");
+    ok(&eval(&csv, &one, &["--workers", "1", "--top-k", "2"]));
+    let four = dir.join("four.jsonl");
+    let summary = dir.join("four.json");
+    let flags = [
+        "--workers",
+        "1",
+        "--top-k",
+        "2",
+        "--batch",
+        "4",
+        "--max-batch",
+        "12",
+        "--json",
+    ];
+    let mut args = flags.to_vec();
+    args.push(s(&summary));
+    ok(&eval(&csv, &four, &args));
+    let (a, b) = (records(&one), records(&four));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a.len(), b.len());
+    for (a, b) in a.iter().zip(&b) {
+        assert!(close(a, b, 1e-4), "{a}\n{b}");
+    }
+    assert_eq!(json(&summary)["config"]["batch"], 4);
+    let refused = eval(&csv, &dir.join("zero.jsonl"), &["--batch", "0"]);
+    assert!(!refused.status.success());
+}

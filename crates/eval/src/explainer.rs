@@ -22,6 +22,22 @@ pub trait Explainer: Sync {
         true_class: usize,
         k: usize,
     ) -> std::result::Result<Explanation, ExplainError>;
+
+    /// [`Explainer::explain`] for several images at once, each with its true class: one
+    /// result per item, in order, each what `explain` would return for it. The runner calls
+    /// this with [`Runner::batch`](crate::Runner::batch) images; an explainer that can share
+    /// the work of several images (one batch through the network) implements it. The default
+    /// explains the items one by one.
+    fn explain_batch(
+        &self,
+        items: &[(&image::DynamicImage, usize)],
+        k: usize,
+    ) -> Vec<std::result::Result<Explanation, ExplainError>> {
+        items
+            .iter()
+            .map(|&(image, true_class)| self.explain(image, true_class, k))
+            .collect()
+    }
 }
 
 /// What an [`Explainer`] returns for one image.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::dataset::{Dataset, Sample, Shard};
 use crate::decode::{Decoded, spawn_decoders};
 use crate::error::{EvalError, Result, invalid};
-use crate::explainer::{Explainer, score_explanation};
+use crate::explainer::{ExplainError, Explainer, Explanation, score_explanation};
 use crate::image_file::DecodeOptions;
 use crate::jsonl::{ResultsWriter, merge, read_records};
 use crate::metrics::{ImageRecord, MeasureConfig, Summary};
@@ -63,7 +63,7 @@ pub struct RunOutcome {
 /// Evaluates an [`Explainer`] on a [`Dataset`], one JSONL record per image.
 ///
 /// Defaults: [`MeasureConfig::default`], 1 decoding thread, 4 images
-/// decoded ahead, 1 worker, [`ResumePolicy::Fresh`], no shard, no limit, a map
+/// decoded ahead, 1 worker, 1 image per explainer call, [`ResumePolicy::Fresh`], no shard, no limit, a map
 /// for the top-1 class (`top_maps = 1`).
 ///
 /// Images are decoded on worker threads while the explainer runs on the
@@ -81,6 +81,7 @@ pub struct Runner {
     decode_threads: usize,
     prefetch: usize,
     workers: usize,
+    batch: usize,
     policy: ResumePolicy,
     shard: Option<Shard>,
     limit: Option<usize>,
@@ -97,6 +98,7 @@ impl Runner {
             decode_threads: 1,
             prefetch: 4,
             workers: 1,
+            batch: 1,
             policy: ResumePolicy::default(),
             shard: None,
             limit: None,
@@ -134,6 +136,19 @@ impl Runner {
     /// ~0.65 s on two, so two one-thread workers do ~2.3 images/s against ~1.5).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Sets the number of images each worker hands the explainer in one call
+    /// ([`Explainer::explain_batch`], at least 1): an explainer that batches them runs the
+    /// network on all their samples at once, which keeps a GPU busy. Records are written as
+    /// today, one per image as soon as its call is done (with one worker, in data set order), so
+    /// a crash loses at most `workers × batch` images in flight. An image's `time_ms` is its
+    /// share of the call (the call's time over its images) plus its own scoring. The decoders
+    /// keep at least `workers × batch` images decoded ahead (more than
+    /// [`Runner::prefetch`] when that is smaller).
+    pub fn batch(mut self, images: usize) -> Self {
+        self.batch = images;
         self
     }
 
@@ -218,7 +233,9 @@ impl Runner {
                 scope,
                 todo,
                 self.decode_threads,
-                self.prefetch,
+                // A call takes `batch` images at once: decode at least every worker's next call
+                // ahead, or each call would wait for most of its images to be decoded.
+                self.prefetch.max(self.batch.saturating_mul(self.workers)),
                 self.decode_options,
             );
             if self.workers > 1 {
@@ -250,6 +267,9 @@ impl Runner {
         if self.workers == 0 {
             return Err(invalid("workers", self.workers, "must be at least 1"));
         }
+        if self.batch == 0 {
+            return Err(invalid("batch", self.batch, "must be at least 1"));
+        }
         if self.prefetch == 0 {
             return Err(invalid("prefetch", self.prefetch, "must be at least 1"));
         }
@@ -278,7 +298,8 @@ impl Runner {
         }
     }
 
-    /// Evaluates `todo` in order, the images coming from the decoders.
+    /// Evaluates `todo` in order, [`Runner::batch`] images per call, the images coming from
+    /// the decoders.
     fn evaluate_all<E: Explainer + ?Sized>(
         &self,
         todo: &[&Sample],
@@ -287,11 +308,18 @@ impl Runner {
         writer: &mut ResultsWriter,
         report: &mut impl FnMut(&ImageRecord, usize),
     ) -> Result<()> {
-        for (i, sample) in todo.iter().enumerate() {
-            let image = receive(decoded, i, sample)?;
-            let record = self.evaluate(sample, image, explainer);
-            writer.write(&record)?;
-            report(&record, i);
+        let mut done = 0;
+        for (c, chunk) in todo.chunks(self.batch).enumerate() {
+            let first = c * self.batch;
+            let images = (first..)
+                .zip(chunk)
+                .map(|(i, &sample)| Ok((sample, receive(decoded, i, sample)?)))
+                .collect::<Result<Vec<_>>>()?;
+            for record in self.evaluate_batch(images, explainer) {
+                writer.write(&record)?;
+                report(&record, done);
+                done += 1;
+            }
         }
         Ok(())
     }
@@ -308,28 +336,33 @@ impl Runner {
     ) -> Result<()> {
         let queue = Mutex::new((0usize, decoded));
         let stop = AtomicBool::new(false);
-        // A job: the next image's sample and the image, or why the decoders stopped.
-        let next_job = || -> Option<(&Sample, Result<Decoded>)> {
+        // A job: the next (up to) `batch` images' samples and images, or why the decoders
+        // stopped.
+        let next_job = || -> Option<Result<Vec<(&Sample, Decoded)>>> {
             let mut guard = queue.lock().ok()?;
             let (next, decoded) = &mut *guard;
             if *next >= todo.len() || stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let i = *next;
-            let sample = *todo.get(i)?;
-            *next += 1;
-            Some((sample, receive(decoded, i, sample)))
+            let first = *next;
+            let chunk = todo.get(first..todo.len().min(first + self.batch))?;
+            *next += chunk.len();
+            let images = (first..)
+                .zip(chunk)
+                .map(|(i, &sample)| Ok((sample, receive(decoded, i, sample)?)))
+                .collect();
+            Some(images)
         };
         let threads = worker_threads(self.workers);
         std::thread::scope(|scope| {
-            let (tx, rx) = channel::<Result<ImageRecord>>();
+            let (tx, rx) = channel::<Result<Vec<ImageRecord>>>();
             for _ in 0..self.workers {
                 let tx = tx.clone();
                 let next_job = &next_job;
                 let work = move || {
-                    while let Some((sample, image)) = next_job() {
-                        let record = image.map(|image| self.evaluate(sample, image, explainer));
-                        if tx.send(record).is_err() {
+                    while let Some(images) = next_job() {
+                        let records = images.map(|images| self.evaluate_batch(images, explainer));
+                        if tx.send(records).is_err() {
                             return;
                         }
                     }
@@ -344,53 +377,92 @@ impl Runner {
                 });
             }
             drop(tx);
-            for (done, record) in rx.iter().enumerate() {
-                let written = record.and_then(|record| {
-                    writer.write(&record)?;
-                    Ok(record)
-                });
-                match written {
-                    Ok(record) => report(&record, done),
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        return Err(e);
+            let mut done = 0;
+            for records in rx.iter() {
+                let written = records.and_then(|records| {
+                    for record in records {
+                        writer.write(&record)?;
+                        report(&record, done);
+                        done += 1;
                     }
+                    Ok(())
+                });
+                if let Err(e) = written {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(e);
                 }
             }
             Ok(())
         })
     }
 
-    /// Explains and measures one image; failures become a failed record.
-    fn evaluate<E: Explainer + ?Sized>(
+    /// Explains the images in one explainer call and measures each; failures (an image that
+    /// did not decode, an explainer error, a scoring error) become failed records. One record
+    /// per image, in order.
+    fn evaluate_batch<E: Explainer + ?Sized>(
+        &self,
+        images: Vec<(&Sample, Decoded)>,
+        explainer: &E,
+    ) -> Vec<ImageRecord> {
+        let start = Instant::now();
+        let items: Vec<(&image::DynamicImage, usize)> = images
+            .iter()
+            .filter_map(|(sample, decoded)| Some((&decoded.as_ref().ok()?.image, sample.class)))
+            .collect();
+        let mut explained = if items.is_empty() {
+            Vec::new()
+        } else {
+            explainer.explain_batch(&items, self.top_maps)
+        }
+        .into_iter();
+        // The call's time, shared equally by the images it explained.
+        let share_ms = ms(start) / items.len().max(1) as f64;
+        images
+            .into_iter()
+            .map(|(sample, decoded)| {
+                let start = Instant::now();
+                let explanation = decoded.is_ok().then(|| {
+                    explained
+                        .next()
+                        .unwrap_or_else(|| Err("returned fewer explanations than images".into()))
+                });
+                let shared_ms = if explanation.is_some() { share_ms } else { 0.0 };
+                let record = self.record(sample, decoded, explanation);
+                let time_ms = shared_ms + ms(start);
+                ImageRecord { time_ms, ..record }
+            })
+            .collect()
+    }
+
+    /// The record of one image (`time_ms` 0) from its decoding and its explanation (`None`
+    /// when it did not decode).
+    fn record(
         &self,
         sample: &Sample,
-        image: Decoded,
-        explainer: &E,
+        decoded: Decoded,
+        explanation: Option<std::result::Result<Explanation, ExplainError>>,
     ) -> ImageRecord {
-        let start = Instant::now();
         let mut warnings = Vec::new();
-        let result = image
+        let result = decoded
             .map_err(|e| e.to_string())
             .and_then(|loaded| {
                 warnings = loaded.warnings;
-                explainer
-                    .explain(&loaded.image, sample.class, self.top_maps)
+                explanation
+                    .unwrap_or_else(|| Err("no explanation".into()))
                     .map_err(|e| format!("explainer: {e}"))
             })
             .and_then(|explanation| {
                 score_explanation(sample, &explanation, &self.measure).map_err(|e| e.to_string())
             });
-        let time_ms = start.elapsed().as_secs_f64() * 1000.0;
         match result {
-            Ok(record) => ImageRecord {
-                time_ms,
-                warnings,
-                ..record
-            },
-            Err(message) => ImageRecord::failed(sample, message, time_ms),
+            Ok(record) => ImageRecord { warnings, ..record },
+            Err(message) => ImageRecord::failed(sample, message, 0.0),
         }
     }
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Threads for each of `workers` workers: an equal share of the cores, at least 1.

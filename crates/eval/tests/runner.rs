@@ -355,3 +355,99 @@ fn parallel_workers_give_the_same_records_and_summary() {
         })
     ));
 }
+
+/// An explainer that records the size of each batch it is handed and explains its items one
+/// by one with the mock.
+struct Batching<'a> {
+    mock: MockExplainer,
+    calls: &'a std::sync::Mutex<Vec<usize>>,
+}
+
+impl feedbacknet_eval::Explainer for Batching<'_> {
+    fn explain(
+        &self,
+        image: &image::DynamicImage,
+        true_class: usize,
+        k: usize,
+    ) -> Result<feedbacknet_eval::Explanation, feedbacknet_eval::ExplainError> {
+        self.mock.explain(image, true_class, k)
+    }
+
+    fn explain_batch(
+        &self,
+        items: &[(&image::DynamicImage, usize)],
+        k: usize,
+    ) -> Vec<Result<feedbacknet_eval::Explanation, feedbacknet_eval::ExplainError>> {
+        self.calls.lock().unwrap().push(items.len());
+        items
+            .iter()
+            .map(|&(image, class)| self.mock.explain(image, class, k))
+            .collect()
+    }
+}
+
+#[test]
+fn batches_of_images_give_the_same_records_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = full_run(dir.path());
+    let ds = first_dev_images(IMAGES);
+    let path = dir.path().join("batch.jsonl");
+    let calls = std::sync::Mutex::new(Vec::new());
+    let explainer = Batching {
+        mock: MockExplainer::new(&ds),
+        calls: &calls,
+    };
+    let mut progress = Vec::new();
+    let out = runner(&path)
+        .batch(16)
+        .run(&ds, &explainer, |p| progress.push((p.done, p.last.index)))
+        .unwrap();
+    assert_eq!(json(&out.summary), json(&full.summary));
+    assert_eq!(*calls.lock().unwrap(), [16, 16, 8]);
+    let expected: Vec<(usize, usize)> = (0..IMAGES).map(|i| (i + 1, i)).collect();
+    assert_eq!(progress, expected);
+    let records = read_records(&path).unwrap().records;
+    let reference = read_records(&dir.path().join("full.jsonl"))
+        .unwrap()
+        .records;
+    assert_eq!(records.len(), reference.len());
+    assert!(
+        records
+            .iter()
+            .zip(&reference)
+            .all(|(a, b)| a.same_result(b))
+    );
+    // Batches on parallel workers: every image once, the same results.
+    calls.lock().unwrap().clear();
+    let parallel = dir.path().join("parallel.jsonl");
+    let out = runner(&parallel)
+        .batch(7)
+        .workers(2)
+        .run(&ds, &explainer, |_| {})
+        .unwrap();
+    assert_eq!(json(&out.summary), json(&full.summary));
+    let mut sizes = calls.lock().unwrap().clone();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [5, 7, 7, 7, 7, 7]);
+    assert!(matches!(
+        runner(&path).batch(0).run(&ds, &explainer, |_| {}),
+        Err(EvalError::InvalidParameter { name: "batch", .. })
+    ));
+}
+
+#[test]
+fn a_batch_with_bad_images_fails_only_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = troubled_dataset(dir.path());
+    let one = dir.path().join("one.jsonl");
+    run(&runner(&one), &ds);
+    let batched = dir.path().join("batched.jsonl");
+    let out = run(&runner(&batched).batch(4), &ds);
+    assert_eq!((out.records, out.evaluated, out.failed), (4, 4, 2));
+    let (a, b) = (
+        read_records(&one).unwrap().records,
+        read_records(&batched).unwrap().records,
+    );
+    assert!(a.iter().zip(&b).all(|(a, b)| a.same_result(b)));
+    assert_eq!(a.len(), b.len());
+}
