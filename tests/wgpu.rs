@@ -5,24 +5,8 @@
 
 mod common;
 
-use common::{photo, shared};
+use common::{correlation, photo, shared};
 use feedbacknet::{Backend, FeedbackNet, Inference, Method, Request, SolverConfig};
-
-/// Pearson correlation of two equally long value lists.
-fn correlation(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let n = a.len() as f64;
-    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-    let (ma, mb) = (mean(a), mean(b));
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x) - ma, f64::from(y) - mb);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa * bb).sqrt()
-}
 
 fn explain(backend: Backend) -> Vec<Inference> {
     let net = FeedbackNet::builder()

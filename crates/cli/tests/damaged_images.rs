@@ -3,26 +3,16 @@
 //! is given, and then it is warned about on stderr and in the JSON; `--max-image-width`
 //! refuses a photo over the limit.
 
+mod common;
+
+use common::{feedbacknet, shared};
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
 
 use serde_json::Value;
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-fn feedbacknet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
-        .args(args)
-        .env("FEEDBACKNET_MODELS", shared().join("models"))
-        .output()
-        .expect("the binary runs")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir =

@@ -1,25 +1,15 @@
 //! `feedbacknet eval` and `feedbacknet merge` end to end on shared dev images.
 
+mod common;
+
+use common::{feedbacknet, shared};
+
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
 };
 
 use serde_json::Value;
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-fn feedbacknet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
-        .args(args)
-        .env("FEEDBACKNET_MODELS", shared().join("models"))
-        .output()
-        .expect("the binary runs")
-}
 
 fn ok(out: &Output) {
     assert!(

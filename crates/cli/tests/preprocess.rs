@@ -1,24 +1,14 @@
 //! Preprocessing and labels of a model no preset knows: flags, file metadata, inference from
 //! 1001 outputs, and the settings line every command prints.
 
+mod common;
+
+use common::{feedbacknet, shared};
+
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::Output,
 };
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-fn feedbacknet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
-        .args(args)
-        .env("FEEDBACKNET_MODELS", shared().join("models"))
-        .output()
-        .expect("the binary runs")
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("feedbacknet-prep-{}-{name}", std::process::id()));

@@ -1,0 +1,21 @@
+//! Helpers shared by the CLI's integration tests: the shared data and the binary.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// `../shared` beside the repository, or `FEEDBACKNET_SHARED`.
+pub fn shared() -> PathBuf {
+    std::env::var_os("FEEDBACKNET_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
+}
+
+/// Runs `feedbacknet` with `args`, the shared models as its model folder.
+pub fn feedbacknet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
+        .args(args)
+        .env("FEEDBACKNET_MODELS", shared().join("models"))
+        .output()
+        .expect("the binary runs")
+}
