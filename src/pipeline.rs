@@ -405,10 +405,14 @@ impl Pipeline {
         gates: Option<&GateSet>,
         cache: &mut BatchCache,
     ) -> Result<(Maps, f64)> {
-        if !cache.soft_maps.iter().any(|(k, _)| k == kind) {
-            cache.soft_maps.push((kind.clone(), Cached::default()));
-        }
-        let Some((_, cached)) = cache.soft_maps.iter_mut().find(|(k, _)| k == kind) else {
+        let at = match cache.soft_maps.iter().position(|(k, _)| k == kind) {
+            Some(at) => at,
+            None => {
+                cache.soft_maps.push((kind.clone(), Cached::default()));
+                cache.soft_maps.len() - 1
+            }
+        };
+        let Some((_, cached)) = cache.soft_maps.get_mut(at) else {
             return Err(Error::Internal("the soft-map cache lost an entry".into()));
         };
         cached.get_or_try(|| match kind {

@@ -12,7 +12,8 @@ use image::{DynamicImage, RgbImage, imageops::FilterType};
 use crate::{Error, Result};
 
 /// Reads and decodes an image file (any format the `image` crate reads: JPEG, PNG, BMP, GIF,
-/// TIFF, WebP) under the default [`DecodeOptions`]: the `image` crate's default limits, and a
+/// TIFF, WebP) under the default [`DecodeOptions`]: sides of at most
+/// [`DecodeOptions::DEFAULT_MAX_SIDE`] pixels, the `image` crate's allocation limit, and a
 /// truncated or damaged file refused ([`Error::DamagedImage`]) even where its decoder would
 /// fill the missing part (a cut JPEG). Grayscale, RGBA and 16-bit images are accepted; they are
 /// converted to 8-bit RGB when used.

@@ -2,18 +2,16 @@
 //! `feedbacknet_eval::score_explanation`) find the same box for the same image and settings,
 //! both by `feedbacknet_localize::localize_in_image`.
 
+mod common;
+
+use common::shared;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
 use feedbacknet::{BoundingBox, FeedbackNet, LocalizeConfig, Method, load_image};
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
 
 /// The first row of the dev set's `boxes.csv`: the image and its ground-truth class.
 fn first_dev_row(dir: &Path) -> (PathBuf, String, usize) {

@@ -1,20 +1,10 @@
 //! The `feedbacknet` binary end to end on shared photos.
 
-use std::{path::PathBuf, process::Command};
+mod common;
 
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
+use common::{feedbacknet, shared};
 
-fn feedbacknet(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
-        .args(args)
-        .env("FEEDBACKNET_MODELS", shared().join("models"))
-        .output()
-        .expect("the binary runs")
-}
+use std::path::PathBuf;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("feedbacknet-cli-{}-{name}", std::process::id()));

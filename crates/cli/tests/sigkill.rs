@@ -8,6 +8,9 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::shared;
 use std::{
     collections::BTreeMap,
     os::unix::process::ExitStatusExt,
@@ -17,12 +20,6 @@ use std::{
 };
 
 use serde_json::Value;
-
-fn shared() -> PathBuf {
-    std::env::var_os("FEEDBACKNET_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
 
 /// Real images in the test's data set (one of them given class 99999); with the missing one,
 /// 12 images in all: enough that every planned kill lands before the run ends, however fast

@@ -237,8 +237,10 @@ pub fn decode_image_bytes(
                 source,
             })
     };
-    check_size(path, reader()?, options)?;
-    let warnings = damage(path, reader()?.format(), bytes, options.damaged)?;
+    let header = reader()?;
+    let format = header.format();
+    check_size(path, header, options)?;
+    let warnings = damage(path, format, bytes, options.damaged)?;
     let mut reader = reader()?;
     reader.limits(options.limits());
     let image = reader.decode().map_err(|e| match e {
