@@ -150,8 +150,9 @@ pub struct MethodArgs {
     #[arg(long, default_value_t = 10)]
     pub top_iterations: usize,
     /// Hard feedback: a gate opens where its gradient is at least this multiple of its layer's
-    /// mean positive gradient (0: any positive gradient).
-    #[arg(long, default_value_t = 1.0)]
+    /// mean positive gradient (0, the default: any positive gradient; larger values close more
+    /// gates and shrink the map to specks).
+    #[arg(long, default_value_t = 0.0)]
     pub hard_ratio: f32,
     /// Hard feedback: most sweeps.
     #[arg(long, default_value_t = 5)]

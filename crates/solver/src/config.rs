@@ -229,7 +229,16 @@ impl std::str::FromStr for Objective {
 
 /// Settings of the hard (binary-gate) feedback solver, [`hard_feedback`](crate::hard_feedback).
 ///
-/// Defaults: `ratio` 1.0, `max_sweeps` 5, `patience` 2, one gate per neuron.
+/// Defaults: `ratio` 0 (every gate with a positive gradient stays open), `max_sweeps` 5,
+/// `patience` 2, one gate per neuron.
+///
+/// The ratio was 1.0 until the defaults were measured (SqueezeNet 1.1, the first 100 dev
+/// images, blur and threshold tuned on one half and reported on the other): held-out GT-known
+/// 67 % at ratio 0, 50 % at 0.25, 43 % at 0.5 and 31 % at 1 (the plain gradient: 60 %). Ratio 1
+/// leaves about 1.4 % of the neurons open (18 % at ratio 0): the few surviving paths reach the
+/// input through the receptive fields of a handful of low-level neurons, so the map is a few
+/// specks and its largest component a sliver of the object (GT-known 5 % at blur 10,
+/// threshold 0.2). Sweeps at ratio 0: 54 % after 1, 67 % after 5, 62 % after 10.
 ///
 /// ```
 /// use feedbacknet_solver::HardConfig;
@@ -242,8 +251,8 @@ impl std::str::FromStr for Objective {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HardConfig {
     /// A gate stays open only if its gradient is positive and at least `ratio` times the mean
-    /// of the positive gradients of its gate site, per sample (default 1.0; 0 keeps every gate
-    /// with a positive gradient). Larger values close more gates.
+    /// of the positive gradients of its gate site, per sample (default 0: every gate with a
+    /// positive gradient). Larger values close more gates and make the maps specks.
     pub ratio: f32,
     /// Maximum number of sweeps (default 5); the solver stops earlier once no gate changes.
     pub max_sweeps: usize,
@@ -258,7 +267,7 @@ pub struct HardConfig {
 impl Default for HardConfig {
     fn default() -> Self {
         Self {
-            ratio: 1.0,
+            ratio: 0.0,
             max_sweeps: 5,
             patience: 2,
             granularity: GateGranularity::Neuron,
