@@ -33,7 +33,7 @@ pub enum ColourModel {
 /// | `model` | `Histogram` | the colour model: [`ColourModel::Histogram`] or [`ColourModel::GrabCut`] |
 /// | `components` | 5 | GrabCut: Gaussians per mixture, in `1..=16` |
 /// | `gamma` | 50.0 | GrabCut: weight of the smoothness term |
-/// | `max_side` | 128 | GrabCut: the longer side of the working resolution, in `8..=4096` |
+/// | `max_side` | 96 | GrabCut: the longer side of the working resolution, in `8..=4096` |
 ///
 /// `bins` and `smoothing` are read by the histogram model only; `components`, `gamma` and
 /// `max_side` by GrabCut only.
@@ -73,7 +73,7 @@ pub struct RefineConfig {
     pub gamma: f32,
     /// GrabCut: the image and map are averaged down in square blocks until their longer
     /// side is at most this many pixels, segmented there, and the labels read back at full
-    /// size; in `8..=4096`. Default 128.
+    /// size; in `8..=4096`. Default 96.
     pub max_side: usize,
 }
 
@@ -89,7 +89,7 @@ impl Default for RefineConfig {
             model: ColourModel::Histogram,
             components: 5,
             gamma: 50.0,
-            max_side: 128,
+            max_side: 96,
         }
     }
 }
@@ -194,11 +194,7 @@ impl RefineConfig {
             ));
         }
         if !(1..=16).contains(&self.components) {
-            return Err(invalid(
-                "components",
-                self.components,
-                "must lie in 1..=16",
-            ));
+            return Err(invalid("components", self.components, "must lie in 1..=16"));
         }
         if !(self.gamma.is_finite() && self.gamma >= 0.0) {
             return Err(invalid("gamma", self.gamma, "must be finite and >= 0"));

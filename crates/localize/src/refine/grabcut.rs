@@ -9,7 +9,15 @@ use crate::Result;
 use crate::error::invalid;
 
 /// The terminal capacity that keeps a sure pixel on its side.
-const HARD: f64 = 1e9;
+const HARD: i64 = 1 << 40;
+/// Capacities are costs (in nats) times this, rounded: integer capacities keep the max-flow
+/// exact (no residual left at 1e-13 that would be augmented again and again).
+const SCALE: f64 = 1000.0;
+
+/// A cost as an integer capacity (non-negative, at most [`HARD`]).
+fn capacity(cost: f64) -> i64 {
+    (cost * SCALE).round().clamp(0.0, HARD as f64) as i64
+}
 
 /// The foreground labels of GrabCut (before the connectivity filter), at the map's size.
 ///
@@ -160,9 +168,9 @@ fn segment(b: &Blocks, trimap: &Trimap, config: &RefineConfig) -> Vec<bool> {
     let mean_d2 = edges.iter().map(|e| e.2).sum::<f64>() / edges.len().max(1) as f64;
     let beta = if mean_d2 > 0.0 { 0.5 / mean_d2 } else { 0.0 };
     let gamma = f64::from(config.gamma);
-    let smooth: Vec<(usize, usize, f64)> = edges
+    let smooth: Vec<(usize, usize, i64)> = edges
         .iter()
-        .map(|&(p, q, d2, dist)| (p, q, gamma * (-beta * d2).exp() / dist))
+        .map(|&(p, q, d2, dist)| (p, q, capacity(gamma * (-beta * d2).exp() / dist)))
         .collect();
     let mut labels = seed;
     for round in 0..config.iterations {
@@ -188,22 +196,26 @@ fn cut(
     trimap: &Trimap,
     fg: &Gmm,
     bg: &Gmm,
-    smooth: &[(usize, usize, f64)],
+    smooth: &[(usize, usize, i64)],
 ) -> Vec<bool> {
     let mut graph = Graph::new(b.colour.len(), smooth.len());
     for (i, (z, &x)) in b.colour.iter().zip(&b.value).enumerate() {
         // A pixel on the source side pays its sink capacity (the cost of foreground).
         let (source, sink) = if trimap.sure_fg(x) {
-            (HARD, 0.0)
+            (HARD, 0)
         } else if trimap.sure_bg(x) {
-            (0.0, HARD)
+            (0, HARD)
         } else {
             let log_odds = trimap.log_odds(x);
             let cost_fg = fg.neg_log_density(z);
             let cost_bg = bg.neg_log_density(z);
             // Only the difference matters; log_odds = w ln v - w ln(1 - v).
             let d = cost_bg - cost_fg + log_odds;
-            if d > 0.0 { (d, 0.0) } else { (0.0, -d) }
+            if d > 0.0 {
+                (capacity(d), 0)
+            } else {
+                (0, capacity(-d))
+            }
         };
         graph.add_terminal(i, source, sink);
     }
@@ -262,9 +274,7 @@ mod tests {
         // No blue pixel is foreground.
         let blue = (0..w * h)
             .filter(|&i| mask.get(i % w, i / w))
-            .filter(|&i| {
-                !object.contains_point((i % w) as f32 + 0.5, (i / w) as f32 + 0.5)
-            })
+            .filter(|&i| !object.contains_point((i % w) as f32 + 0.5, (i / w) as f32 + 0.5))
             .count();
         assert!(blue < 20, "{blue} background pixels kept");
     }
@@ -272,8 +282,14 @@ mod tests {
     #[test]
     fn works_at_a_reduced_resolution_and_keeps_sure_pixels() {
         let (w, h) = (300, 200);
-        let image = ColourImage::from_fn(w, h, |x, _| if x < 150 { [200, 20, 20] } else { [20, 20, 200] })
-            .unwrap();
+        let image = ColourImage::from_fn(w, h, |x, _| {
+            if x < 150 {
+                [200, 20, 20]
+            } else {
+                [20, 20, 200]
+            }
+        })
+        .unwrap();
         let map = SaliencyMap::from_fn(w, h, |x, _| match x {
             0..100 => 1.0,
             100..200 => 0.3,

@@ -28,16 +28,16 @@ const INFINITE_D: u32 = u32::MAX;
 #[derive(Debug, Clone)]
 pub(crate) struct Graph {
     /// Residual capacity from the source (positive) or to the sink (negative).
-    tr_cap: Vec<f64>,
+    tr_cap: Vec<i64>,
     /// The first arc leaving each node (`NONE` for none).
     first: Vec<usize>,
     /// Per arc: its head, the next arc of the same tail, its residual capacity. Arc `a`'s
     /// reverse is `a ^ 1`.
     head: Vec<usize>,
     next: Vec<usize>,
-    r_cap: Vec<f64>,
+    r_cap: Vec<i64>,
     /// The flow pushed by terminal capacities cancelling each other.
-    flow: f64,
+    flow: i64,
 }
 
 /// The search state of one max-flow run.
@@ -56,34 +56,34 @@ impl Graph {
     /// A graph of `nodes` nodes, room for `edges` edges, no capacities.
     pub(crate) fn new(nodes: usize, edges: usize) -> Self {
         Self {
-            tr_cap: vec![0.0; nodes],
+            tr_cap: vec![0; nodes],
             first: vec![NONE; nodes],
             head: Vec::with_capacity(2 * edges),
             next: Vec::with_capacity(2 * edges),
             r_cap: Vec::with_capacity(2 * edges),
-            flow: 0.0,
+            flow: 0,
         }
     }
 
     /// Adds the capacities of node `i` from the source and to the sink (added to any
     /// before); ids out of range are ignored.
-    pub(crate) fn add_terminal(&mut self, i: usize, source: f64, sink: f64) {
+    pub(crate) fn add_terminal(&mut self, i: usize, source: i64, sink: i64) {
         let Some(t) = self.tr_cap.get_mut(i) else {
             return;
         };
         let (mut s, mut k) = (source, sink);
-        if *t > 0.0 {
-            s += *t;
+        if *t > 0 {
+            s = s.saturating_add(*t);
         } else {
-            k -= *t;
+            k = k.saturating_sub(*t);
         }
-        self.flow += s.min(k);
+        self.flow = self.flow.saturating_add(s.min(k));
         *t = s - k;
     }
 
     /// Adds an edge `i -> j` of capacity `cap` and `j -> i` of capacity `rev_cap`; ids out of
     /// range (or `i == j`) are ignored.
-    pub(crate) fn add_edge(&mut self, i: usize, j: usize, cap: f64, rev_cap: f64) {
+    pub(crate) fn add_edge(&mut self, i: usize, j: usize, cap: i64, rev_cap: i64) {
         let n = self.first.len();
         if i >= n || j >= n || i == j {
             return;
@@ -99,7 +99,7 @@ impl Graph {
     /// Computes a maximum flow; returns its value and, per node, whether it lies on the
     /// source side of a minimum cut (the nodes reachable from the source in the residual
     /// graph).
-    pub(crate) fn max_flow(mut self) -> (f64, Vec<bool>) {
+    pub(crate) fn max_flow(mut self) -> (i64, Vec<bool>) {
         let n = self.first.len();
         let mut s = Search {
             parent: vec![NONE; n],
@@ -112,8 +112,8 @@ impl Graph {
             time: 0,
         };
         for i in 0..n {
-            if self.tr_cap[i] != 0.0 {
-                s.is_sink[i] = self.tr_cap[i] < 0.0;
+            if self.tr_cap[i] != 0 {
+                s.is_sink[i] = self.tr_cap[i] < 0;
                 s.parent[i] = TERMINAL;
                 s.dist[i] = 1;
                 s.set_active(i);
@@ -167,9 +167,9 @@ impl Graph {
         while a != NONE {
             let j = self.head[a];
             let open = if s.is_sink[i] {
-                self.r_cap[a ^ 1] > 0.0
+                self.r_cap[a ^ 1] > 0
             } else {
-                self.r_cap[a] > 0.0
+                self.r_cap[a] > 0
             };
             if open {
                 if s.parent[j] == NONE {
@@ -210,7 +210,7 @@ impl Graph {
             b = b.min(self.r_cap[a]);
             i = self.head[a];
         }
-        b = b.min(-self.tr_cap[i]);
+        b = b.min(self.tr_cap[i].saturating_neg());
 
         self.r_cap[middle ^ 1] += b;
         self.r_cap[middle] -= b;
@@ -219,13 +219,13 @@ impl Graph {
             let a = s.parent[i];
             self.r_cap[a] += b;
             self.r_cap[a ^ 1] -= b;
-            if self.r_cap[a ^ 1] <= 0.0 {
+            if self.r_cap[a ^ 1] <= 0 {
                 s.set_orphan_front(i);
             }
             i = self.head[a];
         }
         self.tr_cap[i] -= b;
-        if self.tr_cap[i] <= 0.0 {
+        if self.tr_cap[i] <= 0 {
             s.set_orphan_front(i);
         }
         let mut i = self.head[middle];
@@ -233,16 +233,16 @@ impl Graph {
             let a = s.parent[i];
             self.r_cap[a ^ 1] += b;
             self.r_cap[a] -= b;
-            if self.r_cap[a] <= 0.0 {
+            if self.r_cap[a] <= 0 {
                 s.set_orphan_front(i);
             }
             i = self.head[a];
         }
         self.tr_cap[i] += b;
-        if self.tr_cap[i] >= 0.0 {
+        if self.tr_cap[i] >= 0 {
             s.set_orphan_front(i);
         }
-        self.flow += b;
+        self.flow = self.flow.saturating_add(b);
     }
 
     /// The distance from `j` to its terminal through valid parents (`INFINITE_D` when the
@@ -294,9 +294,9 @@ impl Graph {
         // source tree, j -> i must be open (r_cap[a0 ^ 1]); for the sink tree, i -> j.
         let open = |a0: usize| {
             if sink {
-                self.r_cap[a0] > 0.0
+                self.r_cap[a0] > 0
             } else {
-                self.r_cap[a0 ^ 1] > 0.0
+                self.r_cap[a0 ^ 1] > 0
             }
         };
         let (mut best, mut d_min) = (NONE, INFINITE_D);
@@ -375,19 +375,19 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
-        fn cap(&mut self) -> f64 {
+        fn cap(&mut self) -> i64 {
             // Zero a third of the time, so some arcs are missing.
             match self.next() % 3 {
-                0 => 0.0,
-                _ => (self.next() % 20) as f64,
+                0 => 0,
+                _ => (self.next() % 20) as i64,
             }
         }
     }
 
     struct Problem {
         n: usize,
-        terminal: Vec<(f64, f64)>,
-        edges: Vec<(usize, usize, f64, f64)>,
+        terminal: Vec<(i64, i64)>,
+        edges: Vec<(usize, usize, i64, i64)>,
     }
 
     impl Problem {
@@ -416,32 +416,33 @@ mod tests {
         }
 
         /// The capacity of the cut with `source_side` on the source side.
-        fn cut(&self, source_side: &[bool]) -> f64 {
-            let t: f64 = self
+        fn cut(&self, source_side: &[bool]) -> i64 {
+            let t: i64 = self
                 .terminal
                 .iter()
                 .zip(source_side)
                 .map(|(&(s, t), &src)| if src { t } else { s })
                 .sum();
-            let e: f64 = self
+            let e: i64 = self
                 .edges
                 .iter()
                 .map(|&(i, j, c, r)| match (source_side[i], source_side[j]) {
                     (true, false) => c,
                     (false, true) => r,
-                    _ => 0.0,
+                    _ => 0,
                 })
                 .sum();
             t + e
         }
 
-        fn brute_force_min_cut(&self) -> f64 {
+        fn brute_force_min_cut(&self) -> i64 {
             (0..1u32 << self.n)
                 .map(|bits| {
                     let side: Vec<bool> = (0..self.n).map(|i| bits >> i & 1 == 1).collect();
                     self.cut(&side)
                 })
-                .fold(f64::INFINITY, f64::min)
+                .min()
+                .unwrap_or(0)
         }
     }
 
@@ -463,13 +464,13 @@ mod tests {
     fn a_chain_is_cut_at_its_weakest_link() {
         // source -> 0 -> 1 -> 2 -> 3 -> sink, the link 1 -> 2 the weakest.
         let mut g = Graph::new(4, 3);
-        g.add_terminal(0, 10.0, 0.0);
-        g.add_terminal(3, 0.0, 10.0);
-        g.add_edge(0, 1, 5.0, 0.0);
-        g.add_edge(1, 2, 2.0, 0.0);
-        g.add_edge(2, 3, 7.0, 0.0);
+        g.add_terminal(0, 10, 0);
+        g.add_terminal(3, 0, 10);
+        g.add_edge(0, 1, 5, 0);
+        g.add_edge(1, 2, 2, 0);
+        g.add_edge(2, 3, 7, 0);
         let (flow, side) = g.max_flow();
-        assert_eq!(flow, 2.0);
+        assert_eq!(flow, 2);
         assert_eq!(side, vec![true, true, false, false]);
     }
 
@@ -480,20 +481,20 @@ mod tests {
         let (w, h) = (6, 4);
         let mut g = Graph::new(w * h, 2 * w * h);
         for y in 0..h {
-            g.add_terminal(y * w, 100.0, 0.0);
-            g.add_terminal(y * w + w - 1, 0.0, 100.0);
+            g.add_terminal(y * w, 100, 0);
+            g.add_terminal(y * w + w - 1, 0, 100);
             for x in 0..w - 1 {
-                let c = if x == 2 { 1.0 } else { 10.0 };
+                let c = if x == 2 { 1 } else { 10 };
                 g.add_edge(y * w + x, y * w + x + 1, c, c);
             }
         }
         for y in 0..h - 1 {
             for x in 0..w {
-                g.add_edge(y * w + x, (y + 1) * w + x, 10.0, 10.0);
+                g.add_edge(y * w + x, (y + 1) * w + x, 10, 10);
             }
         }
         let (flow, side) = g.max_flow();
-        assert_eq!(flow, 4.0);
+        assert_eq!(flow, 4);
         for y in 0..h {
             for x in 0..w {
                 assert_eq!(side[y * w + x], x <= 2, "({x}, {y})");

@@ -70,7 +70,6 @@ impl Trimap {
     }
 }
 
-
 /// Refines the region of `map` at or above `seed_threshold` (a fraction of
 /// its maximum, in `[0, 1]`) with a colour model of `image`, which must have
 /// the map's size. Pass the map you would threshold (e.g. already blurred).
@@ -169,7 +168,6 @@ pub fn refined_boxes(
         .map(|c| c.bbox)
         .collect())
 }
-
 
 /// The pixels of `on` 8-connected (within `on`) to a seed pixel that is on;
 /// the same connectivity as [`crate::connected_components`], as a seeded
@@ -327,6 +325,10 @@ mod tests {
             ),
             (0.5, 0.1, 16, 3, 1.0, 1.0)
         );
+        assert_eq!(
+            (d.model, d.components, d.gamma, d.max_side),
+            (ColourModel::Histogram, 5, 50.0, 96)
+        );
         let name = |c: RefineConfig| match c.validate() {
             Err(LocalizeError::InvalidParameter { name, .. }) => name,
             other => panic!("expected InvalidParameter, got {other:?}"),
@@ -343,6 +345,12 @@ mod tests {
         assert_eq!(name(d.with_prior_weight(-1.0)), "prior_weight");
         assert_eq!(name(d.with_smoothing(0.0)), "smoothing");
         assert_eq!(name(d.with_smoothing(f32::INFINITY)), "smoothing");
+        assert_eq!(name(d.with_components(0)), "components");
+        assert_eq!(name(d.with_components(17)), "components");
+        assert_eq!(name(d.with_gamma(-1.0)), "gamma");
+        assert_eq!(name(d.with_gamma(f32::NAN)), "gamma");
+        assert_eq!(name(d.with_max_side(7)), "max_side");
+        assert_eq!(name(d.with_max_side(4097)), "max_side");
         assert!(d.with_sure_background(0.5).with_bins(64).validate().is_ok());
     }
 
