@@ -254,9 +254,9 @@ mod tests {
         let m = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]];
         let (inv, det) = invert3(&m).unwrap();
         assert!(det > 0.0);
-        for i in 0..3 {
+        for (i, row) in m.iter().enumerate() {
             for j in 0..3 {
-                let p: f64 = (0..3).map(|k| m[i][k] * inv[k][j]).sum();
+                let p: f64 = row.iter().zip(&inv).map(|(a, b)| a * b[j]).sum();
                 assert!((p - f64::from(u8::from(i == j))).abs() < 1e-12);
             }
         }

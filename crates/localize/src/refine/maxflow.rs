@@ -11,7 +11,10 @@
 //!
 //! Node and arc ids are indices into this structure's own vectors, created by it and never
 //! taken from outside; the indexing below cannot go out of bounds unless this file is wrong.
-#![allow(clippy::indexing_slicing)] // the hot loops index by the graph's own ids (see above)
+#![allow(
+    clippy::indexing_slicing,
+    reason = "the search indexes its vectors by node and arc ids that this graph created"
+)]
 
 use std::collections::VecDeque;
 
