@@ -1,5 +1,8 @@
-//! Colour-aware refinement of a thresholded saliency map (a simple,
-//! GrabCut-like two-histogram model) so that boxes follow the object.
+//! Colour-aware refinement of a thresholded saliency map so that boxes follow the object:
+//! a two-histogram model (`histogram.rs`, the default) or GrabCut (`grabcut.rs`: Gaussian
+//! mixtures in `gmm.rs`, the minimum cut in `maxflow.rs`), chosen by
+//! [`RefineConfig::model`]. Both read the map through the same trimap and keep only
+//! foreground connected to the sure foreground.
 
 mod config;
 mod gmm;
@@ -86,6 +89,12 @@ impl Trimap {
 /// bg)`, i.e. `v` is read as the prior probability of foreground. Labelling
 /// and refitting repeat `config.iterations` times (or until nothing changes);
 /// finally only foreground 8-connected to a sure-foreground pixel is kept.
+///
+/// That is the default [`ColourModel::Histogram`]. With [`ColourModel::GrabCut`] the same
+/// trimap and prior seed GrabCut instead: Gaussian mixtures (`config.components` each) in
+/// place of the histograms, and the band labelled by one minimum cut of the 8-connected pixel
+/// graph per round, so neighbours of like colour pay `config.gamma` (contrast-weighted) to
+/// differ; it runs on blocks averaged down to at most `config.max_side` pixels a side.
 /// A map with no positive value gives an empty mask.
 ///
 /// Errors: [`LocalizeError::InvalidParameter`] for a bad config or
