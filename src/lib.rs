@@ -79,7 +79,7 @@ pub use feedbacknet_core::{
 };
 pub use feedbacknet_eval::{DamagedImages, DecodeOptions, LoadedImage};
 pub use feedbacknet_localize::{
-    BoundingBox, ColourImage, FusionConfig, FusionRule, ImageGeometry, Localization,
+    BoundingBox, ColourImage, ColourModel, FusionConfig, FusionRule, ImageGeometry, Localization,
     LocalizeConfig, LocalizeError, RefineConfig, Refinement, ResizeMode, SaliencyMap,
     localize_in_image,
 };

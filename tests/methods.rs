@@ -10,7 +10,7 @@ use feedbacknet::{
     FeedbackNet, FusionRule, Inference, LocalizeConfig, Method, MethodSpec, Objective,
     RefineConfig, Request, SolverConfig,
 };
-use feedbacknet_localize::{ColourImage, refined_boxes};
+use feedbacknet_localize::{ColourImage, ColourModel, refined_boxes};
 use feedbacknet_solver::grad_cam;
 
 fn squeezenet() -> &'static FeedbackNet {
@@ -255,37 +255,40 @@ fn ten_crop_averaging_covers_the_image_and_differs_from_one_view() {
 fn colour_refinement_boxes_the_refined_mask_of_the_smoothed_map() {
     let image = photo("data/imagenet-val-fullres/images/ILSVRC2012_val_00000011.JPEG");
     let net = squeezenet().with_method(Method::GradCam);
-    let refine = RefineConfig::default();
-    let refined_net = net.with_refine(Some(refine));
     let plain = net.infer_top_k(&image, 1).unwrap().remove(0);
-    let refined = refined_net.infer(&image, plain.class.index).unwrap();
-    // The same map; only the boxes change.
-    assert_eq!(refined.saliency.data(), plain.saliency.data());
-    assert_eq!(refined.smoothed.data(), plain.smoothed.data());
-    // The boxes are those of the refined mask of the smoothed map at image size.
-    let rgb = image.to_rgb8();
-    let colour = ColourImage::new(
-        image.width() as usize,
-        image.height() as usize,
-        rgb.into_raw(),
-    )
-    .unwrap();
-    let config = LocalizeConfig::default();
-    let expected = refined_boxes(
-        &refined.smoothed,
-        &colour,
-        config.threshold,
-        &refine,
-        config.min_area_fraction,
-    )
-    .unwrap();
-    assert!(!expected.is_empty());
-    assert_eq!(refined.boxes, expected);
-    assert_ne!(
-        refined.boxes, plain.boxes,
-        "the refinement moved no box edge"
-    );
-    assert!(refined.boxes.iter().all(|b| inside(b, &image)));
+    // Both colour models: two histograms, and GrabCut (Gaussian mixtures and a min cut).
+    for model in [ColourModel::Histogram, ColourModel::GrabCut] {
+        let refine = RefineConfig::default().with_model(model);
+        let refined_net = net.with_refine(Some(refine));
+        let refined = refined_net.infer(&image, plain.class.index).unwrap();
+        // The same map; only the boxes change.
+        assert_eq!(refined.saliency.data(), plain.saliency.data());
+        assert_eq!(refined.smoothed.data(), plain.smoothed.data());
+        // The boxes are those of the refined mask of the smoothed map at image size.
+        let rgb = image.to_rgb8();
+        let colour = ColourImage::new(
+            image.width() as usize,
+            image.height() as usize,
+            rgb.into_raw(),
+        )
+        .unwrap();
+        let config = LocalizeConfig::default();
+        let expected = refined_boxes(
+            &refined.smoothed,
+            &colour,
+            config.threshold,
+            &refine,
+            config.min_area_fraction,
+        )
+        .unwrap();
+        assert!(!expected.is_empty());
+        assert_eq!(refined.boxes, expected);
+        assert_ne!(
+            refined.boxes, plain.boxes,
+            "{model:?}: the refinement moved no box edge"
+        );
+        assert!(refined.boxes.iter().all(|b| inside(b, &image)));
+    }
     // An invalid refinement is a typed error when the net is built.
     let bad = RefineConfig::default().with_sure_background(0.9);
     assert!(

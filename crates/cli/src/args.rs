@@ -239,16 +239,24 @@ pub enum GatesArg {
 pub enum RefineArg {
     /// The thresholded map as it is.
     None,
-    /// A colour-model refinement of the mask (`refine_mask`, default settings).
+    /// A colour-model refinement of the mask (`refine_mask`, default settings: two colour
+    /// histograms).
     Colour,
+    /// GrabCut: Gaussian-mixture colour models and a minimum cut of the pixel graph
+    /// (`refine_mask` with `ColourModel::GrabCut`).
+    #[value(name = "grabcut")]
+    #[serde(rename = "grabcut")]
+    GrabCut,
 }
 
 impl RefineArg {
     /// The refinement's settings (`None` for no refinement).
     pub fn config(self) -> Option<feedbacknet::RefineConfig> {
+        let colour = feedbacknet::RefineConfig::default();
         match self {
             RefineArg::None => None,
-            RefineArg::Colour => Some(feedbacknet::RefineConfig::default()),
+            RefineArg::Colour => Some(colour),
+            RefineArg::GrabCut => Some(colour.with_model(feedbacknet::ColourModel::GrabCut)),
         }
     }
 }
@@ -301,7 +309,8 @@ pub struct InferArgs {
     pub method: Method,
     #[command(flatten)]
     pub settings: MethodArgs,
-    /// Mask refinement before boxing: `none` (the thresholded map) or `colour` (grown or
+    /// Mask refinement before boxing: `none` (the thresholded map), `grabcut` (GrabCut on the
+    /// image's colours) or `colour` (grown or
     /// shrunk with a colour model of the image, GrabCut-style).
     #[arg(long, value_enum, default_value = "none")]
     pub refine: RefineArg,
@@ -551,8 +560,9 @@ pub struct MeasureArgs {
     /// Pointing game: pixels the map's peak may lie outside a ground-truth box.
     #[arg(long, default_value_t = 15.0)]
     pub pointing_tolerance: f32,
-    /// Mask refinement before boxing, for the main box and every sweep threshold: `none` or
-    /// `colour` (a colour model of the image, GrabCut-style).
+    /// Mask refinement before boxing, for the main box and every sweep threshold: `none`,
+    /// `colour` (two colour histograms of the image) or `grabcut` (Gaussian-mixture colour
+    /// models and a minimum cut).
     #[arg(long, value_enum, default_value = "none")]
     pub refine: RefineArg,
 }
@@ -598,8 +608,9 @@ pub struct TuneArgs {
         default_value = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6"
     )]
     pub thresholds: Vec<f32>,
-    /// Mask refinements tried before boxing: `none` (the thresholded map) and `colour` (grown
-    /// or shrunk with a colour model of the image, GrabCut-style); comma-separated.
+    /// Mask refinements tried before boxing: `none` (the thresholded map), `colour` (grown
+    /// or shrunk with two colour histograms of the image) and `grabcut` (Gaussian-mixture
+    /// colour models and a minimum cut); comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
     pub refine: Vec<RefineArg>,
     /// feedback and feedback-cam: the maps read off the gates tried (`gradient`,

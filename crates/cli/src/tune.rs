@@ -204,6 +204,7 @@ fn refinement(refine: RefineArg) -> Refinement {
     match refine {
         RefineArg::None => Refinement::None,
         RefineArg::Colour => Refinement::Colour,
+        RefineArg::GrabCut => Refinement::GrabCut,
     }
 }
 
@@ -245,7 +246,7 @@ fn compute_maps(
     );
     let names: Vec<&str> = args.methods.iter().map(|m| m.name()).collect();
     bar.set_message(names.join(","));
-    let colour = args.refine.contains(&RefineArg::Colour);
+    let colour = args.refine.iter().any(|&r| r != RefineArg::None);
     let decode = args.data.decode.options();
     let (mut stored, mut failed) = (Vec::new(), Vec::new());
     for sample in samples {
@@ -325,6 +326,7 @@ fn fold_text(f: &Fold<Variant>) -> String {
     let refine = match f.refine {
         Refinement::None => "",
         Refinement::Colour => "colour-refined, ",
+        Refinement::GrabCut => "grabcut-refined, ",
     };
     map + &fusion + refine
 }

@@ -179,6 +179,13 @@ fn eval_refines_masks_with_the_image_colours_on_request() {
     let iou = |j: &Value| j["summary"]["mean_iou"].as_f64().unwrap();
     assert_ne!(iou(&plain), iou(&refined));
     assert!((0.0..=1.0).contains(&iou(&refined)));
+    // GrabCut is the other colour model of the same flag.
+    let grabcut = run("grabcut", "grabcut");
+    assert_eq!(grabcut["config"]["refine"], "grabcut");
+    assert_eq!(grabcut["summary"]["images"], 4);
+    assert_eq!(grabcut["summary"]["failed"], 0);
+    assert_ne!(iou(&plain), iou(&grabcut));
+    assert!((0.0..=1.0).contains(&iou(&grabcut)));
 }
 
 #[test]
@@ -354,15 +361,15 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     }
     assert_ne!(list[0]["grid"], t["grid"]);
 
-    // Colour refinement is one more grid dimension; the plain points are the plain run's.
+    // Colour refinement (either model) is one more grid dimension; the plain points are the plain run's.
     let refined = tune_json(
         &dir,
         &csv,
         "refined.json",
-        &["--method", "gradient", "--refine", "none,colour"],
+        &["--method", "gradient", "--refine", "none,colour,grabcut"],
     );
     let points = refined["grid"][0][1].as_array().unwrap();
-    assert_eq!(points.len(), 8);
+    assert_eq!(points.len(), 12);
     let of = |kind: &str| -> Vec<Value> {
         points
             .iter()
@@ -373,6 +380,7 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     let plain: Vec<Value> = grid.iter().map(|p| p["gt_known_loc"].clone()).collect();
     assert_eq!(of("none"), plain);
     assert_eq!(of("colour").len(), 4);
+    assert_eq!(of("grabcut").len(), 4);
     assert_eq!(refined["at_given_settings"]["refine"], "none");
 }
 

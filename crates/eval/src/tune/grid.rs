@@ -1,6 +1,6 @@
 //! The grid of box settings and its scoring on stored maps.
 
-use feedbacknet_localize::{RefineConfig, SaliencyMap};
+use feedbacknet_localize::{ColourModel, RefineConfig, SaliencyMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result, invalid};
@@ -17,14 +17,20 @@ pub enum Refinement {
     /// A colour-model refinement of the mask ([`feedbacknet_localize::refine_mask`], default
     /// settings; the stored images must carry [`crate::tune::StoredImage::image`]).
     Colour,
+    /// GrabCut ([`feedbacknet_localize::refine_mask`] with [`ColourModel::GrabCut`], default
+    /// settings; the stored images must carry the image too).
+    #[serde(rename = "grabcut")]
+    GrabCut,
 }
 
 impl Refinement {
     /// The refinement's settings (`None` for no refinement).
     pub fn config(self) -> Option<RefineConfig> {
+        let colour = RefineConfig::default();
         match self {
             Refinement::None => None,
-            Refinement::Colour => Some(RefineConfig::default()),
+            Refinement::Colour => Some(colour),
+            Refinement::GrabCut => Some(colour.with_model(ColourModel::GrabCut)),
         }
     }
 }

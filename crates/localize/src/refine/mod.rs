@@ -1,216 +1,77 @@
-//! Colour-aware refinement of a thresholded saliency map (a simple,
-//! GrabCut-like two-histogram model) so that boxes follow the object.
+//! Colour-aware refinement of a thresholded saliency map so that boxes follow the object:
+//! a two-histogram model (`histogram.rs`, the default) or GrabCut (`grabcut.rs`: Gaussian
+//! mixtures in `gmm.rs`, the minimum cut in `maxflow.rs`), chosen by
+//! [`RefineConfig::model`]. Both read the map through the same trimap and keep only
+//! foreground connected to the sure foreground.
+
+mod config;
+mod gmm;
+mod grabcut;
+mod histogram;
+mod image;
+mod maxflow;
 
 use std::collections::VecDeque;
 
-use serde::{Deserialize, Serialize};
+pub use config::{ColourModel, RefineConfig};
+pub use image::ColourImage;
 
-use crate::error::{checked_area, invalid};
+use crate::error::invalid;
 use crate::{LocalizeError, Mask, Result, SaliencyMap};
-
-/// An interleaved 8-bit RGB image (`r, g, b, r, g, b, ...`, row-major).
-///
-/// The invariants (`width, height > 0`, `rgb.len() == 3 * width * height`)
-/// are checked on construction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColourImage {
-    width: usize,
-    height: usize,
-    rgb: Vec<u8>,
-}
-
-impl ColourImage {
-    /// Creates an image from interleaved row-major RGB bytes.
-    ///
-    /// Errors: [`LocalizeError::EmptyImage`] for a zero dimension,
-    /// [`LocalizeError::ShapeMismatch`] when `rgb.len() != 3 * width * height`.
-    pub fn new(width: usize, height: usize, rgb: Vec<u8>) -> Result<Self> {
-        let area = checked_area(width, height)?;
-        let expected = area
-            .checked_mul(3)
-            .ok_or_else(|| invalid("width * height * 3", area, "overflows usize"))?;
-        if rgb.len() != expected {
-            return Err(LocalizeError::ShapeMismatch {
-                expected: format!("{expected} bytes (3x{width}x{height} RGB)"),
-                got: format!("{} bytes", rgb.len()),
-            });
-        }
-        Ok(Self { width, height, rgb })
-    }
-
-    /// Creates an image by evaluating `f(x, y) = [r, g, b]` at every pixel.
-    pub fn from_fn(
-        width: usize,
-        height: usize,
-        mut f: impl FnMut(usize, usize) -> [u8; 3],
-    ) -> Result<Self> {
-        let n = checked_area(width, height)?;
-        let rgb = (0..n).flat_map(|i| f(i % width, i / width)).collect();
-        Self::new(width, height, rgb)
-    }
-
-    /// Width in pixels.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-
-    /// Height in pixels.
-    pub fn height(&self) -> usize {
-        self.height
-    }
-
-    /// Interleaved row-major RGB bytes.
-    pub fn rgb(&self) -> &[u8] {
-        &self.rgb
-    }
-
-    /// Colour at `(x, y)`; `None` outside the image.
-    pub fn pixel(&self, x: usize, y: usize) -> Option<[u8; 3]> {
-        (x < self.width && y < self.height).then(|| {
-            let i = 3 * (y * self.width + x);
-            let mut colour = [0; 3];
-            if let Some(rgb) = self.rgb.get(i..i + 3) {
-                colour.copy_from_slice(rgb);
-            }
-            colour
-        })
-    }
-}
-
-/// Parameters of [`refine_mask`], built in builder style. Map values are
-/// read as fractions of the map's maximum (the map is normalised first).
-///
-/// | field | default | meaning |
-/// |---|---|---|
-/// | `sure_foreground` | 0.5 | pixels at or above this fraction are always foreground (the seeds) |
-/// | `sure_background` | 0.1 | pixels below this fraction are always background |
-/// | `bins` | 16 | histogram bins per colour channel, in `1..=64` |
-/// | `iterations` | 3 | label / refit rounds, in `1..=100` (stops early when labels settle) |
-/// | `prior_weight` | 1.0 | weight of the map prior `ln(v / (1 - v))`; 0 = colour alone |
-/// | `smoothing` | 1.0 | Laplace pseudo-count per histogram cell |
-///
-/// ```
-/// use feedbacknet_localize::RefineConfig;
-/// let c = RefineConfig::default().with_bins(8).with_iterations(5);
-/// assert!(c.validate().is_ok());
-/// assert!(c.with_sure_background(0.7).validate().is_err()); // above sure_foreground
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RefineConfig {
-    /// Fraction of the map's maximum from which a pixel is sure foreground;
-    /// in `[sure_background, 1]`. Default 0.5.
-    pub sure_foreground: f32,
-    /// Fraction of the map's maximum below which a pixel is sure background;
-    /// in `[0, sure_foreground]`. Default 0.1.
-    pub sure_background: f32,
-    /// Bins per RGB channel of the colour histograms (`bins³` cells); in
-    /// `1..=64`. Default 16.
-    pub bins: usize,
-    /// Rounds of labelling the uncertain band and refitting the histograms;
-    /// in `1..=100`. Default 3.
-    pub iterations: usize,
-    /// Weight of the map prior; finite and `>= 0`. Default 1.0.
-    pub prior_weight: f32,
-    /// Laplace smoothing: pseudo-count added to every histogram cell;
-    /// finite and `> 0`. Default 1.0.
-    pub smoothing: f32,
-}
-
-impl Default for RefineConfig {
-    fn default() -> Self {
-        Self {
-            sure_foreground: 0.5,
-            sure_background: 0.1,
-            bins: 16,
-            iterations: 3,
-            prior_weight: 1.0,
-            smoothing: 1.0,
-        }
-    }
-}
-
-impl RefineConfig {
-    /// Sets [`RefineConfig::sure_foreground`].
-    pub fn with_sure_foreground(mut self, fraction: f32) -> Self {
-        self.sure_foreground = fraction;
-        self
-    }
-
-    /// Sets [`RefineConfig::sure_background`].
-    pub fn with_sure_background(mut self, fraction: f32) -> Self {
-        self.sure_background = fraction;
-        self
-    }
-
-    /// Sets [`RefineConfig::bins`].
-    pub fn with_bins(mut self, bins: usize) -> Self {
-        self.bins = bins;
-        self
-    }
-
-    /// Sets [`RefineConfig::iterations`].
-    pub fn with_iterations(mut self, iterations: usize) -> Self {
-        self.iterations = iterations;
-        self
-    }
-
-    /// Sets [`RefineConfig::prior_weight`].
-    pub fn with_prior_weight(mut self, weight: f32) -> Self {
-        self.prior_weight = weight;
-        self
-    }
-
-    /// Sets [`RefineConfig::smoothing`].
-    pub fn with_smoothing(mut self, pseudo_count: f32) -> Self {
-        self.smoothing = pseudo_count;
-        self
-    }
-
-    /// Checks every parameter is in range (see the field docs); returns
-    /// [`LocalizeError::InvalidParameter`] naming the first bad one.
-    pub fn validate(&self) -> Result<()> {
-        let (fg, bg) = (self.sure_foreground, self.sure_background);
-        if !(0.0..=1.0).contains(&fg) {
-            return Err(invalid("sure_foreground", fg, "must lie in [0, 1]"));
-        }
-        if !(0.0..=fg).contains(&bg) {
-            return Err(invalid(
-                "sure_background",
-                bg,
-                format!("must lie in [0, sure_foreground = {fg}]"),
-            ));
-        }
-        if !(1..=64).contains(&self.bins) {
-            return Err(invalid("bins", self.bins, "must lie in 1..=64"));
-        }
-        if !(1..=100).contains(&self.iterations) {
-            return Err(invalid(
-                "iterations",
-                self.iterations,
-                "must lie in 1..=100",
-            ));
-        }
-        if !(self.prior_weight.is_finite() && self.prior_weight >= 0.0) {
-            return Err(invalid(
-                "prior_weight",
-                self.prior_weight,
-                "must be finite and >= 0",
-            ));
-        }
-        if !(self.smoothing.is_finite() && self.smoothing > 0.0) {
-            return Err(invalid(
-                "smoothing",
-                self.smoothing,
-                "must be finite and > 0",
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Map values are clamped to `[PRIOR_EPS, 1 - PRIOR_EPS]` before the log-odds.
 const PRIOR_EPS: f64 = 1e-3;
+
+/// The map's thresholds of one refinement: sure foreground, sure background, and the seed
+/// (the foreground the colour models are first fitted on).
+#[derive(Debug, Clone, Copy)]
+struct Trimap {
+    sure_foreground: f32,
+    sure_background: f32,
+    seed: f32,
+    prior_weight: f64,
+}
+
+impl Trimap {
+    fn new(config: &RefineConfig, seed: f32) -> Self {
+        Self {
+            sure_foreground: config.sure_foreground,
+            sure_background: config.sure_background,
+            seed,
+            prior_weight: f64::from(config.prior_weight),
+        }
+    }
+
+    /// Whether a pixel of map value `x` is always foreground.
+    fn sure_fg(&self, x: f32) -> bool {
+        x > 0.0 && x >= self.sure_foreground
+    }
+
+    /// Whether a pixel of map value `x` is always background.
+    fn sure_bg(&self, x: f32) -> bool {
+        x < self.sure_background
+    }
+
+    /// The first labels: the seed is foreground, the sure background background, the rest
+    /// of the band unlabelled (`None`), so object colour just outside the seed does not
+    /// enter the background model.
+    fn initial(&self, x: f32) -> Option<bool> {
+        if x > 0.0 && x >= self.seed {
+            Some(true)
+        } else if self.sure_bg(x) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The map prior of foreground against background, `w ln(v / (1 - v))`, with `v`
+    /// clamped away from 0 and 1.
+    fn log_odds(&self, x: f32) -> f64 {
+        let p = f64::from(x).clamp(PRIOR_EPS, 1.0 - PRIOR_EPS);
+        self.prior_weight * (p / (1.0 - p)).ln()
+    }
+}
 
 /// Refines the region of `map` at or above `seed_threshold` (a fraction of
 /// its maximum, in `[0, 1]`) with a colour model of `image`, which must have
@@ -228,6 +89,12 @@ const PRIOR_EPS: f64 = 1e-3;
 /// bg)`, i.e. `v` is read as the prior probability of foreground. Labelling
 /// and refitting repeat `config.iterations` times (or until nothing changes);
 /// finally only foreground 8-connected to a sure-foreground pixel is kept.
+///
+/// That is the default [`ColourModel::Histogram`]. With [`ColourModel::GrabCut`] the same
+/// trimap and prior seed GrabCut instead: Gaussian mixtures (`config.components` each) in
+/// place of the histograms, and the band labelled by one minimum cut of the 8-connected pixel
+/// graph per round, so neighbours of like colour pay `config.gamma` (contrast-weighted) to
+/// differ; it runs on blocks averaged down to at most `config.max_side` pixels a side.
 /// A map with no positive value gives an empty mask.
 ///
 /// Errors: [`LocalizeError::InvalidParameter`] for a bad config or
@@ -267,61 +134,20 @@ pub fn refine_mask(
         ));
     }
     let (w, h) = (map.width(), map.height());
-    if (image.width, image.height) != (w, h) {
+    if (image.width(), image.height()) != (w, h) {
         return Err(LocalizeError::ShapeMismatch {
             expected: format!("{w}x{h} (the map's size)"),
-            got: format!("{}x{}", image.width, image.height),
+            got: format!("{}x{}", image.width(), image.height()),
         });
     }
     let norm = map.normalized();
     let v = norm.data();
-    let bins = config.bins;
-    let cells = bins * bins * bins;
-    let cell: Vec<usize> = image
-        .rgb
-        .chunks_exact(3)
-        .map(|p| {
-            let b = |c: u8| usize::from(c) * bins / 256;
-            p.iter().fold(0, |cell, &c| cell * bins + b(c))
-        })
-        .collect();
-    let sure_fg = |x: f32| x > 0.0 && x >= config.sure_foreground;
-    let sure_bg = |x: f32| x < config.sure_background;
-    let weight = f64::from(config.prior_weight);
-
-    // Unlabelled (`None`) pixels count in neither histogram in the first round.
-    let mut label: Vec<Option<bool>> = v
-        .iter()
-        .map(|&x| match x {
-            x if x > 0.0 && x >= seed_threshold => Some(true),
-            x if sure_bg(x) => Some(false),
-            _ => None,
-        })
-        .collect();
-    for _ in 0..config.iterations {
-        let (lf, lb) = fit_log_histograms(&label, &cell, cells, config.smoothing);
-        let mut changed = false;
-        for ((l, &x), &c) in label.iter_mut().zip(v).zip(&cell) {
-            let new = Some(if sure_fg(x) {
-                true
-            } else if sure_bg(x) {
-                false
-            } else {
-                let p = f64::from(x).clamp(PRIOR_EPS, 1.0 - PRIOR_EPS);
-                let log_odds = weight * (p / (1.0 - p)).ln();
-                lf.get(c)
-                    .zip(lb.get(c))
-                    .is_some_and(|(f, b)| f + log_odds > *b)
-            });
-            changed |= new != *l;
-            *l = new;
-        }
-        if !changed {
-            break;
-        }
-    }
-    let fg: Vec<bool> = label.iter().map(|&l| l == Some(true)).collect();
-    let seeds = v.iter().map(|&x| sure_fg(x));
+    let trimap = Trimap::new(config, seed_threshold);
+    let fg = match config.model {
+        ColourModel::Histogram => histogram::labels(v, image, &trimap, config),
+        ColourModel::GrabCut => grabcut::labels(v, image, &trimap, config)?,
+    };
+    let seeds = v.iter().map(|&x| trimap.sure_fg(x));
     Mask::new(w, h, keep_connected(&fg, seeds, w, h))
 }
 
@@ -350,33 +176,6 @@ pub fn refined_boxes(
         .filter(|c| c.area as f64 >= min_area)
         .map(|c| c.bbox)
         .collect())
-}
-
-/// Log-probabilities per colour cell of the foreground and background
-/// histograms of the labelled pixels, with `alpha` pseudo-counts per cell.
-fn fit_log_histograms(
-    label: &[Option<bool>],
-    cell: &[usize],
-    cells: usize,
-    alpha: f32,
-) -> (Vec<f64>, Vec<f64>) {
-    let alpha = f64::from(alpha);
-    let (mut cf, mut cb) = (vec![alpha; cells], vec![alpha; cells]);
-    for (&l, &c) in label.iter().zip(cell) {
-        let counts = match l {
-            Some(true) => cf.get_mut(c),
-            Some(false) => cb.get_mut(c),
-            None => None,
-        };
-        if let Some(n) = counts {
-            *n += 1.0;
-        }
-    }
-    let to_log = |counts: Vec<f64>| {
-        let total: f64 = counts.iter().sum();
-        counts.into_iter().map(|n| (n / total).ln()).collect()
-    };
-    (to_log(cf), to_log(cb))
 }
 
 /// The pixels of `on` 8-connected (within `on`) to a seed pixel that is on;
@@ -535,6 +334,10 @@ mod tests {
             ),
             (0.5, 0.1, 16, 3, 1.0, 1.0)
         );
+        assert_eq!(
+            (d.model, d.components, d.gamma, d.max_side),
+            (ColourModel::Histogram, 5, 50.0, 96)
+        );
         let name = |c: RefineConfig| match c.validate() {
             Err(LocalizeError::InvalidParameter { name, .. }) => name,
             other => panic!("expected InvalidParameter, got {other:?}"),
@@ -551,6 +354,12 @@ mod tests {
         assert_eq!(name(d.with_prior_weight(-1.0)), "prior_weight");
         assert_eq!(name(d.with_smoothing(0.0)), "smoothing");
         assert_eq!(name(d.with_smoothing(f32::INFINITY)), "smoothing");
+        assert_eq!(name(d.with_components(0)), "components");
+        assert_eq!(name(d.with_components(17)), "components");
+        assert_eq!(name(d.with_gamma(-1.0)), "gamma");
+        assert_eq!(name(d.with_gamma(f32::NAN)), "gamma");
+        assert_eq!(name(d.with_max_side(7)), "max_side");
+        assert_eq!(name(d.with_max_side(4097)), "max_side");
         assert!(d.with_sure_background(0.5).with_bins(64).validate().is_ok());
     }
 
