@@ -169,9 +169,12 @@ fn a_uniform_map_scores_chance() {
         &Uniform,
         &config,
         &DecodeOptions::default(),
-        |done, total| {
+        |done| {
             calls += 1;
-            assert_eq!((done, total), (calls, 3));
+            assert_eq!((done.done, done.total), (calls, 3));
+            assert_eq!(done.image.unwrap().dimensions(), (80, 60));
+            assert!(done.maps.iter().all(|m| m.as_ref().unwrap().width() == 80));
+            assert_eq!(done.scores.len(), 4);
         },
     )
     .unwrap();

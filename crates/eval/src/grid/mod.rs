@@ -25,7 +25,7 @@ mod select;
 
 pub use manifest::{GridCell, GridManifest, MosaicEntry};
 pub use mosaic::{CellRect, MosaicLayout};
-pub use run::{compose_mosaic, evaluate};
+pub use run::{MosaicDone, compose_mosaic, evaluate};
 pub use score::{CellScore, GridSummary, mass_share, peak_in, score_cell};
 pub use select::{
     Classification, Classifier, Pick, SelectConfig, SelectProgress, Selection, seeded_order, select,

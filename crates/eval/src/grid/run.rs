@@ -1,5 +1,6 @@
 //! Running an [`Explainer`] over the mosaics of a [`GridManifest`].
 
+use feedbacknet_localize::SaliencyMap;
 use image::{DynamicImage, RgbImage};
 
 use crate::dataset::{Dataset, Sample};
@@ -46,11 +47,29 @@ fn sample_of<'a>(dataset: &'a Dataset, index: usize, id: &str) -> Result<&'a Sam
     }
 }
 
+/// Reported to [`evaluate`]'s callback after each mosaic.
+#[derive(Debug, Clone, Copy)]
+pub struct MosaicDone<'a> {
+    /// Mosaics done, this one included.
+    pub done: usize,
+    /// Mosaics in the manifest.
+    pub total: usize,
+    /// The mosaic's entry in the manifest.
+    pub entry: &'a MosaicEntry,
+    /// Its pixels (`None` when it could not be composed).
+    pub image: Option<&'a RgbImage>,
+    /// Each cell's class map at the mosaic's size (`None` for a failed cell).
+    pub maps: &'a [Option<SaliencyMap>],
+    /// Each cell's scores.
+    pub scores: &'a [CellScore],
+}
+
 /// Explains every cell's class on its whole mosaic (one [`Explainer::explain_batch`] call per
 /// mosaic, one item per cell, no top-k maps) and scores each map against its cell
 /// ([`score_cell`]; the map is resized to the mosaic's size first). A mosaic that cannot be
-/// composed or explained gives failed cells ([`CellScore::failed`]), not an error;
-/// `progress(done, total)` is called after each mosaic. Scores are in manifest order.
+/// composed or explained gives failed cells ([`CellScore::failed`]), not an error; `done` is
+/// called after each mosaic with its maps (to draw them) and scores. Scores are in manifest
+/// order.
 ///
 /// Errors: an invalid `config`.
 pub fn evaluate<E: Explainer + ?Sized>(
@@ -59,52 +78,76 @@ pub fn evaluate<E: Explainer + ?Sized>(
     explainer: &E,
     config: &MeasureConfig,
     decode: &DecodeOptions,
-    mut progress: impl FnMut(usize, usize),
+    mut done: impl FnMut(MosaicDone<'_>),
 ) -> Result<Vec<CellScore>> {
     config.validate()?;
     let total = manifest.mosaics.len();
     let mut scores = Vec::with_capacity(total * manifest.layout.cells());
-    for (done, entry) in manifest.mosaics.iter().enumerate() {
-        let scored = compose_mosaic(manifest, entry, dataset, decode)
-            .and_then(|mosaic| score_mosaic(manifest, entry, mosaic, explainer, config));
-        match scored {
-            Ok(cells) => scores.extend(cells),
-            Err(e) => scores.extend(entry.cells.iter().enumerate().map(|(i, cell)| {
-                CellScore::failed(entry.index, i, cell.class, e.to_string())
-            })),
-        }
-        progress(done + 1, total);
+    for (i, entry) in manifest.mosaics.iter().enumerate() {
+        let (image, maps, cells) = match compose_mosaic(manifest, entry, dataset, decode) {
+            Ok(image) => {
+                let (maps, cells) = explain_mosaic(manifest, entry, &image, explainer, config);
+                (Some(image), maps, cells)
+            }
+            Err(e) => {
+                let cells = failed_cells(entry, &e.to_string());
+                (None, vec![None; cells.len()], cells)
+            }
+        };
+        done(MosaicDone {
+            done: i + 1,
+            total,
+            entry,
+            image: image.as_ref(),
+            maps: &maps,
+            scores: &cells,
+        });
+        scores.extend(cells);
     }
     Ok(scores)
 }
 
-/// The scores of one composed mosaic's cells; an explainer error for one cell fails that cell.
-fn score_mosaic<E: Explainer + ?Sized>(
+/// Every cell of `entry` failed for `error`.
+fn failed_cells(entry: &MosaicEntry, error: &str) -> Vec<CellScore> {
+    (0..)
+        .zip(&entry.cells)
+        .map(|(i, cell)| CellScore::failed(entry.index, i, cell.class, error.to_string()))
+        .collect()
+}
+
+/// The maps (at the mosaic's size) and scores of one composed mosaic's cells; an error for
+/// one cell (the explainer's, or its scoring) fails that cell.
+fn explain_mosaic<E: Explainer + ?Sized>(
     manifest: &GridManifest,
     entry: &MosaicEntry,
-    mosaic: RgbImage,
+    mosaic: &RgbImage,
     explainer: &E,
     config: &MeasureConfig,
-) -> Result<Vec<CellScore>> {
-    let image = DynamicImage::ImageRgb8(mosaic);
-    let items: Vec<(&DynamicImage, usize)> = entry.cells.iter().map(|c| (&image, c.class)).collect();
+) -> (Vec<Option<SaliencyMap>>, Vec<CellScore>) {
+    let image = DynamicImage::ImageRgb8(mosaic.clone());
+    let items: Vec<(&DynamicImage, usize)> =
+        entry.cells.iter().map(|c| (&image, c.class)).collect();
     let (w, h) = manifest.layout.size();
     let explanations = explainer.explain_batch(&items, 0);
-    entry
-        .cells
-        .iter()
+    (0..)
+        .zip(&entry.cells)
         .zip(explanations)
-        .enumerate()
-        .map(|(i, (cell, explanation))| {
-            let failed = |e: String| CellScore::failed(entry.index, i, cell.class, e);
-            let explanation = match explanation {
-                Ok(explanation) => explanation,
-                Err(e) => return Ok(failed(e.to_string())),
-            };
-            let map = explanation
-                .true_class_map
-                .resize_bilinear(w as usize, h as usize)?;
-            score_cell(&map, entry.index, i, cell, config)
+        .map(|((i, cell), explanation)| {
+            let scored = explanation
+                .map_err(|e| e.to_string())
+                .and_then(|explanation| {
+                    let map = explanation
+                        .true_class_map
+                        .resize_bilinear(w as usize, h as usize)
+                        .map_err(|e| e.to_string())?;
+                    let score = score_cell(&map, entry.index, i, cell, config)
+                        .map_err(|e| e.to_string())?;
+                    Ok((map, score))
+                });
+            match scored {
+                Ok((map, score)) => (Some(map), score),
+                Err(e) => (None, CellScore::failed(entry.index, i, cell.class, e)),
+            }
         })
-        .collect()
+        .unzip()
 }
