@@ -67,9 +67,11 @@ pub fn run(mut args: GridArgs) -> Result<()> {
             "grid: --crops ten would cut the mosaic's cells apart; use --crops single".into(),
         ));
     }
-    let first = args.methods.first().copied().ok_or_else(|| {
-        CliError::Usage("grid: --method needs at least one method".into())
-    })?;
+    let first = args
+        .methods
+        .first()
+        .copied()
+        .ok_or_else(|| CliError::Usage("grid: --method needs at least one method".into()))?;
     let (data, dataset) = args.data.open()?;
     let model = model_path(&args.model);
     let decode = args.data.decode.options();
@@ -132,7 +134,11 @@ pub fn run(mut args: GridArgs) -> Result<()> {
             .iter()
             .map(|r| (r.method.name().to_string(), r.summary.clone()))
             .collect();
-        let title = format!("feedbacknet grid: {0}x{0} mosaics on {1}", args.n, stem(&model));
+        let title = format!(
+            "feedbacknet grid: {0}x{0} mosaics on {1}",
+            args.n,
+            stem(&model)
+        );
         let page = GridReport {
             title: &title,
             config: &table,
@@ -271,7 +277,12 @@ fn draw(net: &FeedbackNet, method: Method, done: &MosaicDone<'_>) -> Vec<Gallery
             draw_rect(&mut picture, &outline, CELL_COLOR, 2);
             let png = encode_png(&shrink(&picture)).ok()?;
             Some(GalleryItem {
-                id: format!("{} mosaic {} cell {}", method.name(), done.entry.index, score.cell),
+                id: format!(
+                    "{} mosaic {} cell {}",
+                    method.name(),
+                    done.entry.index,
+                    score.cell
+                ),
                 class: cell.class,
                 label: net.labels().get(cell.class).map(|l| l.name().to_string()),
                 iou: score.iou,
@@ -288,7 +299,8 @@ fn shrink(picture: &RgbImage) -> RgbImage {
     if longer <= PICTURE_SIDE {
         return picture.clone();
     }
-    let scale = |v: u32| ((u64::from(v) * u64::from(PICTURE_SIDE) / u64::from(longer)) as u32).max(1);
+    let scale =
+        |v: u32| ((u64::from(v) * u64::from(PICTURE_SIDE) / u64::from(longer)) as u32).max(1);
     image::imageops::resize(picture, scale(w), scale(h), FilterType::Triangle)
 }
 

@@ -77,7 +77,7 @@ pub use metrics::{
     measure, measure_box, measure_box_with_image, measure_with_image, peak, pointing_hit,
 };
 pub use report::{
-    GalleryItem, GridReport, Report, SummaryFile, Timings, best_and_worst, config_table, encode_png,
-    sha256_file, summary_json,
+    GalleryItem, GridReport, Report, SummaryFile, Timings, best_and_worst, config_table,
+    encode_png, sha256_file, summary_json,
 };
 pub use runner::{Progress, ResumePolicy, RunOutcome, Runner};

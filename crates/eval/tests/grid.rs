@@ -30,9 +30,16 @@ impl KnownImages {
             .iter()
             .map(|s| {
                 let image = decode_image_file(&s.path, &DecodeOptions::default()).unwrap();
-                let class = if s.class % 5 == 0 { s.class + 1 } else { s.class };
+                let class = if s.class % 5 == 0 {
+                    s.class + 1
+                } else {
+                    s.class
+                };
                 let probability = (s.class * 37 % 100) as f32 / 100.0;
-                (image.image.to_rgb8().into_raw(), Classification { class, probability })
+                (
+                    image.image.to_rgb8().into_raw(),
+                    Classification { class, probability },
+                )
             })
             .collect();
         Self { answers }
@@ -42,7 +49,10 @@ impl KnownImages {
 impl Classifier for KnownImages {
     fn classify(&self, image: &DynamicImage) -> Result<Classification, ExplainError> {
         let key = image.to_rgb8().into_raw();
-        self.answers.get(&key).copied().ok_or_else(|| "unknown image".into())
+        self.answers
+            .get(&key)
+            .copied()
+            .ok_or_else(|| "unknown image".into())
     }
 }
 
@@ -126,7 +136,9 @@ fn boxes_are_mapped_into_their_cells_of_the_composed_mosaic() {
         }
         // The cell holds its image: the mosaic's pixel is the resized image's.
         let image = decode_image_file(&sample.path, &DecodeOptions::default()).unwrap();
-        let alone = image.image.resize_exact(40, 30, image::imageops::FilterType::Triangle);
+        let alone = image
+            .image
+            .resize_exact(40, 30, image::imageops::FilterType::Triangle);
         let at = mosaic.get_pixel(cell.rect.x + 20, cell.rect.y + 15).0;
         assert_eq!(at, alone.to_rgb8().get_pixel(20, 15).0);
     }
@@ -145,7 +157,11 @@ fn synthetic_maps_score_as_expected() {
         height: 10,
     };
     let inside = SaliencyMap::from_fn(20, 20, |x, y| {
-        if x >= 12 && y < 8 { 1.0 + x as f32 } else { -3.0 }
+        if x >= 12 && y < 8 {
+            1.0 + x as f32
+        } else {
+            -3.0
+        }
     })
     .unwrap();
     assert_eq!(mass_share(&inside, &rect), 1.0);
@@ -182,6 +198,9 @@ fn a_uniform_map_scores_chance() {
     assert_eq!((summary.mosaics, summary.cells, summary.failed), (3, 12, 0));
     assert_eq!(summary.chance, 0.25);
     assert!((summary.mass_share - 0.25).abs() < 1e-6);
-    assert!((summary.peak_in_cell - 0.25).abs() < 1e-9, "only cell 0 holds the peak");
+    assert!(
+        (summary.peak_in_cell - 0.25).abs() < 1e-9,
+        "only cell 0 holds the peak"
+    );
     assert!(summary.mean_iou < 0.5, "the whole mosaic is no cell's box");
 }

@@ -66,7 +66,11 @@ impl GridManifest {
         layout: MosaicLayout,
     ) -> Result<Self> {
         if layout.n != config.n {
-            return Err(invalid("layout.n", layout.n, "must equal the selection's n"));
+            return Err(invalid(
+                "layout.n",
+                layout.n,
+                "must equal the selection's n",
+            ));
         }
         let mosaics = (0..)
             .zip(&selection.mosaics)

@@ -89,7 +89,12 @@ impl MosaicLayout {
 
     /// A box of an image of `size = (width, height)` pixels, mapped into `cell` as the image
     /// is stretched into it.
-    pub fn map_box(&self, b: &BoundingBox, size: (u32, u32), cell: &CellRect) -> Result<BoundingBox> {
+    pub fn map_box(
+        &self,
+        b: &BoundingBox,
+        size: (u32, u32),
+        cell: &CellRect,
+    ) -> Result<BoundingBox> {
         if size.0 == 0 || size.1 == 0 {
             return Err(invalid("image size", size, "must not be 0"));
         }

@@ -296,7 +296,12 @@ mod tests {
     fn invalid_configs_are_refused() {
         assert!(SelectConfig::default().with_n(1).validate().is_err());
         assert!(SelectConfig::default().with_mosaics(0).validate().is_err());
-        assert!(SelectConfig::default().with_confidence(1.5).validate().is_err());
+        assert!(
+            SelectConfig::default()
+                .with_confidence(1.5)
+                .validate()
+                .is_err()
+        );
         assert!(SelectConfig::default().validate().is_ok());
     }
 }

@@ -94,7 +94,9 @@ mod tests {
         }
         .to_html();
         assert!(page.contains("grad&lt;cam&gt;"));
-        assert!(page.contains("<td class=\"num\">40.0%</td><td class=\"num\">50.0%</td><td class=\"num\">50.0%</td>"));
+        assert!(page.contains(
+            "<td class=\"num\">40.0%</td><td class=\"num\">50.0%</td><td class=\"num\">50.0%</td>"
+        ));
         assert!(page.contains("25.0%"), "chance for 2 x 2");
         assert!(!page.contains("Mosaics"));
     }
