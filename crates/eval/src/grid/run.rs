@@ -86,6 +86,7 @@ pub fn evaluate<E: Explainer + ?Sized>(
     for (i, entry) in manifest.mosaics.iter().enumerate() {
         let (image, maps, cells) = match compose_mosaic(manifest, entry, dataset, decode) {
             Ok(image) => {
+                let image = DynamicImage::ImageRgb8(image);
                 let (maps, cells) = explain_mosaic(manifest, entry, &image, explainer, config);
                 (Some(image), maps, cells)
             }
@@ -98,7 +99,7 @@ pub fn evaluate<E: Explainer + ?Sized>(
             done: i + 1,
             total,
             entry,
-            image: image.as_ref(),
+            image: image.as_ref().and_then(DynamicImage::as_rgb8),
             maps: &maps,
             scores: &cells,
         });
@@ -120,13 +121,12 @@ fn failed_cells(entry: &MosaicEntry, error: &str) -> Vec<CellScore> {
 fn explain_mosaic<E: Explainer + ?Sized>(
     manifest: &GridManifest,
     entry: &MosaicEntry,
-    mosaic: &RgbImage,
+    image: &DynamicImage,
     explainer: &E,
     config: &MeasureConfig,
 ) -> (Vec<Option<SaliencyMap>>, Vec<CellScore>) {
-    let image = DynamicImage::ImageRgb8(mosaic.clone());
     let items: Vec<(&DynamicImage, usize)> =
-        entry.cells.iter().map(|c| (&image, c.class)).collect();
+        entry.cells.iter().map(|c| (image, c.class)).collect();
     let (w, h) = manifest.layout.size();
     let explanations = explainer.explain_batch(&items, 0);
     (0..)
