@@ -636,7 +636,8 @@ pub struct GridArgs {
     pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
-    /// Cells per side of a mosaic (n x n images of distinct classes).
+    /// Cells per side of a mosaic (n x n images of distinct classes); a manifest read with
+    /// --from-manifest brings its own.
     #[arg(long, default_value_t = 2)]
     pub n: usize,
     /// Mosaics to build.

@@ -136,7 +136,7 @@ pub fn run(mut args: GridArgs) -> Result<()> {
             .collect();
         let title = format!(
             "feedbacknet grid: {0}x{0} mosaics on {1}",
-            args.n,
+            manifest.layout.n,
             stem(&model)
         );
         let page = GridReport {

@@ -125,8 +125,7 @@ fn explain_mosaic<E: Explainer + ?Sized>(
     explainer: &E,
     config: &MeasureConfig,
 ) -> (Vec<Option<SaliencyMap>>, Vec<CellScore>) {
-    let items: Vec<(&DynamicImage, usize)> =
-        entry.cells.iter().map(|c| (image, c.class)).collect();
+    let items: Vec<(&DynamicImage, usize)> = entry.cells.iter().map(|c| (image, c.class)).collect();
     let (w, h) = manifest.layout.size();
     let explanations = explainer.explain_batch(&items, 0);
     (0..)
