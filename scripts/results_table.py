@@ -113,6 +113,8 @@ def grid_table(paths):
     for path in paths:
         with open(path) as f:
             d = json.load(f)
+        if "methods" not in d:  # a manifest (--manifest) beside the summaries
+            continue
         c = d["config"]
         for r in d["methods"]:
             s = r["summary"]
