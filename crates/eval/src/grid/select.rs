@@ -27,7 +27,7 @@ pub trait Classifier: Sync {
 ///
 /// | field | default | meaning |
 /// |---|---|---|
-/// | `n` | 2 | mosaics of `n × n` cells (at least 2) |
+/// | `n` | 2 | mosaics of `n × n` cells (2 to 16) |
 /// | `mosaics` | 20 | mosaics wanted (at least 1) |
 /// | `seed` | 0 | seed of the order images are considered in |
 /// | `confidence` | 0.5 | least top-1 probability of an accepted image, in `[0, 1]` |
