@@ -4,11 +4,13 @@
     python3 scripts/results_table.py eval out/dev/squeezenet_*.json
     python3 scripts/results_table.py tune out/dev/tune_squeezenet_*.json
     python3 scripts/results_table.py given out/dev/tune_squeezenet_*.json
+    python3 scripts/results_table.py grid out/grid/*.json
 
 Standard library only. The eval table has one row per summary file (method, every metric, the
 median time per image); the tune table one row per tune file (the setting chosen on each half
 and the other half's metrics at it); the given table, from tune files, every image at the
-settings given on the command line (what `eval` reports with them).
+settings given on the command line (what `eval` reports with them); the grid table, from
+`feedbacknet grid --json` files, one row per method (the grid pointing game's metrics).
 """
 
 import json
@@ -105,8 +107,26 @@ def tune_table(paths):
               f"| {pct(d['held_out_maxbox_acc_v2'])} |")
 
 
+def grid_table(paths):
+    print("| net | n | scale | method | objective | mosaics | mass in cell | peak in cell "
+          "| GT-known loc | mean IoU | chance |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        if "methods" not in d:  # a manifest (--manifest) beside the summaries
+            continue
+        c = d["config"]
+        for r in d["methods"]:
+            s = r["summary"]
+            objective = c["objective"] if r["method"].startswith("feedback") else "-"
+            print(f"| {net_name(c['model'])} | {s['n']} | {c['scale']} | {r['method']} "
+                  f"| {objective} | {s['mosaics']} | {pct(s['mass_share'])} "
+                  f"| {pct(s['peak_in_cell'])} | {pct(s['gt_known_loc'])} | {s['mean_iou']:.3f} "
+                  f"| {pct(s['chance'])} |")
+
+
 def main():
-    tables = {"eval": eval_table, "tune": tune_table, "given": given_table}
+    tables = {"eval": eval_table, "tune": tune_table, "given": given_table, "grid": grid_table}
     if len(sys.argv) < 3 or sys.argv[1] not in tables:
         sys.exit(__doc__)
     tables[sys.argv[1]](sys.argv[2:])

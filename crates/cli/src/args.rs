@@ -32,6 +32,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Choose blur and threshold on one half of a data set, report the other half at them.
     Tune(TuneArgs),
+    /// Grid pointing game: mosaics of n x n confidently classified images, each cell's class
+    /// explained on the whole mosaic (class discrimination).
+    Grid(GridArgs),
     /// List the model presets and whether their files are in the models folder.
     Models(ModelsArgs),
 }
@@ -632,4 +635,63 @@ pub struct TuneArgs {
     /// The grid, the chosen settings and the held-out metrics as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GridArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The saliency methods, comma-separated; each is scored on the same mosaics.
+    #[arg(long = "method", value_delimiter = ',', default_value = "gradient")]
+    pub methods: Vec<Method>,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// Cells per side of a mosaic (n x n images of distinct classes); a manifest read with
+    /// --from-manifest brings its own.
+    #[arg(long, default_value_t = 2)]
+    pub n: usize,
+    /// Mosaics to build.
+    #[arg(long, default_value_t = 20)]
+    pub mosaics: usize,
+    /// Seed of the order in which the data set's images are considered.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Least softmax probability of the (correct) top-1 class of an image alone for it to
+    /// enter a mosaic.
+    #[arg(long, default_value_t = 0.5)]
+    pub confidence: f32,
+    /// How the mosaic reaches the net: `cells` (each cell at the net's input size, the mosaic
+    /// at n times it, as Rao et al.; costs about n² times a single image per class) or `input`
+    /// (the whole mosaic shrunk to the net's input size: each image at 1/n scale).
+    #[arg(long, value_enum, default_value = "cells")]
+    pub scale: GridScaleArg,
+    /// Read the mosaics from this manifest instead of selecting them (the data set must be the
+    /// one it was made from).
+    #[arg(long, value_name = "FILE", conflicts_with = "manifest")]
+    pub from_manifest: Option<PathBuf>,
+    /// Write the manifest (settings, and every mosaic's images, classes, cells and boxes).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// The JSON summary (per method: the summary and every cell's scores; the configuration).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A self-contained HTML report (a table of the methods and the first --gallery mosaics
+    /// with each cell's class map).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Mosaics drawn in the report, each with every cell's class map for every method.
+    #[arg(long, default_value_t = 1)]
+    pub gallery: usize,
+}
+
+/// `--scale` of `grid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GridScaleArg {
+    /// Each cell at the net's input size; the net runs on the mosaic at n times that size.
+    Cells,
+    /// The mosaic shrunk to the net's input size.
+    Input,
 }

@@ -5,6 +5,7 @@ mod args;
 mod compare;
 mod error;
 mod eval;
+mod grid;
 mod infer;
 mod models;
 mod net;
@@ -30,6 +31,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Merge(args) => eval::run_merge(args),
         Command::Tune(args) => tune::run(args),
+        Command::Grid(args) => grid::run(args),
         Command::Models(args) => models::run(&args.models.models_dir),
     };
     if let Err(e) = result {

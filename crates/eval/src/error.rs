@@ -121,6 +121,20 @@ pub enum EvalError {
         /// The serializer's error.
         source: serde_json::Error,
     },
+    /// A grid manifest names an image that is not the data set's image of that index: the
+    /// manifest was made from another data set.
+    #[error("the grid manifest's image {index} is {expected:?} but the data set's is {found:?}")]
+    ManifestMismatch {
+        /// The image's index.
+        index: usize,
+        /// Its id in the manifest.
+        expected: String,
+        /// Its id in the data set (`None`: no image of that index).
+        found: Option<String>,
+    },
+    /// An image file could not be read or decoded.
+    #[error(transparent)]
+    Image(#[from] crate::image_file::ImageFileError),
     /// Encoding a PNG failed.
     #[error("PNG encoding: {0}")]
     Png(#[from] image::ImageError),

@@ -13,6 +13,8 @@
 //! * [`decode_image_file`]: one decoding policy ([`DecodeOptions`]: decoder limits, damaged
 //!   files refused or accepted with a warning) for the evaluator and the facade.
 //! * [`Report`] and [`summary_json`]: an HTML page and a JSON summary.
+//! * [`grid`]: the grid pointing game (Rao et al., CVPR 2022): mosaics of confidently
+//!   classified images, each cell's class explained on the whole mosaic.
 //! * [`tune`]: box settings chosen on one half of a data set and reported on the other
 //!   (two-fold cross-validation on stored maps).
 //!
@@ -52,6 +54,7 @@ mod dataset;
 mod decode;
 mod error;
 mod explainer;
+pub mod grid;
 mod image_file;
 mod jsonl;
 mod metrics;
@@ -74,7 +77,7 @@ pub use metrics::{
     measure, measure_box, measure_box_with_image, measure_with_image, peak, pointing_hit,
 };
 pub use report::{
-    GalleryItem, Report, SummaryFile, Timings, best_and_worst, config_table, encode_png,
-    sha256_file, summary_json,
+    GalleryItem, GridReport, Report, SummaryFile, Timings, best_and_worst, config_table,
+    encode_png, sha256_file, summary_json,
 };
 pub use runner::{Progress, ResumePolicy, RunOutcome, Runner};

@@ -40,7 +40,7 @@ pub struct Report<'a> {
     pub worst: &'a [GalleryItem],
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}\
+pub(crate) const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}\
 td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}td.num{text-align:right}\
 .gallery{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0;width:240px}\
 figure img{max-width:240px;height:auto}figcaption{font-size:.85em;word-break:break-all}";
@@ -137,14 +137,14 @@ fn number_text(n: &serde_json::Number) -> String {
     }
 }
 
-fn section(heading: &str, body: &str) -> String {
+pub(crate) fn section(heading: &str, body: &str) -> String {
     format!(
         "<section>\n<h2>{}</h2>\n{body}\n</section>\n",
         escape(heading)
     )
 }
 
-fn key_value_table(rows: &[(String, String)]) -> String {
+pub(crate) fn key_value_table(rows: &[(String, String)]) -> String {
     let mut table = String::from("<table>\n");
     for (key, value) in rows {
         let _ = writeln!(
@@ -222,7 +222,7 @@ fn metrics_table(summary: &Summary) -> String {
     table
 }
 
-fn gallery(items: &[GalleryItem]) -> String {
+pub(crate) fn gallery(items: &[GalleryItem]) -> String {
     let mut html = String::from("<div class=\"gallery\">\n");
     for item in items {
         let label = item
@@ -244,7 +244,7 @@ fn gallery(items: &[GalleryItem]) -> String {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
