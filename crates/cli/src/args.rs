@@ -34,6 +34,9 @@ pub enum Command {
     Tune(TuneArgs),
     /// List the model presets and whether their files are in the models folder.
     Models(ModelsArgs),
+    /// Stability: how far maps and boxes move under input noise far below one grey level and
+    /// under noise of a few grey levels (map correlation, box IoU), per method and objective.
+    Stability(StabilityArgs),
 }
 
 /// Where the shared models live.
@@ -618,6 +621,43 @@ pub struct TuneArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// The grid, the chosen settings and the held-out metrics as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StabilityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The saliency methods, comma-separated (input noise: feedback, gradient and gradcam).
+    #[arg(
+        long = "method",
+        value_delimiter = ',',
+        default_value = "feedback,gradient,gradcam"
+    )]
+    pub methods: Vec<Method>,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// Soft feedback objectives measured, comma-separated (default: `--objective` alone).
+    #[arg(long, value_delimiter = ',')]
+    pub objectives: Vec<Objective>,
+    /// Number of images, spread evenly over the data set.
+    #[arg(long, default_value_t = 20)]
+    pub count: usize,
+    /// Amplitudes of uniform noise on the normalized network input, comma-separated (empty:
+    /// none).
+    #[arg(long, value_delimiter = ',', default_value = "1e-6")]
+    pub input_noise: Vec<f32>,
+    /// Amplitudes of uniform integer noise on the 8-bit image, in grey levels, comma-separated
+    /// (empty: none).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub grey: Vec<u8>,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The table and every record as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

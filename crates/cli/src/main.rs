@@ -12,6 +12,7 @@ mod output;
 mod panel;
 mod render;
 mod shard;
+mod stability;
 mod tune;
 mod visualize;
 
@@ -31,6 +32,7 @@ fn main() {
         Command::Merge(args) => eval::run_merge(args),
         Command::Tune(args) => tune::run(args),
         Command::Models(args) => models::run(&args.models.models_dir),
+        Command::Stability(args) => stability::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

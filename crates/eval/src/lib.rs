@@ -13,6 +13,7 @@
 //! * [`decode_image_file`]: one decoding policy ([`DecodeOptions`]: decoder limits, damaged
 //!   files refused or accepted with a warning) for the evaluator and the facade.
 //! * [`Report`] and [`summary_json`]: an HTML page and a JSON summary.
+//! * [`stability`]: how far maps and boxes move under tiny input perturbations.
 //! * [`tune`]: box settings chosen on one half of a data set and reported on the other
 //!   (two-fold cross-validation on stored maps).
 //!
@@ -57,6 +58,7 @@ mod jsonl;
 mod metrics;
 mod report;
 mod runner;
+pub mod stability;
 mod text;
 pub mod tune;
 

@@ -20,8 +20,13 @@ pub enum Objective {
     /// class-specific on multi-object photos (dog and cat of `gradcam_both.png` apart). With
     /// λ = 0.01 the penalty then lowers the raw logit; boxes on the dev set: 53.1 %.
     LogSoftmax,
+    /// A contrastive margin: the target logit minus the strongest other logit (the competitor
+    /// is re-chosen at every iteration). Rewards only what separates the class from its nearest
+    /// rival.
+    Margin,
+    /// A contrastive objective: the target logit minus the mean of all the other logits.
+    ContrastMean,
 }
-
 /// Settings of the soft feedback solver, with the reference defaults of the public code of
 /// Cao et al.: λ 0.01, learning rate 0.1, momentum 0.9, 30 iterations. The default objective is
 /// the paper's raw class logit ([`Objective::Logit`]); [`Objective::LogSoftmax`] keeps maps
@@ -207,12 +212,34 @@ impl SolverConfig {
 }
 
 impl Objective {
-    /// The command-line name (`logit`, `log-softmax`).
+    /// Every objective, in the order the command line lists them.
+    pub const ALL: [Objective; 4] = [
+        Objective::Logit,
+        Objective::LogSoftmax,
+        Objective::Margin,
+        Objective::ContrastMean,
+    ];
+
+    /// The command-line name (`logit`, `log-softmax`, `margin`, `contrast-mean`).
     pub fn name(self) -> &'static str {
         match self {
             Objective::Logit => "logit",
             Objective::LogSoftmax => "log-softmax",
+            Objective::Margin => "margin",
+            Objective::ContrastMean => "contrast-mean",
         }
+    }
+
+    /// Whether the objective compares the target with the other classes (every objective but
+    /// the raw logit), so that two classes of one image get maps of their own.
+    pub fn is_discriminative(self) -> bool {
+        self != Objective::Logit
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -220,10 +247,13 @@ impl std::str::FromStr for Objective {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        [Objective::Logit, Objective::LogSoftmax]
+        Objective::ALL
             .into_iter()
             .find(|o| o.name() == s)
-            .ok_or_else(|| format!("unknown objective `{s}` (logit, log-softmax)"))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Objective::ALL.iter().map(|o| o.name()).collect();
+                format!("unknown objective `{s}` ({})", names.join(", "))
+            })
     }
 }
 

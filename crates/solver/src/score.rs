@@ -66,3 +66,43 @@ pub(crate) fn read(t: Tensor<2>) -> Result<Vec<f32>> {
         .try_into_vec_as::<f32>()
         .map_err(|e| CoreError::Readback(format!("{e:?}")))?)
 }
+
+/// The seed of a contrastive objective, computed on the host from `[batch, classes]` logits:
+/// per row, `+1` at the target and minus the weights of the competitors: the strongest other
+/// logit (`margin`: weight 1 on it) or all others (`mean`: `1 / (classes − 1)` each).
+pub(crate) fn contrastive_seed(
+    logits: &Tensor<2>,
+    targets: &[usize],
+    margin: bool,
+) -> feedbacknet_core::Result<Tensor<2>> {
+    let [batch, classes] = logits.dims();
+    let values = logits
+        .to_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Readback(format!("{e:?}")))?;
+    let mut seed = vec![0.0f32; batch * classes];
+    let others = classes.saturating_sub(1).max(1) as f32;
+    let rows = seed.chunks_exact_mut(classes.max(1));
+    for ((row, z), &t) in rows.zip(values.chunks_exact(classes.max(1))).zip(targets) {
+        if margin {
+            let rival = z
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != t)
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(j, _)| j);
+            if let Some(r) = rival.and_then(|j| row.get_mut(j)) {
+                *r = -1.0;
+            }
+        } else {
+            row.iter_mut().for_each(|s| *s = -1.0 / others);
+        }
+        if let Some(s) = row.get_mut(t) {
+            *s = 1.0;
+        }
+    }
+    Ok(Tensor::<2>::from_data(
+        TensorData::new(seed, [batch, classes]),
+        &logits.device(),
+    ))
+}
