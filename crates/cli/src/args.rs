@@ -657,6 +657,14 @@ pub struct StabilityArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Class separation: a photo with two objects (with --pair-class twice); per method and
+    /// objective, the correlation of the two classes' maps is reported (lower: more
+    /// class-specific).
+    #[arg(long, requires = "pair_class")]
+    pub pair_image: Option<PathBuf>,
+    /// Class separation: the two classes (names or indices) of --pair-image.
+    #[arg(long, value_parser = parse_class, num_args = 1)]
+    pub pair_class: Vec<ClassQuery>,
     /// The table and every record as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,

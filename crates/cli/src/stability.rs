@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use feedbacknet::{
-    CamLayer, Device, DynamicImage, FeedbackNet, Method, Objective, Request, SolverConfig, Tensor,
+    CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, Method, Objective, Request, SolverConfig, Tensor,
     TensorData,
 };
 use feedbacknet_eval::{
@@ -37,6 +37,16 @@ struct StabilityReport {
     images: usize,
     rows: Vec<StabilityRow>,
     records: Vec<StabilityRecord>,
+    separation: Vec<Separation>,
+}
+
+/// Class separation on one photo: the correlation of two classes' maps.
+#[derive(Debug, Serialize)]
+struct Separation {
+    image: String,
+    method: String,
+    classes: Vec<String>,
+    correlation: f64,
 }
 
 pub fn run(mut args: StabilityArgs) -> Result<()> {
@@ -50,6 +60,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
         false => args.objectives.clone(),
     };
     let mut records = Vec::new();
+    let mut separation = Vec::new();
     for (k, &objective) in objectives.iter().enumerate() {
         args.settings.objective = objective;
         let net = build(&args.model, &args.settings, Method::Feedback)?;
@@ -62,6 +73,9 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
             .copied()
             .filter(|&m| k == 0 || uses_solver(m))
             .collect();
+        if let Some(path) = &args.pair_image {
+            separation.extend(separate(&net, path, &args.pair_class, &methods, objective)?);
+        }
         for (i, sample) in samples.iter().enumerate() {
             eprintln!(
                 "[{}/{}] {} ({objective})",
@@ -88,6 +102,13 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
     }
     let rows = summarize(&records);
     println!("{}", markdown_table(&rows));
+    if !separation.is_empty() {
+        println!("| image | method | classes | correlation of the two maps |\n|---|---|---|---|");
+        for s in &separation {
+            let classes = s.classes.join(" / ");
+            println!("| {} | {} | {classes} | {:.3} |", s.image, s.method, s.correlation);
+        }
+    }
     match &args.json {
         Some(path) => write_report(
             path,
@@ -96,10 +117,40 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
                 images: samples.len(),
                 rows,
                 records,
+                separation,
             },
         ),
         None => Ok(()),
     }
+}
+
+/// Per method, the correlation of the maps of the two `classes` on the photo at `path`.
+fn separate(
+    net: &FeedbackNet,
+    path: &Path,
+    classes: &[ClassQuery],
+    methods: &[Method],
+    objective: Objective,
+) -> Result<Vec<Separation>> {
+    if classes.len() != 2 {
+        return Err(CliError::Usage("--pair-class must be given twice".into()));
+    }
+    let image = feedbacknet::load_image(path)?;
+    let request = Request::classes(classes.iter().cloned()).methods(methods.iter().copied());
+    let results = net.explain(&image, &request)?;
+    let mut out = Vec::new();
+    for (m, &method) in methods.iter().enumerate() {
+        let maps = results.method(m);
+        if let [a, b] = maps {
+            out.push(Separation {
+                image: path.display().to_string(),
+                method: method_name(method, objective),
+                classes: vec![a.class.label.clone(), b.class.label.clone()],
+                correlation: correlation(a.saliency.data(), b.saliency.data()).unwrap_or(1.0),
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// `n` samples spread evenly over the data set (every sample when `n` is at least its size).

@@ -88,6 +88,37 @@ fn log_softmax_objective_raises_the_class_probability() {
     assert!(after > before + 0.5, "log p: {before} -> {after}");
 }
 
+/// `target − strongest other logit` of one sample's logits.
+fn margin(logits: Tensor<2>, target: usize) -> f32 {
+    let z = logits.into_data().try_into_vec_as::<f32>().unwrap();
+    let rival = z
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != target)
+        .map(|(_, &v)| v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    z[target] - rival
+}
+
+#[test]
+fn contrastive_objectives_raise_the_lead_over_the_other_classes() {
+    let (net, input) = squeezenet_and_photo();
+    let plain = net.forward(input.clone(), None).unwrap();
+    // The tiger cat is not the top class of this photo: its margin starts negative.
+    let before = margin(plain, TIGER_CAT);
+    for objective in [Objective::Margin, Objective::ContrastMean] {
+        let config = SolverConfig::default()
+            .with_objective(objective)
+            .with_iterations(8);
+        let solution = soft_feedback(&net, &input, &[TIGER_CAT], &config).unwrap();
+        let after = margin(
+            net.forward(input.clone(), Some(&solution.gates)).unwrap(),
+            TIGER_CAT,
+        );
+        assert!(after > before + 1.0, "{objective}: margin {before} -> {after}");
+    }
+}
+
 #[test]
 fn bad_targets_and_inputs_are_typed_errors() {
     let (net, input) = squeezenet_and_photo();
