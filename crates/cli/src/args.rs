@@ -133,10 +133,13 @@ pub struct MethodArgs {
     /// Soft feedback solver iterations.
     #[arg(long, default_value_t = 30)]
     pub iterations: usize,
-    /// What the soft feedback solver maximizes: the raw class logit (as in the paper; best
-    /// boxes) or its log-softmax (maps that stay class-specific on photos with several objects).
-    #[arg(long, default_value = "logit")]
-    pub objective: Objective,
+    /// What the soft feedback solver maximizes: `logit` (the paper's raw class logit; the
+    /// default for one class: best boxes), `log-softmax` (maps stable under rounding and
+    /// class-specific; the default when several classes of one image are asked for), or the
+    /// contrastive `margin` (logit minus the strongest other) and `contrast-mean` (logit minus
+    /// the mean of the others).
+    #[arg(long)]
+    pub objective: Option<Objective>,
     /// Soft feedback sparsity weight λ.
     #[arg(long, default_value_t = 0.01)]
     pub lambda: f32,
@@ -390,7 +393,7 @@ impl MethodArgs {
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,
             "lambda": self.lambda,
-            "objective": format!("{:?}", self.objective),
+            "objective": format!("{:?}", self.objective.unwrap_or_default()),
             "gates": format!("{:?}", self.gates),
             "schedule": format!("{:?}", self.schedule),
             "top_sites": self.top_sites,
@@ -410,6 +413,15 @@ impl MethodArgs {
 }
 
 /// A class on the command line: digits give an index, anything else a label.
+/// `BLUR:THRESHOLD`, e.g. `24:0.45`.
+fn parse_box_setting(s: &str) -> Result<(f32, f32), String> {
+    let parse = |v: &str| v.trim().parse::<f32>().map_err(|e| format!("`{s}`: {e}"));
+    match s.split_once(':') {
+        Some((blur, threshold)) => Ok((parse(blur)?, parse(threshold)?)),
+        None => Err(format!("`{s}`: expected BLUR:THRESHOLD, e.g. 24:0.45")),
+    }
+}
+
 fn parse_class(s: &str) -> Result<ClassQuery, std::convert::Infallible> {
     s.parse()
 }
@@ -654,6 +666,11 @@ pub struct StabilityArgs {
     /// (empty: none).
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub grey: Vec<u8>,
+    /// Box settings whose boxes are compared under grey-level noise, `BLUR:THRESHOLD`
+    /// (network-input pixels : fraction of the maximum), comma-separated; default: --blur and
+    /// --threshold.
+    #[arg(long, value_delimiter = ',', value_parser = parse_box_setting)]
+    pub boxes: Vec<(f32, f32)>,
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use feedbacknet::{
     CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FeedbackNetBuilder, FusionRule,
-    GateGranularity, HardConfig, LocalizeConfig, Method, ModelPreset, Resize, Schedule,
+    GateGranularity, HardConfig, LocalizeConfig, Method, ModelPreset, Objective, Resize, Schedule,
     SolverConfig,
 };
 
@@ -68,7 +68,7 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
     SolverConfig::default()
         .with_iterations(settings.iterations)
         .with_lambda(settings.lambda)
-        .with_objective(settings.objective)
+        .with_objective(settings.objective.unwrap_or_default())
         .with_granularity(granularity(settings.gates))
         .with_schedule(match settings.schedule {
             ScheduleArg::AllAtOnce => Schedule::AllAtOnce,
@@ -77,6 +77,20 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
                 iterations: settings.top_iterations,
             },
         })
+}
+
+/// Several classes of one image are explained with the discriminative log-softmax objective
+/// unless `--objective` was given (the logit's maps of two classes in one photo are alike):
+/// sets it and returns the note that says so.
+pub fn objective_for_classes(settings: &mut MethodArgs, classes: usize) -> Option<String> {
+    if settings.objective.is_some() || classes < 2 {
+        return None;
+    }
+    settings.objective = Some(Objective::LogSoftmax);
+    Some(format!(
+        "note: {classes} classes of one image: soft feedback maximizes each class's log-softmax \
+         (class-specific maps; --objective logit for the paper's logit)"
+    ))
 }
 
 /// The preprocessing flags given, on the builder (the others stay the metadata's, the preset's

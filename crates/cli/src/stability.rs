@@ -9,7 +9,8 @@
 use std::path::Path;
 
 use feedbacknet::{
-    CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, Method, Objective, Request, SolverConfig, Tensor,
+    CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, LocalizeConfig, Method, Objective,
+    Request, SaliencyMap, SolverConfig, Tensor, localize_in_image,
     TensorData,
 };
 use feedbacknet_eval::{
@@ -56,13 +57,17 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
     let (_, dataset) = args.data.open()?;
     let samples = spread(&dataset.samples, args.count);
     let objectives = match args.objectives.is_empty() {
-        true => vec![args.settings.objective],
+        true => vec![args.settings.objective.unwrap_or_default()],
         false => args.objectives.clone(),
+    };
+    let boxes = match args.boxes.is_empty() {
+        true => vec![(args.settings.blur, args.settings.threshold)],
+        false => args.boxes.clone(),
     };
     let mut records = Vec::new();
     let mut separation = Vec::new();
     for (k, &objective) in objectives.iter().enumerate() {
-        args.settings.objective = objective;
+        args.settings.objective = Some(objective);
         let net = build(&args.model, &args.settings, Method::Feedback)?;
         let solver = solver_config(&args.settings);
         let device = args.model.backend.device()?;
@@ -95,13 +100,15 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
                     method,
                     name: &name,
                 };
-                records.extend(context.grey(&args.grey, args.seed)?);
+                records.extend(context.grey(&args.grey, &boxes, args.seed)?);
                 records.extend(context.input(&args.input_noise, args.seed)?);
             }
         }
     }
     let rows = summarize(&records);
-    println!("{}", markdown_table(&rows));
+    if !rows.is_empty() {
+        println!("{}", markdown_table(&rows));
+    }
     if !separation.is_empty() {
         println!("| image | method | classes | correlation of the two maps |\n|---|---|---|---|");
         for s in &separation {
@@ -193,35 +200,55 @@ impl Context<'_> {
         }
     }
 
-    /// One record per grey-level amplitude: the pipeline's map and first box, clean and noisy.
-    fn grey(&self, levels: &[u8], seed: u64) -> Result<Vec<StabilityRecord>> {
+    /// Per grey-level amplitude and box setting (blur, threshold), one record: the pipeline's
+    /// map at image size and its first box, clean and noisy (with several box settings the
+    /// method's name says the setting).
+    fn grey(
+        &self,
+        levels: &[u8],
+        boxes: &[(f32, f32)],
+        seed: u64,
+    ) -> Result<Vec<StabilityRecord>> {
         if levels.is_empty() {
             return Ok(Vec::new());
         }
         let request = Request::class(self.sample.class).method(self.method);
-        let explain = |image: &DynamicImage| -> Result<feedbacknet::Inference> {
+        let explain = |image: &DynamicImage| -> Result<SaliencyMap> {
             let results = self.net.explain(image, &request)?;
             results
                 .iter()
                 .next()
-                .cloned()
+                .map(|r| r.saliency.clone())
                 .ok_or_else(|| CliError::Usage("the pipeline returned no result".into()))
         };
+        let spec = self.net.input_spec();
+        let best_box = |map: &SaliencyMap, (blur, threshold): (f32, f32)| -> Result<_> {
+            let config = LocalizeConfig::default()
+                .with_blur_sigma(blur)
+                .with_threshold(threshold);
+            let found = localize_in_image(map, (spec.width, spec.height), &config, None)
+                .map_err(|e| CliError::Feedbacknet(e.into()))?;
+            Ok(found.best)
+        };
         let clean = explain(self.image)?;
-        let mut out = Vec::with_capacity(levels.len());
+        let mut out = Vec::with_capacity(levels.len() * boxes.len());
         for &level in levels {
             let mut rgb = self.image.to_rgb8();
             let mut noise = NoiseSource::new(seed ^ (self.sample.index as u64).rotate_left(17));
             add_grey_noise(&mut rgb, level, &mut noise);
             let noisy = explain(&DynamicImage::ImageRgb8(rgb))?;
-            let perturbation = Perturbation::Grey { levels: level };
-            let mut record =
-                self.record(perturbation, clean.saliency.data(), noisy.saliency.data());
-            record.box_iou = match (clean.best_box(), noisy.best_box()) {
-                (Some(a), Some(b)) => Some(f64::from(a.iou(b))),
-                _ => None,
-            };
-            out.push(record);
+            for &setting in boxes {
+                let perturbation = Perturbation::Grey { levels: level };
+                let mut record = self.record(perturbation, clean.data(), noisy.data());
+                if boxes.len() > 1 {
+                    record.method = format!("{} @ {}:{}", self.name, setting.0, setting.1);
+                }
+                record.box_iou = match (best_box(&clean, setting)?, best_box(&noisy, setting)?) {
+                    (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
+                    _ => None,
+                };
+                out.push(record);
+            }
         }
         Ok(out)
     }
