@@ -138,8 +138,8 @@ fn correlation(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn log_softmax_gives_mobilenet_v2_maps_that_survive_rounding_sized_input_noise() {
     // MobileNet v2 is where the paper's logit objective is ill-conditioned: on this dev image
-    // (a true class of 300) its map under 1e-6 input noise correlates about 0.6 with the clean
-    // one; the log-softmax's about 1.
+    // (a true class of 300), after 10 iterations, its map under 1e-6 input noise correlates
+    // 0.45 with the clean one (0.61 after 30); the log-softmax's 1.000.
     let device = Device::flex();
     let preset = ModelPreset::find("mobilenet_v2_1.0_224").unwrap();
     let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
@@ -159,7 +159,10 @@ fn log_softmax_gives_mobilenet_v2_maps_that_survive_rounding_sized_input_noise()
     let target = [300 + preset.class_offset];
     let map = |values: Vec<f32>| {
         let input = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 224, 224]), &device);
-        let config = SolverConfig::default().with_objective(Objective::LogSoftmax);
+        // 10 iterations keep the test short.
+        let config = SolverConfig::default()
+            .with_objective(Objective::LogSoftmax)
+            .with_iterations(10);
         let solution = soft_feedback(&net, &input, &target, &config).unwrap();
         let gated = input_gradient(&net, &input, &target, Some(&solution.gates)).unwrap();
         saliency_maps(&gated.gradient).unwrap()[0].data().to_vec()
