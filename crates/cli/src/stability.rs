@@ -10,14 +10,13 @@ use std::path::Path;
 
 use feedbacknet::{
     CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, LocalizeConfig, Method, Objective,
-    Request, SaliencyMap, SolverConfig, Tensor, localize_in_image,
-    TensorData,
+    Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
 };
 use feedbacknet_eval::{
     Sample,
     stability::{
-        NoiseSource, Perturbation, StabilityRecord, StabilityRow, add_grey_noise,
-        add_input_noise, correlation, markdown_table, summarize,
+        NoiseSource, Perturbation, StabilityRecord, StabilityRow, add_grey_noise, add_input_noise,
+        correlation, markdown_table, summarize,
     },
 };
 use feedbacknet_solver::{grad_cam, input_gradient, saliency_maps, soft_feedback};
@@ -82,12 +81,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
             separation.extend(separate(&net, path, &args.pair_class, &methods, objective)?);
         }
         for (i, sample) in samples.iter().enumerate() {
-            eprintln!(
-                "[{}/{}] {} ({objective})",
-                i + 1,
-                samples.len(),
-                sample.id
-            );
+            eprintln!("[{}/{}] {} ({objective})", i + 1, samples.len(), sample.id);
             let image = feedbacknet::load_image(&sample.path)?;
             for &method in &methods {
                 let name = method_name(method, objective);
@@ -113,7 +107,10 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
         println!("| image | method | classes | correlation of the two maps |\n|---|---|---|---|");
         for s in &separation {
             let classes = s.classes.join(" / ");
-            println!("| {} | {} | {classes} | {:.3} |", s.image, s.method, s.correlation);
+            println!(
+                "| {} | {} | {classes} | {:.3} |",
+                s.image, s.method, s.correlation
+            );
         }
     }
     match &args.json {
@@ -203,12 +200,7 @@ impl Context<'_> {
     /// Per grey-level amplitude and box setting (blur, threshold), one record: the pipeline's
     /// map at image size and its first box, clean and noisy (with several box settings the
     /// method's name says the setting).
-    fn grey(
-        &self,
-        levels: &[u8],
-        boxes: &[(f32, f32)],
-        seed: u64,
-    ) -> Result<Vec<StabilityRecord>> {
+    fn grey(&self, levels: &[u8], boxes: &[(f32, f32)], seed: u64) -> Result<Vec<StabilityRecord>> {
         if levels.is_empty() {
             return Ok(Vec::new());
         }
@@ -280,8 +272,8 @@ impl Context<'_> {
         let maps = match self.method {
             Method::Feedback => {
                 let solution = soft_feedback(net, &input, &targets, self.solver).map_err(solver)?;
-                let grad = input_gradient(net, &input, &targets, Some(&solution.gates))
-                    .map_err(solver)?;
+                let grad =
+                    input_gradient(net, &input, &targets, Some(&solution.gates)).map_err(solver)?;
                 saliency_maps(&grad.gradient).map_err(solver)?
             }
             Method::GradCam => {
@@ -301,7 +293,10 @@ impl Context<'_> {
 }
 
 fn has_input_map(method: Method) -> bool {
-    matches!(method, Method::Feedback | Method::Gradient | Method::GradCam)
+    matches!(
+        method,
+        Method::Feedback | Method::Gradient | Method::GradCam
+    )
 }
 
 /// The image stretched to the network input (triangle filter, as the pipeline's default

@@ -95,8 +95,16 @@ fn stability_measures_how_far_maps_and_boxes_move() {
     assert!(cam["mean_correlation"].as_f64().unwrap() > 0.99, "{cam}");
     assert_eq!(cam["boxes_kept"], 1.0);
     let gradient = row("gradient", "grey");
-    assert!(gradient["mean_correlation"].as_f64().unwrap() < 0.99, "{gradient}");
-    assert!(row("gradient", "input")["mean_correlation"].as_f64().unwrap() > 0.95);
+    assert!(
+        gradient["mean_correlation"].as_f64().unwrap() < 0.99,
+        "{gradient}"
+    );
+    assert!(
+        row("gradient", "input")["mean_correlation"]
+            .as_f64()
+            .unwrap()
+            > 0.95
+    );
     assert_eq!(json["records"].as_array().unwrap().len(), 4);
 }
 

@@ -116,7 +116,10 @@ fn contrastive_objectives_raise_the_lead_over_the_other_classes() {
             net.forward(input.clone(), Some(&solution.gates)).unwrap(),
             TIGER_CAT,
         );
-        assert!(after > before + 1.0, "{objective}: margin {before} -> {after}");
+        assert!(
+            after > before + 1.0,
+            "{objective}: margin {before} -> {after}"
+        );
     }
 }
 
