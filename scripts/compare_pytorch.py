@@ -269,7 +269,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--maps", default="/tmp/feedbacknet_compare_maps")
-    ap.add_argument("--objective", default="log-softmax",
+    ap.add_argument("--objective", default="logit",
                     choices=["logit", "log-softmax", "margin", "contrast-mean"],
                     help="the soft solver's objective on both sides (default: the library's)")
     ap.add_argument("--dev", type=int, default=4,
