@@ -6,8 +6,8 @@
 //! With `MAPS_DIR`, each method's saliency map (image size, row-major little-endian `f32`) is
 //! written there as `METHOD.f32`, with `class.txt` (the explained class as a logit index):
 //! `scripts/compare_pytorch.py` compares them with PyTorch's maps. The environment variable
-//! `FEEDBACKNET_OBJECTIVE` (e.g. `logit`) sets the soft solver's objective (default: the
-//! library's).
+//! `FEEDBACKNET_OBJECTIVE` (e.g. `logit`: the paper's formulation, `SolverConfig::paper()`)
+//! sets the soft solver's objective (default: the library's).
 
 mod common;
 
@@ -32,7 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let net = FeedbackNet::builder()
         .model_path(shared().join("models").join(&model))
-        .solver(SolverConfig::default().with_objective(objective))
+        .solver(match objective {
+            Objective::Logit => SolverConfig::paper(),
+            other => SolverConfig::default().with_objective(other),
+        })
         .build()?;
     let image = load_image(shared().join("data/demo/gradcam_both.png"))?;
     let class = net.predict(&image, 1)?[0].class.index;

@@ -11,8 +11,9 @@ of each, the ratio feedbacknet / PyTorch, and the Pearson correlation of the two
 
 Methods, as feedbacknet defines them: gradient (Simonyan et al.), guided backprop, DeconvNet,
 Grad-CAM on the last gated feature map, soft feedback (30 projected SGD steps with momentum 0.9,
-lr 0.1, lambda 0.01, stop when no gate moves by 1e-4; --objective as the library's) for one class
-and for the top-5 classes in one batch.
+lr 0.1, stop when no gate moves by 1e-4; --objective as the library's, default the log-softmax
+with lambda 0.001; `logit` is the paper's formulation with lambda 0.01) for one class and for the
+top-5 classes in one batch.
 
 Stability (--dev N, default 4): on N dev images and their true class, PyTorch's own maps in
 float32 against the same computation in float64, and against the input plus 1e-6 uniform noise
@@ -159,9 +160,12 @@ def objective_seed(logits, targets, objective):
     raise ValueError(f"unknown objective {objective}")
 
 
-def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=0.01, tol=1e-4,
-                  objective="logit"):
-    """The soft solver; runs in x's dtype (float64 too: the model is cast and cast back)."""
+def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=None, tol=1e-4,
+                  objective="log-softmax"):
+    """The soft solver; runs in x's dtype (float64 too: the model is cast and cast back).
+    lam defaults as feedbacknet's: 0.01 with the paper's logit, 0.001 otherwise."""
+    if lam is None:
+        lam = 0.01 if objective == "logit" else 0.001
     dtype = x.dtype
     net.model.to(dtype)
     shapes = net.shapes(x)
@@ -269,7 +273,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--maps", default="/tmp/feedbacknet_compare_maps")
-    ap.add_argument("--objective", default="logit",
+    ap.add_argument("--objective", default="log-softmax",
                     choices=["logit", "log-softmax", "margin", "contrast-mean"],
                     help="the soft solver's objective on both sides (default: the library's)")
     ap.add_argument("--dev", type=int, default=4,

@@ -133,16 +133,17 @@ pub struct MethodArgs {
     /// Soft feedback solver iterations.
     #[arg(long, default_value_t = 30)]
     pub iterations: usize,
-    /// What the soft feedback solver maximizes: `logit` (the paper's raw class logit; the
-    /// default for one class: best boxes), `log-softmax` (maps stable under rounding and
-    /// class-specific; the default when several classes of one image are asked for), or the
+    /// What the soft feedback solver maximizes: `log-softmax` (default: maps stable under
+    /// rounding, class-specific, boxes as good as the logit's with λ 0.001), `logit` (the
+    /// paper's raw class logit, with the paper's λ 0.01 unless --lambda is given), or the
     /// contrastive `margin` (logit minus the strongest other) and `contrast-mean` (logit minus
     /// the mean of the others).
     #[arg(long)]
     pub objective: Option<Objective>,
-    /// Soft feedback sparsity weight λ.
-    #[arg(long, default_value_t = 0.01)]
-    pub lambda: f32,
+    /// Soft feedback sparsity weight λ (default: 0.01 with `--objective logit`, as in the
+    /// paper; 0.001 otherwise).
+    #[arg(long)]
+    pub lambda: Option<f32>,
     /// Feedback gates: one per neuron or one per channel.
     #[arg(long, value_enum, default_value = "neuron")]
     pub gates: GatesArg,
@@ -392,7 +393,7 @@ impl MethodArgs {
             "threshold": self.threshold,
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,
-            "lambda": self.lambda,
+            "lambda": crate::net::solver_config(self).lambda,
             "objective": format!("{:?}", self.objective.unwrap_or_default()),
             "gates": format!("{:?}", self.gates),
             "schedule": format!("{:?}", self.schedule),

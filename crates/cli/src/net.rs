@@ -63,12 +63,18 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
     })
 }
 
-/// The soft solver's settings of the command line.
+/// The soft solver's settings of the command line: the library's defaults, or the paper's
+/// formulation for `--objective logit` (its λ 0.01 unless `--lambda` is given).
 pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
-    SolverConfig::default()
-        .with_iterations(settings.iterations)
-        .with_lambda(settings.lambda)
-        .with_objective(settings.objective.unwrap_or_default())
+    let objective = settings.objective.unwrap_or_default();
+    let base = match objective {
+        Objective::Logit => SolverConfig::paper(),
+        _ => SolverConfig::default(),
+    };
+    let lambda = settings.lambda.unwrap_or(base.lambda);
+    base.with_iterations(settings.iterations)
+        .with_lambda(lambda)
+        .with_objective(objective)
         .with_granularity(granularity(settings.gates))
         .with_schedule(match settings.schedule {
             ScheduleArg::AllAtOnce => Schedule::AllAtOnce,
@@ -77,20 +83,6 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
                 iterations: settings.top_iterations,
             },
         })
-}
-
-/// Several classes of one image are explained with the discriminative log-softmax objective
-/// unless `--objective` was given (the logit's maps of two classes in one photo are alike):
-/// sets it and returns the note that says so.
-pub fn objective_for_classes(settings: &mut MethodArgs, classes: usize) -> Option<String> {
-    if settings.objective.is_some() || classes < 2 {
-        return None;
-    }
-    settings.objective = Some(Objective::LogSoftmax);
-    Some(format!(
-        "note: {classes} classes of one image: soft feedback maximizes each class's log-softmax \
-         (class-specific maps; --objective logit for the paper's logit)"
-    ))
 }
 
 /// The preprocessing flags given, on the builder (the others stay the metadata's, the preset's
