@@ -142,7 +142,8 @@ fn correlation(a: &[f32], b: &[f32]) -> f64 {
 fn default_objective_gives_mobilenet_v2_maps_that_survive_rounding_sized_input_noise() {
     // MobileNet v2 is where the paper's logit objective is ill-conditioned: on this dev image
     // (a true class of 300), after 10 iterations, its map under 1e-6 input noise correlates
-    // 0.45 with the clean one (0.61 after 30); the log-softmax's (λ 0.01) 1.000, the default's (λ 0.001) >= 0.95.
+    // 0.45 with the clean one (0.61 after 30); the log-softmax's (λ 0.01) 1.000; the default's
+    // (λ 0.001) at least 0.95.
     let device = Device::flex();
     let preset = ModelPreset::find("mobilenet_v2_1.0_224").unwrap();
     let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
