@@ -5,14 +5,16 @@
 //!
 //! With `MAPS_DIR`, each method's saliency map (image size, row-major little-endian `f32`) is
 //! written there as `METHOD.f32`, with `class.txt` (the explained class as a logit index):
-//! `scripts/compare_pytorch.py` compares them with PyTorch's maps.
+//! `scripts/compare_pytorch.py` compares them with PyTorch's maps. The environment variable
+//! `FEEDBACKNET_OBJECTIVE` (e.g. `logit`: the paper's formulation, `SolverConfig::paper()`)
+//! sets the soft solver's objective (default: the library's).
 
 mod common;
 
 use std::path::PathBuf;
 
 use common::{median_ms, shared};
-use feedbacknet::{FeedbackNet, Method, load_image};
+use feedbacknet::{FeedbackNet, Method, Objective, SolverConfig, load_image};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     feedbacknet::retain_freed_memory();
@@ -24,7 +26,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = std::env::args()
         .nth(2)
         .unwrap_or_else(|| "squeezenet1.1.onnx".into());
-    let net = FeedbackNet::from_onnx(shared().join("models").join(&model))?;
+    let objective: Objective = match std::env::var("FEEDBACKNET_OBJECTIVE") {
+        Ok(name) => name.parse()?,
+        Err(_) => Objective::default(),
+    };
+    let net = FeedbackNet::builder()
+        .model_path(shared().join("models").join(&model))
+        .solver(match objective {
+            Objective::Logit => SolverConfig::paper(),
+            other => SolverConfig::default().with_objective(other),
+        })
+        .build()?;
     let image = load_image(shared().join("data/demo/gradcam_both.png"))?;
     let class = net.predict(&image, 1)?[0].class.index;
     let spec = net.input_spec();

@@ -11,8 +11,13 @@ of each, the ratio feedbacknet / PyTorch, and the Pearson correlation of the two
 
 Methods, as feedbacknet defines them: gradient (Simonyan et al.), guided backprop, DeconvNet,
 Grad-CAM on the last gated feature map, soft feedback (30 projected SGD steps with momentum 0.9,
-lr 0.1, lambda 0.01, stop when no gate moves by 1e-4) for one class and for the top-5 classes in
-one batch. The hard solver has no PyTorch counterpart here. Maps: M_ij = max_c |d score / d I_cij|
+lr 0.1, stop when no gate moves by 1e-4; --objective as the library's, default the log-softmax
+with lambda 0.001; `logit` is the paper's formulation with lambda 0.01) for one class and for the
+top-5 classes in one batch.
+
+Stability (--dev N, default 4): on N dev images and their true class, PyTorch's own maps in
+float32 against the same computation in float64, and against the input plus 1e-6 uniform noise
+(Pearson correlation of the maps; a port cannot agree with PyTorch better than this). The hard solver has no PyTorch counterpart here. Maps: M_ij = max_c |d score / d I_cij|
 (Grad-CAM: the ReLU of the weighted feature map, bilinearly upsampled), normalized to max 1.
 """
 
@@ -136,28 +141,70 @@ def gradcam_map(net, x, targets):
     return F.interpolate(cam, size=x.shape[2:], mode="bilinear", align_corners=False)[:, 0]
 
 
-def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=0.01, tol=1e-4):
-    shapes = net.shapes(x)
-    gates = [torch.ones(s) for s in shapes]
-    velocity = [torch.zeros(s) for s in shapes]
+def objective_seed(logits, targets, objective):
+    """d objective / d logits, per sample (the seeds of feedbacknet_solver's objectives)."""
     index = torch.arange(len(targets))
+    one_hot = torch.zeros_like(logits)
+    one_hot[index, targets] = 1.0
+    if objective == "logit":
+        return one_hot
+    if objective == "log-softmax":
+        return one_hot - torch.softmax(logits, dim=1)
+    if objective == "margin":
+        rival = logits.masked_fill(one_hot.bool(), -float("inf")).argmax(dim=1)
+        seed = one_hot.clone()
+        seed[index, rival] = -1.0
+        return seed
+    if objective == "contrast-mean":
+        return one_hot - (1.0 - one_hot) / (logits.shape[1] - 1)
+    raise ValueError(f"unknown objective {objective}")
+
+
+def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=None, tol=1e-4,
+                  objective="log-softmax"):
+    """The soft solver; runs in x's dtype (float64 too: the model is cast and cast back).
+    lam defaults as feedbacknet's: 0.01 with the paper's logit, 0.001 otherwise."""
+    if lam is None:
+        lam = 0.01 if objective == "logit" else 0.001
+    dtype = x.dtype
+    net.model.to(dtype)
+    shapes = net.shapes(x)
+    gates = [torch.ones(s, dtype=dtype) for s in shapes]
+    velocity = [torch.zeros(s, dtype=dtype) for s in shapes]
     for _ in range(iterations):
         leaves = [g.clone().requires_grad_(True) for g in gates]
         handles = net.hooks(gates=leaves)
-        score = net(x)[index, targets].sum()
+        logits = net(x)
         net.unhook(handles)
-        grads = torch.autograd.grad(score, leaves)
+        seed = objective_seed(logits.detach(), targets, objective)
+        grads = torch.autograd.grad((logits * seed).sum(), leaves)
         largest = 0.0
         with torch.no_grad():
             for k, (g, d) in enumerate(zip(gates, grads)):
-                direction = d - lam * (g > 0).float()
+                direction = d - lam * (g > 0).to(dtype)
                 velocity[k] = momentum * velocity[k] + direction
                 new = (g + lr * velocity[k]).clamp(0.0, 1.0)
                 largest = max(largest, (new - g).abs().max().item())
                 gates[k] = new
         if largest < tol:
             break
-    return input_gradient_map(net, x, targets, gates=gates)
+    result = input_gradient_map(net, x, targets, gates=gates)
+    net.model.float()
+    return result
+
+
+def correlation(a, b):
+    return float(np.corrcoef(normalized(a), normalized(b))[0, 1])
+
+
+def stability(net, x, target, f, seed=0):
+    """PyTorch's own map of f against itself in float64 and under 1e-6 uniform input noise."""
+    base = f(x, target)
+    r64 = correlation(base, f(x.double(), target))
+    generator = torch.Generator().manual_seed(seed)
+    noise = (torch.rand(x.shape, generator=generator) * 2 - 1) * 1e-6
+    r_noise = correlation(base, f(x + noise, target))
+    return r64, r_noise
 
 
 def normalized(m):
@@ -165,8 +212,8 @@ def normalized(m):
     return m / max(m.max(), 1e-12)
 
 
-def run_feedbacknet(model, runs, threads, maps_dir):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+def run_feedbacknet(model, runs, threads, maps_dir, objective):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), FEEDBACKNET_OBJECTIVE=objective)
     cmd = ["cargo", "run", "--release", "--quiet", "--example", "timing", "--",
            str(runs), model, str(maps_dir)]
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
@@ -178,6 +225,46 @@ def run_feedbacknet(model, runs, threads, maps_dir):
     return times
 
 
+def prepare(path, size, mean, std):
+    image = Image.open(path).convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return ((pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None])[None]
+
+
+def dev_stability(net, shared, model, size, mean, std, count, objective):
+    """Per method, the mean (and smallest) correlation of PyTorch's own maps, float32 against
+    float64 and clean against 1e-6 input noise, over `count` dev images and their true class."""
+    import csv
+    rows = list(csv.DictReader(open(shared / "data/imagenet-val/boxes.csv")))
+    images = list(dict.fromkeys((r["image"], int(r["class_idx"])) for r in rows))
+    picked = images[:: max(1, len(images) // max(count, 1))][:count]
+    offset = 1 if net.model(torch.zeros(1, 3, size, size)).shape[1] == 1001 else 0
+
+    def cast(f):
+        def run(x, t):
+            net.model.to(x.dtype)
+            out = f(x, t)
+            net.model.float()
+            return out
+        return run
+
+    methods = {
+        "gradient": cast(lambda x, t: input_gradient_map(net, x, t)),
+        "gradcam": cast(lambda x, t: gradcam_map(net, x, t)),
+        "feedback": lambda x, t: soft_feedback(net, x, t, objective=objective),
+    }
+    table = {}
+    for name, f in methods.items():
+        pairs = []
+        for k, (path, cls) in enumerate(picked):
+            x = prepare(shared / "data/imagenet-val" / path, size, mean, std)
+            pairs.append(stability(net, x, torch.tensor([cls + offset]), f, seed=k))
+        table[name] = pairs
+    return table
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="squeezenet1.1.onnx")
@@ -186,6 +273,13 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--maps", default="/tmp/feedbacknet_compare_maps")
+    ap.add_argument("--objective", default="log-softmax",
+                    choices=["logit", "log-softmax", "margin", "contrast-mean"],
+                    help="the soft solver's objective on both sides (default: the library's)")
+    ap.add_argument("--dev", type=int, default=4,
+                    help="stability: on this many dev images (spread over boxes.csv), PyTorch's "
+                         "own maps in float32 against float64 and against the input with 1e-6 "
+                         "uniform noise (0: skip)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternate the two sides this many times and report each method's median "
                          "over the rounds (a shared machine drifts over minutes)")
@@ -194,7 +288,7 @@ def main():
     shared = Path(args.shared)
 
     print(f"feedbacknet: timing example, {args.runs} runs, RAYON_NUM_THREADS={args.threads} ...", file=sys.stderr)
-    our_rounds = [run_feedbacknet(args.model, args.runs, args.threads, args.maps)]
+    our_rounds = [run_feedbacknet(args.model, args.runs, args.threads, args.maps, args.objective)]
     maps = Path(args.maps)
     class_index = int((maps / "class.txt").read_text())
 
@@ -205,11 +299,7 @@ def main():
         dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
         if len(dims) == 4:
             size = dims[2] or 224
-    image = Image.open(shared / args.image).convert("RGB")
-    if image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    x = ((pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None])[None]
+    x = prepare(shared / args.image, size, mean, std)
     with torch.no_grad():
         top5 = net(x)[0].topk(5).indices
     one = torch.tensor([class_index])
@@ -223,14 +313,14 @@ def main():
         "deconvnet": lambda: input_gradient_map(net, x, one, "deconvnet"),
         "guided": lambda: input_gradient_map(net, x, one, "guided"),
         "gradcam": lambda: gradcam_map(net, x, one),
-        "feedback": lambda: soft_feedback(net, x, one),
-        "feedback top-5": lambda: soft_feedback(net, x5, top5),
+        "feedback": lambda: soft_feedback(net, x, one, objective=args.objective),
+        "feedback top-5": lambda: soft_feedback(net, x5, top5, objective=args.objective),
     }
     their_rounds = []
     for r in range(args.rounds):
         if r > 0:
             print(f"round {r + 1}/{args.rounds} ...", file=sys.stderr)
-            our_rounds.append(run_feedbacknet(args.model, args.runs, args.threads, args.maps))
+            our_rounds.append(run_feedbacknet(args.model, args.runs, args.threads, args.maps, args.objective))
         times = {}
         for name, f in cases.items():
             runs = min(args.runs, 3) if name == "feedback top-5" else args.runs
@@ -257,6 +347,16 @@ def main():
         ratio = f"{mine / theirs[name]:.2f}" if mine else "-"
         mine = f"{mine:.1f}" if mine else "-"
         print(f"| {name} | {mine} | {theirs[name]:.1f} | {ratio} | {corr} |")
+    if args.dev > 0:
+        print(f"\nStability of PyTorch's own maps, {args.dev} dev images, objective {args.objective}: "
+              "mean (smallest) correlation")
+        print("| method | float32 vs float64 | input noise 1e-6 |")
+        print("|---|---|---|")
+        table = dev_stability(net, shared, args.model, size, mean, std, args.dev, args.objective)
+        for name, pairs in table.items():
+            r64 = [p[0] for p in pairs]
+            rn = [p[1] for p in pairs]
+            print(f"| {name} | {np.mean(r64):.3f} ({min(r64):.3f}) | {np.mean(rn):.3f} ({min(rn):.3f}) |")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ pub enum Command {
     Grid(GridArgs),
     /// List the model presets and whether their files are in the models folder.
     Models(ModelsArgs),
+    /// Stability: how far maps and boxes move under input noise far below one grey level and
+    /// under noise of a few grey levels (map correlation, box IoU), per method and objective.
+    Stability(StabilityArgs),
 }
 
 /// Where the shared models live.
@@ -133,13 +136,17 @@ pub struct MethodArgs {
     /// Soft feedback solver iterations.
     #[arg(long, default_value_t = 30)]
     pub iterations: usize,
-    /// What the soft feedback solver maximizes: the raw class logit (as in the paper; best
-    /// boxes) or its log-softmax (maps that stay class-specific on photos with several objects).
-    #[arg(long, default_value = "logit")]
-    pub objective: Objective,
-    /// Soft feedback sparsity weight λ.
-    #[arg(long, default_value_t = 0.01)]
-    pub lambda: f32,
+    /// What the soft feedback solver maximizes: `log-softmax` (default: maps stable under
+    /// rounding, class-specific, boxes as good as the logit's with λ 0.001), `logit` (the
+    /// paper's raw class logit, with the paper's λ 0.01 unless --lambda is given), or the
+    /// contrastive `margin` (logit minus the strongest other) and `contrast-mean` (logit minus
+    /// the mean of the others).
+    #[arg(long)]
+    pub objective: Option<Objective>,
+    /// Soft feedback sparsity weight λ (default: 0.01 with `--objective logit`, as in the
+    /// paper; 0.001 otherwise).
+    #[arg(long)]
+    pub lambda: Option<f32>,
     /// Feedback gates: one per neuron or one per channel.
     #[arg(long, value_enum, default_value = "neuron")]
     pub gates: GatesArg,
@@ -399,8 +406,8 @@ impl MethodArgs {
             "threshold": self.threshold,
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,
-            "lambda": self.lambda,
-            "objective": format!("{:?}", self.objective),
+            "lambda": crate::net::solver_config(self).lambda,
+            "objective": format!("{:?}", self.objective.unwrap_or_default()),
             "gates": format!("{:?}", self.gates),
             "schedule": format!("{:?}", self.schedule),
             "top_sites": self.top_sites,
@@ -416,6 +423,15 @@ impl MethodArgs {
             "cam_through": format!("{:?}", self.cam_through),
             "feedback_map": self.feedback_map.to_string(),
         })
+    }
+}
+
+/// `BLUR:THRESHOLD`, e.g. `24:0.45`.
+fn parse_box_setting(s: &str) -> Result<(f32, f32), String> {
+    let parse = |v: &str| v.trim().parse::<f32>().map_err(|e| format!("`{s}`: {e}"));
+    match s.split_once(':') {
+        Some((blur, threshold)) => Ok((parse(blur)?, parse(threshold)?)),
+        None => Err(format!("`{s}`: expected BLUR:THRESHOLD, e.g. 24:0.45")),
     }
 }
 
@@ -694,4 +710,54 @@ pub enum GridScaleArg {
     Cells,
     /// The mosaic shrunk to the net's input size.
     Input,
+}
+
+#[derive(Debug, Args)]
+pub struct StabilityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The saliency methods, comma-separated (input noise: feedback, gradient and gradcam).
+    #[arg(
+        long = "method",
+        value_delimiter = ',',
+        default_value = "feedback,gradient,gradcam"
+    )]
+    pub methods: Vec<Method>,
+    #[command(flatten)]
+    pub settings: MethodArgs,
+    /// Soft feedback objectives measured, comma-separated (default: `--objective` alone).
+    #[arg(long, value_delimiter = ',')]
+    pub objectives: Vec<Objective>,
+    /// Number of images, spread evenly over the data set.
+    #[arg(long, default_value_t = 20)]
+    pub count: usize,
+    /// Amplitudes of uniform noise on the normalized network input, comma-separated (empty:
+    /// none).
+    #[arg(long, value_delimiter = ',', default_value = "1e-6")]
+    pub input_noise: Vec<f32>,
+    /// Amplitudes of uniform integer noise on the 8-bit image, in grey levels, comma-separated
+    /// (empty: none).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub grey: Vec<u8>,
+    /// Box settings whose boxes are compared under grey-level noise, `BLUR:THRESHOLD`
+    /// (network-input pixels : fraction of the maximum), comma-separated; default: --blur and
+    /// --threshold.
+    #[arg(long, value_delimiter = ',', value_parser = parse_box_setting)]
+    pub boxes: Vec<(f32, f32)>,
+    /// Seed of the noise.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Class separation: a photo with two objects (with --pair-class twice); per method and
+    /// objective, the correlation of the two classes' maps is reported (lower: more
+    /// class-specific).
+    #[arg(long, requires = "pair_class")]
+    pub pair_image: Option<PathBuf>,
+    /// Class separation: the two classes (names or indices) of --pair-image.
+    #[arg(long, value_parser = parse_class, num_args = 1)]
+    pub pair_class: Vec<ClassQuery>,
+    /// The table and every record as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }

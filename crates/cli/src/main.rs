@@ -13,6 +13,7 @@ mod output;
 mod panel;
 mod render;
 mod shard;
+mod stability;
 mod tune;
 mod visualize;
 
@@ -33,6 +34,7 @@ fn main() {
         Command::Tune(args) => tune::run(args),
         Command::Grid(args) => grid::run(args),
         Command::Models(args) => models::run(&args.models.models_dir),
+        Command::Stability(args) => stability::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use feedbacknet::{
     CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FeedbackNetBuilder, FusionRule,
-    GateGranularity, HardConfig, LocalizeConfig, Method, ModelPreset, Resize, Schedule,
+    GateGranularity, HardConfig, LocalizeConfig, Method, ModelPreset, Objective, Resize, Schedule,
     SolverConfig,
 };
 
@@ -32,18 +32,7 @@ pub fn model_path(args: &ModelArgs) -> PathBuf {
 
 /// Loads the model with the method settings of the command line.
 pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result<FeedbackNet> {
-    let solver = SolverConfig::default()
-        .with_iterations(settings.iterations)
-        .with_lambda(settings.lambda)
-        .with_objective(settings.objective)
-        .with_granularity(granularity(settings.gates))
-        .with_schedule(match settings.schedule {
-            ScheduleArg::AllAtOnce => Schedule::AllAtOnce,
-            ScheduleArg::TopFirst => Schedule::TopFirst {
-                sites: settings.top_sites,
-                iterations: settings.top_iterations,
-            },
-        });
+    let solver = solver_config(settings);
     let hard = HardConfig::default()
         .with_ratio(settings.hard_ratio)
         .with_max_sweeps(settings.sweeps)
@@ -72,6 +61,28 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         CropsArg::Single => net,
         CropsArg::Ten => net.with_crops(Crops::ten_for(net.input_spec())),
     })
+}
+
+/// The soft solver's settings of the command line: the library's defaults, or the paper's
+/// formulation for `--objective logit` (its λ 0.01 unless `--lambda` is given).
+pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
+    let objective = settings.objective.unwrap_or_default();
+    let base = match objective {
+        Objective::Logit => SolverConfig::paper(),
+        _ => SolverConfig::default(),
+    };
+    let lambda = settings.lambda.unwrap_or(base.lambda);
+    base.with_iterations(settings.iterations)
+        .with_lambda(lambda)
+        .with_objective(objective)
+        .with_granularity(granularity(settings.gates))
+        .with_schedule(match settings.schedule {
+            ScheduleArg::AllAtOnce => Schedule::AllAtOnce,
+            ScheduleArg::TopFirst => Schedule::TopFirst {
+                sites: settings.top_sites,
+                iterations: settings.top_iterations,
+            },
+        })
 }
 
 /// The preprocessing flags given, on the builder (the others stay the metadata's, the preset's

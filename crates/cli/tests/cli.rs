@@ -56,6 +56,55 @@ fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
     assert_eq!(json["results"][1][1]["class"]["label"], "ibex");
 }
 
+/// `stability` on one dev image: Grad-CAM's map and box do not move under one grey level of
+/// noise, while the plain gradient's map does move; the JSON holds the table and the records.
+#[test]
+fn stability_measures_how_far_maps_and_boxes_move() {
+    let dir = temp_dir("stability");
+    let json_path = dir.join("stability.json");
+    let out = feedbacknet(&[
+        "stability",
+        "--count",
+        "1",
+        "--method",
+        "gradcam,gradient",
+        "--grey",
+        "1",
+        "--input-noise",
+        "1e-6",
+        "--json",
+        json_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    let row = |method: &str, kind: &str| {
+        rows.iter()
+            .find(|r| r["method"] == method && r["perturbation"]["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {method} {kind} row in {rows:?}"))
+    };
+    let cam = row("gradcam", "grey");
+    assert!(cam["mean_correlation"].as_f64().unwrap() > 0.99, "{cam}");
+    assert_eq!(cam["boxes_kept"], 1.0);
+    let gradient = row("gradient", "grey");
+    assert!(
+        gradient["mean_correlation"].as_f64().unwrap() < 0.99,
+        "{gradient}"
+    );
+    assert!(
+        row("gradient", "input")["mean_correlation"]
+            .as_f64()
+            .unwrap()
+            > 0.95
+    );
+    assert_eq!(json["records"].as_array().unwrap().len(), 4);
+}
+
 #[test]
 fn compare_with_a_label_the_net_lacks_fails_and_writes_nothing() {
     let dir = temp_dir("compare-giraffe");

@@ -15,6 +15,7 @@
 //! * [`Report`] and [`summary_json`]: an HTML page and a JSON summary.
 //! * [`grid`]: the grid pointing game (Rao et al., CVPR 2022): mosaics of confidently
 //!   classified images, each cell's class explained on the whole mosaic.
+//! * [`stability`]: how far maps and boxes move under tiny input perturbations.
 //! * [`tune`]: box settings chosen on one half of a data set and reported on the other
 //!   (two-fold cross-validation on stored maps).
 //!
@@ -60,6 +61,7 @@ mod jsonl;
 mod metrics;
 mod report;
 mod runner;
+pub mod stability;
 mod text;
 pub mod tune;
 

@@ -5,7 +5,7 @@ use feedbacknet_core::{GateSet, GateState, GatedNetwork, MomentumStep, Seed};
 
 use crate::{
     Objective, Result, SolverConfig, SolverError,
-    score::{check_finite, check_targets, one_hot, read, target_scores},
+    score::{check_finite, check_targets, contrastive_seed, one_hot, read, target_scores},
 };
 
 /// Converged gates and how the solver got there.
@@ -47,12 +47,14 @@ pub fn soft_feedback(
         Ok(match config.objective {
             Objective::Logit => target,
             Objective::LogSoftmax => target.sub(softmax(logits.clone(), 1)),
+            Objective::Margin => contrastive_seed(logits, targets, true)?,
+            Objective::ContrastMean => contrastive_seed(logits, targets, false)?,
         })
     };
     // The logit objective reads each sample's target logit alone (below and in the seed).
     let seed = match config.objective {
         Objective::Logit => Seed::new(&seed).reading_only(targets),
-        Objective::LogSoftmax => Seed::new(&seed),
+        Objective::LogSoftmax | Objective::Margin | Objective::ContrastMean => Seed::new(&seed),
     };
     let step = MomentumStep {
         learning_rate: config.learning_rate,

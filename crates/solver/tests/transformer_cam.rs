@@ -110,7 +110,8 @@ fn soft_feedback_on_transformer_and_convnext_gelu_gates_raises_the_target_logit(
             &device,
         );
         let class = json["class"].as_u64().expect("class") as usize;
-        let config = SolverConfig::default().with_iterations(10);
+        // The paper's logit objective: the logit itself rises.
+        let config = SolverConfig::paper().with_iterations(10);
         let solution = soft_feedback(&net, &input, &[class], &config).expect("soft feedback");
         let gated = input_gradient(&net, &input, &[class], Some(&solution.gates)).expect("map");
         let before = solution.trace[0][0];

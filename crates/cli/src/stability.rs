@@ -1,0 +1,327 @@
+//! `feedbacknet stability`: how far each method's map and box move when the input is perturbed
+//! far below what changes the class (`feedbacknet_eval::stability`).
+//!
+//! Grey-level noise goes through the whole pipeline (`FeedbackNet::explain` on the 8-bit image
+//! with noise): maps at image size and the first box. Input noise (normalized units) is added
+//! to the prepared network input, so it can be far below one grey level; the maps then come
+//! straight from the solver at the network's input size (feedback, gradient and Grad-CAM).
+
+use std::path::Path;
+
+use feedbacknet::{
+    CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, LocalizeConfig, Method, Objective,
+    Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
+};
+use feedbacknet_eval::{
+    Sample,
+    stability::{
+        NoiseSource, Perturbation, StabilityRecord, StabilityRow, add_grey_noise, add_input_noise,
+        correlation, markdown_table, summarize,
+    },
+};
+use feedbacknet_solver::{grad_cam, input_gradient, saliency_maps, soft_feedback};
+use image::imageops::FilterType;
+use serde::Serialize;
+
+use crate::{
+    args::StabilityArgs,
+    error::{CliError, Result},
+    net::{build, model_path, solver_config},
+    output::{create_parent, write_atomic},
+};
+
+/// What `--json` writes.
+#[derive(Debug, Serialize)]
+struct StabilityReport {
+    model: String,
+    images: usize,
+    rows: Vec<StabilityRow>,
+    records: Vec<StabilityRecord>,
+    separation: Vec<Separation>,
+}
+
+/// Class separation on one photo: the correlation of two classes' maps.
+#[derive(Debug, Serialize)]
+struct Separation {
+    image: String,
+    method: String,
+    classes: Vec<String>,
+    correlation: f64,
+}
+
+pub fn run(mut args: StabilityArgs) -> Result<()> {
+    if args.methods.is_empty() {
+        return Err(CliError::Usage("--method needs at least one method".into()));
+    }
+    let (_, dataset) = args.data.open()?;
+    let samples = spread(&dataset.samples, args.count);
+    let objectives = match args.objectives.is_empty() {
+        true => vec![args.settings.objective.unwrap_or_default()],
+        false => args.objectives.clone(),
+    };
+    let boxes = match args.boxes.is_empty() {
+        true => vec![(args.settings.blur, args.settings.threshold)],
+        false => args.boxes.clone(),
+    };
+    let mut records = Vec::new();
+    let mut separation = Vec::new();
+    for (k, &objective) in objectives.iter().enumerate() {
+        args.settings.objective = Some(objective);
+        let net = build(&args.model, &args.settings, Method::Feedback)?;
+        let solver = solver_config(&args.settings);
+        let device = args.model.backend.device()?;
+        // Methods without the solver are measured once, with the first objective.
+        let methods: Vec<Method> = args
+            .methods
+            .iter()
+            .copied()
+            .filter(|&m| k == 0 || uses_solver(m))
+            .collect();
+        if let Some(path) = &args.pair_image {
+            separation.extend(separate(&net, path, &args.pair_class, &methods, objective)?);
+        }
+        for (i, sample) in samples.iter().enumerate() {
+            eprintln!("[{}/{}] {} ({objective})", i + 1, samples.len(), sample.id);
+            let image = feedbacknet::load_image(&sample.path)?;
+            for &method in &methods {
+                let name = method_name(method, objective);
+                let context = Context {
+                    net: &net,
+                    device: &device,
+                    solver: &solver,
+                    sample,
+                    image: &image,
+                    method,
+                    name: &name,
+                };
+                records.extend(context.grey(&args.grey, &boxes, args.seed)?);
+                records.extend(context.input(&args.input_noise, args.seed)?);
+            }
+        }
+    }
+    let rows = summarize(&records);
+    if !rows.is_empty() {
+        println!("{}", markdown_table(&rows));
+    }
+    if !separation.is_empty() {
+        println!("| image | method | classes | correlation of the two maps |\n|---|---|---|---|");
+        for s in &separation {
+            let classes = s.classes.join(" / ");
+            println!(
+                "| {} | {} | {classes} | {:.3} |",
+                s.image, s.method, s.correlation
+            );
+        }
+    }
+    match &args.json {
+        Some(path) => write_report(
+            path,
+            &StabilityReport {
+                model: model_path(&args.model).display().to_string(),
+                images: samples.len(),
+                rows,
+                records,
+                separation,
+            },
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Per method, the correlation of the maps of the two `classes` on the photo at `path`.
+fn separate(
+    net: &FeedbackNet,
+    path: &Path,
+    classes: &[ClassQuery],
+    methods: &[Method],
+    objective: Objective,
+) -> Result<Vec<Separation>> {
+    if classes.len() != 2 {
+        return Err(CliError::Usage("--pair-class must be given twice".into()));
+    }
+    let image = feedbacknet::load_image(path)?;
+    let request = Request::classes(classes.iter().cloned()).methods(methods.iter().copied());
+    let results = net.explain(&image, &request)?;
+    let mut out = Vec::new();
+    for (m, &method) in methods.iter().enumerate() {
+        let maps = results.method(m);
+        if let [a, b] = maps {
+            out.push(Separation {
+                image: path.display().to_string(),
+                method: method_name(method, objective),
+                classes: vec![a.class.label.clone(), b.class.label.clone()],
+                correlation: correlation(a.saliency.data(), b.saliency.data()).unwrap_or(1.0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `n` samples spread evenly over the data set (every sample when `n` is at least its size).
+fn spread(samples: &[Sample], n: usize) -> Vec<&Sample> {
+    let step = (samples.len() / n.max(1)).max(1);
+    samples.iter().step_by(step).take(n).collect()
+}
+
+fn uses_solver(method: Method) -> bool {
+    matches!(method, Method::Feedback | Method::FeedbackCam)
+}
+
+fn method_name(method: Method, objective: Objective) -> String {
+    match uses_solver(method) {
+        true => format!("{method} ({objective})"),
+        false => method.to_string(),
+    }
+}
+
+/// One image and method of the run.
+struct Context<'a> {
+    net: &'a FeedbackNet,
+    device: &'a Device,
+    solver: &'a SolverConfig,
+    sample: &'a Sample,
+    image: &'a DynamicImage,
+    method: Method,
+    name: &'a str,
+}
+
+impl Context<'_> {
+    fn record(&self, perturbation: Perturbation, a: &[f32], b: &[f32]) -> StabilityRecord {
+        StabilityRecord {
+            image: self.sample.id.clone(),
+            method: self.name.to_string(),
+            perturbation,
+            // A constant map (all zero) on both sides has not moved.
+            correlation: correlation(a, b).unwrap_or(if a == b { 1.0 } else { 0.0 }),
+            box_iou: None,
+        }
+    }
+
+    /// Per grey-level amplitude and box setting (blur, threshold), one record: the pipeline's
+    /// map at image size and its first box, clean and noisy (with several box settings the
+    /// method's name says the setting).
+    fn grey(&self, levels: &[u8], boxes: &[(f32, f32)], seed: u64) -> Result<Vec<StabilityRecord>> {
+        if levels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = Request::class(self.sample.class).method(self.method);
+        let explain = |image: &DynamicImage| -> Result<SaliencyMap> {
+            let results = self.net.explain(image, &request)?;
+            results
+                .iter()
+                .next()
+                .map(|r| r.saliency.clone())
+                .ok_or_else(|| CliError::Usage("the pipeline returned no result".into()))
+        };
+        let spec = self.net.input_spec();
+        let best_box = |map: &SaliencyMap, (blur, threshold): (f32, f32)| -> Result<_> {
+            let config = LocalizeConfig::default()
+                .with_blur_sigma(blur)
+                .with_threshold(threshold);
+            let found = localize_in_image(map, (spec.width, spec.height), &config, None)
+                .map_err(|e| CliError::Feedbacknet(e.into()))?;
+            Ok(found.best)
+        };
+        let clean = explain(self.image)?;
+        let mut out = Vec::with_capacity(levels.len() * boxes.len());
+        for &level in levels {
+            let mut rgb = self.image.to_rgb8();
+            let mut noise = NoiseSource::new(seed ^ (self.sample.index as u64).rotate_left(17));
+            add_grey_noise(&mut rgb, level, &mut noise);
+            let noisy = explain(&DynamicImage::ImageRgb8(rgb))?;
+            for &setting in boxes {
+                let perturbation = Perturbation::Grey { levels: level };
+                let mut record = self.record(perturbation, clean.data(), noisy.data());
+                if boxes.len() > 1 {
+                    record.method = format!("{} @ {}:{}", self.name, setting.0, setting.1);
+                }
+                record.box_iou = match (best_box(&clean, setting)?, best_box(&noisy, setting)?) {
+                    (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
+                    _ => None,
+                };
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One record per input-noise amplitude: the solver's map at the network input, clean and
+    /// noisy (feedback, gradient and Grad-CAM only).
+    fn input(&self, amplitudes: &[f32], seed: u64) -> Result<Vec<StabilityRecord>> {
+        if amplitudes.is_empty() || !has_input_map(self.method) {
+            return Ok(Vec::new());
+        }
+        let (values, dims) = network_input(self.net, self.image);
+        let clean = self.input_map(values.clone(), dims)?;
+        let mut out = Vec::with_capacity(amplitudes.len());
+        for &amplitude in amplitudes {
+            let mut noisy = values.clone();
+            let mut noise = NoiseSource::new(seed ^ (self.sample.index as u64).rotate_left(29));
+            add_input_noise(&mut noisy, amplitude, &mut noise);
+            let map = self.input_map(noisy, dims)?;
+            out.push(self.record(Perturbation::Input { amplitude }, &clean, &map));
+        }
+        Ok(out)
+    }
+
+    fn input_map(&self, values: Vec<f32>, dims: [usize; 4]) -> Result<Vec<f32>> {
+        let input = Tensor::<4>::from_data(TensorData::new(values, dims), self.device);
+        let net = self.net.network().as_ref();
+        let targets = [self.sample.class + self.net.class_offset()];
+        let solver = |e| CliError::Feedbacknet(feedbacknet::Error::from(e));
+        let maps = match self.method {
+            Method::Feedback => {
+                let solution = soft_feedback(net, &input, &targets, self.solver).map_err(solver)?;
+                let grad =
+                    input_gradient(net, &input, &targets, Some(&solution.gates)).map_err(solver)?;
+                saliency_maps(&grad.gradient).map_err(solver)?
+            }
+            Method::GradCam => {
+                grad_cam(net, &input, &targets, None, &CamLayer::default())
+                    .map_err(solver)?
+                    .maps
+            }
+            _ => {
+                let grad = input_gradient(net, &input, &targets, None).map_err(solver)?;
+                saliency_maps(&grad.gradient).map_err(solver)?
+            }
+        };
+        maps.first()
+            .map(|m| m.data().to_vec())
+            .ok_or_else(|| CliError::Usage("the solver returned no map".into()))
+    }
+}
+
+fn has_input_map(method: Method) -> bool {
+    matches!(
+        method,
+        Method::Feedback | Method::Gradient | Method::GradCam
+    )
+}
+
+/// The image stretched to the network input (triangle filter, as the pipeline's default
+/// resize) and normalized: planar values and their `[1, C, H, W]` shape.
+fn network_input(net: &FeedbackNet, image: &DynamicImage) -> (Vec<f32>, [usize; 4]) {
+    let spec = net.input_spec();
+    let (w, h) = (spec.width as u32, spec.height as u32);
+    let rgb = image.to_rgb8();
+    let resized = match rgb.dimensions() == (w, h) {
+        true => rgb,
+        false => image::imageops::resize(&rgb, w, h, FilterType::Triangle),
+    };
+    let planar = spec
+        .normalization
+        .planar_from_rgb(resized.as_raw(), spec.width, spec.height);
+    (planar, [1, 3, spec.height, spec.width])
+}
+
+fn write_report(path: &Path, report: &StabilityReport) -> Result<()> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| CliError::Encode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    create_parent(path)?;
+    write_atomic(path, (json + "\n").as_bytes())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
