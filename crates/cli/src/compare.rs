@@ -10,7 +10,7 @@ use crate::{
     args::CompareArgs,
     error::{CliError, Result},
     infer::{print_warnings, spinner},
-    net::{build, settings_line},
+    net::{build, objective_for_classes, settings_line},
     output::{write_atomic, write_png},
     panel::Panel,
     render::overlay,
@@ -35,12 +35,15 @@ struct CompareReport<'a> {
     warnings: Vec<String>,
 }
 
-pub fn run(args: CompareArgs) -> Result<()> {
+pub fn run(mut args: CompareArgs) -> Result<()> {
     let started = Instant::now();
     if args.methods.is_empty() {
         return Err(CliError::Usage("give at least one method".into()));
     }
     let bar = spinner();
+    if let Some(note) = objective_for_classes(&mut args.settings, args.class.len()) {
+        bar.suspend(|| eprintln!("{note}"));
+    }
     bar.set_message("loading the model");
     let net = build(&args.model, &args.settings, args.methods[0])?;
     bar.suspend(|| eprintln!("{}", settings_line(&net)));

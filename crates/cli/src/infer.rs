@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::{
     args::InferArgs,
     error::Result,
-    net::{build, model_path, settings_line},
+    net::{build, model_path, objective_for_classes, settings_line},
     output::{Report, write_overlays, write_report},
 };
 
@@ -22,9 +22,16 @@ pub fn spinner() -> ProgressBar {
     bar
 }
 
-pub fn run(args: InferArgs) -> Result<()> {
+pub fn run(mut args: InferArgs) -> Result<()> {
     let started = Instant::now();
     let bar = spinner();
+    let asked = match args.class.len() {
+        0 => args.top_k.unwrap_or(1),
+        n => n,
+    };
+    if let Some(note) = objective_for_classes(&mut args.settings, asked) {
+        bar.suspend(|| eprintln!("{note}"));
+    }
     let model = model_path(&args.model);
     bar.set_message(format!("loading {}", model.display()));
     let net = build(&args.model, &args.settings, args.method)?.with_refine(args.refine.config());

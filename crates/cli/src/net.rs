@@ -85,6 +85,23 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
         })
 }
 
+/// Several classes of one image are explained with the most class-discriminative setting
+/// ([`SolverConfig::discriminative`]: log-softmax, λ 0.01) unless `--objective` or `--lambda`
+/// was given: sets it and returns the note that says so.
+pub fn objective_for_classes(settings: &mut MethodArgs, classes: usize) -> Option<String> {
+    if settings.objective.is_some() || settings.lambda.is_some() || classes < 2 {
+        return None;
+    }
+    let discriminative = SolverConfig::discriminative();
+    settings.objective = Some(discriminative.objective);
+    settings.lambda = Some(discriminative.lambda);
+    Some(format!(
+        "note: {classes} classes of one image: soft feedback uses the log-softmax with lambda {} \
+         (the most class-specific maps measured; --lambda 0.001 for the single-class default)",
+        discriminative.lambda
+    ))
+}
+
 /// The preprocessing flags given, on the builder (the others stay the metadata's, the preset's
 /// or the defaults).
 fn preprocess(mut builder: FeedbackNetBuilder, args: &PreprocessArgs) -> FeedbackNetBuilder {

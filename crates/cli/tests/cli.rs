@@ -54,6 +54,14 @@ fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
     assert_eq!(json["methods"], serde_json::json!(["gradient", "feedback"]));
     assert_eq!(json["results"][1][0]["class"]["label"], "zebra");
     assert_eq!(json["results"][1][1]["class"]["label"], "ibex");
+    // Two classes of one image: the discriminative solver setting, and a note that says so.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "2 classes of one image: soft feedback uses the log-softmax with lambda 0.01"
+        ),
+        "{stderr}"
+    );
 }
 
 /// `stability` on one dev image: Grad-CAM's map and box do not move under one grey level of
