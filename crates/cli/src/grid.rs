@@ -26,7 +26,7 @@ use crate::{
     args::{CropsArg, GridArgs, GridScaleArg, ResizeArg},
     error::{CliError, Result},
     net::{build, model_path, settings_line},
-    output::{create_parent, stem, write_atomic},
+    output::{create_parent, stem, write_atomic, write_json_file},
     render::{draw_rect, overlay},
 };
 
@@ -362,12 +362,7 @@ fn write_json(
         "methods": methods,
         "manifest": manifest,
     });
-    let text = serde_json::to_string_pretty(&contents).map_err(|e| CliError::Encode {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    create_parent(path)?;
-    write_atomic(path, (text + "\n").as_bytes())?;
+    write_json_file(path, &contents)?;
     println!("wrote {}", path.display());
     Ok(())
 }

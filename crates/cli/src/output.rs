@@ -145,6 +145,17 @@ pub fn write_png(path: &Path, picture: &image::RgbImage) -> Result<()> {
     write_atomic(path, &png)
 }
 
+/// Writes `value` as pretty JSON (one trailing newline) to `path`, atomically, creating its
+/// folder.
+pub fn write_json_file(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| CliError::Encode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    create_parent(path)?;
+    write_atomic(path, (json + "\n").as_bytes())
+}
+
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");

@@ -27,7 +27,7 @@ use crate::{
     args::StabilityArgs,
     error::{CliError, Result},
     net::{build, model_path, solver_config},
-    output::{create_parent, write_atomic},
+    output::write_json_file,
 };
 
 /// What `--json` writes.
@@ -316,12 +316,7 @@ fn network_input(net: &FeedbackNet, image: &DynamicImage) -> (Vec<f32>, [usize; 
 }
 
 fn write_report(path: &Path, report: &StabilityReport) -> Result<()> {
-    let json = serde_json::to_string_pretty(report).map_err(|e| CliError::Encode {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    create_parent(path)?;
-    write_atomic(path, (json + "\n").as_bytes())?;
+    write_json_file(path, report)?;
     println!("wrote {}", path.display());
     Ok(())
 }

@@ -26,7 +26,7 @@ use crate::{
     args::{FeedbackMapArg, RefineArg, TuneArgs},
     error::{CliError, Result},
     net::{build, feedback_cam_with, model_path, settings_line},
-    output::{create_parent, write_atomic},
+    output::write_json_file,
 };
 
 /// A feedback-cam fusion setting.
@@ -210,16 +210,10 @@ fn refinement(refine: RefineArg) -> Refinement {
 
 /// The results as JSON: one object for one method, a list for several.
 fn write_json(path: &Path, results: &[TuneResult<Variant>]) -> Result<()> {
-    let json = match results {
-        [one] => serde_json::to_string_pretty(one),
-        several => serde_json::to_string_pretty(several),
+    match results {
+        [one] => write_json_file(path, one)?,
+        several => write_json_file(path, &several)?,
     }
-    .map_err(|e| CliError::Encode {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    create_parent(path)?;
-    write_atomic(path, (json + "\n").as_bytes())?;
     println!("wrote {}", path.display());
     Ok(())
 }
