@@ -25,16 +25,5 @@ pub fn inside(b: &BoundingBox, image: &DynamicImage) -> bool {
 
 /// Pearson correlation of two equally long value lists.
 pub fn correlation(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let n = a.len() as f64;
-    let mean = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
-    let (ma, mb) = (mean(a), mean(b));
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x) - ma, f64::from(y) - mb);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa * bb).sqrt()
+    feedbacknet_eval::stability::correlation(a, b).unwrap_or(f64::NAN)
 }

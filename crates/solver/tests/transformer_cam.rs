@@ -29,17 +29,9 @@ fn floats(value: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// Pearson correlation of two equally long maps (NaN where undefined).
 fn correlation(a: &[f32], b: &[f32]) -> f64 {
-    let mean = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-    let (ma, mb) = (mean(a), mean(b));
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64 - ma, y as f64 - mb);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa * bb).sqrt()
+    feedbacknet_eval::stability::correlation(a, b).unwrap_or(f64::NAN)
 }
 
 #[test]
