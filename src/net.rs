@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use feedbacknet_core::{GatedNetwork, InputSpec};
+use feedbacknet_core::{GatedNetwork, InputSpec, Tensor};
 use feedbacknet_localize::RefineConfig;
 use feedbacknet_solver::{ClassVisualization, VisualizeConfig};
 use image::DynamicImage;
@@ -107,6 +107,14 @@ impl FeedbackNet {
     /// The underlying gated network.
     pub fn network(&self) -> &Arc<dyn GatedNetwork> {
         self.pipeline.network()
+    }
+
+    /// `image` as the network sees it: resized (and cropped, per the net's resize mode) to the
+    /// input and normalized, `[1, 3, H, W]` on the net's device. For work below the pipeline,
+    /// such as perturbing the input and calling the solvers of `feedbacknet-solver` on
+    /// [`FeedbackNet::network`].
+    pub fn network_input(&self, image: &DynamicImage) -> Result<Tensor<4>> {
+        self.pipeline.input(image)
     }
 
     /// The saliency method used by [`FeedbackNet::infer`], [`FeedbackNet::infer_top_k`] and

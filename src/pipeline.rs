@@ -110,11 +110,17 @@ impl Pipeline {
         }
     }
 
+    /// `image` resized (and cropped) to the network input and normalized: `[1, 3, H, W]` on the
+    /// pipeline's device.
+    pub fn input(&self, image: &DynamicImage) -> Result<Tensor<4>> {
+        let spec = self.network.input_spec();
+        Ok(prepare(image, spec, self.settings.resize, &self.device)?.input)
+    }
+
     /// The logits and softmax probabilities of the `classes` classes of a plain forward pass.
     pub fn scores(&self, image: &DynamicImage, classes: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let spec = self.network.input_spec();
-        let prepared = prepare(image, spec, self.settings.resize, &self.device)?;
-        let logits = feedbacknet_kernels::on_worker(|| self.network.forward(prepared.input, None))?;
+        let input = self.input(image)?;
+        let logits = feedbacknet_kernels::on_worker(|| self.network.forward(input, None))?;
         let logits = logits.narrow(1, self.class_offset, classes);
         let probs = read_row(softmax(logits.clone(), 1))?;
         Ok((read_row(logits)?, probs))

@@ -20,7 +20,6 @@ use feedbacknet_eval::{
     },
 };
 use feedbacknet_solver::{grad_cam, input_gradient, saliency_maps, soft_feedback};
-use image::imageops::FilterType;
 use serde::Serialize;
 
 use crate::{
@@ -251,7 +250,7 @@ impl Context<'_> {
         if amplitudes.is_empty() || !has_input_map(self.method) {
             return Ok(Vec::new());
         }
-        let (values, dims) = network_input(self.net, self.image);
+        let (values, dims) = network_input(self.net, self.image)?;
         let clean = self.input_map(values.clone(), dims)?;
         let mut out = Vec::with_capacity(amplitudes.len());
         for &amplitude in amplitudes {
@@ -299,20 +298,16 @@ fn has_input_map(method: Method) -> bool {
     )
 }
 
-/// The image stretched to the network input (triangle filter, as the pipeline's default
-/// resize) and normalized: planar values and their `[1, C, H, W]` shape.
-fn network_input(net: &FeedbackNet, image: &DynamicImage) -> (Vec<f32>, [usize; 4]) {
-    let spec = net.input_spec();
-    let (w, h) = (spec.width as u32, spec.height as u32);
-    let rgb = image.to_rgb8();
-    let resized = match rgb.dimensions() == (w, h) {
-        true => rgb,
-        false => image::imageops::resize(&rgb, w, h, FilterType::Triangle),
-    };
-    let planar = spec
-        .normalization
-        .planar_from_rgb(resized.as_raw(), spec.width, spec.height);
-    (planar, [1, 3, spec.height, spec.width])
+/// The net's own input for `image` (its resize and normalization), as values and their
+/// `[1, C, H, W]` shape.
+fn network_input(net: &FeedbackNet, image: &DynamicImage) -> Result<(Vec<f32>, [usize; 4])> {
+    let input = net.network_input(image)?;
+    let dims = input.dims();
+    let values = input.into_data().try_into_vec_as::<f32>().map_err(|e| {
+        let readback = feedbacknet::CoreError::Readback(format!("{e:?}"));
+        CliError::Feedbacknet(readback.into())
+    })?;
+    Ok((values, dims))
 }
 
 fn write_report(path: &Path, report: &StabilityReport) -> Result<()> {
