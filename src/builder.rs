@@ -13,8 +13,9 @@ use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{CamLayer, HardConfig, SolverConfig};
 
 use crate::{
-    Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Labels, Method, ModelInfo, Resize, Result,
-    SettingSource,
+    BoxSettings, Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Labels, Method, ModelInfo,
+    Resize, Result, SettingSource,
+    boxes::{MethodBoxes, tuned_on},
     device::default_device,
     model_info::{
         META_CLASS_OFFSET, META_INPUT_SIZE, META_NORMALIZE, META_RESIZE, Metadata, fit_labels,
@@ -87,6 +88,41 @@ pub struct FeedbackNetBuilder {
     device: Option<Device>,
     method: Method,
     settings: Settings,
+    boxes: BoxOverrides,
+}
+
+/// The box settings given to the builder, which replace the tuned ones
+/// ([`BoxSettings::tuned`]): for every method (`localize`, `refine`, `feedback_cam`), then for
+/// one method (`box_settings`).
+#[derive(Debug, Clone, Default)]
+struct BoxOverrides {
+    localize: Option<LocalizeConfig>,
+    /// `Some(None)`: no refinement for any method.
+    refine: Option<Option<RefineConfig>>,
+    feedback_cam: Option<FeedbackCamConfig>,
+    per_method: Vec<(Method, BoxSettings)>,
+}
+
+impl BoxOverrides {
+    /// The tuned settings of the net of preset `net` with these overrides.
+    fn resolve(&self, net: Option<&str>) -> MethodBoxes {
+        let mut boxes = MethodBoxes::tuned(net);
+        boxes.update_all(|s| {
+            if let Some(localize) = self.localize {
+                s.localize = localize;
+            }
+            if let Some(refine) = self.refine {
+                s.refine = refine;
+            }
+            if let Some(feedback_cam) = self.feedback_cam {
+                s.feedback_cam = feedback_cam;
+            }
+        });
+        for &(method, settings) in &self.per_method {
+            boxes.set(method, settings);
+        }
+        boxes
+    }
 }
 
 impl FeedbackNetBuilder {
@@ -220,10 +256,10 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// How [`Method::FeedbackCam`] fuses the feedback and Grad-CAM maps (default:
-    /// [`FeedbackCamConfig::default`]).
+    /// How [`Method::FeedbackCam`] fuses the feedback and Grad-CAM maps (default: the fusion
+    /// tuned for the net, [`BoxSettings::tuned`]).
     pub fn feedback_cam(mut self, config: FeedbackCamConfig) -> Self {
-        self.settings.feedback_cam = config;
+        self.boxes.feedback_cam = Some(config);
         self
     }
 
@@ -256,24 +292,43 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// Box extraction settings (default: [`LocalizeConfig::default`]: threshold 0.2 of the
-    /// max after a Gaussian blur of sigma 10 network-input pixels). The blur sigma is in
-    /// network-input pixels: the map is blurred at image resolution with the sigma scaled to
-    /// it ([`localize_in_image`](feedbacknet_localize::localize_in_image)).
+    /// Box extraction settings of every method: the blur and the threshold (default: each
+    /// method's own, tuned on the dev set of the net, [`BoxSettings::tuned`]). The blur sigma
+    /// is in network-input pixels: the map is blurred at image resolution with the sigma scaled
+    /// to it ([`localize_in_image`](feedbacknet_localize::localize_in_image)).
     pub fn localize(mut self, localize: LocalizeConfig) -> Self {
-        self.settings.localize = localize;
+        self.boxes.localize = Some(localize);
         self
     }
 
-    /// Colour-model refinement of the thresholded mask before boxing (default: `None`, the
-    /// boxes of the thresholded map). With a [`RefineConfig`], the boxes of every
+    /// Colour-model refinement of the thresholded mask before boxing, for every method
+    /// (default: each method's tuned choice, [`BoxSettings::tuned`]; `None`: the boxes of the
+    /// thresholded map). With a [`RefineConfig`], the boxes of every
     /// [`Inference`](crate::Inference) come from
     /// [`refine_mask`](feedbacknet_localize::refine_mask) of the smoothed map at image
-    /// resolution, seeded at the localization threshold: the mask grows into the object's colours and
-    /// shrinks out of the background's (+5 to +8 points of GT-known localization on
-    /// SqueezeNet's dev images, `docs/results.md`).
+    /// resolution, seeded at the localization threshold: the mask grows into the object's
+    /// colours and shrinks out of the background's (`docs/results.md`).
     pub fn refine(mut self, refine: Option<RefineConfig>) -> Self {
-        self.settings.refine = refine;
+        self.boxes.refine = Some(refine);
+        self
+    }
+
+    /// Every box setting of one method (blur, threshold, refinement, fusion); replaces what
+    /// [`Self::localize`], [`Self::refine`] and [`Self::feedback_cam`] set for that method.
+    ///
+    /// ```no_run
+    /// use feedbacknet::{BoxSettings, FeedbackNet, Method};
+    /// let mut cam = BoxSettings::tuned(Some("squeezenet1.1"), Method::GradCam);
+    /// cam.localize = cam.localize.with_threshold(0.3);
+    /// let net = FeedbackNet::builder()
+    ///     .model_path("../shared/models/squeezenet1.1.onnx")
+    ///     .box_settings(Method::GradCam, cam)
+    ///     .build()?;
+    /// assert_eq!(net.box_settings(Method::GradCam).localize.threshold, 0.3);
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn box_settings(mut self, method: Method, settings: BoxSettings) -> Self {
+        self.boxes.per_method.push((method, settings));
         self
     }
 
@@ -283,6 +338,7 @@ impl FeedbackNetBuilder {
     /// loaded, labels that cannot be read or do not fit the model's outputs.
     pub fn build(mut self) -> Result<FeedbackNet> {
         validate(&self.settings)?;
+        self.boxes.resolve(None).validate()?;
         let device = match self.device.clone() {
             Some(d) => d,
             None => default_device()?,
@@ -340,6 +396,8 @@ impl FeedbackNetBuilder {
         info.class_offset = class_offset;
         info.class_offset_from = from;
         self.settings.resize = info.resize;
+        self.settings.boxes = self.boxes.resolve(info.preset);
+        info.boxes_tuned_on = tuned_on(info.preset);
         let pipeline = Pipeline::new(network, device, class_offset, self.settings);
         Ok(FeedbackNet::new(
             pipeline,
@@ -513,6 +571,7 @@ impl ModelInfo {
             labels_path: None,
             labels_from: SettingSource::Default,
             labels_background_skipped: false,
+            boxes_tuned_on: "",
         }
     }
 }
@@ -521,11 +580,7 @@ impl ModelInfo {
 fn validate(settings: &Settings) -> Result<()> {
     settings.solver.validate()?;
     settings.hard.validate()?;
-    settings.localize.validate()?;
-    if let Some(refine) = &settings.refine {
-        refine.validate()?;
-    }
-    settings.feedback_cam.fusion.validate()?;
+    settings.boxes.validate()?;
     if settings.max_batch == Some(0) {
         return Err(Error::Config(
             "max_batch must hold at least one sample".into(),

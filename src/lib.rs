@@ -39,6 +39,7 @@
     )
 )]
 
+mod boxes;
 mod builder;
 mod device;
 mod error;
@@ -54,6 +55,7 @@ mod preprocess;
 mod request;
 mod views;
 
+pub use boxes::{BoxSettings, TUNE_COMMAND};
 pub use builder::{FeedbackNetBuilder, InputSizeArg};
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};

@@ -154,6 +154,10 @@ pub struct ModelInfo {
     /// Whether the labels had one line more than the classes, a background line first, which
     /// was skipped.
     pub labels_background_skipped: bool,
+    /// The net whose dev-tuned box settings each method uses where none are given
+    /// ([`BoxSettings::tuned`](crate::BoxSettings::tuned)): the preset's own, else SqueezeNet
+    /// 1.1's.
+    pub boxes_tuned_on: &'static str,
 }
 
 impl fmt::Display for ModelInfo {
@@ -184,7 +188,8 @@ impl fmt::Display for ModelInfo {
         write!(
             f,
             "model {}: input {} ({}), normalize {} ({}), resize {resize} ({}), outputs {} \
-             ({background}offset {}, {offset_from}), classes {}, labels {} ({}{skipped})",
+             ({background}offset {}, {offset_from}), classes {}, labels {} ({}{skipped}), \
+             box settings tuned on {}",
             self.model,
             self.input_size,
             self.input_size_from,
@@ -196,6 +201,7 @@ impl fmt::Display for ModelInfo {
             self.classes,
             self.labels,
             self.labels_from,
+            self.boxes_tuned_on,
         )
     }
 }

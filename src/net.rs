@@ -8,8 +8,8 @@ use feedbacknet_solver::{ClassVisualization, VisualizeConfig};
 use image::DynamicImage;
 
 use crate::{
-    ClassInfo, ClassQuery, Error, Inference, Inferences, Labels, Method, MethodSpec, ModelInfo,
-    Prediction, Request, Result, Targets,
+    BoxSettings, ClassInfo, ClassQuery, Error, Inference, Inferences, Labels, Method, MethodSpec,
+    ModelInfo, Prediction, Request, Result, Targets,
     pipeline::{Job, Pipeline, Settings},
     views::Crops,
 };
@@ -133,13 +133,37 @@ impl FeedbackNet {
         )
     }
 
-    /// A copy of this net with another mask refinement before boxing (see
+    /// A copy of this net with another mask refinement before boxing for every method (see
     /// `FeedbackNetBuilder::refine`; shares the loaded network).
     pub fn with_refine(&self, refine: Option<RefineConfig>) -> Self {
-        self.with_settings(Settings {
-            refine,
-            ..self.pipeline.settings().clone()
-        })
+        let mut settings = self.pipeline.settings().clone();
+        settings.boxes.update_all(|s| s.refine = refine);
+        self.with_settings(settings)
+    }
+
+    /// The box settings `method` uses: the blur, threshold, refinement and (feedback-cam)
+    /// fusion given to the builder, else those tuned on the net's dev set
+    /// ([`BoxSettings::tuned`]).
+    ///
+    /// ```no_run
+    /// use feedbacknet::{FeedbackNet, Method};
+    /// let net = FeedbackNet::from_onnx("../shared/models/squeezenet1.1.onnx")?;
+    /// let cam = net.box_settings(Method::GradCam);
+    /// println!("Grad-CAM: blur {}, threshold {}", cam.localize.blur_sigma, cam.localize.threshold);
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn box_settings(&self, method: Method) -> BoxSettings {
+        self.pipeline.settings().boxes.get(method)
+    }
+
+    /// A copy of this net with other box settings for `method` (shares the loaded network).
+    ///
+    /// Errors: settings out of range ([`BoxSettings::validate`]).
+    pub fn with_box_settings(&self, method: Method, boxes: BoxSettings) -> Result<Self> {
+        boxes.validate()?;
+        let mut settings = self.pipeline.settings().clone();
+        settings.boxes.set(method, boxes);
+        Ok(self.with_settings(settings))
     }
 
     /// A copy of this net averaging its maps over other views (shares the loaded network).

@@ -8,8 +8,7 @@ use std::{sync::Arc, time::Instant};
 use burn::tensor::{Tensor, activation::softmax};
 use feedbacknet_core::{ActivationRule, Device, GateSet, GatedNetwork};
 use feedbacknet_localize::{
-    ColourImage, LocalizeConfig, RefineConfig, Refinement, ResizeMode, SaliencyMap, fuse,
-    localize_in_image,
+    ColourImage, Refinement, ResizeMode, SaliencyMap, fuse, localize_in_image,
 };
 use feedbacknet_solver::{
     CamLayer, ClassVisualization, GateSolution, HardConfig, SolverConfig, VisualizeConfig,
@@ -21,6 +20,7 @@ use image::DynamicImage;
 use crate::{
     CamThrough, ClassInfo, Error, FeedbackCamConfig, FeedbackMap, GateStats, Inference, Method,
     MethodSpec, Result, Timings,
+    boxes::MethodBoxes,
     preprocess::{colour_image, prepare},
     views::{Crops, Views},
 };
@@ -32,10 +32,9 @@ pub(crate) struct Settings {
     pub solver: SolverConfig,
     pub hard: HardConfig,
     pub cam_layer: CamLayer,
-    pub feedback_cam: FeedbackCamConfig,
     pub feedback_map: FeedbackMap,
-    pub localize: LocalizeConfig,
-    pub refine: Option<RefineConfig>,
+    /// Each method's blur, threshold, refinement and (feedback-cam) fusion.
+    pub boxes: MethodBoxes,
     pub resize: ResizeMode,
     pub crops: Crops,
     /// The most samples (classes × views) one batch holds; `None`: [`DEFAULT_MAX_BATCH`].
@@ -138,7 +137,9 @@ impl Pipeline {
 
     /// What a spec runs with these settings (its fusion settings checked).
     pub fn job(&self, spec: &MethodSpec) -> Result<Job> {
-        let feedback_cam = spec.feedback_cam.unwrap_or(self.settings.feedback_cam);
+        let feedback_cam = spec
+            .feedback_cam
+            .unwrap_or(self.settings.boxes.get(Method::FeedbackCam).feedback_cam);
         feedback_cam.fusion.validate()?;
         Ok(Job {
             method: spec.method,
@@ -173,7 +174,7 @@ impl Pipeline {
     ) -> Result<Vec<Vec<Vec<Inference>>>> {
         let prepared = items
             .iter()
-            .map(|&(image, classes)| self.prepare(image, classes))
+            .map(|&(image, classes)| self.prepare(image, classes, jobs))
             .collect::<Result<Vec<_>>>()?;
         // One group per (image, class): that class's views, consecutive samples of a batch.
         let groups: Vec<Group<'_>> = prepared
@@ -193,15 +194,23 @@ impl Pipeline {
         Ok(results)
     }
 
-    /// One image's views (and colours for the refinement), timed.
-    fn prepare<'a>(&self, image: &DynamicImage, classes: &'a [ClassInfo]) -> Result<Prepared<'a>> {
+    /// One image's views (and colours, where a job's boxes are refined), timed.
+    fn prepare<'a>(
+        &self,
+        image: &DynamicImage,
+        classes: &'a [ClassInfo],
+        jobs: &[Job],
+    ) -> Result<Prepared<'a>> {
         let started = Instant::now();
         let spec = self.network.input_spec();
         let s = &self.settings;
         let views = Views::new(image, spec, s.resize, s.crops, &self.device)?;
-        let colour = match s.refine {
-            Some(_) => Some(colour_image(image, image.width(), image.height())?),
-            None => None,
+        let refined = jobs
+            .iter()
+            .any(|job| s.boxes.get(job.method).refine.is_some());
+        let colour = match refined {
+            true => Some(colour_image(image, image.width(), image.height())?),
+            false => None,
         };
         Ok(Prepared {
             views,
@@ -282,7 +291,7 @@ impl Pipeline {
         let started = Instant::now();
         let missing = || Error::Internal(format!("no results for class {}", class.index));
         let maps = out.maps.get(samples.clone()).ok_or_else(missing)?;
-        let (saliency, located) = self.locate(image, maps)?;
+        let (saliency, located) = self.locate(method, image, maps)?;
         let trace: Vec<f32> = out
             .solution
             .as_ref()
@@ -313,23 +322,26 @@ impl Pipeline {
     }
 
     /// One class's view maps composed into the normalized saliency at image size, and its
-    /// boxes in image pixels ([`localize_in_image`], the blur in network-input pixels).
+    /// boxes in image pixels ([`localize_in_image`] at `method`'s box settings, the blur in
+    /// network-input pixels).
     fn locate(
         &self,
+        method: Method,
         image: Imaged<'_>,
         maps: &[SaliencyMap],
     ) -> Result<(SaliencyMap, feedbacknet_localize::Localization)> {
         let map = image.views.compose(maps)?;
         let saliency = image.views.geometry.map_to_image(&map.normalized())?;
         let spec = self.network.input_spec();
-        let refinement = match (&self.settings.refine, image.colour) {
+        let boxes = self.settings.boxes.get(method);
+        let refinement = match (&boxes.refine, image.colour) {
             (Some(config), Some(image)) => Some(Refinement { image, config }),
             _ => None,
         };
         let located = localize_in_image(
             &saliency,
             (spec.width, spec.height),
-            &self.settings.localize,
+            &boxes.localize,
             refinement,
         )?;
         Ok((saliency, located))

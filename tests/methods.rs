@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use common::{inside, photo, shared};
 use feedbacknet::{
     BackwardTarget, BoundingBox, CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackMap,
-    FeedbackNet, FusionRule, Inference, LocalizeConfig, Method, MethodSpec, Objective,
-    RefineConfig, Request, SolverConfig,
+    FeedbackNet, FusionRule, Inference, Method, MethodSpec, Objective, RefineConfig, Request,
+    SolverConfig,
 };
 use feedbacknet_localize::{ColourImage, ColourModel, refined_boxes};
 use feedbacknet_solver::grad_cam;
@@ -254,7 +254,8 @@ fn ten_crop_averaging_covers_the_image_and_differs_from_one_view() {
 #[test]
 fn colour_refinement_boxes_the_refined_mask_of_the_smoothed_map() {
     let image = photo("data/imagenet-val-fullres/images/ILSVRC2012_val_00000011.JPEG");
-    let net = squeezenet().with_method(Method::GradCam);
+    // Unrefined, whatever Grad-CAM's tuned box settings say.
+    let net = squeezenet().with_method(Method::GradCam).with_refine(None);
     let plain = net.infer_top_k(&image, 1).unwrap().remove(0);
     // Both colour models: two histograms, and GrabCut (Gaussian mixtures and a min cut).
     for model in [ColourModel::Histogram, ColourModel::GrabCut] {
@@ -272,7 +273,7 @@ fn colour_refinement_boxes_the_refined_mask_of_the_smoothed_map() {
             rgb.into_raw(),
         )
         .unwrap();
-        let config = LocalizeConfig::default();
+        let config = net.box_settings(Method::GradCam).localize;
         let expected = refined_boxes(
             &refined.smoothed,
             &colour,

@@ -123,12 +123,14 @@ pub enum CropsArg {
 /// Settings of every saliency method and of the boxes.
 #[derive(Debug, Args)]
 pub struct MethodArgs {
-    /// Box threshold as a fraction of the map's maximum.
-    #[arg(long, default_value_t = 0.2)]
-    pub threshold: f32,
-    /// Gaussian blur (sigma, network-input pixels) before thresholding; 0 disables.
-    #[arg(long, default_value_t = 10.0)]
-    pub blur: f32,
+    /// Box threshold as a fraction of the map's maximum (default: each method's own, tuned
+    /// on the net's dev images; `feedbacknet models` lists them).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Gaussian blur (sigma, network-input pixels) before thresholding; 0 disables (default:
+    /// each method's own, tuned on the net's dev images).
+    #[arg(long)]
+    pub blur: Option<f32>,
     /// The most samples (classes × views) explained in one batch: more classes (a large
     /// --top-k) run batch after batch, so memory stays bounded.
     #[arg(long, default_value_t = feedbacknet::DEFAULT_MAX_BATCH)]
@@ -177,13 +179,14 @@ pub struct MethodArgs {
     /// feedback-cam: how the feedback and Grad-CAM maps are combined per pixel.
     #[arg(long, value_enum, default_value = "geometric")]
     pub fusion: FusionArg,
-    /// feedback-cam: weight of the Grad-CAM map in the fusion (0.5: equal weights).
-    #[arg(long, default_value_t = 0.5)]
-    pub cam_weight: f32,
+    /// feedback-cam: weight of the Grad-CAM map in the fusion (0.5: equal weights; default:
+    /// tuned on the net's dev images).
+    #[arg(long)]
+    pub cam_weight: Option<f32>,
     /// feedback-cam: Gaussian blur (sigma, network-input pixels) of the feedback map before
-    /// the fusion.
-    #[arg(long, default_value_t = 10.0)]
-    pub feedback_blur: f32,
+    /// the fusion (default: tuned on the net's dev images).
+    #[arg(long)]
+    pub feedback_blur: Option<f32>,
     /// feedback-cam: the network Grad-CAM reads.
     #[arg(long, value_enum, default_value = "plain")]
     pub cam_through: CamThroughArg,
@@ -319,11 +322,11 @@ pub struct InferArgs {
     pub method: Method,
     #[command(flatten)]
     pub settings: MethodArgs,
-    /// Mask refinement before boxing: `none` (the thresholded map), `grabcut` (GrabCut on the
-    /// image's colours) or `colour` (grown or
-    /// shrunk with a colour model of the image, GrabCut-style).
-    #[arg(long, value_enum, default_value = "none")]
-    pub refine: RefineArg,
+    /// Mask refinement before boxing: `none` (the thresholded map), `colour` (grown or shrunk
+    /// with two colour histograms of the image) or `grabcut` (GrabCut on the image's colours).
+    /// Default: each method's own, tuned on the net's dev images.
+    #[arg(long, value_enum)]
+    pub refine: Option<RefineArg>,
     /// Output folder for `<stem>.json` and `<stem>_<class>.png`.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
@@ -346,6 +349,10 @@ pub struct CompareArgs {
     pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
+    /// Mask refinement before boxing, for every method: `none`, `colour` or `grabcut`
+    /// (default: each method's own, tuned on the net's dev images).
+    #[arg(long, value_enum)]
+    pub refine: Option<RefineArg>,
     /// The panel PNG (a JSON with the numbers is written beside it).
     #[arg(long, default_value = "out/compare.png")]
     pub out: PathBuf,
@@ -581,9 +588,9 @@ pub struct MeasureArgs {
     pub pointing_tolerance: f32,
     /// Mask refinement before boxing, for the main box and every sweep threshold: `none`,
     /// `colour` (two colour histograms of the image) or `grabcut` (Gaussian-mixture colour
-    /// models and a minimum cut).
-    #[arg(long, value_enum, default_value = "none")]
-    pub refine: RefineArg,
+    /// models and a minimum cut). Default: the method's own, tuned on the net's dev images.
+    #[arg(long, value_enum)]
+    pub refine: Option<RefineArg>,
 }
 
 #[derive(Debug, Args)]
@@ -742,8 +749,8 @@ pub struct StabilityArgs {
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub grey: Vec<u8>,
     /// Box settings whose boxes are compared under grey-level noise, `BLUR:THRESHOLD`
-    /// (network-input pixels : fraction of the maximum), comma-separated; default: --blur and
-    /// --threshold.
+    /// (network-input pixels : fraction of the maximum), comma-separated; default: each
+    /// method's own (tuned on the net's dev images, or --blur and --threshold).
     #[arg(long, value_delimiter = ',', value_parser = parse_box_setting)]
     pub boxes: Vec<(f32, f32)>,
     /// Seed of the noise.

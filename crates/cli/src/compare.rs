@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use feedbacknet::{Inference, LoadedImage, ModelInfo, Request, load_image_with};
+use feedbacknet::{BoxSettings, Inference, LoadedImage, ModelInfo, Request, load_image_with};
 use serde::Serialize;
 
 use crate::{
     args::CompareArgs,
     error::{CliError, Result},
     infer::{print_warnings, spinner},
-    net::{build, objective_for_classes, settings_line},
+    net::{box_line, build, objective_for_classes, settings_line, with_refine},
     output::{write_atomic, write_png},
     panel::Panel,
     render::overlay,
@@ -27,6 +27,8 @@ struct CompareReport<'a> {
     panel: String,
     model_info: ModelInfo,
     methods: Vec<String>,
+    /// Each method's blur, threshold, refinement and fusion (`box_settings[method]`).
+    box_settings: Vec<BoxSettings>,
     /// `results[method][class]`.
     results: Vec<Vec<&'a Inference>>,
     total_ms: f64,
@@ -45,8 +47,16 @@ pub fn run(mut args: CompareArgs) -> Result<()> {
         bar.suspend(|| eprintln!("{note}"));
     }
     bar.set_message("loading the model");
-    let net = build(&args.model, &args.settings, args.methods[0])?;
-    bar.suspend(|| eprintln!("{}", settings_line(&net)));
+    let net = with_refine(
+        build(&args.model, &args.settings, args.methods[0])?,
+        args.refine,
+    );
+    bar.suspend(|| {
+        eprintln!("{}", settings_line(&net));
+        for &method in &args.methods {
+            eprintln!("boxes: {}", box_line(&net, method));
+        }
+    });
     let LoadedImage { image, warnings } = load_image_with(&args.image, &args.decode.options())?;
     bar.suspend(|| print_warnings(&args.image, &warnings));
     let classes = args
@@ -84,6 +94,7 @@ pub fn run(mut args: CompareArgs) -> Result<()> {
         panel: args.out.display().to_string(),
         model_info: net.model_info().clone(),
         methods: args.methods.iter().map(ToString::to_string).collect(),
+        box_settings: args.methods.iter().map(|&m| net.box_settings(m)).collect(),
         results: per_method.iter().map(|rs| rs.iter().collect()).collect(),
         total_ms: started.elapsed().as_secs_f64() * 1e3,
         warnings,

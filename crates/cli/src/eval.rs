@@ -9,7 +9,8 @@
 use std::{path::Path, time::Instant};
 
 use feedbacknet::{
-    DecodeOptions, FeedbackNet, Method, MethodExplainer, load_image_with, smoothed_at_image,
+    BoxSettings, DecodeOptions, FeedbackNet, Method, MethodExplainer, load_image_with,
+    smoothed_at_image,
 };
 use feedbacknet_eval::{
     Dataset, FailedImage, GalleryItem, ImageRecord, MeasureConfig, Report, ResumePolicy, Runner,
@@ -22,21 +23,21 @@ use serde_json::json;
 use crate::{
     args::{EvalArgs, MeasureArgs, MergeArgs},
     error::{CliError, Result},
-    net::{build, model_path, settings_line},
+    net::{box_line, build, model_path, settings_line, with_refine},
     output::{create_parent, stem, write_atomic},
     render::overlay,
     shard::{self, AutoShard},
 };
 
-/// The measuring settings: the box threshold of the method settings, no further blur (the
+/// The measuring settings: the method's box threshold and refinement, no further blur (the
 /// explainer's maps are already blurred), the sweep and the pointing tolerance.
-fn measure_config(threshold: f32, args: &MeasureArgs) -> Result<MeasureConfig> {
+fn measure_config(boxes: &BoxSettings, args: &MeasureArgs) -> Result<MeasureConfig> {
     Ok(MeasureConfig::default()
-        .with_threshold(threshold)
+        .with_threshold(boxes.localize.threshold)
         .with_blur_sigma(0.0)
         .with_sweep(sweep(args.sweep)?)
         .with_pointing_tolerance_px(args.pointing_tolerance)
-        .with_refine(args.refine.config()))
+        .with_refine(boxes.refine))
 }
 
 /// The thresholds `0, step, 2·step, …` below 1 (none for a step of 0).
@@ -57,19 +58,24 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let started = Instant::now();
     let (data, dataset) = args.data.open()?;
     let model = model_path(&args.model);
-    let net = build(&args.model, &args.settings, args.method)?;
+    let net = with_refine(
+        build(&args.model, &args.settings, args.method)?,
+        args.measure.refine,
+    );
     eprintln!("{}", settings_line(&net));
+    eprintln!("boxes: {}", box_line(&net, args.method));
     if args.top_k > 0 {
         net.check_top_k(args.top_k)?;
     }
-    let measure = measure_config(args.settings.threshold, &args.measure)?;
+    let boxes = net.box_settings(args.method);
+    let measure = measure_config(&boxes, &args.measure)?;
     let shard = shard(&args)?;
     let runner = runner(&args, measure.clone(), shard.as_ref().map(|(s, _)| *s))?;
     create_parent(&args.results)?;
     let explainer = MethodExplainer {
         net: &net,
         method: args.method,
-        blur: args.settings.blur,
+        blur: boxes.localize.blur_sigma,
         refine: measure.refine.is_some(),
     };
     let bar = progress_bar(&args);
@@ -113,7 +119,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let gallery = Gallery {
             net: &net,
             method: args.method,
-            blur: args.settings.blur,
+            blur: boxes.localize.blur_sigma,
             dataset: &dataset,
             decode: args.data.decode.options(),
         };
@@ -242,6 +248,7 @@ fn run_config(
         "sweep_step": args.measure.sweep,
         "pointing_tolerance_px": args.measure.pointing_tolerance,
         "refine": args.measure.refine,
+        "box_settings": net.box_settings(args.method),
         "top_k": args.top_k,
         "workers": workers(args.workers),
         "batch": args.batch,

@@ -85,17 +85,19 @@ pub fn run(mut args: GridArgs) -> Result<()> {
     };
     report_selection(&manifest, &args)?;
     let net = mosaic_net(&mut args, &manifest, first)?;
-    let measure = MeasureConfig::default()
-        .with_threshold(args.settings.threshold)
-        .with_blur_sigma(0.0)
-        .with_sweep(Vec::new());
     let mut results = Vec::new();
     let mut pictures = Vec::new();
     for &method in &args.methods {
+        // The method's own blur and threshold; no refinement (a cell is not an image).
+        let boxes = net.box_settings(method).localize;
+        let measure = MeasureConfig::default()
+            .with_threshold(boxes.threshold)
+            .with_blur_sigma(0.0)
+            .with_sweep(Vec::new());
         let explainer = MethodExplainer {
             net: &net,
             method,
-            blur: args.settings.blur,
+            blur: boxes.blur_sigma,
             refine: false,
         };
         let bar = progress_bar("mosaics", method.name());

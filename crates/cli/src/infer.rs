@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::{
     args::InferArgs,
     error::Result,
-    net::{build, model_path, objective_for_classes, settings_line},
+    net::{box_line, build, model_path, objective_for_classes, settings_line, with_refine},
     output::{Report, write_overlays, write_report},
 };
 
@@ -34,8 +34,14 @@ pub fn run(mut args: InferArgs) -> Result<()> {
     }
     let model = model_path(&args.model);
     bar.set_message(format!("loading {}", model.display()));
-    let net = build(&args.model, &args.settings, args.method)?.with_refine(args.refine.config());
-    bar.suspend(|| eprintln!("{}", settings_line(&net)));
+    let net = with_refine(
+        build(&args.model, &args.settings, args.method)?,
+        args.refine,
+    );
+    bar.suspend(|| {
+        eprintln!("{}", settings_line(&net));
+        eprintln!("boxes: {}", box_line(&net, args.method));
+    });
     // Refused before any work: more classes than the net has would all be batched.
     let top_k = net.check_top_k(args.top_k.unwrap_or(1))?;
     bar.set_message(format!("reading {}", args.image.display()));

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 
 use feedbacknet::{
-    CamLayer, CamThrough, Crops, FeedbackCamConfig, FeedbackNet, FeedbackNetBuilder, FusionRule,
-    GateGranularity, HardConfig, LocalizeConfig, Method, ModelPreset, Objective, Resize, Schedule,
+    CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet, FeedbackNetBuilder,
+    FusionRule, GateGranularity, HardConfig, Method, ModelPreset, Objective, Resize, Schedule,
     SolverConfig,
 };
 
 use crate::{
     args::{
         CamThroughArg, CropsArg, FusionArg, GatesArg, MethodArgs, ModelArgs, PreprocessArgs,
-        ResizeArg, ScheduleArg,
+        RefineArg, ResizeArg, ScheduleArg,
     },
     error::Result,
     models::resolve_dir,
@@ -37,16 +37,12 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .with_ratio(settings.hard_ratio)
         .with_max_sweeps(settings.sweeps)
         .with_granularity(granularity(settings.gates));
-    let localize = LocalizeConfig::default()
-        .with_threshold(settings.threshold)
-        .with_blur_sigma(settings.blur);
     let cam_layer = settings
         .cam_layer
         .clone()
         .map(CamLayer::Named)
         .unwrap_or_default();
     let builder = FeedbackNet::builder()
-        .feedback_cam(feedback_cam(settings))
         .feedback_map(settings.feedback_map.0.clone())
         .model_path(model_path(model))
         .device(model.backend.device()?)
@@ -54,13 +50,66 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .solver(solver)
         .hard_solver(hard)
         .cam_layer(cam_layer)
-        .max_batch(settings.max_batch)
-        .localize(localize);
-    let net = preprocess(builder, &model.preprocess).build()?;
+        .max_batch(settings.max_batch);
+    let net = box_flags(preprocess(builder, &model.preprocess).build()?, settings)?;
     Ok(match settings.crops {
         CropsArg::Single => net,
         CropsArg::Ten => net.with_crops(Crops::ten_for(net.input_spec())),
     })
+}
+
+/// The net with the box flags given (`--blur`, `--threshold`, the fusion's) in place of those
+/// of each method's tuned settings ([`FeedbackNet::box_settings`]).
+fn box_flags(mut net: FeedbackNet, settings: &MethodArgs) -> Result<FeedbackNet> {
+    for method in Method::ALL {
+        let mut boxes = net.box_settings(method);
+        if let Some(threshold) = settings.threshold {
+            boxes.localize = boxes.localize.with_threshold(threshold);
+        }
+        if let Some(blur) = settings.blur {
+            boxes.localize = boxes.localize.with_blur_sigma(blur);
+        }
+        let fusion = boxes.feedback_cam.fusion;
+        boxes.feedback_cam = feedback_cam_with(
+            settings,
+            settings.cam_weight.unwrap_or(fusion.rule.cam_weight()),
+            settings.feedback_blur.unwrap_or(fusion.fine_blur_sigma),
+        );
+        net = net.with_box_settings(method, boxes)?;
+    }
+    Ok(net)
+}
+
+/// The net with `--refine` in place of every method's tuned refinement, where it was given.
+pub fn with_refine(net: FeedbackNet, refine: Option<RefineArg>) -> FeedbackNet {
+    match refine {
+        Some(refine) => net.with_refine(refine.config()),
+        None => net,
+    }
+}
+
+/// What a method's boxes are made with, for the lines the commands print.
+pub fn box_line(net: &FeedbackNet, method: Method) -> String {
+    let b = net.box_settings(method);
+    let refine = match b.refine {
+        Some(r) => match r.model {
+            ColourModel::Histogram => ", colour refinement".to_string(),
+            ColourModel::GrabCut => ", grabcut refinement".to_string(),
+        },
+        None => String::new(),
+    };
+    let fusion = match method {
+        Method::FeedbackCam => format!(
+            ", cam weight {}, feedback blur {}",
+            b.feedback_cam.fusion.rule.cam_weight(),
+            b.feedback_cam.fusion.fine_blur_sigma
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "{method}: blur {}, threshold {}{fusion}{refine}",
+        b.localize.blur_sigma, b.localize.threshold
+    )
 }
 
 /// The soft solver's settings of the command line: the library's defaults, or the paper's
@@ -137,11 +186,6 @@ fn granularity(gates: GatesArg) -> GateGranularity {
         GatesArg::Neuron => GateGranularity::Neuron,
         GatesArg::Channel => GateGranularity::Channel,
     }
-}
-
-/// The feedback-cam settings of the command line.
-fn feedback_cam(settings: &MethodArgs) -> FeedbackCamConfig {
-    feedback_cam_with(settings, settings.cam_weight, settings.feedback_blur)
 }
 
 /// The command line's feedback-cam settings with another Grad-CAM weight and feedback blur.

@@ -6,7 +6,7 @@ use std::{
     time::Instant,
 };
 
-use feedbacknet::{DynamicImage, FeedbackNet, Inference, ModelInfo, Prediction};
+use feedbacknet::{BoxSettings, DynamicImage, FeedbackNet, Inference, ModelInfo, Prediction};
 use serde::Serialize;
 
 use crate::{
@@ -29,8 +29,8 @@ pub struct Report {
     /// The number of gated activations (gate sites) at the net's input size, if it could say.
     gate_sites: Option<usize>,
     method: String,
-    threshold: f32,
-    blur_sigma: f32,
+    /// The blur, threshold, refinement and fusion the boxes were made with.
+    box_settings: BoxSettings,
     predictions: Vec<Prediction>,
     results: Vec<ResultEntry>,
     total_ms: f64,
@@ -67,8 +67,7 @@ impl Report {
             model_info: net.model_info().clone(),
             gate_sites: gate_sites(net),
             method: args.method.to_string(),
-            threshold: args.settings.threshold,
-            blur_sigma: args.settings.blur,
+            box_settings: net.box_settings(args.method),
             predictions,
             results,
             total_ms: started.elapsed().as_secs_f64() * 1e3,

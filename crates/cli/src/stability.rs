@@ -58,10 +58,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
         true => vec![args.settings.objective.unwrap_or_default()],
         false => args.objectives.clone(),
     };
-    let boxes = match args.boxes.is_empty() {
-        true => vec![(args.settings.blur, args.settings.threshold)],
-        false => args.boxes.clone(),
-    };
+    let boxes = args.boxes.clone();
     let mut records = Vec::new();
     let mut separation = Vec::new();
     for (k, &objective) in objectives.iter().enumerate() {
@@ -196,13 +193,18 @@ impl Context<'_> {
         }
     }
 
-    /// Per grey-level amplitude and box setting (blur, threshold), one record: the pipeline's
-    /// map at image size and its first box, clean and noisy (with several box settings the
-    /// method's name says the setting).
-    fn grey(&self, levels: &[u8], boxes: &[(f32, f32)], seed: u64) -> Result<Vec<StabilityRecord>> {
+    /// Per grey-level amplitude and box setting (blur, threshold; none given: the method's
+    /// own), one record: the pipeline's map at image size and its first box, clean and noisy
+    /// (with several box settings the method's name says the setting).
+    fn grey(&self, levels: &[u8], given: &[(f32, f32)], seed: u64) -> Result<Vec<StabilityRecord>> {
         if levels.is_empty() {
             return Ok(Vec::new());
         }
+        let own = self.net.box_settings(self.method).localize;
+        let boxes = match given {
+            [] => vec![(own.blur_sigma, own.threshold)],
+            given => given.to_vec(),
+        };
         let request = Request::class(self.sample.class).method(self.method);
         let explain = |image: &DynamicImage| -> Result<SaliencyMap> {
             let results = self.net.explain(image, &request)?;
@@ -228,7 +230,7 @@ impl Context<'_> {
             let mut noise = NoiseSource::new(seed ^ (self.sample.index as u64).rotate_left(17));
             add_grey_noise(&mut rgb, level, &mut noise);
             let noisy = explain(&DynamicImage::ImageRgb8(rgb))?;
-            for &setting in boxes {
+            for &setting in &boxes {
                 let perturbation = Perturbation::Grey { levels: level };
                 let mut record = self.record(perturbation, clean.data(), noisy.data());
                 if boxes.len() > 1 {

@@ -53,8 +53,12 @@ struct MethodCandidates {
 }
 
 impl MethodCandidates {
-    fn of(method: Method, args: &TuneArgs) -> Self {
+    /// The method's candidates: the variant 0 is the net's own fusion (the tuned one, or the
+    /// flags').
+    fn of(method: Method, args: &TuneArgs, net: &FeedbackNet) -> Self {
         let s = &args.settings;
+        let own = net.box_settings(Method::FeedbackCam).feedback_cam.fusion;
+        let (cam_weight, feedback_blur) = (own.rule.cam_weight(), own.fine_blur_sigma);
         let reads_gates = matches!(method, Method::Feedback | Method::FeedbackCam);
         let fused = method == Method::FeedbackCam;
         let list = |values: &[f32], given: f32| match values {
@@ -68,8 +72,8 @@ impl MethodCandidates {
         };
         let fusions: Vec<Option<Fusion>> = if fused {
             let mut fusions = Vec::new();
-            for cam_weight in list(&args.cam_weights, s.cam_weight) {
-                for feedback_blur in list(&args.feedback_blurs, s.feedback_blur) {
+            for cam_weight in list(&args.cam_weights, cam_weight) {
+                for feedback_blur in list(&args.feedback_blurs, feedback_blur) {
                     fusions.push(Some(Fusion {
                         cam_weight,
                         feedback_blur,
@@ -83,8 +87,8 @@ impl MethodCandidates {
         let given = Variant {
             feedback_map: reads_gates.then(|| s.feedback_map.clone()),
             fusion: fused.then_some(Fusion {
-                cam_weight: s.cam_weight,
-                feedback_blur: s.feedback_blur,
+                cam_weight,
+                feedback_blur,
             }),
         };
         let tried = maps.iter().flat_map(|feedback_map| {
@@ -131,10 +135,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
     if args.methods.is_empty() {
         return Err(CliError::Usage("--method needs at least one method".into()));
     }
+    let (data, dataset) = args.data.open()?;
+    let net = build(&args.model, &args.settings, args.methods[0])?;
+    eprintln!("{}", settings_line(&net));
     let methods: Vec<MethodCandidates> = args
         .methods
         .iter()
-        .map(|&m| MethodCandidates::of(m, &args))
+        .map(|&m| MethodCandidates::of(m, &args, &net))
         .collect();
     let specs: Vec<Vec<MethodSpec>> = methods.iter().map(|c| c.specs(&args)).collect();
     for spec in specs.iter().flatten() {
@@ -145,11 +152,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 .map_err(|e| CliError::Usage(format!("--cam-weights / --feedback-blurs: {e}")))?;
         }
     }
-    let (data, dataset) = args.data.open()?;
-    let net = build(&args.model, &args.settings, args.methods[0])?;
-    eprintln!("{}", settings_line(&net));
     let (stored, failed) = compute_maps(&net, &args, &specs, &dataset);
-    let grid = grid(&args);
     let smooth = |map: &SaliencyMap, blur: f32| -> Result<SaliencyMap> {
         Ok(smoothed_at_image(map, blur, net.input_spec())?)
     };
@@ -164,7 +167,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
                 images: stored.len(),
                 failed: failed.clone(),
                 settings: settings_json(&args, &net),
-                tuning: tune_method(&stored, m, &c.candidates, &grid, smooth)?,
+                tuning: tune_method(
+                    &stored,
+                    m,
+                    &c.candidates,
+                    &grid(&args, &net, c.method),
+                    smooth,
+                )?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -189,14 +198,17 @@ fn settings_json(args: &TuneArgs, net: &FeedbackNet) -> serde_json::Value {
     settings
 }
 
-/// The grid of the command line; the given settings are `--blur` and `--threshold`.
-fn grid(args: &TuneArgs) -> Grid {
+/// The grid of the command line; the given settings are the method's own (`--blur` and
+/// `--threshold`, else the tuned ones, with the tuned refinement).
+fn grid(args: &TuneArgs, net: &FeedbackNet, method: Method) -> Grid {
+    let own = net.box_settings(method);
     Grid {
         blurs: args.blurs.clone(),
         thresholds: args.thresholds.clone(),
         refinements: args.refine.iter().map(|&r| refinement(r)).collect(),
-        given_blur: args.settings.blur,
-        given_threshold: args.settings.threshold,
+        given_blur: own.localize.blur_sigma,
+        given_threshold: own.localize.threshold,
+        given_refine: Refinement::of(own.refine.as_ref()),
     }
 }
 
@@ -240,7 +252,12 @@ fn compute_maps(
     );
     let names: Vec<&str> = args.methods.iter().map(|m| m.name()).collect();
     bar.set_message(names.join(","));
-    let colour = args.refine.iter().any(|&r| r != RefineArg::None);
+    // The images' colours, where the grid or a method's own setting refines.
+    let colour = args.refine.iter().any(|&r| r != RefineArg::None)
+        || args
+            .methods
+            .iter()
+            .any(|&m| net.box_settings(m).refine.is_some());
     let decode = args.data.decode.options();
     let (mut stored, mut failed) = (Vec::new(), Vec::new());
     for sample in samples {

@@ -241,13 +241,20 @@ fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
     // 2 weights x 2 feedback blurs x 2 blurs x 2 thresholds per half.
     let points = grid["grid"][0][1].as_array().unwrap();
     assert_eq!(points.len(), 16);
+    // Every image is also reported at SqueezeNet's own (tuned) fusion.
+    let own =
+        feedbacknet::BoxSettings::tuned(Some("squeezenet1.1"), feedbacknet::Method::FeedbackCam)
+            .feedback_cam
+            .fusion;
+    let tuned = (own.rule.cam_weight(), own.fine_blur_sigma);
     let given = &grid["at_given_settings"];
+    let as_f32 = |v: &Value| v.as_f64().map(|x| x as f32);
     assert_eq!(
         (
-            given["cam_weight"].as_f64(),
-            given["feedback_blur"].as_f64()
+            as_f32(&given["cam_weight"]),
+            as_f32(&given["feedback_blur"])
         ),
-        (Some(0.5), Some(10.0))
+        (Some(tuned.0), Some(tuned.1))
     );
     let fold = &grid["folds"][0];
     let (w, b) = (
@@ -258,7 +265,13 @@ fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
         [0.3f32, 0.7].contains(&(w as f32)) && [4.0, 10.0].contains(&b),
         "{w} {b}"
     );
-    // Each fusion setting scores exactly as a run with that setting alone.
+    // Each fusion setting scores exactly as a run with that setting alone (one of the grid's
+    // that is not the tuned one).
+    let (w, b) = if tuned == (0.7, 4.0) {
+        (0.3, 10.0)
+    } else {
+        (0.7, 4.0)
+    };
     let alone = tune_json(
         &dir,
         &csv,
@@ -267,15 +280,15 @@ fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
             "--method",
             "feedback-cam",
             "--cam-weight",
-            "0.7",
+            &w.to_string(),
             "--feedback-blur",
-            "4",
+            &b.to_string(),
         ],
     );
     let alone_points = alone["grid"][0][1].as_array().unwrap();
     let of_setting: Vec<&Value> = points
         .iter()
-        .filter(|p| p["cam_weight"] == 0.7 && p["feedback_blur"] == 4.0)
+        .filter(|p| p["cam_weight"] == w && p["feedback_blur"] == b)
         .collect();
     assert_eq!(of_setting.len(), alone_points.len());
     for (p, q) in of_setting.iter().zip(alone_points) {
@@ -381,7 +394,18 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     assert_eq!(of("none"), plain);
     assert_eq!(of("colour").len(), 4);
     assert_eq!(of("grabcut").len(), 4);
-    assert_eq!(refined["at_given_settings"]["refine"], "none");
+    // Every image is also reported at the method's own (tuned) setting, refinement included.
+    let own = feedbacknet::BoxSettings::tuned(Some("squeezenet1.1"), feedbacknet::Method::Gradient);
+    let given = &refined["at_given_settings"];
+    let expected = if own.refine.is_some() {
+        "colour"
+    } else {
+        "none"
+    };
+    assert_eq!(given["refine"], expected);
+    let as_f32 = |v: &Value| v.as_f64().map(|x| x as f32);
+    assert_eq!(as_f32(&given["blur"]), Some(own.localize.blur_sigma));
+    assert_eq!(as_f32(&given["threshold"]), Some(own.localize.threshold));
 }
 
 /// `--shard auto` takes the shard from a Slurm array starting at 100, prints it and records it;

@@ -30,6 +30,22 @@ pub enum FusionRule {
     },
 }
 
+impl FusionRule {
+    /// The weight `w` of the coarse map.
+    ///
+    /// ```
+    /// use feedbacknet_localize::FusionRule;
+    /// assert_eq!(FusionRule::Arithmetic { cam_weight: 0.3 }.cam_weight(), 0.3);
+    /// ```
+    pub fn cam_weight(self) -> f32 {
+        match self {
+            FusionRule::Geometric { cam_weight } | FusionRule::Arithmetic { cam_weight } => {
+                cam_weight
+            }
+        }
+    }
+}
+
 impl Default for FusionRule {
     fn default() -> Self {
         FusionRule::Geometric { cam_weight: 0.5 }

@@ -108,7 +108,7 @@ where
     Ok((points_of, folds))
 }
 
-/// Every image at the given settings: variant 0, no refinement, the given blur and threshold.
+/// Every image at the given settings: variant 0, the given refinement, blur and threshold.
 pub(crate) fn at_given<V, E, S>(
     stored: &[StoredImage],
     m: usize,
@@ -128,7 +128,7 @@ where
     let given = GridPoint {
         variant: variant.clone(),
         candidate: 0,
-        refine: Refinement::None,
+        refine: grid.given_refine,
         blur: grid.given_blur,
         threshold: grid.given_threshold,
         gt_known_loc: f64::NAN,

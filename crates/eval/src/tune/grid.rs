@@ -24,6 +24,16 @@ pub enum Refinement {
 }
 
 impl Refinement {
+    /// The refinement of `config`'s colour model (`None` for none); other settings of a
+    /// [`RefineConfig`] than its model have no refinement of their own here.
+    pub fn of(config: Option<&RefineConfig>) -> Self {
+        match config.map(|c| c.model) {
+            None => Refinement::None,
+            Some(ColourModel::Histogram) => Refinement::Colour,
+            Some(ColourModel::GrabCut) => Refinement::GrabCut,
+        }
+    }
+
     /// The refinement's settings (`None` for no refinement).
     pub fn config(self) -> Option<RefineConfig> {
         let colour = RefineConfig::default();
@@ -48,6 +58,8 @@ pub struct Grid {
     pub given_blur: f32,
     /// The given box threshold.
     pub given_threshold: f32,
+    /// The given refinement.
+    pub given_refine: Refinement,
 }
 
 impl Grid {

@@ -75,6 +75,7 @@ fn grid() -> Grid {
         refinements: vec![Refinement::None],
         given_blur: 0.0,
         given_threshold: 0.3,
+        given_refine: Refinement::None,
     }
 }
 

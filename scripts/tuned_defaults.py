@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""The per-method box settings of `src/boxes.rs` from `feedbacknet tune --json` files.
+
+    python3 scripts/tuned_defaults.py rust  tune_squeezenet1.1.json tune_mobilenet_v2_1.0_224.json ...
+    python3 scripts/tuned_defaults.py table tune_*.json
+
+Each file is one net's run of `feedbacknet::TUNE_COMMAND` (several methods, a list). A method's
+setting is the grid point (fusion, refinement, blur, threshold) with the best GT-known
+localization over all the images: the two halves' grids are the same points, so a point's
+accuracy on all images is the count-weighted mean of its two halves (the halves' sizes are
+those of the folds' reported halves). Ties go to the first point of the grid, as `tune` breaks
+them. `rust` prints the rows of `TABLE`; `table` a markdown table of each method's setting,
+its GT-known on all images (in-sample: chosen there) and its held-out GT-known (tuned on one
+half, read on the other: the honest figure).
+
+Standard library only.
+"""
+
+import json
+import sys
+
+NETS = {
+    "squeezenet1.1": "SQ",
+    "mobilenet_v1_0.25_128": "V1",
+    "mobilenet_v2_1.0_224": "V2",
+    "efficientnet_lite0": "EF",
+}
+METHODS = {
+    "feedback": "Feedback",
+    "feedback-cam": "FeedbackCam",
+    "feedback-hard": "FeedbackHard",
+    "gradient": "Gradient",
+    "deconvnet": "Deconvnet",
+    "guided": "Guided",
+    "gradcam": "GradCam",
+}
+
+
+def net_name(model):
+    return model.rsplit("/", 1)[-1].removesuffix(".onnx")
+
+
+def results(paths):
+    for path in paths:
+        with open(path) as f:
+            d = json.load(f)
+        yield from (d if isinstance(d, list) else [d])
+
+
+def key(p):
+    return (p.get("cam_weight"), p.get("feedback_blur"), p.get("feedback_map"), p["refine"],
+            p["blur"], p["threshold"])
+
+
+def whole_set_best(r):
+    """The point with the best GT-known over all images, and that accuracy."""
+    halves = dict((name, points) for name, points in r["grid"])
+    # Fold 0 is tuned on the even half and reported on the odd one.
+    sizes = {f["reported_on"]: f["reported"]["images"] for f in r["folds"]}
+    n_even, n_odd = sizes["even"], sizes["odd"]
+    odd = {key(p): p["gt_known_loc"] for p in halves["odd"]}
+    best, best_acc = None, -1.0
+    for p in halves["even"]:
+        acc = (p["gt_known_loc"] * n_even + odd[key(p)] * n_odd) / (n_even + n_odd)
+        if acc > best_acc:
+            best, best_acc = p, acc
+    return best, best_acc
+
+
+def rust_row(net, method, p):
+    fusion = "None"
+    if method == "feedback-cam":
+        fusion = f"Some(({p['cam_weight']:.1f}, {p['feedback_blur']:.1f}))"
+    refine = {"none": "Plain", "colour": "Colour"}[p["refine"]]
+    return (f"    row({NETS[net]}, {METHODS[method]}, ({p['blur']:.1f}, {p['threshold']:g}), "
+            f"{refine}, {fusion}),")
+
+
+def setting_text(p):
+    parts = []
+    if p.get("cam_weight") is not None:
+        parts.append(f"w {p['cam_weight']:g}, fb {p['feedback_blur']:g}")
+    if p["refine"] != "none":
+        parts.append(p["refine"])
+    parts.append(f"blur {p['blur']:g}, thr {p['threshold']:g}")
+    return ", ".join(parts)
+
+
+def main():
+    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "table"):
+        sys.exit(__doc__)
+    rows = [(net_name(r["model"]), r["method"], r) for r in results(sys.argv[2:])]
+    if sys.argv[1] == "rust":
+        for net, method, r in rows:
+            print(rust_row(net, method, whole_set_best(r)[0]))
+        return
+    print("| net | method | setting (all 403 images) | GT-known there (in-sample) "
+          "| held-out GT-known | held-out MaxBoxAccV2 | ms / image |")
+    print("|---|---|---|---|---|---|---|")
+    for net, method, r in rows:
+        p, acc = whole_set_best(r)
+        print(f"| {net} | {method} | {setting_text(p)} | {100 * acc:.1f} "
+              f"| **{100 * r['held_out_gt_known_loc']:.1f}** "
+              f"| {100 * r['held_out_maxbox_acc_v2']:.1f} | {r['median_ms']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

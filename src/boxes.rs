@@ -1,0 +1,289 @@
+//! Each method's box settings, chosen on the dev set of each shared net.
+//!
+//! A map becomes boxes by a blur, a threshold, optionally a colour refinement of the mask and,
+//! for [`Method::FeedbackCam`], the fusion of the feedback and Grad-CAM maps. No one setting
+//! suits every method (Grad-CAM is best unblurred, the gradient maps want a wide blur), so each
+//! method gets the setting that `feedbacknet tune` chose for it on all 403 dev images of each
+//! shared net ([`TUNE_COMMAND`]; `scripts/tuned_defaults.py` turns its JSON into [`TABLE`]).
+//! A net without an entry gets SqueezeNet 1.1's. The settings given to the builder
+//! ([`FeedbackNetBuilder::localize`](crate::FeedbackNetBuilder::localize), `refine`,
+//! `feedback_cam`, `box_settings`) replace the table's.
+//!
+//! The figures these settings give, each method at its own setting and reported on the half of
+//! the images it was not tuned on, are in `docs/results.md` ("Every method at its own
+//! setting").
+
+use feedbacknet_localize::{FusionRule, LocalizeConfig, RefineConfig};
+use serde::Serialize;
+
+use crate::{FeedbackCamConfig, Method};
+use Method::{Deconvnet, Feedback, FeedbackCam, FeedbackHard, GradCam, Gradient, Guided};
+use Refine::{Colour, Plain};
+
+/// How one method's map becomes boxes.
+///
+/// ```
+/// use feedbacknet::{BoxSettings, Method};
+/// let cam = BoxSettings::tuned(Some("efficientnet_lite0"), Method::GradCam);
+/// assert!(cam.localize.validate().is_ok());
+/// // A net without a tuned entry gets SqueezeNet 1.1's settings.
+/// assert_eq!(
+///     BoxSettings::tuned(Some("my_net"), Method::Gradient),
+///     BoxSettings::tuned(Some("squeezenet1.1"), Method::Gradient),
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BoxSettings {
+    /// The blur (sigma in network-input pixels) and the box threshold.
+    pub localize: LocalizeConfig,
+    /// The colour refinement of the thresholded mask (`None`: the thresholded map's boxes).
+    pub refine: Option<RefineConfig>,
+    /// The fusion of [`Method::FeedbackCam`] (read by that method only).
+    pub feedback_cam: FeedbackCamConfig,
+}
+
+impl BoxSettings {
+    /// The setting tuned for `method` on the net of preset `net` (a
+    /// [`ModelPreset`](crate::ModelPreset) name), or on SqueezeNet 1.1 for a net without one.
+    pub fn tuned(net: Option<&str>, method: Method) -> Self {
+        let on = tuned_on(net);
+        TABLE
+            .iter()
+            .find(|row| row.net == on && row.method == method)
+            .map_or_else(Self::untuned, Row::settings)
+    }
+
+    /// The library's generic setting, for a method missing from the table: blur 10, threshold
+    /// 0.2, no refinement, the fusion's defaults.
+    pub fn untuned() -> Self {
+        Self {
+            localize: LocalizeConfig::default(),
+            refine: None,
+            feedback_cam: FeedbackCamConfig::default(),
+        }
+    }
+
+    /// Checks every part (see [`LocalizeConfig::validate`], [`RefineConfig::validate`] and the
+    /// fusion's).
+    pub fn validate(&self) -> crate::Result<()> {
+        self.localize.validate()?;
+        if let Some(refine) = &self.refine {
+            refine.validate()?;
+        }
+        self.feedback_cam.fusion.validate()?;
+        Ok(())
+    }
+}
+
+/// The net whose settings a net of preset `net` gets: its own where the table has it, else
+/// SqueezeNet 1.1's.
+pub fn tuned_on(net: Option<&str>) -> &'static str {
+    net.and_then(|name| TABLE.iter().find(|row| row.net == name))
+        .map_or(FALLBACK_NET, |row| row.net)
+}
+
+/// The net whose settings a net without an entry gets.
+const FALLBACK_NET: &str = "squeezenet1.1";
+
+/// The command that chose [`TABLE`], once per net, on `../shared/data/imagenet-val` (403
+/// images); `T` is `0.02,0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6`. Each method's row
+/// is the grid point with the best GT-known localization over all the images.
+pub const TUNE_COMMAND: &str = "feedbacknet tune --model NET \
+--method feedback,feedback-cam,gradcam,gradient,guided,deconvnet,feedback-hard \
+--cam-weights 0.3,0.5,0.7 --feedback-blurs 4,10,16 --refine none,colour \
+--blurs 0,4,8,12,16,24 --thresholds $T --json tune_NET.json";
+
+/// The refinement of a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refine {
+    Plain,
+    Colour,
+}
+
+/// One tuned setting: a net, a method, its blur, threshold and refinement, and for
+/// feedback-cam the fusion's Grad-CAM weight and feedback blur.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    net: &'static str,
+    method: Method,
+    blur: f32,
+    threshold: f32,
+    refine: Refine,
+    /// `(cam weight, feedback blur)` of feedback-cam.
+    fusion: Option<(f32, f32)>,
+}
+
+impl Row {
+    fn settings(&self) -> BoxSettings {
+        let feedback_cam = match self.fusion {
+            Some((cam_weight, blur)) => FeedbackCamConfig::default()
+                .with_rule(FusionRule::Geometric { cam_weight })
+                .with_feedback_blur(blur),
+            None => FeedbackCamConfig::default(),
+        };
+        BoxSettings {
+            localize: LocalizeConfig::default()
+                .with_blur_sigma(self.blur)
+                .with_threshold(self.threshold),
+            refine: match self.refine {
+                Refine::Plain => None,
+                Refine::Colour => Some(RefineConfig::default()),
+            },
+            feedback_cam,
+        }
+    }
+}
+
+const fn row(
+    net: &'static str,
+    method: Method,
+    (blur, threshold): (f32, f32),
+    refine: Refine,
+    fusion: Option<(f32, f32)>,
+) -> Row {
+    Row {
+        net,
+        method,
+        blur,
+        threshold,
+        refine,
+        fusion,
+    }
+}
+
+const SQ: &str = "squeezenet1.1";
+const V1: &str = "mobilenet_v1_0.25_128";
+const V2: &str = "mobilenet_v2_1.0_224";
+const EF: &str = "efficientnet_lite0";
+
+/// What [`TUNE_COMMAND`] chose on all 403 dev images of each shared net (`(blur, threshold)`,
+/// refinement, `(cam weight, feedback blur)`).
+#[rustfmt::skip]
+static TABLE: &[Row] = &[
+    row(SQ, Feedback, (24.0, 0.25), Plain, None),
+    row(SQ, FeedbackCam, (4.0, 0.35), Colour, Some((0.5, 10.0))),
+    row(SQ, FeedbackHard, (24.0, 0.5), Plain, None),
+    row(SQ, Gradient, (24.0, 0.4), Plain, None),
+    row(SQ, Deconvnet, (16.0, 0.6), Plain, None),
+    row(SQ, Guided, (16.0, 0.3), Plain, None),
+    row(SQ, GradCam, (0.0, 0.2), Plain, None),
+    row(V1, Feedback, (16.0, 0.25), Plain, None),
+    row(V1, FeedbackCam, (0.0, 0.5), Plain, Some((0.5, 10.0))),
+    row(V1, FeedbackHard, (24.0, 0.05), Plain, None),
+    row(V1, Gradient, (24.0, 0.6), Plain, None),
+    row(V1, Deconvnet, (24.0, 0.5), Plain, None),
+    row(V1, Guided, (24.0, 0.4), Plain, None),
+    row(V1, GradCam, (8.0, 0.5), Plain, None),
+    row(V2, Feedback, (16.0, 0.3), Plain, None),
+    row(V2, FeedbackCam, (12.0, 0.5), Plain, Some((0.5, 4.0))),
+    row(V2, FeedbackHard, (24.0, 0.35), Plain, None),
+    row(V2, Gradient, (24.0, 0.35), Plain, None),
+    row(V2, Deconvnet, (4.0, 0.6), Plain, None),
+    row(V2, Guided, (4.0, 0.05), Plain, None),
+    row(V2, GradCam, (8.0, 0.35), Plain, None),
+    row(EF, Feedback, (12.0, 0.4), Plain, None),
+    row(EF, FeedbackCam, (12.0, 0.6), Plain, Some((0.3, 16.0))),
+    row(EF, FeedbackHard, (24.0, 0.25), Plain, None),
+    row(EF, Gradient, (24.0, 0.4), Plain, None),
+    row(EF, Deconvnet, (12.0, 0.6), Plain, None),
+    row(EF, Guided, (16.0, 0.2), Plain, None),
+    row(EF, GradCam, (4.0, 0.3), Plain, None),
+];
+
+/// The box settings of every method of one net, as a pipeline uses them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MethodBoxes {
+    by_method: Vec<(Method, BoxSettings)>,
+}
+
+impl MethodBoxes {
+    /// The table's settings for the net of preset `net`.
+    pub fn tuned(net: Option<&str>) -> Self {
+        Self {
+            by_method: Method::ALL
+                .iter()
+                .map(|&m| (m, BoxSettings::tuned(net, m)))
+                .collect(),
+        }
+    }
+
+    /// The settings of `method`.
+    pub fn get(&self, method: Method) -> BoxSettings {
+        self.by_method
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map_or_else(BoxSettings::untuned, |(_, s)| *s)
+    }
+
+    /// Replaces the settings of `method`.
+    pub fn set(&mut self, method: Method, settings: BoxSettings) {
+        match self.by_method.iter_mut().find(|(m, _)| *m == method) {
+            Some((_, s)) => *s = settings,
+            None => self.by_method.push((method, settings)),
+        }
+    }
+
+    /// Applies `change` to every method's settings.
+    pub fn update_all(&mut self, change: impl Fn(&mut BoxSettings)) {
+        for (_, s) in &mut self.by_method {
+            change(s);
+        }
+    }
+
+    /// Checks every method's settings.
+    pub fn validate(&self) -> crate::Result<()> {
+        self.by_method.iter().try_for_each(|(_, s)| s.validate())
+    }
+}
+
+impl Default for MethodBoxes {
+    fn default() -> Self {
+        Self::tuned(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shared_net_has_every_method_once() {
+        for net in [SQ, V1, V2, EF] {
+            for method in Method::ALL {
+                let rows = TABLE
+                    .iter()
+                    .filter(|r| r.net == net && r.method == method)
+                    .count();
+                assert_eq!(rows, 1, "{net} {method}");
+            }
+        }
+        assert!(TABLE.iter().all(|r| r.settings().validate().is_ok()));
+        assert!(
+            TABLE
+                .iter()
+                .all(|r| r.fusion.is_some() == (r.method == FeedbackCam))
+        );
+    }
+
+    #[test]
+    fn a_net_without_an_entry_gets_squeezenet_settings() {
+        assert_eq!(tuned_on(None), SQ);
+        assert_eq!(tuned_on(Some("resnet50")), SQ);
+        assert_eq!(tuned_on(Some(V2)), V2);
+        let v2 = MethodBoxes::tuned(Some(V2));
+        let other = MethodBoxes::tuned(Some("resnet50"));
+        assert_eq!(other, MethodBoxes::tuned(Some(SQ)));
+        assert_ne!(v2, other);
+    }
+
+    #[test]
+    fn set_and_update_all_change_the_settings() {
+        let mut boxes = MethodBoxes::tuned(Some(SQ));
+        let given = BoxSettings::untuned();
+        boxes.set(GradCam, given);
+        assert_eq!(boxes.get(GradCam), given);
+        assert_ne!(boxes.get(Gradient), given);
+        boxes.update_all(|s| s.refine = None);
+        assert!(Method::ALL.iter().all(|&m| boxes.get(m).refine.is_none()));
+    }
+}
