@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use feedbacknet::ModelPreset;
+use feedbacknet::{BoxSettings, Method, ModelPreset};
 
-use crate::error::Result;
+use crate::{error::Result, net::describe_boxes};
 
 /// The models folder: as given if it exists, else `shared/models` beside this source tree (for
 /// runs from another working directory during development).
@@ -30,7 +30,8 @@ pub fn resolve_shared(path: &Path, sub: &str) -> PathBuf {
     }
 }
 
-/// Lists the presets and whether their files are in `models_dir`.
+/// Lists the presets, whether their files are in `models_dir`, and each method's box settings
+/// (tuned on the net's dev images; a net without a preset gets SqueezeNet 1.1's).
 pub fn run(models_dir: &Path) -> Result<()> {
     let dir = resolve_dir(models_dir);
     println!("models folder: {}", dir.display());
@@ -46,6 +47,10 @@ pub fn run(models_dir: &Path) -> Result<()> {
             preset.class_offset,
             preset.description
         );
+        for method in Method::ALL {
+            let boxes = BoxSettings::tuned(Some(preset.name), method);
+            println!("    {}", describe_boxes(method, &boxes));
+        }
     }
     Ok(())
 }

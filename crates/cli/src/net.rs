@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use feedbacknet::{
-    CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet, FeedbackNetBuilder,
-    FusionRule, GateGranularity, HardConfig, Method, ModelPreset, Objective, Resize, Schedule,
-    SolverConfig,
+    BoxSettings, CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet,
+    FeedbackNetBuilder, FusionRule, GateGranularity, HardConfig, Method, ModelPreset, Objective,
+    Resize, Schedule, SolverConfig,
 };
 
 use crate::{
@@ -90,13 +90,15 @@ pub fn with_refine(net: FeedbackNet, refine: Option<RefineArg>) -> FeedbackNet {
 
 /// What a method's boxes are made with, for the lines the commands print.
 pub fn box_line(net: &FeedbackNet, method: Method) -> String {
-    let b = net.box_settings(method);
-    let refine = match b.refine {
-        Some(r) => match r.model {
-            ColourModel::Histogram => ", colour refinement".to_string(),
-            ColourModel::GrabCut => ", grabcut refinement".to_string(),
-        },
-        None => String::new(),
+    describe_boxes(method, &net.box_settings(method))
+}
+
+/// `feedback-cam: blur 4, threshold 0.35, cam weight 0.5, feedback blur 10, colour refinement`.
+pub fn describe_boxes(method: Method, b: &BoxSettings) -> String {
+    let refine = match b.refine.map(|r| r.model) {
+        Some(ColourModel::Histogram) => ", colour refinement",
+        Some(ColourModel::GrabCut) => ", grabcut refinement",
+        None => "",
     };
     let fusion = match method {
         Method::FeedbackCam => format!(
