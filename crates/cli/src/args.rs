@@ -671,6 +671,10 @@ pub struct GridArgs {
     pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
+    /// Mask refinement of each cell's box with the mosaic's colours: `none`, `colour` or
+    /// `grabcut` (default: each method's own, tuned on the net's dev images).
+    #[arg(long, value_enum)]
+    pub refine: Option<RefineArg>,
     /// Cells per side of a mosaic (n x n images of distinct classes); a manifest read with
     /// --from-manifest brings its own.
     #[arg(long, default_value_t = 2)]

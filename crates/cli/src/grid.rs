@@ -5,7 +5,9 @@
 //! explained on the whole mosaic by each method, and its map scored against that cell: the
 //! share of its positive mass inside the cell, whether its peak lies there, and GT-known
 //! localization of the cell's boxes. The maps are the evaluator's ([`MethodExplainer`]: the
-//! saliency at the mosaic's resolution, blurred by `--blur`), boxed at `--threshold`.
+//! saliency at the mosaic's resolution, blurred), boxed at each method's own box settings
+//! (tuned on the net's dev images; `--blur`, `--threshold`, `--refine` replace them), the
+//! refinement reading the mosaic's colours.
 
 use std::{path::Path, time::Instant};
 
@@ -25,7 +27,7 @@ use serde_json::json;
 use crate::{
     args::{CropsArg, GridArgs, GridScaleArg, ResizeArg},
     error::{CliError, Result},
-    net::{build, model_path, settings_line},
+    net::{box_line, build, model_path, settings_line, with_refine},
     output::{create_parent, stem, write_atomic, write_json_file},
     render::{draw_rect, overlay},
 };
@@ -88,18 +90,20 @@ pub fn run(mut args: GridArgs) -> Result<()> {
     let mut results = Vec::new();
     let mut pictures = Vec::new();
     for &method in &args.methods {
-        // The method's own blur and threshold; no refinement (a cell is not an image).
-        let boxes = net.box_settings(method).localize;
+        // The method's own blur, threshold and refinement (with the mosaic's colours).
+        let boxes = net.box_settings(method);
         let measure = MeasureConfig::default()
-            .with_threshold(boxes.threshold)
+            .with_threshold(boxes.localize.threshold)
             .with_blur_sigma(0.0)
-            .with_sweep(Vec::new());
+            .with_sweep(Vec::new())
+            .with_refine(boxes.refine);
         let explainer = MethodExplainer {
             net: &net,
             method,
-            blur: boxes.blur_sigma,
+            blur: boxes.localize.blur_sigma,
             refine: false,
         };
+        eprintln!("boxes: {}", box_line(&net, method));
         let bar = progress_bar("mosaics", method.name());
         let scores = feedbacknet_eval::grid::evaluate(
             &manifest,
@@ -227,7 +231,10 @@ fn mosaic_net(args: &mut GridArgs, manifest: &GridManifest, method: Method) -> R
         let size = InputSize::new(h as usize, w as usize).map_err(feedbacknet::Error::from)?;
         preprocess.input_size = Some(size);
     }
-    build(&args.model, &args.settings, method)
+    Ok(with_refine(
+        build(&args.model, &args.settings, method)?,
+        args.refine,
+    ))
 }
 
 fn progress_bar(unit: &str, message: &str) -> ProgressBar {

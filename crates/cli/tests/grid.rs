@@ -92,5 +92,32 @@ fn grid_scores_a_mosaic_and_repeats_it_from_its_manifest() {
     assert_eq!(a["methods"], b["methods"], "the manifest repeats the run");
     let page = std::fs::read_to_string(&report).unwrap();
     assert!(page.contains("Grid pointing game") && page.matches("<figure>").count() == 4);
+
+    // Each cell's box refined with the mosaic's colours, and unrefined: the same maps (mass and
+    // peak), every cell scored both ways, and other boxes.
+    let (refined, plain) = (dir.join("refined.json"), dir.join("plain.json"));
+    for (path, refine) in [(&refined, "colour"), (&plain, "none")] {
+        run(&[
+            "--from-manifest",
+            manifest.to_str().unwrap(),
+            "--refine",
+            refine,
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+    }
+    let (r, p) = (read(&refined), read(&plain));
+    let cells = |v: &Value| v["methods"][0]["cells"].as_array().unwrap().clone();
+    let (rc, pc) = (cells(&r), cells(&p));
+    assert_eq!(rc.len(), 4);
+    assert!(rc.iter().chain(&pc).all(|c| c["error"].is_null()));
+    for (x, y) in rc.iter().zip(&pc) {
+        assert_eq!(x["mass_share"], y["mass_share"]);
+        assert_eq!(x["peak_in_cell"], y["peak_in_cell"]);
+    }
+    assert!(
+        rc.iter().zip(&pc).any(|(x, y)| x["iou"] != y["iou"]),
+        "the refinement moved no box"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,12 +1,12 @@
 //! The grid pointing game's scores: per cell, and their summary per method.
 
-use feedbacknet_localize::SaliencyMap;
+use feedbacknet_localize::{ColourImage, SaliencyMap};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::grid::manifest::GridCell;
 use crate::grid::mosaic::CellRect;
-use crate::metrics::{LOC_IOU_THRESHOLD, MeasureConfig, measure_box, peak};
+use crate::metrics::{LOC_IOU_THRESHOLD, MeasureConfig, measure_box_with_image, peak};
 
 /// The scores of one cell's class map on its mosaic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,16 +72,17 @@ pub fn peak_in(map: &SaliencyMap, rect: &CellRect) -> bool {
 
 /// Scores the map of `cell`'s class on its mosaic (`map` at the mosaic's size). GT-known
 /// localization: the box of the map over the whole mosaic, by the evaluator's rule
-/// ([`measure_box`]: blur, threshold, largest component), against the cell's own ground-truth
-/// boxes; a box that spills onto other cells loses IoU.
+/// ([`measure_box_with_image`]: blur, threshold, the refinement of `config` with the mosaic's
+/// pixels `image`, largest component), against the cell's own ground-truth boxes; a box that
+/// spills onto other cells loses IoU.
 pub fn score_cell(
     map: &SaliencyMap,
-    mosaic: usize,
-    cell_index: usize,
+    image: Option<&ColourImage>,
+    (mosaic, cell_index): (usize, usize),
     cell: &GridCell,
     config: &MeasureConfig,
 ) -> Result<CellScore> {
-    let (_, iou) = measure_box(map, &cell.boxes, config)?;
+    let (_, iou) = measure_box_with_image(map, image, &cell.boxes, config)?;
     Ok(CellScore {
         mosaic,
         cell: cell_index,
