@@ -232,7 +232,8 @@ impl FeedbackNetBuilder {
         self
     }
 
-    /// The saliency method (default: [`Method::Feedback`]).
+    /// The saliency method (default: [`Method::FeedbackCam`], the soft-feedback map fused with
+    /// Grad-CAM; [`Method::Feedback`] is the paper's map).
     pub fn method(mut self, method: Method) -> Self {
         self.method = method;
         self

@@ -11,8 +11,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Feedback: infer the ReLU gates with the soft solver, then take the input gradient
-    /// through the gated net (Cao et al., ICCV 2015).
-    #[default]
+    /// through the gated net (Cao et al., ICCV 2015): the paper's map.
     Feedback,
     /// Feedback with binary gates from the hard (coordinate-descent, "selective pruning")
     /// solver, then the input gradient through the gated net.
@@ -30,7 +29,10 @@ pub enum Method {
     /// Feedback fused with Grad-CAM: the soft-feedback map, blurred and normalized, times the
     /// normalized Grad-CAM map, as a per-pixel (weighted) geometric mean (see
     /// [`FeedbackCamConfig`]). Grad-CAM finds the object coarsely and class-specifically; the
-    /// feedback map follows its parts.
+    /// feedback map follows its parts. The default: with each net's tuned box settings it draws
+    /// the best boxes of the feedback methods on the dev images of every shared net
+    /// (`docs/results.md`, "Every method at its own setting").
+    #[default]
     FeedbackCam,
 }
 

@@ -317,8 +317,10 @@ pub struct InferArgs {
     /// Explain the K most likely classes in one batched pass (default 1 without --class).
     #[arg(long)]
     pub top_k: Option<usize>,
-    /// Saliency method: feedback, feedback-hard, gradient, deconvnet, guided, gradcam.
-    #[arg(long, default_value = "feedback")]
+    /// Saliency method: feedback-cam (the default: the soft-feedback map fused with Grad-CAM,
+    /// the best feedback boxes on the dev images of every shared net), feedback (the paper's
+    /// map), feedback-hard, gradient, deconvnet, guided, gradcam.
+    #[arg(long, default_value = "feedback-cam")]
     pub method: Method,
     #[command(flatten)]
     pub settings: MethodArgs,
@@ -522,8 +524,9 @@ pub struct EvalArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// The saliency method.
-    #[arg(long, default_value = "feedback")]
+    /// The saliency method (feedback-cam, feedback, feedback-hard, gradient, deconvnet,
+    /// guided, gradcam).
+    #[arg(long, default_value = "feedback-cam")]
     pub method: Method,
     #[command(flatten)]
     pub settings: MethodArgs,
@@ -620,7 +623,7 @@ pub struct TuneArgs {
     pub data: DataArgs,
     /// The saliency methods, comma-separated: all are tuned on one pass over the images
     /// (methods that share gates share one solve); with several, `--json` holds a list.
-    #[arg(long = "method", value_delimiter = ',', default_value = "feedback")]
+    #[arg(long = "method", value_delimiter = ',', default_value = "feedback-cam")]
     pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
