@@ -3,6 +3,7 @@
 
     python3 scripts/tuned_defaults.py rust  tune_squeezenet1.1.json tune_mobilenet_v2_1.0_224.json ...
     python3 scripts/tuned_defaults.py table tune_*.json
+    python3 scripts/tuned_defaults.py refine tune_*.json
 
 Each file is one net's run of `feedbacknet::TUNE_COMMAND` (several methods, a list). A method's
 setting is the grid point (fusion, refinement, blur, threshold) with the best GT-known
@@ -11,7 +12,9 @@ accuracy on all images is the count-weighted mean of its two halves (the halves'
 those of the folds' reported halves). Ties go to the first point of the grid, as `tune` breaks
 them. `rust` prints the rows of `TABLE`; `table` a markdown table of each method's setting,
 its GT-known on all images (in-sample: chosen there) and its held-out GT-known (tuned on one
-half, read on the other: the honest figure).
+half, read on the other: the honest figure). `refine` prints, per method and refinement, the
+held-out GT-known with the grid restricted to that refinement (GT-known only: the grid holds no
+other metric for points not chosen).
 
 Standard library only.
 """
@@ -86,13 +89,38 @@ def setting_text(p):
     return ", ".join(parts)
 
 
+def held_out_by_refinement(r):
+    """Held-out GT-known per refinement: each half tuned among that refinement's points, the
+    other half read at the chosen point."""
+    halves = dict((name, points) for name, points in r["grid"])
+    sizes = {f["reported_on"]: f["reported"]["images"] for f in r["folds"]}
+    out = {}
+    for refine in sorted({p["refine"] for p in halves["even"]}):
+        total = 0.0
+        for tuned, reported in (("even", "odd"), ("odd", "even")):
+            points = [p for p in halves[tuned] if p["refine"] == refine]
+            best = max(points, key=lambda p: p["gt_known_loc"])  # first of ties
+            other = {key(p): p["gt_known_loc"] for p in halves[reported]}
+            total += other[key(best)]
+        out[refine] = total / 2
+    return out
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "table"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "table", "refine"):
         sys.exit(__doc__)
     rows = [(net_name(r["model"]), r["method"], r) for r in results(sys.argv[2:])]
     if sys.argv[1] == "rust":
         for net, method, r in rows:
             print(rust_row(net, method, whole_set_best(r)[0]))
+        return
+    if sys.argv[1] == "refine":
+        print("| net | method | held-out GT-known, no refinement | with colour refinement |")
+        print("|---|---|---|---|")
+        for net, method, r in rows:
+            by = held_out_by_refinement(r)
+            print(f"| {net} | {method} | {100 * by.get('none', float('nan')):.1f} "
+                  f"| {100 * by.get('colour', float('nan')):.1f} |")
         return
     print("| net | method | setting (all 403 images) | GT-known there (in-sample) "
           "| held-out GT-known | held-out MaxBoxAccV2 | ms / image |")
