@@ -118,7 +118,11 @@ def grid_table(paths):
         c = d["config"]
         for r in d["methods"]:
             s = r["summary"]
-            objective = c["objective"] if r["method"].startswith("feedback") else "-"
+            objective = "-"
+            if r["method"] in ("feedback", "feedback-cam"):
+                objective = f"{c['objective']} λ {c['lambda']:.3g}" if "lambda" in c else c["objective"]
+            elif r["method"] == "feedback-hard":
+                objective = "hard"
             print(f"| {net_name(c['model'])} | {s['n']} | {c['scale']} | {r['method']} "
                   f"| {objective} | {s['mosaics']} | {pct(s['mass_share'])} "
                   f"| {pct(s['peak_in_cell'])} | {pct(s['gt_known_loc'])} | {s['mean_iou']:.3f} "

@@ -26,6 +26,15 @@ pub enum Refinement {
 impl Refinement {
     /// The refinement of `config`'s colour model (`None` for none); other settings of a
     /// [`RefineConfig`] than its model have no refinement of their own here.
+    ///
+    /// ```
+    /// use feedbacknet_eval::tune::Refinement;
+    /// use feedbacknet_localize::{ColourModel, RefineConfig};
+    /// let grabcut = RefineConfig::default().with_model(ColourModel::GrabCut);
+    /// assert_eq!(Refinement::of(None), Refinement::None);
+    /// assert_eq!(Refinement::of(Some(&RefineConfig::default())), Refinement::Colour);
+    /// assert_eq!(Refinement::of(Some(&grabcut)), Refinement::GrabCut);
+    /// ```
     pub fn of(config: Option<&RefineConfig>) -> Self {
         match config.map(|c| c.model) {
             None => Refinement::None,
