@@ -19,8 +19,10 @@ other metric for points not chosen).
 Standard library only.
 """
 
-import json
 import sys
+
+# The same directory's table script reads the tune files the same way.
+from results_table import net_name, tune_results as results
 
 NETS = {
     "squeezenet1.1": "SQ",
@@ -37,17 +39,6 @@ METHODS = {
     "guided": "Guided",
     "gradcam": "GradCam",
 }
-
-
-def net_name(model):
-    return model.rsplit("/", 1)[-1].removesuffix(".onnx")
-
-
-def results(paths):
-    for path in paths:
-        with open(path) as f:
-            d = json.load(f)
-        yield from (d if isinstance(d, list) else [d])
 
 
 def key(p):
