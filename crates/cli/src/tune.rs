@@ -205,18 +205,14 @@ fn grid(args: &TuneArgs, net: &FeedbackNet, method: Method) -> Grid {
     Grid {
         blurs: args.blurs.clone(),
         thresholds: args.thresholds.clone(),
-        refinements: args.refine.iter().map(|&r| refinement(r)).collect(),
+        refinements: args
+            .refine
+            .iter()
+            .map(|r| Refinement::of(r.config().as_ref()))
+            .collect(),
         given_blur: own.localize.blur_sigma,
         given_threshold: own.localize.threshold,
         given_refine: Refinement::of(own.refine.as_ref()),
-    }
-}
-
-fn refinement(refine: RefineArg) -> Refinement {
-    match refine {
-        RefineArg::None => Refinement::None,
-        RefineArg::Colour => Refinement::Colour,
-        RefineArg::GrabCut => Refinement::GrabCut,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Running an [`Explainer`] over the mosaics of a [`GridManifest`].
 
 use feedbacknet_localize::{ColourImage, SaliencyMap};
-use image::{DynamicImage, RgbImage, imageops::FilterType};
+use image::{DynamicImage, RgbImage};
 
 use crate::dataset::{Dataset, Sample};
 use crate::error::{EvalError, Result};
@@ -127,11 +127,16 @@ fn explain_mosaic<E: Explainer + ?Sized>(
 ) -> (Vec<Option<SaliencyMap>>, Vec<CellScore>) {
     let items: Vec<(&DynamicImage, usize)> = entry.cells.iter().map(|c| (image, c.class)).collect();
     let (w, h) = manifest.layout.size();
-    // The mosaic's pixels at its size, for a refinement of the masks.
-    let colour = config.refine.and_then(|_| {
-        let rgb = image.resize_exact(w, h, FilterType::Triangle).to_rgb8();
-        ColourImage::new(w as usize, h as usize, rgb.into_raw()).ok()
-    });
+    // The mosaic's pixels (composed at the layout's size), for a refinement of the masks; a
+    // failure fails every cell, as a refinement without them would.
+    let colour = config
+        .refine
+        .map(|_| {
+            let rgb = image.to_rgb8();
+            let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+            ColourImage::new(width, height, rgb.into_raw()).map_err(|e| e.to_string())
+        })
+        .transpose();
     let explanations = explainer.explain_batch(&items, 0);
     (0..)
         .zip(&entry.cells)
@@ -144,7 +149,8 @@ fn explain_mosaic<E: Explainer + ?Sized>(
                         .true_class_map
                         .resize_bilinear(w as usize, h as usize)
                         .map_err(|e| e.to_string())?;
-                    let score = score_cell(&map, colour.as_ref(), (entry.index, i), cell, config)
+                    let colour = colour.as_ref().map_err(Clone::clone)?.as_ref();
+                    let score = score_cell(&map, colour, (entry.index, i), cell, config)
                         .map_err(|e| e.to_string())?;
                     Ok((map, score))
                 });
