@@ -40,6 +40,8 @@ pub(crate) struct Recording<'a> {
     /// The only logits needed exactly, ascending and distinct (see [`feedbacknet_core::Seed`]):
     /// the classifier head then computes those channels alone.
     pub classes: Option<&'a [usize]>,
+    /// Receives, per value slot, the shape of its value (the probe's only need).
+    pub shapes: Option<&'a mut Vec<Option<Vec<usize>>>>,
 }
 
 /// Which intermediate values a forward pass keeps.
@@ -69,15 +71,25 @@ impl Executor {
             prefix,
         };
         let probe = Tensor::zeros([1, 3, height, width], device);
-        let values = executor.execute(probe, None, None, Retain::All)?;
-        let output = (values.get(executor.program.output).cloned().flatten())
-            .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
+        // Only the shapes are kept: each value is released as soon as the steps are done
+        // with it, as in any forward pass (peak memory at load).
+        let mut shapes = Vec::new();
+        let recording = Recording {
+            shapes: Some(&mut shapes),
+            ..Recording::default()
+        };
+        let mut values = executor.execute_recorded(probe, None, None, Retain::Needed, recording)?;
+        let output = (values
+            .get_mut(executor.program.output)
+            .and_then(Option::take))
+        .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
+        drop(values);
         let classes = to_logits(output)?.dims()[1];
         executor.num_outputs = classes;
-        let grid = crate::feature_map::token_grid(&executor.program, &values);
+        let grid = crate::feature_map::token_grid(&executor.program, &shapes);
         executor.token_grid = grid;
-        executor.feature_map = crate::feature_map::find(&executor.program, &values, classes, grid);
-        executor.head = crate::head::find(&executor.program, &values, classes);
+        executor.feature_map = crate::feature_map::find(&executor.program, &shapes, classes, grid);
+        executor.head = crate::head::find(&executor.program, &shapes, classes);
         Ok(executor)
     }
 
@@ -173,6 +185,7 @@ impl Executor {
             mut pool_indices,
             preset,
             classes,
+            mut shapes,
         } = recording;
         let head = self.head_rows(classes);
         self.check_gates(gates)?;
@@ -183,6 +196,12 @@ impl Executor {
         }
         for (slot, value) in preset {
             store(&mut values, *slot, value.clone())?;
+        }
+        if let Some(shapes) = shapes.as_deref_mut() {
+            *shapes = values
+                .iter()
+                .map(|v| v.as_ref().map(DynTensor::dims))
+                .collect();
         }
         for (index, step) in self.program.steps.iter().enumerate() {
             if values.get(step.output).is_some_and(Option::is_some) {
@@ -205,6 +224,9 @@ impl Executor {
                 if let Some(sites) = record.as_deref_mut() {
                     sites.push(site_of(step, &out, batch));
                 }
+            }
+            if let Some(shape) = shapes.as_deref_mut().and_then(|s| s.get_mut(step.output)) {
+                *shape = Some(out.dims());
             }
             if retain == Retain::Needed {
                 for &slot in &step.release {

@@ -6,7 +6,7 @@
 //!
 //! A transformer's values are token sequences `[N, S, C]`: `h · w` patch tokens (from a patch
 //! embedding whose output is the spatial map `[N, C, h, w]`) after `S − h · w` leading extra
-//! tokens (the class token, register tokens). A probe run finds the grid `h × w` from the
+//! tokens (the class token, register tokens). The probe (`probe`) finds the grid `h × w` from the
 //! patch embedding; a token sequence of a Grad-CAM layer is then turned into the map
 //! `[N, C, h, w]` by dropping the leading tokens and laying the rest out row by row, as CAM
 //! tools' "reshape transform" for ViTs does ([`to_grid`]).
@@ -42,27 +42,22 @@ impl TokenGrid {
 }
 
 /// Whether a value is a spatial map: `[N, C, H, W]` with more than one position.
-fn spatial(value: Option<&DynTensor>) -> bool {
-    value.is_some_and(|v| matches!(v.dims().as_slice(), &[_, _, h, w] if h * w > 1))
+fn spatial(shape: Option<&[usize]>) -> bool {
+    shape.is_some_and(|dims| matches!(dims, &[_, _, h, w] if h * w > 1))
 }
 
-/// The probe's value of `slot`, if it was computed.
-fn value(values: &[Option<DynTensor>], slot: usize) -> Option<&DynTensor> {
-    values.get(slot).and_then(Option::as_ref)
+/// The probed shape of `slot`, if known.
+fn shape(shapes: &[Option<Vec<usize>>], slot: usize) -> Option<&[usize]> {
+    shapes.get(slot).and_then(Option::as_deref)
 }
 
-/// The patch grid, from the values of a probe forward pass: the last spatial map `[1, C, h, w]`
+/// The patch grid, from the probed shapes (see `probe`): the last spatial map `[1, C, h, w]`
 /// (the patch embedding) after which a token sequence `[1, S, C]` with `S ≥ h · w` appears.
-pub(crate) fn token_grid(program: &Program, values: &[Option<DynTensor>]) -> Option<TokenGrid> {
-    let in_order = || {
-        program
-            .steps
-            .iter()
-            .filter_map(|s| value(values, s.output).map(DynTensor::dims))
-    };
+pub(crate) fn token_grid(program: &Program, shapes: &[Option<Vec<usize>>]) -> Option<TokenGrid> {
+    let in_order = || program.steps.iter().filter_map(|s| shape(shapes, s.output));
     let mut grid = None;
     for (i, dims) in in_order().enumerate() {
-        let &[_, channels, rows, cols] = dims.as_slice() else {
+        let &[_, channels, rows, cols] = dims else {
             continue;
         };
         if rows * cols <= 1 {
@@ -71,7 +66,7 @@ pub(crate) fn token_grid(program: &Program, values: &[Option<DynTensor>]) -> Opt
         let candidate = TokenGrid { rows, cols };
         if in_order()
             .skip(i + 1)
-            .any(|d| candidate.holds(&d) && d.last() == Some(&channels))
+            .any(|d| candidate.holds(d) && d.last() == Some(&channels))
         {
             grid = Some(candidate);
         }
@@ -79,17 +74,17 @@ pub(crate) fn token_grid(program: &Program, values: &[Option<DynTensor>]) -> Opt
     grid
 }
 
-/// The slot of Grad-CAM's default layer, from the values of a probe forward pass.
+/// The slot of Grad-CAM's default layer, from the probed shapes (see `probe`).
 pub(crate) fn find(
     program: &Program,
-    values: &[Option<DynTensor>],
+    shapes: &[Option<Vec<usize>>],
     classes: usize,
     grid: Option<TokenGrid>,
 ) -> Option<usize> {
-    if let Some(slot) = grid.and_then(|grid| last_block_input(program, values, grid)) {
+    if let Some(slot) = grid.and_then(|grid| last_block_input(program, shapes, grid)) {
         return Some(slot);
     }
-    last_conv_map(program, values, classes)
+    last_conv_map(program, shapes, classes)
 }
 
 /// The last convolutional feature map: the spatial map that the last spatial-to-vector step
@@ -97,12 +92,16 @@ pub(crate) fn find(
 /// convolutional block. When that map is itself the classifier, a convolution with one channel
 /// per logit followed by a gated activation (SqueezeNet's `conv10`), the map the classifier
 /// reads is taken instead.
-fn last_conv_map(program: &Program, values: &[Option<DynTensor>], classes: usize) -> Option<usize> {
+fn last_conv_map(
+    program: &Program,
+    shapes: &[Option<Vec<usize>>],
+    classes: usize,
+) -> Option<usize> {
     let pooled = program.steps.iter().rev().find_map(|step| {
         let input = *step.inputs.first()?;
         // A step whose value depends on shapes alone (`Shape`) pools nothing.
         let reads_values = step.op.differentiable_input(0);
-        let pools = spatial(value(values, input)) && !spatial(value(values, step.output));
+        let pools = spatial(shape(shapes, input)) && !spatial(shape(shapes, step.output));
         (reads_values && pools).then_some(input)
     })?;
     Some(classifier_input(program, pooled, classes).unwrap_or(pooled))
@@ -112,7 +111,7 @@ fn last_conv_map(program: &Program, values: &[Option<DynTensor>], classes: usize
 /// attention step (or before the end, without one) that two steps read.
 fn last_block_input(
     program: &Program,
-    values: &[Option<DynTensor>],
+    shapes: &[Option<Vec<usize>>],
     grid: TokenGrid,
 ) -> Option<usize> {
     let readers = program.readers();
@@ -123,7 +122,7 @@ fn last_block_input(
         .unwrap_or(program.steps.len());
     program.steps.iter().take(end).rev().find_map(|step| {
         let slot = step.output;
-        let tokens = value(values, slot).is_some_and(|v| grid.holds(&v.dims()));
+        let tokens = shape(shapes, slot).is_some_and(|dims| grid.holds(dims));
         (tokens && readers.get(slot).is_some_and(|&r| r >= 2)).then_some(slot)
     })
 }

@@ -2,20 +2,18 @@
 //! (SqueezeNet's `conv10` of 512 → 1000 channels, then ReLU and global average pooling). A
 //! solver iteration that reads a few logits computes only those channels of it.
 
-use feedbacknet_core::DynTensor;
-
 use crate::{ops::Op, program::Program};
 
-/// The index of the head's convolution step, from the values of a probe forward pass: the
+/// The index of the head's convolution step, from the probed shapes (see `probe`): the
 /// graph output is that convolution followed only by per-channel steps (activations, global
 /// average pooling, flattening of `[N, C, 1, 1]`), each value read by the next step alone.
 pub(crate) fn find(
     program: &Program,
-    values: &[Option<DynTensor>],
+    shapes: &[Option<Vec<usize>>],
     classes: usize,
 ) -> Option<usize> {
     let readers = program.readers();
-    let channels = |slot: usize| values.get(slot)?.as_ref().map(DynTensor::dims);
+    let channels = |slot: usize| shapes.get(slot)?.as_ref();
     let mut slot = program.output;
     loop {
         let index = program.writer(slot)?;

@@ -108,6 +108,7 @@ mod prefix;
 mod preset;
 mod program;
 mod reverse;
+mod skeleton;
 mod vjp;
 mod weights;
 

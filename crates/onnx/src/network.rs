@@ -16,7 +16,7 @@ use crate::{
     compile::compile,
     error::{OnnxError, Result},
     execute::Executor,
-    weights::take_large_weights,
+    weights::{Source, take_large_weights},
 };
 
 /// Spatial size used when the model does not declare one.
@@ -43,16 +43,17 @@ impl OnnxNetwork {
     /// (override it with [`OnnxNetwork::with_input_spec`]).
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+        let io_error = |source| OnnxError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        if bytes.is_empty() {
+        };
+        let source = Source::open(path).map_err(io_error)?;
+        if source.len() == 0 {
             return Err(OnnxError::Empty {
                 path: path.to_path_buf(),
             });
         }
-        Self::from_bytes_named(bytes::Bytes::from(bytes), path, device)
+        Self::from_source(source, device)
     }
 
     /// Loads an ONNX model from memory.
@@ -63,10 +64,12 @@ impl OnnxNetwork {
             });
         }
         let bytes = bytes::Bytes::copy_from_slice(bytes);
-        Self::from_bytes_named(bytes, Path::new("<bytes>"), device)
+        Self::from_source(Source::Memory(bytes), device)
     }
 
-    fn from_bytes_named(file: bytes::Bytes, path: &Path, device: &Device) -> Result<Self> {
+    fn from_source(source: Source, device: &Device) -> Result<Self> {
+        let path = source.path().to_path_buf();
+        let path = path.as_path();
         let parse_error = |reason: String| OnnxError::Parse {
             path: path.to_path_buf(),
             reason,
@@ -75,9 +78,13 @@ impl OnnxNetwork {
         // The large weights are read here, not by the parser (see `weights`). Neither protobuf
         // nor onnx-ir validates every value of a damaged file; a panic inside either is turned
         // into an error rather than taking the caller down.
-        let metadata = crate::metadata::read_metadata_props(&file).unwrap_or_default();
-        let (model, weights) =
-            std::panic::catch_unwind(|| take_large_weights(file)).map_err(|_| panicked())?;
+        let (model, weights) = std::panic::catch_unwind(|| take_large_weights(source))
+            .map_err(|_| panicked())?
+            .map_err(|source| OnnxError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let metadata = crate::metadata::read_metadata_props(&model).unwrap_or_default();
         let parsed =
             std::panic::catch_unwind(|| onnx_ir::OnnxGraphBuilder::new().parse_bytes(&model))
                 .map_err(|_| panicked())?;

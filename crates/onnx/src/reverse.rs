@@ -268,6 +268,7 @@ impl<'a> Tape<'a> {
             pool_indices: Some(&mut pool_indices),
             preset,
             classes,
+            shapes: None,
         };
         let values = executor.execute_recorded(
             input.without_autodiff(),

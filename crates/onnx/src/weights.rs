@@ -4,19 +4,28 @@
 //! bytes into a fresh aligned buffer on every `Argument::value()` call, and its type inference
 //! and post-processing call it several times per constant. VGG16 (528 MB) spent 5.7 s of its
 //! 7.1 s load in the parser, of which decoding the protobuf was 0.4 s, and its peak memory was
-//! four times the weights'. Reading them here: 1.4 s and twice the weights (an onnxruntime
-//! session: 2.1 s and twice the weights).
+//! four times the weights'.
 //!
 //! So before the parser sees the model, every float initializer of at least [`LARGE`] bytes is
-//! taken out of it (a zero-copy slice of the file's bytes), declared a graph input of the same
-//! shape under a new name instead, and decoded once, when the compiler asks for it. The
-//! parser still infers every shape from the declared inputs; it never holds the values. Models
-//! with subgraphs (`If`, `Loop`, `Scan`) are passed through unchanged.
+//! taken out of it, declared a graph input of the same shape under a new name instead, and
+//! read from its place in the file once, when the compiler asks for it. The parser still
+//! infers every shape from the declared inputs; it never holds the values. The file itself is
+//! never held whole in memory: its small parts are read as a stream (see `skeleton`), and each
+//! weight straight into the buffer of its values, so the peak at load is about the weights
+//! once. Models with subgraphs (`If`, `Loop`, `Scan`) are passed through unchanged.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{self, BufReader, Cursor, Read, Seek, SeekFrom},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
 
 use bytes::Bytes;
 use onnx_ir::{Message, ModelProto, ValueInfoProto};
+
+use crate::skeleton::{self, Span};
 
 /// The size from which a float initializer is read by this crate.
 pub(crate) const LARGE: usize = 64 * 1024;
@@ -27,17 +36,133 @@ const FLOAT: i32 = 1;
 /// Prefix of the names given to the weights taken out (already as `onnx-ir` sanitizes names).
 const PREFIX: &str = "feedbacknet_weight_";
 
-/// The weights taken out of a model, by their new names.
+/// Where a model's bytes are read from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// An open file (read at the weights' offsets, never whole).
+    File {
+        /// The file, behind a lock for its read position.
+        file: Mutex<File>,
+        /// Its path, for errors.
+        path: PathBuf,
+        /// Its size in bytes.
+        len: u64,
+    },
+    /// Bytes already in memory.
+    Memory(Bytes),
+}
+
+impl Source {
+    /// The file at `path`, opened.
+    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Source::File {
+            file: Mutex::new(file),
+            path: path.to_path_buf(),
+            len,
+        })
+    }
+
+    /// The size in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Source::File { len, .. } => *len,
+            Source::Memory(bytes) => bytes.len() as u64,
+        }
+    }
+
+    /// The path (`<bytes>` for memory), for errors.
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Source::File { path, .. } => path,
+            Source::Memory(_) => Path::new("<bytes>"),
+        }
+    }
+
+    /// The model without its large weights' bytes (see `skeleton`).
+    fn skeleton(&self) -> io::Result<skeleton::Skeleton> {
+        match self {
+            Source::File { file, len, .. } => {
+                let mut file = lock(file)?.try_clone()?;
+                file.seek(SeekFrom::Start(0))?;
+                skeleton::read(BufReader::new(file), *len, LARGE)
+            }
+            Source::Memory(bytes) => skeleton::read(Cursor::new(bytes), self.len(), LARGE),
+        }
+    }
+
+    /// Every byte.
+    fn read_all(&self) -> io::Result<Bytes> {
+        match self {
+            Source::File { .. } => self.read_bytes(0, self.len()).map(Bytes::from),
+            Source::Memory(bytes) => Ok(bytes.clone()),
+        }
+    }
+
+    /// The `len` bytes at `offset`.
+    fn read_bytes(&self, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let len = usize::try_from(len).map_err(|_| too_large())?;
+        let mut bytes = vec![0u8; len];
+        self.read_into(offset, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Fills `out` with the bytes at `offset`.
+    fn read_into(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        match self {
+            Source::File { file, .. } => {
+                let mut file = lock(file)?;
+                file.seek(SeekFrom::Start(offset))?;
+                file.read_exact(out)
+            }
+            Source::Memory(bytes) => {
+                let start = usize::try_from(offset).map_err(|_| too_large())?;
+                let slice = start
+                    .checked_add(out.len())
+                    .and_then(|end| bytes.get(start..end))
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                out.copy_from_slice(slice);
+                Ok(())
+            }
+        }
+    }
+
+    /// The `count` little-endian `f32`s at `offset`, read straight into their buffer.
+    fn read_f32(&self, offset: u64, count: usize) -> io::Result<Vec<f32>> {
+        let mut values = vec![0f32; count];
+        self.read_into(offset, bytemuck::cast_slice_mut(&mut values))?;
+        if cfg!(target_endian = "big") {
+            for v in &mut values {
+                *v = f32::from_bits(u32::from_le(v.to_bits()));
+            }
+        }
+        Ok(values)
+    }
+}
+
+fn lock(file: &Mutex<File>) -> io::Result<std::sync::MutexGuard<'_, File>> {
+    file.lock()
+        .map_err(|_| io::Error::other("a reader of this file panicked"))
+}
+
+fn too_large() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "a size larger than memory")
+}
+
+/// The weights taken out of a model, by their new names, and where they are read from.
 #[derive(Debug, Default)]
 pub(crate) struct Weights {
     tensors: HashMap<String, Weight>,
+    source: Option<Arc<Source>>,
 }
 
-/// One weight: its shape and its little-endian `f32` bytes.
+/// One weight: its shape and where its little-endian `f32` bytes are.
 #[derive(Debug)]
 struct Weight {
     dims: Vec<usize>,
-    bytes: Bytes,
+    offset: u64,
+    count: usize,
 }
 
 impl Weights {
@@ -46,12 +171,19 @@ impl Weights {
         self.tensors.contains_key(name)
     }
 
-    /// The values and shape of the weight called `name`, if it is one.
-    pub(crate) fn values(&self, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
+    /// The values and shape of the weight called `name`, if it is one (read now).
+    pub(crate) fn values(&self, name: &str) -> Option<io::Result<(Vec<f32>, Vec<usize>)>> {
         let weight = self.tensors.get(name)?;
-        let (words, _) = weight.bytes.as_chunks::<4>();
-        let values = words.iter().map(|&b| f32::from_le_bytes(b)).collect();
-        Some((values, weight.dims.clone()))
+        let source = self.source.as_ref()?;
+        let values = source.read_f32(weight.offset, weight.count);
+        Some(values.map(|v| (v, weight.dims.clone())))
+    }
+
+    /// Where the weights are read from (for errors).
+    pub(crate) fn path(&self) -> &Path {
+        self.source
+            .as_deref()
+            .map_or(Path::new("<bytes>"), Source::path)
     }
 
     /// The number of weights taken out.
@@ -62,13 +194,19 @@ impl Weights {
 }
 
 /// The model without its large float initializers, and those weights. A file this reader cannot
-/// decode is returned as it is (the parser then reports what is wrong with it).
-pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
-    let Ok(mut model) = ModelProto::parse_from_tokio_bytes(&file) else {
-        return (file, Weights::default());
+/// decode is returned whole, as it is (the parser then reports what is wrong with it).
+pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)> {
+    let source = Arc::new(source);
+    let whole = |source: &Source| Ok((source.read_all()?, Weights::default()));
+    let Ok(skeleton) = source.skeleton() else {
+        return whole(&source);
     };
+    let Ok(mut model) = ModelProto::parse_from_bytes(&skeleton.bytes) else {
+        return whole(&source);
+    };
+    drop(skeleton.bytes);
     let Some(graph) = model.graph.as_mut() else {
-        return (file, Weights::default());
+        return whole(&source);
     };
     let has_subgraphs = graph.node.iter().any(|n| {
         n.attribute
@@ -76,35 +214,50 @@ pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
             .any(|a| a.g.is_some() || !a.graphs.is_empty())
     });
     if has_subgraphs {
-        return (file, Weights::default());
+        return whole(&source);
     }
-    let mut weights = Weights::default();
+    let spans: HashMap<usize, Span> = skeleton.spans.iter().map(|s| (s.initializer, *s)).collect();
+    let mut weights = Weights {
+        tensors: HashMap::new(),
+        source: Some(source.clone()),
+    };
     let mut renamed = HashMap::new();
     let mut kept = Vec::with_capacity(graph.initializer.len());
-    for tensor in std::mem::take(&mut graph.initializer) {
+    for (index, mut tensor) in std::mem::take(&mut graph.initializer)
+        .into_iter()
+        .enumerate()
+    {
+        let Some(span) = spans.get(&index) else {
+            kept.push(tensor);
+            continue;
+        };
         let dims: Option<Vec<usize>> = tensor
             .dims
             .iter()
             .map(|&d| usize::try_from(d).ok())
             .collect();
         let take = tensor.data_type == FLOAT
-            && tensor.raw_data.len() >= LARGE
             && tensor.external_data.is_empty()
             && dims
                 .as_ref()
-                .is_some_and(|d| byte_size(d) == Some(tensor.raw_data.len()));
+                .is_some_and(|d| byte_size(d) == Some(span.len));
         let (true, Some(dims)) = (take, dims) else {
+            // Not a weight this reader takes: its bytes go back where they were.
+            tensor.raw_data = source.read_bytes(span.offset, span.len as u64)?.into();
             kept.push(tensor);
             continue;
         };
         let name = format!("{PREFIX}{}", weights.tensors.len());
         renamed.insert(tensor.name.clone(), name.clone());
         let declared = tensor.dims.clone();
+        let count = span.len / 4;
+        let offset = span.offset;
         weights.tensors.insert(
             name.clone(),
             Weight {
                 dims,
-                bytes: tensor.raw_data,
+                offset,
+                count,
             },
         );
         match graph.input.iter_mut().find(|i| i.name == tensor.name) {
@@ -118,11 +271,11 @@ pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
     }
     graph.initializer = kept;
     if weights.tensors.is_empty() {
-        return (file, weights);
+        return whole(&source);
     }
     let outputs_read_weights = graph.output.iter().any(|o| renamed.contains_key(&o.name));
     if outputs_read_weights {
-        return (file, Weights::default());
+        return whole(&source);
     }
     for node in &mut graph.node {
         for input in &mut node.input {
@@ -132,8 +285,8 @@ pub(crate) fn take_large_weights(file: Bytes) -> (Bytes, Weights) {
         }
     }
     match model.write_to_bytes() {
-        Ok(stripped) => (Bytes::from(stripped), weights),
-        Err(_) => (file, Weights::default()),
+        Ok(stripped) => Ok((Bytes::from(stripped), weights)),
+        Err(_) => whole(&source),
     }
 }
 
@@ -173,7 +326,7 @@ mod tests {
     fn large_weights_become_declared_inputs_and_read_back_as_in_the_file() {
         let file = squeezenet();
         let original = ModelProto::parse_from_tokio_bytes(&file).expect("a model");
-        let (model, weights) = take_large_weights(file.clone());
+        let (model, weights) = take_large_weights(Source::Memory(file.clone())).expect("read");
         assert!(model.len() < file.len() / 10, "the weights left the model");
         let large = original
             .graph
@@ -193,7 +346,7 @@ mod tests {
             .collect();
         assert_eq!(declared.len(), large, "each weight is a declared input");
         for arg in declared {
-            let (values, dims) = weights.values(&arg.name).expect("values");
+            let (values, dims) = weights.values(&arg.name).expect("a weight").expect("read");
             let shape = arg.ty.static_shape().cloned().expect("a static shape");
             assert_eq!(shape, dims.iter().map(|&d| Some(d)).collect::<Vec<_>>());
             assert_eq!(values.len(), dims.iter().product::<usize>());
@@ -212,6 +365,7 @@ mod tests {
             .collect();
         let found = (0..weights.len())
             .filter_map(|i| weights.values(&format!("{PREFIX}{i}")))
+            .map(|read| read.expect("read"))
             .any(|(values, _)| values == expected);
         assert!(found);
     }
@@ -231,7 +385,7 @@ mod tests {
         // 4 · 2^62 · 2 bytes overflows `usize`: the size check must not.
         tensor.dims = vec![1 << 62, 2];
         let file = Bytes::from(model.write_to_bytes().expect("written"));
-        let (_, weights) = take_large_weights(file);
+        let (_, weights) = take_large_weights(Source::Memory(file)).expect("read");
         assert_eq!(
             weights.len(),
             large - 1,
@@ -243,7 +397,7 @@ mod tests {
     fn a_file_it_cannot_decode_is_passed_through_unchanged() {
         let file = squeezenet();
         let cut = file.slice(..file.len() / 3);
-        let (model, weights) = take_large_weights(cut.clone());
+        let (model, weights) = take_large_weights(Source::Memory(cut.clone())).expect("read");
         assert_eq!(model, cut);
         assert_eq!(weights.len(), 0);
     }

@@ -336,7 +336,10 @@ fn constant_values(
             (values, shape)
         }
         None => match weights.values(&arg.name) {
-            Some(weight) => weight,
+            Some(read) => read.map_err(|source| OnnxError::Io {
+                path: weights.path().to_path_buf(),
+                source,
+            })?,
             None => return Ok(None),
         },
     };
