@@ -188,10 +188,22 @@ impl Pipeline {
             .collect();
         // Batches of at most `max_batch` samples: memory stays bounded for any number of
         // classes and images (top-k 1000 included).
-        for chunk in batches(&groups, &prepared, self.settings.max_batch()) {
+        let views = |g: &Group<'_>| prepared.get(g.item).map_or(1, |p| p.views.len().max(1));
+        let limit = self.batch_limit(groups.iter().map(views).sum());
+        for chunk in batches(&groups, &prepared, limit) {
             self.run_batch(chunk, &prepared, jobs, &mut results)?;
         }
         Ok(results)
+    }
+
+    /// The most samples per batch for `samples` to explain: the settings' `max_batch`, or
+    /// fewer where the network takes fewer per call (asked only when there are several).
+    fn batch_limit(&self, samples: usize) -> usize {
+        let limit = self.settings.max_batch();
+        if samples <= 1 {
+            return limit;
+        }
+        (self.network.max_batch()).map_or(limit, |n| limit.min(n.max(1)))
     }
 
     /// One image's views (and colours, where a job's boxes are refined), timed.

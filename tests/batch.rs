@@ -134,3 +134,50 @@ fn a_bad_item_fails_the_batch_with_its_index() {
         Err(Error::ClassOutOfRange { .. })
     ));
 }
+
+#[test]
+fn a_net_that_bakes_batch_1_into_its_graph_is_sent_one_sample_at_a_time() {
+    // onnxsim's ViT has batch 1 in its reshapes and class token: a batch of two fails inside
+    // the graph, so its classes go one per call and give what each class gives alone.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/modern/vit_op17_sim.onnx"
+    );
+    let vit = FeedbackNet::builder()
+        .model_path(fixture)
+        .solver(
+            SolverConfig::default()
+                .with_iterations(3)
+                .with_tolerance(0.0),
+        )
+        .build()
+        .expect("the ViT fixture loads");
+    let dog = small("data/demo/darknet_dog.jpg");
+    let methods = [Method::GradCam, Method::FeedbackCam];
+    let both = vit
+        .explain(&dog, &Request::classes([3, 7]).methods(methods))
+        .expect("two classes of a batch-1 net");
+    let three = Request::classes([3]).methods(methods);
+    let seven = Request::classes([7]).methods(methods);
+    let alone = [vit.explain(&dog, &three), vit.explain(&dog, &seven)];
+    for (i, alone) in alone.into_iter().enumerate() {
+        let alone = alone.expect("one class");
+        let class = alone.classes()[0];
+        let batched: Vec<_> = both.iter().filter(|inf| inf.class.index == class).collect();
+        assert_eq!(batched.len(), alone.len(), "class {i}");
+        for (a, b) in alone.iter().zip(batched) {
+            assert_eq!(a.method, b.method);
+            let r = correlation(a.saliency.data(), b.saliency.data());
+            assert!(r >= 0.9999, "class {i} {:?}: map correlation {r}", a.method);
+            assert_eq!(a.boxes, b.boxes, "class {i} {:?}", a.method);
+        }
+    }
+    // A net whose graph takes any batch keeps its batches (SqueezeNet declares batch 1 too).
+    let squeezenet = shared().join("models/squeezenet1.1.onnx");
+    let onnx = feedbacknet_onnx::OnnxNetwork::load(&squeezenet, &burn::tensor::Device::flex())
+        .expect("SqueezeNet loads");
+    assert_eq!(feedbacknet_core::GatedNetwork::max_batch(&onnx), None);
+    let vit = feedbacknet_onnx::OnnxNetwork::load(fixture, &burn::tensor::Device::flex())
+        .expect("the ViT loads");
+    assert_eq!(feedbacknet_core::GatedNetwork::max_batch(&vit), Some(1));
+}

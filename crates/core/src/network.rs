@@ -29,6 +29,13 @@ pub trait GatedNetwork: Send + Sync {
     /// The gate sites, in forward order, for an input of `[height, width]` pixels.
     fn gate_sites(&self, input_hw: [usize; 2]) -> Result<Arc<[GateSite]>>;
 
+    /// The most samples one call may hold, or `None` for any number (the default). An ONNX
+    /// export that bakes batch 1 into its graph (a simplified ViT's reshapes and class token)
+    /// answers `Some(1)`, and the library then sends it one sample per call.
+    fn max_batch(&self) -> Option<usize> {
+        None
+    }
+
     /// Runs the network on a `[batch, channels, height, width]` input. `None` means every gate
     /// open (the plain feed-forward net). Returns `[batch, num_outputs]` logits.
     fn forward(&self, input: Tensor<4>, gates: Option<&GateSet>) -> Result<Tensor<2>>;

@@ -3,7 +3,7 @@
 use std::{
     collections::HashMap,
     path::Path,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use burn::tensor::{Device, Tensor};
@@ -35,6 +35,8 @@ pub struct OnnxNetwork {
     sites: Mutex<HashMap<[usize; 2], Arc<[GateSite]>>>,
     /// The file's `metadata_props` (key, value), in file order.
     metadata: Vec<(String, String)>,
+    /// The most samples per call, found on first asking (see `find_max_batch`).
+    max_batch: OnceLock<Option<usize>>,
 }
 
 impl OnnxNetwork {
@@ -117,7 +119,24 @@ impl OnnxNetwork {
             device: device.clone(),
             sites: Mutex::new(HashMap::new()),
             metadata,
+            max_batch: OnceLock::new(),
         })
+    }
+
+    /// `Some(1)` when the graph takes one sample per call: it declares batch 1 and a zero
+    /// batch of two at the input size fails or does not give two rows of logits (exporters
+    /// bake the batch into reshapes, expands and constant class tokens). A graph that declares
+    /// another or an open batch takes any number.
+    fn find_max_batch(&self) -> Option<usize> {
+        if self.executor.program().input_shape.first() != Some(&Some(1)) {
+            return None;
+        }
+        let spec = &self.input_spec;
+        let trial = Tensor::zeros([2, spec.channels, spec.height, spec.width], &self.device);
+        match self.executor.run(trial, None, None) {
+            Ok(logits) if logits.dims() == [2, self.executor.num_outputs()] => None,
+            _ => Some(1),
+        }
     }
 
     /// Replaces the input specification (size and normalization).
@@ -173,6 +192,10 @@ impl GatedNetwork for OnnxNetwork {
 
     fn num_outputs(&self) -> usize {
         self.executor.num_outputs()
+    }
+
+    fn max_batch(&self) -> Option<usize> {
+        *self.max_batch.get_or_init(|| self.find_max_batch())
     }
 
     fn gate_sites(&self, input_hw: [usize; 2]) -> feedbacknet_core::Result<Arc<[GateSite]>> {
