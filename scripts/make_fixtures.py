@@ -56,7 +56,7 @@ SUPPORTED = {
 ACTIVATIONS = {
     nn.ReLU: "ReLU", nn.ReLU6: "ReLU6", nn.GELU: "GELU", nn.SiLU: "SiLU",
     nn.Hardswish: "HardSwish", nn.Hardsigmoid: "HardSigmoid", nn.Sigmoid: "Sigmoid",
-    nn.Softmax: "Softmax", nn.MultiheadAttention: "Softmax (attention)",
+    nn.Softmax: "Softmax", nn.MultiheadAttention: "Softmax (attention)", nn.PReLU: "PReLU",
 }  # fmt: skip
 
 
@@ -197,6 +197,27 @@ def swin():
     return net
 
 
+class PReLUNet(nn.Sequential):
+    """PReLU with a learnt slope per channel: conv-BN-PReLU(16) stem (the slope exported as
+    [16, 1, 1]), depthwise conv-BN-PReLU(16), pointwise conv-BN and a one-slope PReLU,
+    AdaptiveAvgPool2d, Linear(32, 24)-PReLU(24)-Linear (the slope [24] on [N, 24] features).
+    The per-channel slopes are drawn in [-0.5, 1] (a negative slope is what guided backprop
+    blocks); the one-slope PReLU keeps PyTorch's 0.25."""
+
+    def __init__(self):
+        super().__init__(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.PReLU(16),
+            nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.BatchNorm2d(16),
+            nn.PReLU(16),
+            nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.PReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+            nn.Linear(32, 24), nn.PReLU(24), nn.Linear(24, CLASSES),
+        )  # fmt: skip
+        for m in self.modules():
+            if isinstance(m, nn.PReLU) and m.num_parameters > 1:
+                nn.init.uniform_(m.weight, -0.5, 1.0)
+
+
 # name -> (constructor, opsets, also exported with a dynamic batch axis at the last opset)
 NETS = {
     "convnext": (ConvNeXtNet, (13, 17), False),
@@ -206,6 +227,7 @@ NETS = {
     "shufflenet_v2": (ShuffleNetV2Net, (13, 17), True),
     "maxvit": (maxvit, (17,), False),
     "swin": (swin, (17,), False),
+    "prelu": (PReLUNet, (13, 17), False),
 }
 SEED = 2026
 

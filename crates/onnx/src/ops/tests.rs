@@ -249,6 +249,7 @@ fn attention_equals_its_definition_and_groups_heads() {
         scale: Some(1.0),
         q_heads: None,
         kv_heads: None,
+        boolean_mask: false,
     };
     let (_, out) = run(op.clone(), vec![q.clone(), k.clone(), v.clone()]);
     let softmax2 = |a: f32, b: f32| {
@@ -275,6 +276,7 @@ fn attention_equals_its_definition_and_groups_heads() {
         scale: Some(1.0),
         q_heads: Some(1),
         kv_heads: Some(1),
+        boolean_mask: false,
     };
     let (dims, out3) = run(op3, vec![flat(&q), flat(&k), flat(&v)]);
     assert_eq!(dims, vec![1, 2, 2]);
@@ -394,6 +396,7 @@ fn attention_adds_a_float_mask_to_the_scores() {
         scale: Some(1.0),
         q_heads: None,
         kv_heads: None,
+        boolean_mask: false,
     };
     // A mask of -inf on the second key: every query attends to the first value alone.
     let mask = t(vec![0.0, f32::NEG_INFINITY], &[1, 2]);
