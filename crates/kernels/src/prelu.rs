@@ -156,7 +156,8 @@ mod tests {
         (unit, gates[unit])
     }
 
-    /// The slope shapes that give one slope per channel of `[N, C, H, W]`: all equal.
+    /// Both slope shapes of one slope per channel of `[N, C, H, W]` give the scalar PReLU of
+    /// each channel; `[C]` runs along the last axis; a slope that does not broadcast is an error.
     #[test]
     fn a_slope_per_channel_is_the_scalar_prelu_of_each_channel() {
         let x = random(DIMS);
