@@ -7,7 +7,8 @@ Each net is built from torchvision's own block classes with fixed seeds and rand
 input and ends in 10 logits. It is exported with the TorchScript exporter (`dynamo=False`) at
 two opsets (13 and 17; ViT at 14 and 17) and simplified with onnxsim; a variant is kept only
 when its graph differs (by operator counts) from one already kept. Next to every
-`tests/fixtures/modern/<file>.onnx` lies `<file>.json`:
+`tests/fixtures/modern/<file>.onnx` lies `<file>.json` (the graphs built with `onnx.helper`
+instead, `GRAPHS`, record their own fields: see `graph_fixture`):
 
     input_shape, input (flat, NCHW row-major; exactly representable: randn rounded to 1/64),
     input_rule (how to regenerate it), logits (onnxruntime), torch_logits, ort_vs_torch_max_abs,
@@ -33,6 +34,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 import torchvision
 from onnxsim import simplify
 from torch import nn
@@ -56,7 +59,7 @@ SUPPORTED = {
 ACTIVATIONS = {
     nn.ReLU: "ReLU", nn.ReLU6: "ReLU6", nn.GELU: "GELU", nn.SiLU: "SiLU",
     nn.Hardswish: "HardSwish", nn.Hardsigmoid: "HardSigmoid", nn.Sigmoid: "Sigmoid",
-    nn.Softmax: "Softmax", nn.MultiheadAttention: "Softmax (attention)",
+    nn.Softmax: "Softmax", nn.MultiheadAttention: "Softmax (attention)", nn.PReLU: "PReLU",
 }  # fmt: skip
 
 
@@ -197,6 +200,27 @@ def swin():
     return net
 
 
+class PReLUNet(nn.Sequential):
+    """PReLU with a learnt slope per channel: conv-BN-PReLU(16) stem (the slope exported as
+    [16, 1, 1]), depthwise conv-BN-PReLU(16), pointwise conv-BN and a one-slope PReLU,
+    AdaptiveAvgPool2d, Linear(32, 24)-PReLU(24)-Linear (the slope [24] on [N, 24] features).
+    The per-channel slopes are drawn in [-0.5, 1] (a negative slope is what guided backprop
+    blocks); the one-slope PReLU keeps PyTorch's 0.25."""
+
+    def __init__(self):
+        super().__init__(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.PReLU(16),
+            nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False), nn.BatchNorm2d(16),
+            nn.PReLU(16),
+            nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.PReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+            nn.Linear(32, 24), nn.PReLU(24), nn.Linear(24, CLASSES),
+        )  # fmt: skip
+        for m in self.modules():
+            if isinstance(m, nn.PReLU) and m.num_parameters > 1:
+                nn.init.uniform_(m.weight, -0.5, 1.0)
+
+
 # name -> (constructor, opsets, also exported with a dynamic batch axis at the last opset)
 NETS = {
     "convnext": (ConvNeXtNet, (13, 17), False),
@@ -206,6 +230,7 @@ NETS = {
     "shufflenet_v2": (ShuffleNetV2Net, (13, 17), True),
     "maxvit": (maxvit, (17,), False),
     "swin": (swin, (17,), False),
+    "prelu": (PReLUNet, (13, 17), False),
 }
 SEED = 2026
 
@@ -380,10 +405,97 @@ def fixture(net, x, stem, opset, simple, dynamic, model, torch_logits, c, gradie
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# Graphs built with onnx.helper: operators that the TorchScript exporter does not emit.
+# ---------------------------------------------------------------------------------------------
+
+MASK_INPUT_SHAPE = (1, 3, 4, 4)
+
+
+def attention_bool_mask():
+    """ONNX `Attention` (opset 23) with a constant boolean mask: the 16 pixels of a 1x3x4x4
+    input as tokens (Reshape, Transpose), Q, K and V by MatMul (width 8: 2 heads of 4, the 3-D
+    layout), a [16, 16] boolean mask drawn at random (true: the key takes part) in which query 5
+    has no key at all, then Flatten and Gemm to 10 logits."""
+    rng = np.random.default_rng(SEED)
+
+    def weight(name, *shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.5).astype(np.float32), name)
+
+    mask = rng.random((16, 16)) < 0.6
+    mask[5, :] = False
+    initializers = [
+        numpy_helper.from_array(np.array([1, 3, 16], np.int64), "shape"),
+        weight("wq", 3, 8), weight("wk", 3, 8), weight("wv", 3, 8),
+        numpy_helper.from_array(mask, "mask"),
+        weight("head_w", 128, CLASSES), weight("head_b", CLASSES),
+    ]  # fmt: skip
+    node = helper.make_node
+    nodes = [
+        node("Reshape", ["input", "shape"], ["flat"]),
+        node("Transpose", ["flat"], ["tokens"], perm=[0, 2, 1]),
+        node("MatMul", ["tokens", "wq"], ["q"]),
+        node("MatMul", ["tokens", "wk"], ["k"]),
+        node("MatMul", ["tokens", "wv"], ["v"]),
+        node("Attention", ["q", "k", "v", "mask"], ["attention"], q_num_heads=2, kv_num_heads=2),
+        node("Flatten", ["attention"], ["features"], axis=1),
+        node("Gemm", ["features", "head_w", "head_b"], ["logits"]),
+    ]
+    float_info = partial(helper.make_tensor_value_info, elem_type=onnx.TensorProto.FLOAT)
+    graph = helper.make_graph(
+        nodes, "attention_bool_mask", [float_info("input", shape=MASK_INPUT_SHAPE)],
+        [float_info("logits", shape=(1, CLASSES))], initializers,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)])
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return model, mask
+
+
+# name -> builder of (model, mask)
+GRAPHS = {"attention_bool_mask_op23": attention_bool_mask}
+
+
+def graph_fixture(stem, model, mask):
+    """input (randn of MASK_INPUT_SHAPE, seed SEED, rounded to 1/64), logits (onnxruntime),
+    reference_logits (onnx's ReferenceEvaluator) and their largest difference, the mask (flat,
+    0/1), op_types and versions."""
+    generator = torch.Generator().manual_seed(SEED)
+    x = torch.round(torch.randn(MASK_INPUT_SHAPE, generator=generator) * 64) / 64
+    logits = run_ort(model, x)
+    (reference_logits,) = ReferenceEvaluator(model).run(None, {"input": x.numpy()})
+    diff = float(np.abs(logits - reference_logits).max())
+    if diff > 1e-5:
+        raise SystemExit(f"{stem}: onnxruntime and the ONNX reference disagree by {diff}")
+    return {
+        "file": f"{stem}.onnx",
+        "generator": "scripts/make_fixtures.py",
+        "opset": 23,
+        "input_shape": list(MASK_INPUT_SHAPE),
+        "input": f32(x),
+        "logits": f32(logits),
+        "reference_logits": f32(reference_logits),
+        "ort_vs_reference_max_abs": diff,
+        "mask": [int(v) for v in mask.reshape(-1)],
+        "op_types": op_counts(model),
+        "versions": {"onnx": onnx.__version__, "onnxruntime": ort.__version__},
+    }
+
+
+def save(out, stem, model, record):
+    onnx.save(model, out / f"{stem}.onnx")
+    with open(out / f"{stem}.json", "w") as f:
+        json.dump(record, f, indent=None, separators=(",", ":"))
+        f.write("\n")
+    return (out / f"{stem}.onnx").stat().st_size
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "modern")
-    parser.add_argument("--only", nargs="*", choices=sorted(NETS), help="build these nets only")
+    parser.add_argument(
+        "--only", nargs="*", choices=sorted(NETS) + sorted(GRAPHS), help="build these nets only"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)  # bit-for-bit reproducible reductions
@@ -398,17 +510,20 @@ def main():
             record = fixture(net, x, stem, opset, simple, dynamic, model, torch_logits, c, gradient)
             if name == "vit":
                 record["grad_cam_last_block"] = f32(token_grad_cam(net, x, c))
-            onnx.save(model, args.out / f"{stem}.onnx")
-            with open(args.out / f"{stem}.json", "w") as f:
-                json.dump(record, f, indent=None, separators=(",", ":"))
-                f.write("\n")
-            size = (args.out / f"{stem}.onnx").stat().st_size
+            size = save(args.out, stem, model, record)
             total += size
             print(
                 f"{stem:28} {size / 1024:7.1f} KiB  ort-torch {record['ort_vs_torch_max_abs']:.1e}  "
                 f"class {c}  unsupported: {', '.join(record['unsupported_ops']) or '-'}",
                 file=sys.stderr,
             )
+    for stem, builder in GRAPHS.items():
+        if args.only and stem not in args.only:
+            continue
+        model, mask = builder()
+        size = save(args.out, stem, model, graph_fixture(stem, model, mask))
+        total += size
+        print(f"{stem:28} {size / 1024:7.1f} KiB", file=sys.stderr)
     print(f"total {total / 1024:.1f} KiB of ONNX", file=sys.stderr)
 
 

@@ -25,6 +25,7 @@ use crate::DynTensor;
 /// |---|---|---|
 /// | ReLU, Clip(0, max) | `[x > 0]`, `[0 < x < max]` | the original rules |
 /// | LeakyReLU(α), PReLU(α) | `1` (x > 0), `α` (x ≤ 0) | guided passes `α·max(g·dy, 0)` below 0 (α > 0): not ReLU's 0 |
+/// | PReLU per channel (αc) | `1` (x > 0), `αc` of the element's channel (x ≤ 0) | guided, per channel: `αc·max(g·dy, 0)` below 0 where αc > 0, nothing where αc ≤ 0 (a slope that turns the gradient's sign is blocked); DeconvNet `max(g·dy, 0)` |
 /// | ELU(α) | `1` (x > 0), `α·eˣ` | guided passes a shrinking positive slope below 0 |
 /// | SiLU `x·σ(x)` | `σ(x)·(1 + x·(1 − σ(x)))` | negative for x < −1.28: guided drops it, Gradient keeps it |
 /// | HardSwish | `0` (x ≤ −3), `(2x + 3)/6`, `1` (x ≥ 3) | negative on (−3, −1.5): guided drops it |

@@ -42,6 +42,14 @@ pub enum ActivationKind {
         /// The learnt negative slope.
         slope: f32,
     },
+    /// PReLU whose learnt slopes differ per channel: `x` for `x > 0`, `a·x` otherwise, `a` the
+    /// slope tensor broadcast over the activation as ONNX `PRelu` broadcasts it (`[C, 1, 1]`
+    /// on a `[N, C, H, W]` map, `[C]` on `[N, C]` features or on channels-last `[.., C]`
+    /// tokens). The values themselves stay with the network.
+    PReluPerChannel {
+        /// The number of slope values (the channels, in the usual export).
+        slopes: usize,
+    },
 }
 
 /// One place in a network where a gate multiplies an activation's output.

@@ -13,8 +13,8 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 /// `HardSigmoid`, `Tanh`, `Softplus`, and `Clip` with a lower bound other than 0) run ungated
 /// inside blocks (squeeze-and-excitation scales, attention, …).
 ///
-/// Every variant is `Copy` and holds scalars only: a per-channel PReLU slope does not fit
-/// here, and the ONNX compiler refuses it (see [`Activation::PRelu`]).
+/// Every variant is `Copy` and holds scalars only: a PReLU whose slope differs per channel is
+/// [`PReluSlopes`](crate::PReluSlopes) instead (both are a [`GatedActivation`](crate::GatedActivation)).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     /// `max(x, 0)`.
@@ -47,7 +47,7 @@ pub enum Activation {
     /// Mish: `x·tanh(softplus(x))`.
     Mish,
     /// PReLU with one learnt slope for every channel: `x` for `x > 0`, `slope·x` otherwise (a
-    /// per-channel slope is refused when compiling: it would not fit this `Copy` enum).
+    /// slope per channel is [`PReluSlopes`](crate::PReluSlopes)).
     PRelu {
         /// The learnt negative slope.
         slope: f32,

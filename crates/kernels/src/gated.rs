@@ -7,7 +7,9 @@ use feedbacknet_core::{
     ActivationRule, CoreError, DynTensor, GateGranularity, MomentumStep, Result, SteppedGate,
 };
 
-use crate::{Activation, Wanted, backend::Fast, fast::FastPath, momentum_step, reference};
+use crate::{
+    Activation, GatedActivation, Wanted, backend::Fast, fast::FastPath, momentum_step, reference,
+};
 
 /// `act(x)` (ungated).
 pub fn activation(x: DynTensor, act: Activation) -> DynTensor {
@@ -15,33 +17,41 @@ pub fn activation(x: DynTensor, act: Activation) -> DynTensor {
 }
 
 /// `act(x) · gate`, the gate being `[batch, units]` with one value per activation
-/// ([`GateGranularity::Neuron`]) or per channel ([`GateGranularity::Channel`]).
-pub fn gated_activation(
+/// ([`GateGranularity::Neuron`]) or per channel ([`GateGranularity::Channel`]); `act` is an
+/// [`Activation`] or a [`GatedActivation`] (PReLU per channel: Burn's ops).
+pub fn gated_activation<'a>(
     x: DynTensor,
-    act: Activation,
+    act: impl Into<GatedActivation<'a>>,
     gate: &Tensor<2>,
     granularity: GateGranularity,
 ) -> Result<DynTensor> {
+    let act = act.into();
     if let Some(folded) = by_sample(&x, gate)? {
         let dims = x.dims();
         return gated_activation(folded, act, gate, granularity)?.reshape(&dims);
     }
-    match Fast::gated_activation(&x, act, gate, granularity) {
-        Some(y) => Ok(y),
-        None => reference::gated_activation(x, act, gate, granularity),
+    match act {
+        GatedActivation::Scalar(act) => match Fast::gated_activation(&x, act, gate, granularity) {
+            Some(y) => Ok(y),
+            None => reference::gated_activation(x, &act, gate, granularity),
+        },
+        GatedActivation::PReluPerChannel(slopes) => {
+            reference::gated_activation(x, slopes, gate, granularity)
+        }
     }
 }
 
 /// The backward pass of `y = act(x) · g` for the output gradient `dy`: `dx` under `rule`
 /// (with `g = 1` where `gate` is `None`) and `∂/∂g` shaped like the gate, each if `wanted`.
-pub fn gated_activation_backward(
+pub fn gated_activation_backward<'a>(
     x: &DynTensor,
-    act: Activation,
+    act: impl Into<GatedActivation<'a>>,
     dy: &DynTensor,
     gate: Option<(&Tensor<2>, GateGranularity)>,
     rule: ActivationRule,
     wanted: Wanted,
 ) -> Result<(Option<DynTensor>, Option<Tensor<2>>)> {
+    let act = act.into();
     if let Some((g, _)) = gate
         && let (Some(fx), Some(fdy)) = (by_sample(x, g)?, by_sample(dy, g)?)
     {
@@ -49,39 +59,48 @@ pub fn gated_activation_backward(
         let dx = dx.map(|d| d.reshape(&x.dims())).transpose()?;
         return Ok((dx, dg));
     }
-    match Fast::gated_activation_backward(x, act, dy, gate, rule, wanted) {
-        Some(result) => Ok(result),
-        None => reference::gated_activation_backward(x, act, dy, gate, rule, wanted),
+    match act {
+        GatedActivation::Scalar(act) => {
+            match Fast::gated_activation_backward(x, act, dy, gate, rule, wanted) {
+                Some(result) => Ok(result),
+                None => reference::gated_activation_backward(x, &act, dy, gate, rule, wanted),
+            }
+        }
+        GatedActivation::PReluPerChannel(slopes) => {
+            reference::gated_activation_backward(x, slopes, dy, gate, rule, wanted)
+        }
     }
 }
 
 /// The backward pass of `y = act(x) · g` under the true gradient, with the soft solver's
 /// `step` applied to the gates `g` (velocity `v`) by their gradient: `dx` (if `want_input`)
-/// and the stepped gates. On flex with one gate per activation, one fused pass; elsewhere the
-/// gate gradient is computed first ([`gated_activation_backward`], then [`momentum_step`]).
-pub fn gated_backward_step(
+/// and the stepped gates. On flex with one gate per activation and a scalar activation, one
+/// fused pass; elsewhere the gate gradient is computed first ([`gated_activation_backward`],
+/// then [`momentum_step`]).
+pub fn gated_backward_step<'a>(
     x: &DynTensor,
-    act: Activation,
+    act: impl Into<GatedActivation<'a>>,
     dy: &DynTensor,
     (g, v): (Tensor<2>, Tensor<2>),
     granularity: GateGranularity,
     step: &MomentumStep,
     want_input: bool,
 ) -> Result<(Option<DynTensor>, SteppedGate)> {
+    let act = act.into();
     if let (Some(fx), Some(fdy)) = (by_sample(x, &g)?, by_sample(dy, &g)?) {
         let (dx, stepped) =
             gated_backward_step(&fx, act, &fdy, (g, v), granularity, step, want_input)?;
         let dx = dx.map(|d| d.reshape(&x.dims())).transpose()?;
         return Ok((dx, stepped));
     }
-    let (g, v) = match granularity {
-        GateGranularity::Neuron => {
+    let (g, v) = match (granularity, act) {
+        (GateGranularity::Neuron, GatedActivation::Scalar(act)) => {
             match Fast::gated_backward_step(x, act, dy, (g, v), step, want_input) {
                 Ok(done) => return Ok(done),
                 Err(unchanged) => unchanged,
             }
         }
-        GateGranularity::Channel => (g, v),
+        _ => (g, v),
     };
     let wanted = Wanted {
         input: want_input,
@@ -388,7 +407,7 @@ mod tests {
             let gate = Some((&g, granularity));
             let (rdx, rdg) = reference::gated_activation_backward(
                 &x,
-                act,
+                &act,
                 &dy,
                 gate,
                 ActivationRule::Gradient,

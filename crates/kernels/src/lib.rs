@@ -4,8 +4,9 @@
 //! What is here, by family (one module each):
 //!
 //! - gated activations (ReLU and Clip, SiLU, HardSwish, GELU, LeakyReLU, ELU, Mish, PReLU; and
-//!   the ungated Sigmoid, HardSigmoid, Tanh, Softplus: see [`Activation`]): `act(x)`, `act(x) · g`
-//!   and its backward pass under an
+//!   the ungated Sigmoid, HardSigmoid, Tanh, Softplus: see [`Activation`]; PReLU with a slope
+//!   per channel, whose slopes are a tensor: [`PReluSlopes`], on Burn's ops only, both taken as a
+//!   [`GatedActivation`]): `act(x)`, `act(x) · g` and its backward pass under an
 //!   [`ActivationRule`](feedbacknet_core::ActivationRule) ([`gated_activation`],
 //!   [`gated_activation_backward`]), and that backward pass with the soft solver's step fused in
 //!   ([`gated_backward_step`]);
@@ -68,10 +69,12 @@ mod flex;
 mod gated;
 mod layout;
 mod pool;
+mod prelu;
 mod reference;
 mod step;
 #[cfg(test)]
 mod testing;
+mod unit;
 mod worker;
 
 pub use activation::{Activation, Wanted};
@@ -83,5 +86,7 @@ pub use conv::{
 pub use gated::{activation, gated_activation, gated_activation_backward, gated_backward_step};
 pub use layout::{pad_planes, spread_channels};
 pub use pool::{max_pool, max_pool_with_indices};
+pub use prelu::PReluSlopes;
 pub use step::{momentum_step, nan_max};
+pub use unit::GatedActivation;
 pub use worker::on_worker;

@@ -130,21 +130,41 @@ pub(crate) fn derivative(x: Tensor<1>, act: Activation) -> Tensor<1> {
     }
 }
 
-/// `act(x) · gate`.
+/// An element-wise function as the references take it: its value and its local derivative
+/// `f'(x)` (flat), on Burn tensor ops.
+pub(crate) trait Pointwise {
+    /// `f(x)`.
+    fn value(&self, x: DynTensor) -> Result<DynTensor>;
+    /// `f'(x)`, flat (for ReLU and Clip the 0/1 active mask).
+    fn derivative(&self, x: &DynTensor) -> Result<Tensor<1>>;
+}
+
+impl Pointwise for Activation {
+    fn value(&self, x: DynTensor) -> Result<DynTensor> {
+        Ok(activation(x, *self))
+    }
+
+    fn derivative(&self, x: &DynTensor) -> Result<Tensor<1>> {
+        Ok(derivative(x.clone().flatten_all(), *self))
+    }
+}
+
+/// `f(x) · gate`.
 pub(crate) fn gated_activation(
     x: DynTensor,
-    act: Activation,
+    f: &impl Pointwise,
     gate: &Tensor<2>,
     granularity: GateGranularity,
 ) -> Result<DynTensor> {
     let dims = x.dims();
-    activation(x, act).binary(broadcast_gate(gate, &dims, granularity)?, BinaryOp::Mul)
+    f.value(x)?
+        .binary(broadcast_gate(gate, &dims, granularity)?, BinaryOp::Mul)
 }
 
-/// The backward pass of `y = act(x) · g`: `dx` under `rule` and `∂/∂g`, each if `wanted`.
+/// The backward pass of `y = f(x) · g`: `dx` under `rule` and `∂/∂g`, each if `wanted`.
 pub(crate) fn gated_activation_backward(
     x: &DynTensor,
-    act: Activation,
+    f: &impl Pointwise,
     dy: &DynTensor,
     gate: Option<(&Tensor<2>, GateGranularity)>,
     rule: ActivationRule,
@@ -153,7 +173,7 @@ pub(crate) fn gated_activation_backward(
     let dims = x.dims();
     let gate_grad = match (wanted.gate, gate) {
         (true, Some((g, granularity))) => {
-            let per_unit = activation(x.clone(), act).binary(dy.clone(), BinaryOp::Mul)?;
+            let per_unit = f.value(x.clone())?.binary(dy.clone(), BinaryOp::Mul)?;
             Some(reduce_to_gate(per_unit, g, granularity)?)
         }
         _ => None,
@@ -167,7 +187,7 @@ pub(crate) fn gated_activation_backward(
             .binary(broadcast_gate(g, &dims, granularity)?, BinaryOp::Mul)?,
         None => dy.clone(),
     };
-    let slope = derivative(x.clone().flatten_all(), act);
+    let slope = f.derivative(x)?;
     let dx = DynTensor::R1(rule.apply(dz.flatten_all(), slope)).reshape(&dims)?;
     Ok((Some(dx), gate_grad))
 }

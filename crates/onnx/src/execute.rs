@@ -8,7 +8,7 @@ use feedbacknet_core::{ActivationKind, CoreError, DynTensor, GateSet, GateSite};
 use crate::{
     error::OnnxError,
     feature_map::TokenGrid,
-    ops::{Activation, Op},
+    ops::GatedActivation,
     prefix::{PrefixCache, PrefixValues},
     program::{Program, Step},
 };
@@ -208,8 +208,8 @@ impl Executor {
                 continue; // a preset value (the steps that no gate influences)
             }
             let inputs = step_inputs(step, &values)?;
-            let gated = match (&step.op, step.gate, gates) {
-                (Op::Activation(act), Some(k), Some(g)) => Some((*act, k, g)),
+            let gated = match (step.op.gated_activation(), step.gate, gates) {
+                (Some(act), Some(k), Some(g)) => Some((act, k, g)),
                 _ => None,
             };
             let rows = head.filter(|(h, _)| *h == index).map(|(_, rows)| rows);
@@ -274,7 +274,7 @@ impl Executor {
 }
 
 /// The gate of a gated activation step: its activation, site and gates.
-type Gated<'a> = (Activation, usize, &'a GateSet);
+type Gated<'a> = (GatedActivation<'a>, usize, &'a GateSet);
 
 /// Runs one step: gated, for the head's `rows` alone, recording its pooling argmaxes into
 /// `indices`, or plainly.
@@ -374,11 +374,9 @@ pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {
 /// axis (a transformer's MLP run on `[batch · tokens, features]`) has the per-sample shape
 /// `[tokens, features]`: its gates are laid out sample by sample as well.
 fn site_of(step: &Step, activation: &DynTensor, batch: usize) -> GateSite {
-    let kind = match step.op {
-        Op::Activation(act) => act.gate_kind(),
-        _ => None,
-    }
-    .unwrap_or(ActivationKind::Relu);
+    let kind = (step.op.gated_activation())
+        .and_then(|act| act.gate_kind())
+        .unwrap_or(ActivationKind::Relu);
     let dims = activation.dims();
     let shape = match dims.split_first() {
         Some((&lead, rest)) if lead != batch && batch > 0 && lead % batch == 0 => {

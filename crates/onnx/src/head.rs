@@ -31,7 +31,8 @@ pub(crate) fn find(
                 return (options.groups == 1 && weight.dims()[0] == classes && out.len() == 4)
                     .then_some(index);
             }
-            Op::Activation(_) | Op::GlobalAveragePool | Op::Identity if one_per_class => {}
+            Op::Activation(_) | Op::PRelu(_) | Op::GlobalAveragePool | Op::Identity
+                if one_per_class => {}
             Op::Flatten { .. } | Op::Reshape { .. }
                 if one_per_class && dims.iter().skip(2).all(|&d| d == 1) => {}
             _ => return None,

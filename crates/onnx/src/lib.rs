@@ -4,8 +4,8 @@
 //! # Which activations carry gates
 //!
 //! Gated (one gate site each, per neuron or per channel): `Relu`, `Clip(0, max)` (ReLU6),
-//! `HardSwish`, `Gelu` (exact and tanh forms), `LeakyRelu`, `Elu`, `Mish`, `PRelu` (one slope
-//! for all channels; a per-channel slope is refused), `Swish` with alpha 1, and the patterns
+//! `HardSwish`, `Gelu` (exact and tanh forms), `LeakyRelu`, `Elu`, `Mish`, `PRelu` (a constant
+//! slope, one for all channels or one per channel), `Swish` with alpha 1, and the patterns
 //! exporters write for SiLU (`Sigmoid` + `Mul`), HardSwish (`HardSigmoid` + `Mul`) and exact
 //! GELU (`Div`/`Erf`/`Add`/`Mul`/`Mul`), each fused into one gated activation first
 //! (`compile/fuse.rs`). In a transformer the MLP's activation (GELU) is gated; gates per

@@ -22,6 +22,8 @@ use feedbacknet_core::{BinaryOp, CoreError, DynTensor, Result, dyn_map};
 
 /// An activation that may carry a gate (the kernels' type, which the program's ops name).
 pub(crate) use feedbacknet_kernels::Activation;
+/// What a gated step's gate multiplies, and a PReLU's slope per channel (the kernels' types).
+pub(crate) use feedbacknet_kernels::{GatedActivation, PReluSlopes};
 
 use crate::kernels::WinogradWeights;
 
@@ -97,6 +99,8 @@ pub(crate) enum Op {
         winograd: Option<Box<WinogradWeights>>,
     },
     Activation(Activation),
+    /// PReLU whose constant slope differs per channel (always gated).
+    PRelu(PReluSlopes),
     MaxPool2d(MaxPoolOptions<2>),
     AvgPool2d {
         options: AvgPoolOptions<2>,
@@ -204,11 +208,13 @@ pub(crate) enum Op {
     Cast(CastTo),
     /// Division of integer values, truncated.
     IntDiv,
-    /// Scaled dot-product attention over the inputs Q, K, V.
+    /// Scaled dot-product attention over the inputs Q, K, V (and a mask, input 3).
     Attention {
         scale: Option<f32>,
         q_heads: Option<usize>,
         kv_heads: Option<usize>,
+        /// The mask is boolean (0/1 floats, 1 where a key takes part), not additive.
+        boolean_mask: bool,
     },
     /// A two-operand Einstein summation run as a batched matrix product.
     Einsum(einsum::EinsumPlan),
@@ -234,6 +240,7 @@ impl Op {
         match self {
             Op::Conv2d { .. } => "Conv",
             Op::Activation(act) => act.op_name(),
+            Op::PRelu(_) => "PRelu",
             Op::MaxPool2d(_) => "MaxPool",
             Op::AvgPool2d { .. } => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
@@ -298,6 +305,15 @@ impl Op {
         }
     }
 
+    /// The activation a gate multiplies, for the ops a gate site may sit on.
+    pub(crate) fn gated_activation(&self) -> Option<GatedActivation<'_>> {
+        match self {
+            Op::Activation(act) => Some(GatedActivation::Scalar(*act)),
+            Op::PRelu(slopes) => Some(GatedActivation::PReluPerChannel(slopes)),
+            _ => None,
+        }
+    }
+
     /// Whether the step's input `index` can carry a gradient. Inputs read back as integers
     /// (slice bounds, target shapes) do not, nor does any input of a step whose value depends on
     /// shapes alone (`Shape`, integer arithmetic): the reverse pass gives them none.
@@ -314,6 +330,9 @@ impl Op {
             Op::Slice { .. } | Op::ReshapeTo | Op::Expand(_) | Op::PadTo(_) => index == 0,
             Op::Where => index != 0,
             Op::ScatterNd => index != 1,
+            Op::Attention {
+                boolean_mask: true, ..
+            } => index < 3,
             _ => true,
         }
     }
@@ -379,6 +398,7 @@ impl Op {
                 run_conv(first()?, weight, transformed, bias, options)
             }
             Op::Activation(act) => Ok(crate::kernels::activation(first()?, *act)),
+            Op::PRelu(slopes) => slopes.apply(first()?),
             Op::MaxPool2d(options) => {
                 let x = first()?.into4("MaxPool")?;
                 check_pool_window(&x, options)?;
@@ -495,7 +515,8 @@ impl Op {
                 scale,
                 q_heads,
                 kv_heads,
-            } => attention::attention(&inputs, *scale, *q_heads, *kv_heads),
+                boolean_mask,
+            } => attention::attention(&inputs, *scale, *q_heads, *kv_heads, *boolean_mask),
             Op::Einsum(plan) => {
                 let [a, b] = two(inputs)?;
                 einsum::einsum(plan, a, b)

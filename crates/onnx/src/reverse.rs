@@ -22,7 +22,7 @@ use crate::{
     execute::{Executor, Recording, Retain, forward_error, program_error, store, to_logits},
     feature_map::to_grid,
     kernels::{Wanted, gated_activation_backward, gated_backward_step, nan_max},
-    ops::{Activation, Op},
+    ops::{GatedActivation, Op},
     pool::max_pool2d_backward,
     program::Step,
     vjp::fast_vjp,
@@ -197,7 +197,7 @@ impl Update<'_> {
         &mut self,
         k: usize,
         x: &DynTensor,
-        act: Activation,
+        act: GatedActivation<'_>,
         dy: &DynTensor,
         want_input: bool,
     ) -> Result<Option<DynTensor>> {
@@ -401,7 +401,7 @@ impl<'a> Pass<'a> {
         dy: DynTensor,
         needed: &[bool],
     ) -> Result<Vec<Option<DynTensor>>> {
-        if let (Op::Activation(act), Some(k)) = (&step.op, step.gate) {
+        if let (Some(act), Some(k)) = (step.op.gated_activation(), step.gate) {
             let x = inputs.into_iter().next().ok_or_else(|| CoreError::Shape {
                 context: "activation".into(),
                 expected: "one input".into(),
@@ -409,7 +409,7 @@ impl<'a> Pass<'a> {
             })?;
             if let Some(update) = &self.update {
                 let want_input = needed.first().copied().unwrap_or(false);
-                let dx = update.borrow_mut().backward(k, &x, *act, &dy, want_input)?;
+                let dx = update.borrow_mut().backward(k, &x, act, &dy, want_input)?;
                 return Ok(vec![dx]);
             }
             let gate = match self.gates {
@@ -425,8 +425,7 @@ impl<'a> Pass<'a> {
                 input: needed.first().copied().unwrap_or(false),
                 gate: self.collect.is_some(),
             };
-            let (dx, gate_grad) =
-                gated_activation_backward(&x, *act, &dy, gate, self.rule, wanted)?;
+            let (dx, gate_grad) = gated_activation_backward(&x, act, &dy, gate, self.rule, wanted)?;
             if let (Some(collect), Some(grad)) = (&self.collect, gate_grad) {
                 let mut collected = collect.borrow_mut();
                 let entry = collected.get_mut(k).ok_or_else(|| site_error(k))?;

@@ -4,29 +4,24 @@
 //! against PyTorch, one gate site per activation, and the gates' backward and solver step; and
 //! the exact GELU pattern fused on a small net built in code.
 
-use std::path::PathBuf;
-
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardTarget, DynTensor, GateGranularity, GateSet, GateState,
     GatedNetwork, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
 };
 use feedbacknet_onnx::OnnxNetwork;
-use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
+use onnx_ir::{Message, ModelProto, NodeProto, TensorProto};
 use serde_json::Value;
+
+mod common;
+
+use common::graph::{built_net, fixture_dir, float_attr, node, tensor};
 
 const FILES: [&str; 3] = [
     "efficientnet_op13",
     "mobilenet_v3_op13",
     "mobilenet_v3_op17",
 ];
-
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/modern"
-    ))
-}
 
 /// A fixture net, its JSON and its input.
 struct Fixture {
@@ -399,83 +394,10 @@ fn the_exported_gelu_is_fused_and_gated() {
     }
 }
 
-/// A net built in code on the EfficientNet fixture's input declaration (opset 18): a 1x1
-/// identity convolution `h`, then `nodes`, global average pooling and flatten to 3 logits.
-fn built_net(
-    nodes: Vec<NodeProto>,
-    mut initializers: Vec<TensorProto>,
-    last: &str,
-    device: &Device,
-) -> feedbacknet_onnx::Result<OnnxNetwork> {
-    let base = std::fs::read(fixture_dir().join("efficientnet_op13.onnx")).unwrap();
-    let mut model = ModelProto::parse_from_bytes(&base).unwrap();
-    for opset in model.opset_import.iter_mut() {
-        if opset.domain.is_empty() {
-            opset.version = 18;
-        }
-    }
-    let graph = model.graph.as_mut().unwrap();
-    let input = graph.input[0].clone();
-    let mut output = graph.output[0].clone();
-    output
-        .type_
-        .mut_or_insert_default()
-        .mut_tensor_type()
-        .shape
-        .mut_or_insert_default()
-        .dim[1]
-        .set_dim_value(3);
-    let (x, y) = (input.name.clone(), output.name.clone());
-    let identity = vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-    initializers.push(tensor("w", vec![3, 3, 1, 1], identity));
-    graph.initializer = initializers;
-    let mut all = vec![node("Conv", "conv", &[&x, "w"], "h", vec![])];
-    all.extend(nodes);
-    all.push(node("GlobalAveragePool", "gap", &[last], "p", vec![]));
-    all.push(node("Flatten", "flat", &["p"], &y, vec![]));
-    graph.node = all;
-    graph.input = vec![input];
-    graph.output = vec![output];
-    graph.value_info.clear();
-    OnnxNetwork::from_bytes(&model.write_to_bytes().unwrap(), device)
-}
-
-fn tensor(name: &str, dims: Vec<i64>, data: Vec<f32>) -> TensorProto {
-    let mut t = TensorProto::new();
-    t.name = name.into();
-    t.dims = dims;
-    t.data_type = 1;
-    t.float_data = data;
-    t
-}
-
-fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    output: &str,
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
-    let mut n = NodeProto::new();
-    n.op_type = op.into();
-    n.name = name.into();
-    n.input = inputs.iter().map(|s| s.to_string()).collect();
-    n.output = vec![output.into()];
-    n.attribute = attrs;
-    n
-}
-
-fn float_attr(name: &str, value: f32) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::FLOAT.into();
-    a.f = value;
-    a
-}
-
 /// LeakyReLU, ELU, Mish and PReLU (one slope) each get a gate site of their kind, and the
 /// logits are Burn's; ungated Sigmoid, Tanh and Softplus run without one; a PReLU slope per
-/// channel is refused with a clear error.
+/// channel loads as one (`tests/prelu.rs` checks its passes), a slope computed at run time is
+/// refused with a typed error.
 #[test]
 fn the_other_activations_load_gated_or_not() {
     let device = Device::flex();
@@ -532,6 +454,19 @@ fn the_other_activations_load_gated_or_not() {
         );
     }
     let per_channel = tensor("slope", vec![3, 1, 1], vec![0.1, 0.2, 0.3]);
-    let err = built_net(nodes, vec![per_channel], "o", &device).expect_err("refused");
-    assert!(err.to_string().contains("per channel"), "{err}");
+    let net = built_net(nodes.clone(), vec![per_channel], "o", &device).expect("per channel");
+    let sites = net.gate_sites([32, 32]).unwrap();
+    assert_eq!(
+        sites[3].activation,
+        ActivationKind::PReluPerChannel { slopes: 3 }
+    );
+    // The slope computed at run time (from the activation itself) stays refused.
+    let mut computed = nodes;
+    computed.insert(3, node("Sigmoid", "slope_of_m", &["m"], "slope", vec![]));
+    let err = built_net(computed, vec![], "o", &device).expect_err("refused");
+    assert!(
+        matches!(err, feedbacknet_onnx::OnnxError::UnsupportedConfig { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("computed at run time"), "{err}");
 }

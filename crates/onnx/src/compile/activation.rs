@@ -1,6 +1,7 @@
 //! The activations and `Softmax`. Every activation whose output is a "unit" of the net gets a
 //! gate site: `Relu`, `Clip(0, max)` (ReLU6), `Gelu` (both forms), `HardSwish`, `LeakyRelu`,
-//! `Elu`, `Mish`, `PRelu` (one slope for all channels), `Swish` (alpha 1, i.e. SiLU), and the
+//! `Elu`, `Mish`, `PRelu` (a constant slope: one for all channels, or one per channel),
+//! `Swish` (alpha 1, i.e. SiLU), and the
 //! SiLU, HardSwish and GELU that `fuse` finds in their exported patterns. `Sigmoid`,
 //! `HardSigmoid`, `Tanh`, `Softplus` and `Clip` with another lower bound run ungated: nets use
 //! them inside blocks (squeeze-and-excitation scales, attention), not as their units.
@@ -21,7 +22,7 @@ use onnx_ir::{
 use super::builder::{Compiler, unsupported};
 use crate::{
     error::Result,
-    ops::{Activation, Op},
+    ops::{Activation, Op, PReluSlopes},
 };
 
 /// A gated ReLU.
@@ -96,26 +97,22 @@ pub(super) fn elu(c: &mut Compiler, node: &Node, cfg: &EluConfig) -> Result<()> 
     c.gated(node, Activation::Elu { alpha })
 }
 
-/// A gated PReLU whose constant slope is one value for all channels (a single value, or every
-/// value equal); a slope that differs per channel is refused (the kernels' `Activation` holds
-/// scalars only).
+/// A gated PReLU of a constant slope: the scalar activation where every value is equal (a
+/// single value, or one per channel all alike: the flex fast paths), [`PReluSlopes`] where the
+/// slope differs per channel (ONNX broadcasting, checked against the activation when it runs).
+/// A slope computed at run time is refused.
 pub(super) fn prelu(c: &mut Compiler, node: &Node) -> Result<()> {
     let refuse = |reason: &str| unsupported(node.name(), "PRelu", reason);
-    let data = node
-        .inputs()
-        .get(1)
-        .and_then(|a| a.value())
-        .ok_or_else(|| refuse("the slope must be a constant"))?;
-    let slopes = data
-        .try_into_vec_as::<f32>()
-        .map_err(|e| refuse(&format!("the slope cannot be read: {e:?}")))?;
-    let slope = *slopes.first().ok_or_else(|| refuse("the slope is empty"))?;
-    if slopes.iter().any(|&s| s != slope) {
-        return Err(refuse(
-            "a slope per channel is not supported (only one slope for all channels)",
-        ));
+    let slope = c
+        .constant(node, 1)?
+        .ok_or_else(|| refuse("the slope is missing"))?;
+    let values = slope.to_vec()?;
+    let first = *values.first().ok_or_else(|| refuse("the slope is empty"))?;
+    if values.iter().all(|&s| s == first) {
+        c.gated(node, Activation::PRelu { slope: first })
+    } else {
+        c.gated_op(node, Op::PRelu(PReluSlopes::new(slope)))
     }
-    c.gated(node, Activation::PRelu { slope })
 }
 
 /// An ungated `HardSigmoid` (a squeeze-and-excitation scale; with `Mul(x, ·)` on its own input

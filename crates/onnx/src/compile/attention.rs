@@ -1,5 +1,6 @@
 //! `Attention` (ONNX opset 23, which onnx-ir also fuses PyTorch's exported attention into):
-//! queries, keys and values, an optional additive (float) mask; no boolean mask, no causality,
+//! queries, keys and values, an optional mask, additive (float) or boolean (`true` where the
+//! key takes part: turned into `0` / `−∞` when it runs, see `ops/attention.rs`); no causality,
 //! no softcap, no key/value cache.
 
 use onnx_ir::{
@@ -10,12 +11,14 @@ use onnx_ir::{
 use super::builder::{Compiler, unsupported};
 use crate::{error::Result, ops::Op};
 
-/// Scaled dot-product attention over the node's Q, K and V (and an additive mask); refuses what else ONNX allows.
+/// Scaled dot-product attention over the node's Q, K and V (and a float or boolean mask);
+/// refuses what else ONNX allows.
 pub(super) fn attention(c: &mut Compiler, node: &Node, cfg: &AttentionConfig) -> Result<()> {
     let refuse = |reason: &str| Err(unsupported(node.name(), "Attention", reason));
     let mask = node.inputs().get(3).filter(|a| !a.is_optional());
-    if mask.is_some_and(|m| !m.ty.elem_type().is_float()) {
-        return refuse("a boolean mask (an additive float mask runs)");
+    let mask_type = mask.map(|m| m.ty.elem_type());
+    if mask_type.is_some_and(|t| !t.is_float() && !t.is_bool()) {
+        return refuse("a mask neither float (additive) nor boolean");
     }
     let extra_input = node.inputs().iter().skip(4).any(|a| !a.is_optional());
     let extra_output = node.outputs().iter().skip(1).any(|o| !o.name.is_empty());
@@ -44,6 +47,7 @@ pub(super) fn attention(c: &mut Compiler, node: &Node, cfg: &AttentionConfig) ->
         scale: cfg.scale.map(|s| s as f32),
         q_heads: cfg.q_num_heads,
         kv_heads: cfg.kv_num_heads,
+        boolean_mask: mask_type.is_some_and(|t| t.is_bool()),
     };
     let count = if mask.is_some() { 4 } else { 3 };
     let inputs = (0..count)

@@ -281,9 +281,14 @@ impl<'a> Compiler<'a> {
 
     /// Pushes an activation with a gate site of its own.
     pub(super) fn gated(&mut self, node: &Node, activation: Activation) -> Result<()> {
+        self.gated_op(node, Op::Activation(activation))
+    }
+
+    /// Pushes `op` (an activation op, see `Op::gated_activation`) with a gate site of its own.
+    pub(super) fn gated_op(&mut self, node: &Node, op: Op) -> Result<()> {
         let gate = self.gate_count;
         self.gate_count += 1;
-        self.unary_gated(node, Op::Activation(activation), Some(gate))
+        self.unary_gated(node, op, Some(gate))
     }
 }
 

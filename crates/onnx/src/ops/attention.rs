@@ -1,25 +1,37 @@
-//! ONNX (opset 23) `Attention` with an optional additive mask, without boolean masks, causality, softcap or a key/value cache:
-//! `softmax(Q·Kᵀ · scale) · V` per head, with grouped key/value heads.
+//! ONNX (opset 23) `Attention` with an optional additive or boolean mask, without causality,
+//! softcap or a key/value cache: `softmax(Q·Kᵀ · scale + mask) · V` per head, with grouped
+//! key/value heads.
+//!
+//! A boolean mask (0/1 floats here, 1 where the key takes part) becomes the additive mask
+//! `0` / `−∞`, as the ONNX reference does (`np.where(mask, 0, -inf)`). A query whose keys are
+//! all masked (every score `−∞`, whichever mask) attends to nothing: its output is 0, as
+//! onnxruntime and the ONNX reference evaluator give, not the NaN of a softmax over `−∞` alone;
+//! its scores are set to 0 before the softmax and its weights to 0 after, so no NaN reaches the
+//! backward pass either.
 
-use burn::tensor::{Tensor, activation};
-use feedbacknet_core::{DynTensor, Result};
+use burn::tensor::{Bool, Tensor, activation};
+use feedbacknet_core::{DynTensor, Result, dyn_map};
 
 use super::shape_err;
 
-/// The attention of `[q, k, v]` or `[q, k, v, mask]` (added to the scaled scores, broadcast to
-/// `[batch, heads, queries, keys]`): 4-D as `[batch, heads, sequence, head size]`, or 3-D as
-/// `[batch, sequence, heads · head size]` with the head counts given.
+/// The attention of `[q, k, v]` or `[q, k, v, mask]` (the mask added to the scaled scores,
+/// broadcast to `[batch, heads, queries, keys]`; a `boolean` one first turned into `0` / `−∞`):
+/// 4-D as `[batch, heads, sequence, head size]`, or 3-D as `[batch, sequence, heads · head
+/// size]` with the head counts given.
 pub(super) fn attention(
     inputs: &[DynTensor],
     scale: Option<f32>,
     q_heads: Option<usize>,
     kv_heads: Option<usize>,
+    boolean: bool,
 ) -> Result<DynTensor> {
     let (q, k, v, mask) = match inputs {
         [q, k, v] => (q, k, v, None),
-        [q, k, v, mask] => (q, k, v, Some(mask)),
+        [q, k, v, mask] if boolean => (q, k, v, Some(additive(mask.clone()))),
+        [q, k, v, mask] => (q, k, v, Some(mask.clone())),
         _ => return Err(shape_err("Q, K and V", vec![inputs.len()])),
     };
+    let mask = mask.as_ref();
     match (q, k, v) {
         (DynTensor::R4(q), DynTensor::R4(k), DynTensor::R4(v)) => Ok(DynTensor::R4(heads(
             q.clone(),
@@ -83,18 +95,37 @@ fn heads(
     };
     let (k, v) = (repeat(k, d), repeat(v, dv));
     let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
-    let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-    if let Some(mask) = mask {
-        let dims = scores.dims();
-        scores = DynTensor::R4(scores)
-            .binary(mask.clone(), feedbacknet_core::BinaryOp::Add)?
-            .into4("Attention mask")?;
-        if scores.dims() != dims {
-            return Err(shape_err(
-                &format!("a mask broadcastable to {dims:?}"),
-                mask.dims(),
-            ));
-        }
+    let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let Some(mask) = mask else {
+        return Ok(activation::softmax(scores, 3).matmul(v));
+    };
+    let dims = scores.dims();
+    let scores = DynTensor::R4(scores)
+        .binary(mask.clone(), feedbacknet_core::BinaryOp::Add)?
+        .into4("Attention mask")?;
+    if scores.dims() != dims {
+        return Err(shape_err(
+            &format!("a mask broadcastable to {dims:?}"),
+            mask.dims(),
+        ));
     }
-    Ok(activation::softmax(scores, 3).matmul(v))
+    let unattended = unattended(&scores);
+    let scores = scores.mask_fill(unattended.clone(), 0.0);
+    Ok(activation::softmax(scores, 3)
+        .mask_fill(unattended, 0.0)
+        .matmul(v))
+}
+
+/// The additive form of a boolean mask (0/1 floats): 0 where it is 1, `−∞` where it is 0.
+fn additive(mask: DynTensor) -> DynTensor {
+    dyn_map!(mask, t => t.clone().zeros_like().mask_fill(t.equal_elem(0.0), f32::NEG_INFINITY))
+}
+
+/// The queries whose masked scores are all `−∞`, spread over their keys.
+fn unattended(scores: &Tensor<4>) -> Tensor<4, Bool> {
+    scores
+        .clone()
+        .max_dim(3)
+        .equal_elem(f32::NEG_INFINITY)
+        .expand(scores.dims())
 }

@@ -249,6 +249,7 @@ fn attention_equals_its_definition_and_groups_heads() {
         scale: Some(1.0),
         q_heads: None,
         kv_heads: None,
+        boolean_mask: false,
     };
     let (_, out) = run(op.clone(), vec![q.clone(), k.clone(), v.clone()]);
     let softmax2 = |a: f32, b: f32| {
@@ -275,6 +276,7 @@ fn attention_equals_its_definition_and_groups_heads() {
         scale: Some(1.0),
         q_heads: Some(1),
         kv_heads: Some(1),
+        boolean_mask: false,
     };
     let (dims, out3) = run(op3, vec![flat(&q), flat(&k), flat(&v)]);
     assert_eq!(dims, vec![1, 2, 2]);
@@ -394,6 +396,7 @@ fn attention_adds_a_float_mask_to_the_scores() {
         scale: Some(1.0),
         q_heads: None,
         kv_heads: None,
+        boolean_mask: false,
     };
     // A mask of -inf on the second key: every query attends to the first value alone.
     let mask = t(vec![0.0, f32::NEG_INFINITY], &[1, 2]);
@@ -402,6 +405,38 @@ fn attention_adds_a_float_mask_to_the_scores() {
     assert!(close(&y, &[1.0, 2.0, 1.0, 2.0]), "{y:?}");
     let bad = t(vec![0.0, 0.0, 0.0], &[3]);
     assert!(op.run(vec![q.clone(), q, v, bad]).is_err());
+}
+
+/// A boolean mask (1: the key takes part) is the additive mask 0 / −∞; a query whose keys are
+/// all masked, by either mask, attends to nothing (zeros, as onnxruntime gives), not NaN.
+#[test]
+fn attention_takes_a_boolean_mask_and_a_query_without_keys() {
+    let q = iota(&[1, 1, 2, 2]);
+    let v = t(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+    let attention = |boolean_mask| Op::Attention {
+        scale: Some(1.0),
+        q_heads: None,
+        kv_heads: None,
+        boolean_mask,
+    };
+    let inf = f32::NEG_INFINITY;
+    let boolean = t(vec![1.0, 0.0, 0.0, 0.0], &[2, 2]);
+    let additive = t(vec![0.0, inf, inf, inf], &[2, 2]);
+    let (_, y) = run(
+        attention(true),
+        vec![q.clone(), q.clone(), v.clone(), boolean],
+    );
+    assert_eq!(y, vec![1.0, 2.0, 0.0, 0.0]);
+    let (_, y) = run(
+        attention(false),
+        vec![q.clone(), q.clone(), v.clone(), additive],
+    );
+    assert_eq!(y, vec![1.0, 2.0, 0.0, 0.0]);
+    // All true is no mask at all.
+    let open = t(vec![1.0; 4], &[2, 2]);
+    let (_, masked) = run(attention(true), vec![q.clone(), q.clone(), v.clone(), open]);
+    let (_, plain) = run(attention(false), vec![q.clone(), q, v]);
+    assert_eq!(masked, plain);
 }
 
 /// No gradient through a condition or indices; `Where` splits the output gradient between its

@@ -1,6 +1,8 @@
 //! Helpers shared by this crate's integration tests (real models and images from ../shared).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod graph;
+
 use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor, TensorData};
