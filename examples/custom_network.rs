@@ -158,10 +158,8 @@ impl GatedNetwork for TinyNet {
     }
 
     fn gate_sites(&self, [h, w]: [usize; 2]) -> Result<Arc<[GateSite]>, CoreError> {
-        let site = |name: &str, channels: usize| GateSite {
-            name: name.into(),
-            shape: vec![channels, h, w],
-            activation: ActivationKind::Relu,
+        let site = |name: &str, channels: usize| {
+            GateSite::new(name, vec![channels, h, w], ActivationKind::Relu)
         };
         let sites = self
             .sites

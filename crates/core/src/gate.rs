@@ -58,27 +58,52 @@ pub struct GateSite {
     /// Name of the activation node (unique within the network).
     pub name: String,
     /// Per-sample shape of the activation, without the batch dimension (`[C, H, W]` for a
-    /// convolutional layer, `[C]` for a fully connected one).
+    /// convolutional layer, `[C]` for a fully connected one, `[tokens, C]` for a transformer's
+    /// MLP, `[H, W, C]` for a channels-last map).
     pub shape: Vec<usize>,
     /// The activation that is gated.
     pub activation: ActivationKind,
+    /// The axis of `shape` that holds the channels (features): 0 for `[C, H, W]` and `[C]`
+    /// (the default), the last for `[tokens, C]` and `[H, W, C]`. Per-channel gates
+    /// ([`GateGranularity::Channel`]) have one gate along it.
+    #[serde(default)]
+    pub channel_axis: usize,
 }
 
 impl GateSite {
-    /// Number of channels (the first per-sample dimension).
+    /// A site whose channels are the first per-sample axis (`[C, H, W]`, `[C]`).
+    pub fn new(name: impl Into<String>, shape: Vec<usize>, activation: ActivationKind) -> Self {
+        Self {
+            name: name.into(),
+            shape,
+            activation,
+            channel_axis: 0,
+        }
+    }
+
+    /// This site with its channels on per-sample axis `axis` (the last one for token
+    /// sequences and channels-last maps).
+    pub fn with_channel_axis(mut self, axis: usize) -> Self {
+        self.channel_axis = axis;
+        self
+    }
+
+    /// Number of channels (the size of the channel axis).
     pub fn channels(&self) -> usize {
-        self.shape.first().copied().unwrap_or(1)
+        self.shape.get(self.channel_axis).copied().unwrap_or(1)
     }
 
     /// Per-sample shape of the gate tensor for the given granularity: the activation shape for
-    /// per-neuron gates, `[C, 1, 1, ..]` for per-channel gates (it broadcasts).
+    /// per-neuron gates; for per-channel gates, 1 on every axis but the channel axis (`[C, 1,
+    /// 1]`, `[1, C]`; it broadcasts).
     pub fn gate_shape(&self, granularity: GateGranularity) -> Vec<usize> {
         match granularity {
             GateGranularity::Neuron => self.shape.clone(),
             GateGranularity::Channel => {
                 let mut shape = vec![1; self.shape.len()];
-                if let Some(first) = shape.first_mut() {
-                    *first = self.channels();
+                match shape.get_mut(self.channel_axis) {
+                    Some(axis) => *axis = self.channels(),
+                    None => shape = vec![1],
                 }
                 shape
             }
@@ -110,13 +135,13 @@ pub enum GateGranularity {
 /// use std::sync::Arc;
 /// use feedbacknet_core::{ActivationKind, Device, GateGranularity, GateSet, GateSite};
 ///
-/// let sites: Arc<[GateSite]> = Arc::from(vec![GateSite {
-///     name: "relu1".into(),
-///     shape: vec![8, 4, 4],
-///     activation: ActivationKind::Relu,
-/// }]);
+/// let sites: Arc<[GateSite]> = Arc::from(vec![
+///     GateSite::new("relu1", vec![8, 4, 4], ActivationKind::Relu),
+///     GateSite::new("gelu1", vec![16, 32], ActivationKind::Gelu).with_channel_axis(1),
+/// ]);
 /// let gates = GateSet::ones(sites, 2, GateGranularity::Channel, &Device::flex());
 /// assert_eq!(gates.gate(0).unwrap().dims(), vec![2, 8, 1, 1]);
+/// assert_eq!(gates.gate(1).unwrap().dims(), vec![2, 1, 32]);
 /// ```
 #[derive(Debug, Clone)]
 pub struct GateSet {

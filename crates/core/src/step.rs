@@ -96,11 +96,8 @@ impl MomentumStep {
     /// };
     ///
     /// let device = Device::flex();
-    /// let sites: Arc<[GateSite]> = Arc::from(vec![GateSite {
-    ///     name: "relu".into(),
-    ///     shape: vec![2],
-    ///     activation: ActivationKind::Relu,
-    /// }]);
+    /// let sites: Arc<[GateSite]> =
+    ///     Arc::from(vec![GateSite::new("relu", vec![2], ActivationKind::Relu)]);
     /// let gates = GateSet::ones(sites, 1, GateGranularity::Channel, &device);
     /// let state = GateState { gates, velocity: vec![Tensor::zeros([1, 2], &device)] };
     /// let step = MomentumStep { learning_rate: 0.1, momentum: 0.9, lambda: 1.0 };

@@ -6,8 +6,10 @@ use burn::tensor::{Device, Int, Tensor};
 use feedbacknet_core::{ActivationKind, CoreError, DynTensor, GateSet, GateSite};
 
 use crate::{
+    channel_gates::GateLayout,
     error::OnnxError,
     feature_map::TokenGrid,
+    layout::{channel_axis, per_sample_shape},
     ops::GatedActivation,
     prefix::{PrefixCache, PrefixValues},
     program::{Program, Step},
@@ -209,7 +211,10 @@ impl Executor {
             }
             let inputs = step_inputs(step, &values)?;
             let gated = match (step.op.gated_activation(), step.gate, gates) {
-                (Some(act), Some(k), Some(g)) => Some((act, k, g)),
+                (Some(act), Some(k), Some(g)) => {
+                    let layout = self.program.gate_layout(step, g.granularity());
+                    Some((act, k, g, layout))
+                }
                 _ => None,
             };
             let rows = head.filter(|(h, _)| *h == index).map(|(_, rows)| rows);
@@ -222,7 +227,8 @@ impl Executor {
                     ));
                 }
                 if let Some(sites) = record.as_deref_mut() {
-                    sites.push(site_of(step, &out, batch));
+                    let channels_last = self.program.channels_last.get(step.output) == Some(&true);
+                    sites.push(site_of(step, &out, batch, channels_last));
                 }
             }
             if let Some(shape) = shapes.as_deref_mut().and_then(|s| s.get_mut(step.output)) {
@@ -274,7 +280,7 @@ impl Executor {
 }
 
 /// The gate of a gated activation step: its activation, site and gates.
-type Gated<'a> = (GatedActivation<'a>, usize, &'a GateSet);
+type Gated<'a> = (GatedActivation<'a>, usize, &'a GateSet, GateLayout);
 
 /// Runs one step: gated, for the head's `rows` alone, recording its pooling argmaxes into
 /// `indices`, or plainly.
@@ -309,7 +315,7 @@ fn run_step(
 fn run_gated(
     step: &Step,
     inputs: Vec<DynTensor>,
-    (act, k, gates): Gated<'_>,
+    (act, k, gates, layout): Gated<'_>,
 ) -> feedbacknet_core::Result<DynTensor> {
     let x = inputs
         .into_iter()
@@ -319,7 +325,7 @@ fn run_gated(
         .values()
         .get(k)
         .ok_or_else(|| CoreError::GateMismatch(format!("no gate for site {k}")))?;
-    crate::kernels::gated_activation(x, act, gate, gates.granularity())
+    crate::channel_gates::gated_activation(x, act, gate, layout)
         .map_err(|e| forward_error(step, format!("applying the gate: {e}")))
 }
 
@@ -368,30 +374,19 @@ pub(crate) fn forward_error(step: &Step, reason: String) -> CoreError {
     }
 }
 
-/// The gate site of a gated activation step, from its output.
+/// The gate site of a gated activation step, from its output (`channels_last`: a
+/// channels-last map, see `layout`).
 ///
 /// A value whose leading axis is not the batch of `batch` samples but folds them with another
 /// axis (a transformer's MLP run on `[batch · tokens, features]`) has the per-sample shape
 /// `[tokens, features]`: its gates are laid out sample by sample as well.
-fn site_of(step: &Step, activation: &DynTensor, batch: usize) -> GateSite {
+fn site_of(step: &Step, activation: &DynTensor, batch: usize, channels_last: bool) -> GateSite {
     let kind = (step.op.gated_activation())
         .and_then(|act| act.gate_kind())
         .unwrap_or(ActivationKind::Relu);
-    let dims = activation.dims();
-    let shape = match dims.split_first() {
-        Some((&lead, rest)) if lead != batch && batch > 0 && lead % batch == 0 => {
-            std::iter::once(lead / batch)
-                .chain(rest.iter().copied())
-                .collect()
-        }
-        Some((_, rest)) => rest.to_vec(),
-        None => Vec::new(),
-    };
-    GateSite {
-        name: step.name.clone(),
-        shape,
-        activation: kind,
-    }
+    let shape = per_sample_shape(&activation.dims(), batch);
+    let axis = channel_axis(&shape, channels_last);
+    GateSite::new(step.name.clone(), shape, kind).with_channel_axis(axis)
 }
 
 /// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.

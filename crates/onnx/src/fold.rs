@@ -171,6 +171,7 @@ mod tests {
             input: 0,
             output: 7,
             input_shape: vec![None; 4],
+            channels_last: Vec::new(),
             gate_count: 0,
         };
         let before = run(&program, &x);

@@ -92,6 +92,7 @@
     )
 )]
 
+mod channel_gates;
 mod compile;
 mod conv_weights;
 mod error;
@@ -100,6 +101,7 @@ mod feature_map;
 mod fold;
 mod head;
 mod kernels;
+mod layout;
 mod metadata;
 mod network;
 mod ops;

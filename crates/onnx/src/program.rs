@@ -5,7 +5,9 @@
 
 use feedbacknet_core::DynTensor;
 
-use crate::ops::Op;
+use feedbacknet_core::GateGranularity;
+
+use crate::{channel_gates::GateLayout, ops::Op};
 
 /// One step of a compiled program.
 #[derive(Debug, Clone)]
@@ -33,10 +35,20 @@ pub(crate) struct Program {
     pub output: usize,
     /// Declared input shape (dimensions that are unknown are `None`).
     pub input_shape: Vec<Option<usize>>,
+    /// Per value slot, whether it is a channels-last map `[N, H, W, C]` (see `layout`).
+    pub channels_last: Vec<bool>,
     pub gate_count: usize,
 }
 
 impl Program {
+    /// How the gates of `step` (a gated activation) lie on its value, for `granularity`.
+    pub fn gate_layout(&self, step: &Step, granularity: GateGranularity) -> GateLayout {
+        GateLayout {
+            granularity,
+            channels_last: self.channels_last.get(step.output) == Some(&true),
+        }
+    }
+
     /// The index of the step that writes `slot`, if a step does.
     pub fn writer(&self, slot: usize) -> Option<usize> {
         self.steps.iter().position(|s| s.output == slot)

@@ -19,9 +19,10 @@ use feedbacknet_core::{
 };
 
 use crate::{
+    channel_gates::{GateLayout, gated_activation_backward, gated_backward_step},
     execute::{Executor, Recording, Retain, forward_error, program_error, store, to_logits},
     feature_map::to_grid,
-    kernels::{Wanted, gated_activation_backward, gated_backward_step, nan_max},
+    kernels::{Wanted, nan_max},
     ops::{GatedActivation, Op},
     pool::max_pool2d_backward,
     program::Step,
@@ -200,7 +201,12 @@ impl Update<'_> {
         act: GatedActivation<'_>,
         dy: &DynTensor,
         want_input: bool,
+        channels_last: bool,
     ) -> Result<Option<DynTensor>> {
+        let layout = GateLayout {
+            granularity: self.granularity,
+            channels_last,
+        };
         let (Some(state), Some(stepped)) = (self.states.get_mut(k), self.stepped.get_mut(k)) else {
             return Err(site_error(k));
         };
@@ -210,14 +216,13 @@ impl Update<'_> {
                 input: want_input,
                 gate: false,
             };
-            let gate = Some((&g, self.granularity));
+            let gate = Some((&g, layout));
             let result =
                 gated_activation_backward(x, act, dy, gate, ActivationRule::Gradient, wanted);
             *state = Some((g, v));
             return result.map(|(dx, _)| dx);
         }
-        let (dx, s) =
-            gated_backward_step(x, act, dy, (g, v), self.granularity, self.step, want_input)?;
+        let (dx, s) = gated_backward_step(x, act, dy, (g, v), layout, self.step, want_input)?;
         self.moved = nan_max(self.moved, s.moved);
         *stepped = true;
         *state = Some((s.gate, s.velocity));
@@ -409,15 +414,20 @@ impl<'a> Pass<'a> {
             })?;
             if let Some(update) = &self.update {
                 let want_input = needed.first().copied().unwrap_or(false);
-                let dx = update.borrow_mut().backward(k, &x, act, &dy, want_input)?;
+                let layout =
+                    (self.tape.executor.program()).gate_layout(step, GateGranularity::Neuron);
+                let channels_last = layout.channels_last;
+                let dx =
+                    (update.borrow_mut()).backward(k, &x, act, &dy, want_input, channels_last)?;
                 return Ok(vec![dx]);
             }
+            let program = self.tape.executor.program();
             let gate = match self.gates {
                 Some(g) => Some((
                     g.values()
                         .get(k)
                         .ok_or_else(|| CoreError::GateMismatch(format!("no gate for site {k}")))?,
-                    g.granularity(),
+                    program.gate_layout(step, g.granularity()),
                 )),
                 None => None,
             };

@@ -356,3 +356,121 @@ fn swin_matches_onnxruntime_and_pytorch() {
         check_fixture(name);
     }
 }
+
+/// Per-channel gates on token sequences (ViT's MLPs, `[tokens, features]` per sample) and on
+/// channels-last maps (ConvNeXt's MLPs, `[H, W, 4C]`) have one gate per feature: a forward pass
+/// with them equals one with the same value on every neuron of that feature, and the reverse
+/// pass's gate gradients and solver step equal autodiff's and "gradients, then step".
+#[test]
+fn per_channel_gates_on_channels_last_activations_gate_each_feature() {
+    use feedbacknet_core::{GateState, MomentumStep, Seed, step_by_gradients};
+    let device = Device::flex();
+    for name in ["vit_op17_sim", "convnext_op17_sim"] {
+        let (bytes, reference) = fixture(name);
+        let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
+        let x = input_of(&reference, &device);
+        let sites = net.gate_sites([32, 32]).unwrap();
+        let last: Vec<_> = sites.iter().filter(|s| s.channel_axis > 0).collect();
+        assert!(!last.is_empty(), "{name}: channels-last sites");
+        for site in &last {
+            assert_eq!(
+                site.channel_axis,
+                site.shape.len() - 1,
+                "{name} {}",
+                site.name
+            );
+            let count = site.gate_count(GateGranularity::Channel);
+            assert_eq!(count, site.channels(), "{name} {}", site.name);
+            assert_eq!(
+                Some(&count),
+                site.shape.last(),
+                "{name} {}: one gate per feature",
+                site.name
+            );
+        }
+        // Per-channel gates 0.5 + 0.5·sin(k·c), and the same values spread over every neuron.
+        let channel: Vec<Tensor<2>> = sites
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let c = s.gate_count(GateGranularity::Channel);
+                let v: Vec<f32> = (0..c)
+                    .map(|i| 0.5 + 0.5 * ((k + 1) as f32 * i as f32).sin())
+                    .collect();
+                Tensor::from_data(TensorData::new(v, [1, c]), &device)
+            })
+            .collect();
+        let neuron: Vec<Tensor<2>> = sites
+            .iter()
+            .zip(&channel)
+            .map(|(s, g)| {
+                let per_channel = values(g.clone());
+                let inner: usize = s.shape[s.channel_axis + 1..].iter().product();
+                let v: Vec<f32> = (0..s.gate_count(GateGranularity::Neuron))
+                    .map(|i| per_channel[(i / inner) % s.channels()])
+                    .collect();
+                Tensor::from_data(TensorData::new(v.clone(), [1, v.len()]), &device)
+            })
+            .collect();
+        let by_channel =
+            GateSet::from_values(sites.clone(), 1, GateGranularity::Channel, channel).unwrap();
+        let by_neuron =
+            GateSet::from_values(sites.clone(), 1, GateGranularity::Neuron, neuron).unwrap();
+        let a = values(net.forward(x.clone(), Some(&by_channel)).unwrap());
+        let b = values(net.forward(x.clone(), Some(&by_neuron)).unwrap());
+        let plain = values(net.forward(x.clone(), None).unwrap());
+        assert!(
+            max_abs_diff(&a, &b) < 1e-5,
+            "{name}: {}",
+            max_abs_diff(&a, &b)
+        );
+        assert!(
+            max_abs_diff(&a, &plain) > 1e-3,
+            "{name}: the gates change the logits"
+        );
+        let seed = |logits: &Tensor<2>| -> feedbacknet_core::Result<Tensor<2>> {
+            let [batch, n] = logits.dims();
+            let mut v = vec![0.0; batch * n];
+            v[3] = 1.0;
+            Ok(Tensor::from_data(
+                TensorData::new(v, [batch, n]),
+                &logits.device(),
+            ))
+        };
+        let ours = net.gate_gradients(x.clone(), &by_channel, &seed).unwrap();
+        let expected = autodiff_gate_gradients(&net, x.clone(), &by_channel, &seed).unwrap();
+        for (k, (a, b)) in ours
+            .gradients
+            .into_iter()
+            .zip(expected.gradients)
+            .enumerate()
+        {
+            assert_eq!(a.dims(), b.dims(), "{name} site {k}");
+            let (a, b) = (values(a), values(b));
+            let r = pearson(&a, &b);
+            assert!(r > 0.9999, "{name} site {k}: correlation {r}");
+        }
+        let step = MomentumStep {
+            learning_rate: 0.1,
+            momentum: 0.9,
+            lambda: 0.01,
+        };
+        let moving = vec![true; sites.len()];
+        let state = || GateState::at_rest(by_channel.clone());
+        let fused = net
+            .step_gates(x.clone(), state(), &moving, &step, Seed::new(&seed))
+            .unwrap();
+        let apart =
+            step_by_gradients(&net, x.clone(), state(), &moving, &step, Seed::new(&seed)).unwrap();
+        for (a, b) in fused
+            .state
+            .gates
+            .values()
+            .iter()
+            .zip(apart.state.gates.values())
+        {
+            let d = max_abs_diff(&values(a.clone()), &values(b.clone()));
+            assert!(d < 1e-5, "{name}: the fused step differs by {d}");
+        }
+    }
+}

@@ -62,6 +62,7 @@ impl<'a> Compiler<'a> {
             input: input_slot,
             output,
             input_shape,
+            channels_last: Vec::new(),
             gate_count: self.gate_count,
         })
     }

@@ -70,6 +70,7 @@ pub(crate) fn compile(graph: &OnnxGraph, weights: &Weights, device: &Device) -> 
         .unwrap_or_else(|| vec![None; input.ty.rank()]);
     let mut program = c.finish(input_slot, input_shape)?;
     crate::fold::fold_pads(&mut program);
+    program.channels_last = crate::layout::channels_last(&program);
     program.plan_releases();
     Ok(program)
 }
