@@ -1,21 +1,57 @@
-//! A convolution step's op with the derived weights its fast paths read, prepared once when
-//! the program is built (by `compile`, and again by `fold` when it changes the padding).
+//! A convolution step's op with the derived weights its fast paths read: the forward pass's
+//! Winograd weight, prepared when the program is built (by `compile`, and again by `fold` when
+//! it changes the padding), and the input gradient's weights ([`BackwardWeights`]), prepared
+//! by the first reverse pass that needs them.
+//!
+//! Why the reverse pass's weights wait: they are a second copy of every stride-1 weight (and a
+//! Winograd transform of the 3×3 ones), which a net that only classifies never reads. Made at
+//! load they cost ResNet-50 65 MB and 0.08 s of a 0.29 s load (`scripts/load_speed.sh`).
+
+use std::sync::{Arc, OnceLock};
 
 use burn::tensor::{Tensor, ops::ConvOptions};
 
 use crate::ops::Op;
 
-/// The convolution `weight`/`bias`/`options` as an [`Op::Conv2d`], with its backward and
-/// Winograd weights derived.
+/// The convolution `weight`/`bias`/`options` as an [`Op::Conv2d`], with its forward Winograd
+/// weight derived (its backward weights come on first use).
 pub(crate) fn conv_op(weight: Tensor<4>, bias: Option<Tensor<1>>, options: ConvOptions<2>) -> Op {
-    let backward_weight = backward_weight(&weight, &options);
-    let winograd = crate::kernels::winograd_weights(&weight, backward_weight.as_deref(), &options);
+    let winograd = crate::kernels::winograd_weights(&weight, None, &options);
     Op::Conv2d {
         weight,
         bias,
         options,
-        backward_weight,
+        backward: BackwardWeights::default(),
         winograd,
+    }
+}
+
+/// The weights a convolution's input gradient reads, made once, on first use (and shared by
+/// the op's clones).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BackwardWeights(Arc<OnceLock<Backward>>);
+
+/// The input gradient's weights of one convolution.
+#[derive(Debug, Clone)]
+pub(crate) struct Backward {
+    /// The channel-swapped, tap-reversed weight (see [`backward_weight`]), where the input
+    /// gradient is another stride-1 convolution.
+    pub weight: Option<Tensor<4>>,
+    /// That weight transformed for the Winograd kernel, for the 3×3 convolutions it takes.
+    pub winograd: Option<Tensor<3>>,
+}
+
+impl BackwardWeights {
+    /// The backward weights of the convolution of `weight` and `options`, made now if this is
+    /// the first call.
+    pub(crate) fn get(&self, weight: &Tensor<4>, options: &ConvOptions<2>) -> &Backward {
+        self.0.get_or_init(|| {
+            let weight = backward_weight(weight, options).map(|b| *b);
+            let winograd = (weight.as_ref())
+                .and_then(|b| crate::kernels::winograd_weights(b, None, options))
+                .map(|w| w.forward);
+            Backward { weight, winograd }
+        })
     }
 }
 
@@ -56,21 +92,19 @@ mod tests {
             let weight = Tensor::<4>::random([12, 8, k, k], normal, &device);
             let bias = Some(Tensor::<1>::random([12], normal, &device));
             let options = ConvOptions::new([1, 1], [pad, pad], [1, 1], 1);
-            let backward_weight = backward_weight(&weight, &options);
-            let winograd =
-                crate::kernels::winograd_weights(&weight, backward_weight.as_deref(), &options);
+            let op = conv_op(weight.clone(), bias.clone(), options.clone());
+            let Op::Conv2d {
+                winograd, backward, ..
+            } = &op
+            else {
+                unreachable!("a convolution")
+            };
+            let backward = backward.get(&weight, &options);
             assert_eq!(
-                winograd.as_ref().map(|w| w.backward.is_some()),
-                (k == 3).then_some(true),
+                (winograd.is_some(), backward.winograd.is_some()),
+                (k == 3, k == 3),
                 "{case}: the Winograd kernel takes exactly the 3×3 kernels, both ways"
             );
-            let op = Op::Conv2d {
-                weight: weight.clone(),
-                bias: bias.clone(),
-                options: options.clone(),
-                backward_weight,
-                winograd,
-            };
             assert_eq!(
                 crate::kernels::dense_conv(&x, &weight, bias.as_ref(), &options).is_some(),
                 k > 1,

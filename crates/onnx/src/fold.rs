@@ -97,7 +97,7 @@ mod tests {
     use feedbacknet_core::DynTensor;
 
     use super::*;
-    use crate::{conv_weights::backward_weight, program::Step};
+    use crate::program::Step;
 
     /// Runs the steps of `program` in order on `x` (slot 0).
     fn run(program: &Program, x: &Tensor<4>) -> Tensor<4> {
@@ -131,7 +131,7 @@ mod tests {
     fn conv(weight: Tensor<4>, stride: usize, padding: [(usize, usize); 2], groups: usize) -> Op {
         let options = ConvOptions::new_with_padding([stride; 2], padding, [1, 1], groups);
         Op::Conv2d {
-            backward_weight: backward_weight(&weight, &options),
+            backward: Default::default(),
             winograd: None,
             weight,
             bias: None,

@@ -90,12 +90,13 @@ pub(crate) enum Op {
         weight: Tensor<4>,
         bias: Option<Tensor<1>>,
         options: ConvOptions<2>,
-        /// For stride-1, undilated, ungrouped convolutions with symmetric padding below the
-        /// kernel size, the weight with its two channel axes swapped and its taps reversed: the
-        /// input gradient is then another such convolution of the output gradient (pointwise
-        /// for 1×1 kernels, padded by `kernel − 1 − padding` otherwise).
-        backward_weight: Option<Box<Tensor<4>>>,
-        /// Both weights transformed for the Winograd kernel, for the 3×3 convolutions it takes.
+        /// The input gradient's weights, made by the first reverse pass (for stride-1,
+        /// undilated, ungrouped convolutions with symmetric padding below the kernel size, the
+        /// weight with its two channel axes swapped and its taps reversed: the input gradient is
+        /// then another such convolution of the output gradient; see `conv_weights`).
+        backward: crate::conv_weights::BackwardWeights,
+        /// The weight transformed for the Winograd kernel, for the 3×3 convolutions it takes
+        /// (`forward` only: the backward one is in `backward`).
         winograd: Option<Box<WinogradWeights>>,
     },
     Activation(Activation),

@@ -37,18 +37,20 @@ pub(crate) fn fast_vjp(op: &Op, inputs: &[DynTensor], dy: &DynTensor, needed: &[
     match op {
         Op::Conv2d {
             weight,
-            backward_weight,
+            backward,
             options,
-            winograd,
             ..
-        } => Some(only_first(Ok(DynTensor::R4(conv_input_grad(
-            &x_dims,
-            weight,
-            backward_weight.as_deref(),
-            winograd.as_ref().and_then(|w| w.backward.as_ref()),
-            options,
-            dy,
-        )?)))),
+        } => {
+            let backward = backward.get(weight, options);
+            Some(only_first(Ok(DynTensor::R4(conv_input_grad(
+                &x_dims,
+                weight,
+                backward.weight.as_ref(),
+                backward.winograd.as_ref(),
+                options,
+                dy,
+            )?))))
+        }
         Op::Binary(op @ (BinaryOp::Add | BinaryOp::Sub)) => {
             same_shape_sum(inputs, dy, needed, *op == BinaryOp::Sub)
         }
