@@ -149,6 +149,13 @@ pub struct MethodArgs {
     /// paper; 0.001 otherwise).
     #[arg(long)]
     pub lambda: Option<f32>,
+    /// Soft feedback step size on the gates (default: the library's, 0.1).
+    #[arg(long)]
+    pub learning_rate: Option<f32>,
+    /// Soft feedback momentum (default: the library's, 0.9; 0 is plain projected gradient
+    /// ascent).
+    #[arg(long)]
+    pub momentum: Option<f32>,
     /// Feedback gates: one per neuron or one per channel.
     #[arg(long, value_enum, default_value = "neuron")]
     pub gates: GatesArg,
@@ -416,6 +423,8 @@ impl MethodArgs {
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,
             "lambda": crate::net::solver_config(self).lambda,
+            "learning_rate": crate::net::solver_config(self).learning_rate,
+            "momentum": crate::net::solver_config(self).momentum,
             "objective": format!("{:?}", self.objective.unwrap_or_default()),
             "gates": format!("{:?}", self.gates),
             "schedule": format!("{:?}", self.schedule),

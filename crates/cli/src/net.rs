@@ -123,8 +123,12 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
         _ => SolverConfig::default(),
     };
     let lambda = settings.lambda.unwrap_or(base.lambda);
+    let learning_rate = settings.learning_rate.unwrap_or(base.learning_rate);
+    let momentum = settings.momentum.unwrap_or(base.momentum);
     base.with_iterations(settings.iterations)
         .with_lambda(lambda)
+        .with_learning_rate(learning_rate)
+        .with_momentum(momentum)
         .with_objective(objective)
         .with_granularity(granularity(settings.gates))
         .with_schedule(match settings.schedule {

@@ -219,3 +219,26 @@ fn infer_refuses_a_top_k_above_the_class_count() {
     assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
     assert!(!dir.exists());
 }
+
+/// The soft solver's step size and momentum are flags; a momentum outside [0, 1) is refused
+/// with the setting named, before any image is read.
+#[test]
+fn a_momentum_outside_its_range_is_refused() {
+    let dir = temp_dir("momentum");
+    let photo = shared().join("data/demo/darknet_dog.jpg");
+    let out = feedbacknet(&[
+        "infer",
+        "--image",
+        photo.to_str().unwrap(),
+        "--method",
+        "feedback",
+        "--momentum",
+        "1.5",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("momentum"), "{stderr}");
+    assert!(!dir.join("darknet_dog.json").exists());
+}
