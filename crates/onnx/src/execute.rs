@@ -13,6 +13,7 @@ use crate::{
     ops::GatedActivation,
     prefix::{PrefixCache, PrefixValues},
     program::{Program, Step},
+    shapes::Shapes,
 };
 
 /// A compiled program with what a probe run taught about it.
@@ -56,8 +57,9 @@ pub(crate) enum Retain {
 }
 
 impl Executor {
-    /// The executor of `program`, after a probe run on a zero image of `[height, width]`
-    /// (which finds the number of logits, the feature map and the classifier head).
+    /// The executor of `program`, probed for an image of `[height, width]`: the shape of
+    /// every value (from the ops' rules, `shapes`, or else by a forward pass on a zero image)
+    /// gives the number of logits, the feature map and the classifier head.
     pub(crate) fn probe(
         program: Program,
         [height, width]: [usize; 2],
@@ -72,27 +74,37 @@ impl Executor {
             head: None,
             prefix,
         };
-        let probe = Tensor::zeros([1, 3, height, width], device);
-        // Only the shapes are kept: each value is released as soon as the steps are done
-        // with it, as in any forward pass (peak memory at load).
-        let mut shapes = Vec::new();
-        let recording = Recording {
-            shapes: Some(&mut shapes),
-            ..Recording::default()
+        let shapes = match crate::shapes::infer(&executor.program, [height, width]) {
+            Some(shapes) => shapes,
+            None => executor.forward_shapes([height, width], device)?,
         };
-        let mut values = executor.execute_recorded(probe, None, None, Retain::Needed, recording)?;
-        let output = (values
-            .get_mut(executor.program.output)
-            .and_then(Option::take))
-        .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
-        drop(values);
-        let classes = to_logits(output)?.dims()[1];
+        let output = (shapes.get(executor.program.output).cloned().flatten())
+            .ok_or_else(|| OnnxError::InvalidGraph("the graph output was never computed".into()))?;
+        let classes = logit_count(output)?;
         executor.num_outputs = classes;
         let grid = crate::feature_map::token_grid(&executor.program, &shapes);
         executor.token_grid = grid;
         executor.feature_map = crate::feature_map::find(&executor.program, &shapes, classes, grid);
         executor.head = crate::head::find(&executor.program, &shapes, classes);
         Ok(executor)
+    }
+
+    /// The shape of every value for a zero image of `[height, width]`, by running it. Only
+    /// the shapes are kept: each value is released as soon as the steps are done with it, as
+    /// in any forward pass (peak memory at load).
+    pub(crate) fn forward_shapes(
+        &self,
+        [height, width]: [usize; 2],
+        device: &Device,
+    ) -> feedbacknet_core::Result<Shapes> {
+        let probe = Tensor::zeros([1, 3, height, width], device);
+        let mut shapes = Vec::new();
+        let recording = Recording {
+            shapes: Some(&mut shapes),
+            ..Recording::default()
+        };
+        self.execute_recorded(probe, None, None, Retain::Needed, recording)?;
+        Ok(shapes)
     }
 
     /// The compiled program.
@@ -387,6 +399,18 @@ fn site_of(step: &Step, activation: &DynTensor, batch: usize, channels_last: boo
     let shape = per_sample_shape(&activation.dims(), batch);
     let axis = channel_axis(&shape, channels_last);
     GateSite::new(step.name.clone(), shape, kind).with_channel_axis(axis)
+}
+
+/// The number of logits of an output of shape `[N, C]` or `[N, C, 1, 1, ..]`.
+fn logit_count(dims: Vec<usize>) -> feedbacknet_core::Result<usize> {
+    match dims.as_slice() {
+        [_, classes, rest @ ..] if rest.iter().all(|&d| d == 1) => Ok(*classes),
+        _ => Err(CoreError::Shape {
+            context: "network output".into(),
+            expected: "[batch, classes] logits".into(),
+            got: dims,
+        }),
+    }
 }
 
 /// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.

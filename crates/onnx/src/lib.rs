@@ -110,6 +110,7 @@ mod prefix;
 mod preset;
 mod program;
 mod reverse;
+mod shapes;
 mod skeleton;
 mod vjp;
 mod weights;

@@ -139,6 +139,12 @@ impl OnnxNetwork {
         }
     }
 
+    /// The executor (the compiled program and what its probe learnt).
+    #[cfg(test)]
+    pub(crate) fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
     /// Replaces the input specification (size and normalization).
     pub fn with_input_spec(mut self, spec: InputSpec) -> Self {
         self.input_spec = spec;

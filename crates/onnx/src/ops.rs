@@ -806,7 +806,14 @@ fn run_matmul(mut inputs: Vec<DynTensor>) -> Result<DynTensor> {
 /// and the target as written does not fit (it infers a dimension or holds another number of
 /// elements): exporters bake batch 1 into the target.
 fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTensor> {
-    let dims = x.dims();
+    let resolved = reshaped(&x.dims(), target, keep_batch)?;
+    x.reshape(&resolved)
+}
+
+/// The shape [`run_reshape`] gives a value of shape `dims`.
+pub(crate) fn reshaped(dims: &[usize], target: &[i64], keep_batch: bool) -> Result<Vec<usize>> {
+    let numel = dims.iter().try_fold(1i64, |p, &d| p.checked_mul(d as i64));
+    let numel = numel.ok_or_else(|| shape_err("a shape whose size fits i64", dims.to_vec()))?;
     let mut shape: Vec<i64> = target
         .iter()
         .enumerate()
@@ -819,8 +826,7 @@ fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTens
     fn product<'a>(mut ds: impl Iterator<Item = &'a i64>) -> Option<i64> {
         ds.try_fold(1i64, |p, &d| p.checked_mul(d))
     }
-    let literal_fits =
-        !shape.iter().any(|&d| d < 0) && product(shape.iter()) == Some(x.numel() as i64);
+    let literal_fits = !shape.iter().any(|&d| d < 0) && product(shape.iter()) == Some(numel);
     if let (Some(first), Some(&batch)) = (shape.first_mut(), dims.first())
         && keep_batch
         && !literal_fits
@@ -831,14 +837,13 @@ fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTens
     }
     let known = product(shape.iter().filter(|&&d| d > 0)).unwrap_or(0);
     let unknown = shape.iter().filter(|&&d| d < 0).count();
-    let numel = x.numel() as i64;
     if unknown > 1 || known == 0 || (unknown == 1 && numel % known != 0) {
         return Err(shape_err(
             &format!("a shape compatible with {target:?}"),
-            dims,
+            dims.to_vec(),
         ));
     }
-    let resolved: Vec<usize> = shape
+    Ok(shape
         .iter()
         .map(|&d| {
             if d < 0 {
@@ -847,8 +852,7 @@ fn run_reshape(x: DynTensor, target: &[i64], keep_batch: bool) -> Result<DynTens
                 d as usize
             }
         })
-        .collect();
-    x.reshape(&resolved)
+        .collect())
 }
 
 fn run_pad(x: DynTensor, pads: &[(usize, usize)], mode: PadMode) -> Result<DynTensor> {

@@ -326,8 +326,8 @@ fn the_exported_gelu_is_fused_and_gated() {
             nodes.push(node("Mul", "xa", &["h", "a"], "m"));
             nodes.push(node("Mul", "gelu", &["m", "half"], "g"));
         }
-        let net = built_net(nodes, initializers, "g", &device)
-            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        let net =
+            built_net(nodes, initializers, "g", &device).unwrap_or_else(|e| panic!("{case}: {e}"));
         let sites = net.gate_sites([32, 32]).unwrap();
         assert_eq!(sites.len(), 1, "{case}: one gate site");
         let (kind, named, gelu): (_, _, fn(Tensor<4>) -> Tensor<4>) = if tanh {
