@@ -6,7 +6,7 @@
 //!
 //! A transformer's values are token sequences `[N, S, C]`: `h · w` patch tokens (from a patch
 //! embedding whose output is the spatial map `[N, C, h, w]`) after `S − h · w` leading extra
-//! tokens (the class token, register tokens). The probe (`probe`) finds the grid `h × w` from the
+//! tokens (the class token, register tokens). The probe (`Executor::probe`) finds the grid `h × w` from the
 //! patch embedding; a token sequence of a Grad-CAM layer is then turned into the map
 //! `[N, C, h, w]` by dropping the leading tokens and laying the rest out row by row, as CAM
 //! tools' "reshape transform" for ViTs does ([`to_grid`]).
@@ -51,7 +51,7 @@ fn shape(shapes: &[Option<Vec<usize>>], slot: usize) -> Option<&[usize]> {
     shapes.get(slot).and_then(Option::as_deref)
 }
 
-/// The patch grid, from the probed shapes (see `probe`): the last spatial map `[1, C, h, w]`
+/// The patch grid, from the probed shapes (see `Executor::probe`): the last spatial map `[1, C, h, w]`
 /// (the patch embedding) after which a token sequence `[1, S, C]` with `S ≥ h · w` appears.
 pub(crate) fn token_grid(program: &Program, shapes: &[Option<Vec<usize>>]) -> Option<TokenGrid> {
     let in_order = || program.steps.iter().filter_map(|s| shape(shapes, s.output));
@@ -74,7 +74,7 @@ pub(crate) fn token_grid(program: &Program, shapes: &[Option<Vec<usize>>]) -> Op
     grid
 }
 
-/// The slot of Grad-CAM's default layer, from the probed shapes (see `probe`).
+/// The slot of Grad-CAM's default layer, from the probed shapes (see `Executor::probe`).
 pub(crate) fn find(
     program: &Program,
     shapes: &[Option<Vec<usize>>],

@@ -4,7 +4,7 @@
 
 use crate::{ops::Op, program::Program};
 
-/// The index of the head's convolution step, from the probed shapes (see `probe`): the
+/// The index of the head's convolution step, from the probed shapes (see `Executor::probe`): the
 /// graph output is that convolution followed only by per-channel steps (activations, global
 /// average pooling, flattening of `[N, C, 1, 1]`), each value read by the next step alone.
 pub(crate) fn find(
