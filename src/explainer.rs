@@ -139,7 +139,16 @@ impl MethodExplainer<'_> {
         asked: &Asked,
         results: &Inferences,
     ) -> Result<Explanation> {
-        let results = results.method(0);
+        self.explanation_of(image, asked, results.method(0))
+    }
+
+    /// The explanation of one image from its results of this method (one per asked class).
+    fn explanation_of(
+        &self,
+        image: &DynamicImage,
+        asked: &Asked,
+        results: &[crate::Inference],
+    ) -> Result<Explanation> {
         let spec = self.net.input_spec();
         let map_of = |class: usize| {
             let i = asked.classes.iter().position(|&c| c == class).unwrap_or(0);
@@ -167,6 +176,147 @@ impl MethodExplainer<'_> {
             image: colour,
         })
     }
+}
+
+/// Several [`MethodExplainer`]s of one net that share their work: the first one asked for an
+/// image explains it with every method in one [`FeedbackNet::explain_batch`] call (a soft
+/// solve shared by `Feedback` and `FeedbackCam` is done once) and keeps the other methods'
+/// explanations until they are asked for. For an evaluator that runs one method after the
+/// other over the same images (the grid pointing game); each view ([`JointExplainer::view`])
+/// returns what its own [`MethodExplainer`] would.
+///
+/// An image is recognised by its pixels, its true class and `k`; each kept explanation is
+/// handed out once.
+pub struct JointExplainer<'a> {
+    explainers: Vec<MethodExplainer<'a>>,
+    kept: std::sync::Mutex<std::collections::HashMap<(u64, usize, usize, usize), Explanation>>,
+}
+
+impl<'a> JointExplainer<'a> {
+    /// The explainers of `methods` (each with its own blur and refinement), on one net.
+    pub fn new(explainers: Vec<MethodExplainer<'a>>) -> Self {
+        Self {
+            explainers,
+            kept: Default::default(),
+        }
+    }
+
+    /// The explainer of the `index`-th method.
+    pub fn view(&self, index: usize) -> JointView<'_, 'a> {
+        JointView { joint: self, index }
+    }
+
+    /// The explanations kept for later views (for tests and memory checks).
+    pub fn kept(&self) -> usize {
+        self.kept.lock().map_or(0, |k| k.len())
+    }
+
+    /// `index`'s explanations of `items`: the kept ones, or one call with every method.
+    fn explain_batch(
+        &self,
+        index: usize,
+        items: &[(&DynamicImage, usize)],
+        k: usize,
+    ) -> Result<Vec<Explanation>> {
+        let keys: Vec<_> = items
+            .iter()
+            .map(|&(image, class)| (pixels_hash(image), class, k))
+            .collect();
+        {
+            let mut kept = self.kept.lock().map_err(|_| poisoned())?;
+            let all_kept = keys
+                .iter()
+                .all(|&(h, c, k)| kept.contains_key(&(h, c, k, index)));
+            if all_kept {
+                return keys
+                    .iter()
+                    .map(|&(h, c, k)| (kept.remove(&(h, c, k, index))).ok_or_else(poisoned))
+                    .collect();
+            }
+        }
+        let first = self
+            .explainers
+            .first()
+            .ok_or_else(|| Error::Internal("a joint explainer without methods".into()))?;
+        let methods: Vec<Method> = self.explainers.iter().map(|e| e.method).collect();
+        let asked = items
+            .iter()
+            .map(|&(image, class)| {
+                let mut a = first.ask(image, class, k)?;
+                a.request = Request::classes(a.classes.iter().copied()).methods(methods.clone());
+                Ok(a)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let requests: Vec<(&DynamicImage, &Request)> = items
+            .iter()
+            .zip(&asked)
+            .map(|(&(image, _), a)| (image, &a.request))
+            .collect();
+        let results = first.net.explain_batch(&requests)?;
+        let mut mine = Vec::with_capacity(items.len());
+        let mut kept = self.kept.lock().map_err(|_| poisoned())?;
+        for (((&(image, _), a), r), &(h, c, k)) in items.iter().zip(&asked).zip(&results).zip(&keys)
+        {
+            for (m, explainer) in self.explainers.iter().enumerate() {
+                let explanation = explainer.explanation_of(image, a, r.method(m))?;
+                if m == index {
+                    mine.push(explanation);
+                } else {
+                    kept.insert((h, c, k, m), explanation);
+                }
+            }
+        }
+        Ok(mine)
+    }
+}
+
+/// One method of a [`JointExplainer`], as the evaluator sees it.
+pub struct JointView<'j, 'a> {
+    joint: &'j JointExplainer<'a>,
+    index: usize,
+}
+
+impl Explainer for JointView<'_, '_> {
+    fn explain(
+        &self,
+        image: &DynamicImage,
+        true_class: usize,
+        k: usize,
+    ) -> std::result::Result<Explanation, ExplainError> {
+        let mut one = self
+            .joint
+            .explain_batch(self.index, &[(image, true_class)], k)?;
+        one.pop()
+            .ok_or_else(|| Error::Internal("no explanation came back".into()).into())
+    }
+
+    fn explain_batch(
+        &self,
+        items: &[(&DynamicImage, usize)],
+        k: usize,
+    ) -> Vec<std::result::Result<Explanation, ExplainError>> {
+        match self.joint.explain_batch(self.index, items, k) {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            // As `MethodExplainer`: each item alone, for its own result or error.
+            Err(_) => items
+                .iter()
+                .map(|&(image, class)| self.explain(image, class, k))
+                .collect(),
+        }
+    }
+}
+
+/// A hash of an image's size and pixels.
+fn pixels_hash(image: &DynamicImage) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (image.width(), image.height()).hash(&mut hasher);
+    image.as_bytes().hash(&mut hasher);
+    hasher.finish()
+}
+
+fn poisoned() -> Error {
+    Error::Internal("a joint explainer's store was lost".into())
 }
 
 /// The stored maps of one image for `feedbacknet_eval::tune`: the top-5 predictions and, per

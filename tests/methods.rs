@@ -396,3 +396,52 @@ fn methods_of<S: Into<MethodSpec>>(
     let request = Request::class(class).methods(methods);
     Ok(net.explain(image, &request)?.into_iter().collect())
 }
+
+/// A joint explainer's views give what each method's own explainer gives, while one call per
+/// image serves every method (the second view reads what the first kept, and nothing is left).
+#[test]
+fn a_joint_explainer_gives_each_method_its_own_explanations() {
+    use feedbacknet::{JointExplainer, MethodExplainer};
+    use feedbacknet_eval::Explainer;
+    let net = squeezenet();
+    let small = |p: &str| {
+        let image = photo(p);
+        image.resize_exact(
+            image.width() / 3,
+            image.height() / 3,
+            image::imageops::FilterType::Triangle,
+        )
+    };
+    let (dog, fish) = (
+        small("data/demo/darknet_dog.jpg"),
+        small("data/demo/caffe_fish-bike.jpg"),
+    );
+    let items = [(&dog, 243), (&fish, 671)];
+    let methods = [Method::Feedback, Method::FeedbackCam];
+    let own = |method: Method| MethodExplainer {
+        net,
+        method,
+        blur: 4.0,
+        refine: false,
+    };
+    let joint = JointExplainer::new(methods.iter().map(|&m| own(m)).collect());
+    for (index, &method) in methods.iter().enumerate() {
+        let shared = joint.view(index).explain_batch(&items, 1);
+        let alone = own(method).explain_batch(&items, 1);
+        for (i, (a, b)) in shared.into_iter().zip(alone).enumerate() {
+            let (a, b) = (a.expect("joint"), b.expect("alone"));
+            assert_eq!(a.top5, b.top5, "{method:?} item {i}");
+            let d = a
+                .true_class_map
+                .data()
+                .iter()
+                .zip(b.true_class_map.data())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(d < 1e-5, "{method:?} item {i}: maps differ by {d}");
+            assert_eq!(a.top_maps.len(), b.top_maps.len(), "{method:?} item {i}");
+        }
+        let left = if index == 0 { items.len() } else { 0 };
+        assert_eq!(joint.kept(), left, "after {method:?}");
+    }
+}

@@ -11,7 +11,7 @@
 
 use std::{path::Path, time::Instant};
 
-use feedbacknet::{DecodeOptions, FeedbackNet, InputSize, Method, MethodExplainer};
+use feedbacknet::{DecodeOptions, FeedbackNet, InputSize, JointExplainer, Method, MethodExplainer};
 use feedbacknet_eval::grid::{
     CellScore, Classification, Classifier, GridManifest, GridSummary, MosaicDone, MosaicLayout,
     SelectConfig, select,
@@ -89,7 +89,19 @@ pub fn run(mut args: GridArgs) -> Result<()> {
     let net = mosaic_net(&mut args, &manifest, first)?;
     let mut results = Vec::new();
     let mut pictures = Vec::new();
-    for &method in &args.methods {
+    // One explanation call per mosaic for all the methods (feedback and feedback-cam share
+    // their solve); each method then reads its own maps.
+    let joint = JointExplainer::new(
+        (args.methods.iter())
+            .map(|&method| MethodExplainer {
+                net: &net,
+                method,
+                blur: net.box_settings(method).localize.blur_sigma,
+                refine: false,
+            })
+            .collect(),
+    );
+    for (index, &method) in args.methods.iter().enumerate() {
         // The method's own blur, threshold and refinement (with the mosaic's colours).
         let boxes = net.box_settings(method);
         let measure = MeasureConfig::default()
@@ -97,12 +109,7 @@ pub fn run(mut args: GridArgs) -> Result<()> {
             .with_blur_sigma(0.0)
             .with_sweep(Vec::new())
             .with_refine(boxes.refine);
-        let explainer = MethodExplainer {
-            net: &net,
-            method,
-            blur: boxes.localize.blur_sigma,
-            refine: false,
-        };
+        let explainer = joint.view(index);
         eprintln!("boxes: {}", box_line(&net, method));
         let bar = progress_bar("mosaics", method.name());
         let scores = feedbacknet_eval::grid::evaluate(
