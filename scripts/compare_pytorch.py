@@ -193,6 +193,27 @@ def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=None
     return result
 
 
+def top5_feedback(net, x, x5, top5, objective):
+    """Soft feedback of the top-5 classes in one batch; one class at a time where the converted
+    graph bakes batch 1 into its reshapes (onnx2torch's EfficientNet-Lite0), as feedbacknet's
+    pipeline does for such nets."""
+    try:
+        with torch.no_grad():
+            net.model(x5)
+    except RuntimeError:
+        return torch.cat([soft_feedback(net, x, c.view(1), objective=objective) for c in top5])
+    return soft_feedback(net, x5, top5, objective=objective)
+
+
+def at_size(their_map, size):
+    """PyTorch's map (at the net's input size) resized bilinearly to `size` (the image's, where
+    feedbacknet writes its maps)."""
+    m = torch.as_tensor(their_map).detach().to(torch.float64)
+    if tuple(m.shape[-2:]) != tuple(size):
+        m = F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return m
+
+
 def correlation(a, b):
     return float(np.corrcoef(normalized(a), normalized(b))[0, 1])
 
@@ -314,7 +335,7 @@ def main():
         "guided": lambda: input_gradient_map(net, x, one, "guided"),
         "gradcam": lambda: gradcam_map(net, x, one),
         "feedback": lambda: soft_feedback(net, x, one, objective=args.objective),
-        "feedback top-5": lambda: soft_feedback(net, x5, top5, objective=args.objective),
+        "feedback top-5": lambda: top5_feedback(net, x, x5, top5, args.objective),
     }
     their_rounds = []
     for r in range(args.rounds):
@@ -341,7 +362,7 @@ def main():
         corr = ""
         if name in their_maps and (maps / f"{name}.f32").exists():
             a = np.fromfile(maps / f"{name}.f32", dtype="<f4").astype(np.float64)
-            b = normalized(their_maps[name])
+            b = normalized(at_size(their_maps[name], Image.open(shared / args.image).size[::-1]))
             corr = f"{np.corrcoef(a / max(a.max(), 1e-12), b)[0, 1]:.4f}"
         mine = ours.get(name)
         ratio = f"{mine / theirs[name]:.2f}" if mine else "-"
