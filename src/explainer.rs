@@ -82,12 +82,7 @@ impl Explainer for MethodExplainer<'_> {
         else {
             return one_by_one();
         };
-        let requests: Vec<(&DynamicImage, &Request)> = items
-            .iter()
-            .zip(&asked)
-            .map(|(&(image, _), a)| (image, &a.request))
-            .collect();
-        let Ok(results) = self.net.explain_batch(&requests) else {
+        let Ok(results) = self.net.explain_batch(&requests(items, &asked)) else {
             return one_by_one();
         };
         items
@@ -114,6 +109,17 @@ impl MethodExplainer<'_> {
     /// The image's top-5 and the request of its maps: the true class and the top-k guesses,
     /// one batch.
     fn ask(&self, image: &DynamicImage, true_class: usize, k: usize) -> Result<Asked> {
+        self.ask_with(image, true_class, k, &[self.method])
+    }
+
+    /// [`Self::ask`] with the request's methods given.
+    fn ask_with(
+        &self,
+        image: &DynamicImage,
+        true_class: usize,
+        k: usize,
+        methods: &[Method],
+    ) -> Result<Asked> {
         let top5: Vec<usize> = self
             .net
             .predict(image, 5)?
@@ -122,7 +128,7 @@ impl MethodExplainer<'_> {
             .collect();
         let mut classes = vec![true_class];
         classes.extend(top5.iter().take(k).filter(|&&c| c != true_class));
-        let request = Request::classes(classes.iter().copied()).method(self.method);
+        let request = Request::classes(classes.iter().copied()).methods(methods.iter().copied());
         Ok(Asked {
             top5,
             classes,
@@ -241,18 +247,9 @@ impl<'a> JointExplainer<'a> {
         let methods: Vec<Method> = self.explainers.iter().map(|e| e.method).collect();
         let asked = items
             .iter()
-            .map(|&(image, class)| {
-                let mut a = first.ask(image, class, k)?;
-                a.request = Request::classes(a.classes.iter().copied()).methods(methods.clone());
-                Ok(a)
-            })
+            .map(|&(image, class)| first.ask_with(image, class, k, &methods))
             .collect::<Result<Vec<_>>>()?;
-        let requests: Vec<(&DynamicImage, &Request)> = items
-            .iter()
-            .zip(&asked)
-            .map(|(&(image, _), a)| (image, &a.request))
-            .collect();
-        let results = first.net.explain_batch(&requests)?;
+        let results = first.net.explain_batch(&requests(items, &asked))?;
         let mut mine = Vec::with_capacity(items.len());
         let mut kept = self.kept.lock().map_err(|_| poisoned())?;
         for (((&(image, _), a), r), &(h, c, k)) in items.iter().zip(&asked).zip(&results).zip(&keys)
@@ -304,6 +301,18 @@ impl Explainer for JointView<'_, '_> {
                 .collect(),
         }
     }
+}
+
+/// Each item's image with its request.
+fn requests<'i>(
+    items: &[(&'i DynamicImage, usize)],
+    asked: &'i [Asked],
+) -> Vec<(&'i DynamicImage, &'i Request)> {
+    items
+        .iter()
+        .zip(asked)
+        .map(|(&(image, _), a)| (image, &a.request))
+        .collect()
 }
 
 /// A hash of an image's size and pixels.

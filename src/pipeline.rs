@@ -188,8 +188,7 @@ impl Pipeline {
             .collect();
         // Batches of at most `max_batch` samples: memory stays bounded for any number of
         // classes and images (top-k 1000 included).
-        let views = |g: &Group<'_>| prepared.get(g.item).map_or(1, |p| p.views.len().max(1));
-        let limit = self.batch_limit(groups.iter().map(views).sum());
+        let limit = self.batch_limit(groups.iter().map(|g| group_samples(g, &prepared)).sum());
         for chunk in batches(&groups, &prepared, limit) {
             self.run_batch(chunk, &prepared, jobs, &mut results)?;
         }
@@ -592,6 +591,11 @@ struct Found<'a> {
     timings: Timings,
 }
 
+/// The samples of `group` in a batch: its image's views.
+fn group_samples(group: &Group<'_>, prepared: &[Prepared<'_>]) -> usize {
+    prepared.get(group.item).map_or(1, |p| p.views.len().max(1))
+}
+
 /// `groups` cut, in order, into batches of at most `max_batch` samples (a group with more
 /// views than that is a batch alone).
 fn batches<'g, 'a>(
@@ -599,11 +603,10 @@ fn batches<'g, 'a>(
     prepared: &[Prepared<'_>],
     max_batch: usize,
 ) -> Vec<&'g [Group<'a>]> {
-    let views = |g: &Group<'_>| prepared.get(g.item).map_or(1, |p| p.views.len().max(1));
     let mut cut = Vec::new();
     let (mut start, mut samples) = (0, 0);
     for (i, group) in groups.iter().enumerate() {
-        let v = views(group);
+        let v = group_samples(group, prepared);
         if samples > 0 && samples + v > max_batch {
             cut.extend(groups.get(start..i));
             (start, samples) = (i, 0);

@@ -239,7 +239,7 @@ impl Executor {
                     ));
                 }
                 if let Some(sites) = record.as_deref_mut() {
-                    let channels_last = self.program.channels_last.get(step.output) == Some(&true);
+                    let channels_last = self.program.writes_channels_last(step);
                     sites.push(site_of(step, &out, batch, channels_last));
                 }
             }
@@ -416,15 +416,7 @@ fn logit_count(dims: Vec<usize>) -> feedbacknet_core::Result<usize> {
 /// Accepts `[N, C]` or `[N, C, 1, 1, ..]` outputs as logits.
 pub(crate) fn to_logits(output: DynTensor) -> feedbacknet_core::Result<Tensor<2>> {
     let dims = output.dims();
-    if let [batch, classes, rest @ ..] = dims.as_slice()
-        && rest.iter().all(|&d| d == 1)
-    {
-        output.reshape(&[*batch, *classes])?.into2("logits")
-    } else {
-        Err(CoreError::Shape {
-            context: "network output".into(),
-            expected: "[batch, classes] logits".into(),
-            got: dims,
-        })
-    }
+    let batch = dims.first().copied().unwrap_or(0);
+    let classes = logit_count(dims)?;
+    output.reshape(&[batch, classes])?.into2("logits")
 }

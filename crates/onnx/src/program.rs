@@ -45,8 +45,13 @@ impl Program {
     pub fn gate_layout(&self, step: &Step, granularity: GateGranularity) -> GateLayout {
         GateLayout {
             granularity,
-            channels_last: self.channels_last.get(step.output) == Some(&true),
+            channels_last: self.writes_channels_last(step),
         }
+    }
+
+    /// Whether `step` writes a channels-last map (see `layout`).
+    pub fn writes_channels_last(&self, step: &Step) -> bool {
+        self.channels_last.get(step.output) == Some(&true)
     }
 
     /// The index of the step that writes `slot`, if a step does.

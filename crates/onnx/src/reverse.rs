@@ -414,9 +414,7 @@ impl<'a> Pass<'a> {
             })?;
             if let Some(update) = &self.update {
                 let want_input = needed.first().copied().unwrap_or(false);
-                let layout =
-                    (self.tape.executor.program()).gate_layout(step, GateGranularity::Neuron);
-                let channels_last = layout.channels_last;
+                let channels_last = self.tape.executor.program().writes_channels_last(step);
                 let dx =
                     (update.borrow_mut()).backward(k, &x, act, &dy, want_input, channels_last)?;
                 return Ok(vec![dx]);
