@@ -4,12 +4,13 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use common::graph::{ints_attr, node, tensor};
 use feedbacknet_core::{
     ActivationRule, BackwardTarget, GateGranularity, GateSet, GateState, GatedNetwork,
     MomentumStep, Seed, autodiff_gate_gradients, autodiff_input_gradient, step_by_gradients,
 };
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
-use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
+use onnx_ir::{Message, ModelProto};
 
 fn values(t: Tensor<4>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
@@ -310,30 +311,6 @@ fn tiny_net(device: &Device) -> OnnxNetwork {
     dims[1].set_dim_value(2);
     let x_name = input.name.clone();
     let y_name = output.name.clone();
-    let tensor = |name: &str, dims: Vec<i64>, data: Vec<f32>| {
-        let mut t = TensorProto::new();
-        t.name = name.into();
-        t.dims = dims;
-        t.data_type = 1;
-        t.float_data = data;
-        t
-    };
-    let ints = |name: &str, v: Vec<i64>| {
-        let mut a = AttributeProto::new();
-        a.name = name.into();
-        a.type_ = AttributeType::INTS.into();
-        a.ints = v;
-        a
-    };
-    let node = |op: &str, name: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>| {
-        let mut n = NodeProto::new();
-        n.op_type = op.into();
-        n.name = name.into();
-        n.input = inputs.iter().map(|s| s.to_string()).collect();
-        n.output = vec![output.into()];
-        n.attribute = attrs;
-        n
-    };
     graph.initializer = vec![
         tensor("w1", vec![2, 3, 1, 1], vec![1.0, -1.0, 0.5, -0.5, 1.0, 1.0]),
         tensor("b1", vec![2], vec![0.0, 0.1]),
@@ -346,7 +323,7 @@ fn tiny_net(device: &Device) -> OnnxNetwork {
             "c1",
             &[&x_name, "w1", "b1"],
             "h",
-            vec![ints("kernel_shape", vec![1, 1])],
+            vec![ints_attr("kernel_shape", &[1, 1])],
         ),
         node("Relu", "r1", &["h"], "r", vec![]),
         node(
@@ -354,7 +331,7 @@ fn tiny_net(device: &Device) -> OnnxNetwork {
             "c2",
             &["r", "w2", "b2"],
             "z",
-            vec![ints("kernel_shape", vec![1, 1])],
+            vec![ints_attr("kernel_shape", &[1, 1])],
         ),
         node("GlobalAveragePool", "gap", &["z"], "p", vec![]),
         node("Flatten", "flat", &["p"], &y_name, vec![]),
