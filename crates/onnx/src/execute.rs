@@ -45,6 +45,20 @@ pub(crate) struct Recording<'a> {
     pub classes: Option<&'a [usize]>,
     /// Receives, per value slot, the shape of its value (the probe's only need).
     pub shapes: Option<&'a mut Vec<Option<Vec<usize>>>>,
+    /// What runs of the heavy steps (see `shapes::stand_in`).
+    pub heavy_steps: HeavySteps,
+}
+
+/// Whether a forward pass runs its heavy steps (convolutions, matrix products, attention).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum HeavySteps {
+    /// Every step runs (every pass that computes values).
+    #[default]
+    Run,
+    /// A heavy step whose shape rule applies writes zeros of that shape instead: the pass
+    /// computes every value's shape, and values only where no heavy step feeds them (the
+    /// shape arithmetic of run-time reshapes, which reads shapes alone).
+    StandIn,
 }
 
 /// Which intermediate values a forward pass keeps.
@@ -89,18 +103,40 @@ impl Executor {
         Ok(executor)
     }
 
-    /// The shape of every value for a zero image of `[height, width]`, by running it. Only
-    /// the shapes are kept: each value is released as soon as the steps are done with it, as
-    /// in any forward pass (peak memory at load).
+    /// The shape of every value for a zero image of `[height, width]`, by a forward pass in
+    /// which the heavy steps write zeros of their shape instead of running
+    /// ([`HeavySteps::StandIn`]). Only the shapes are kept: each value is released as soon as
+    /// the steps are done with it, as in any forward pass (peak memory at load).
     pub(crate) fn forward_shapes(
+        &self,
+        hw: [usize; 2],
+        device: &Device,
+    ) -> feedbacknet_core::Result<Shapes> {
+        self.probe_shapes(hw, device, HeavySteps::StandIn)
+    }
+
+    /// [`forward_shapes`](Self::forward_shapes) with every step run (what the stand-ins are
+    /// tested against).
+    #[cfg(test)]
+    pub(crate) fn full_forward_shapes(
+        &self,
+        hw: [usize; 2],
+        device: &Device,
+    ) -> feedbacknet_core::Result<Shapes> {
+        self.probe_shapes(hw, device, HeavySteps::Run)
+    }
+
+    fn probe_shapes(
         &self,
         [height, width]: [usize; 2],
         device: &Device,
+        heavy_steps: HeavySteps,
     ) -> feedbacknet_core::Result<Shapes> {
         let probe = Tensor::zeros([1, 3, height, width], device);
         let mut shapes = Vec::new();
         let recording = Recording {
             shapes: Some(&mut shapes),
+            heavy_steps,
             ..Recording::default()
         };
         self.execute_recorded(probe, None, None, Retain::Needed, recording)?;
@@ -200,10 +236,12 @@ impl Executor {
             preset,
             classes,
             mut shapes,
+            heavy_steps,
         } = recording;
         let head = self.head_rows(classes);
         self.check_gates(gates)?;
         let batch = input.dims()[0];
+        let device = input.device();
         let mut values = self.initial_values(input)?;
         if let Some(indices) = pool_indices.as_deref_mut() {
             indices.resize(self.program.slots, None);
@@ -230,7 +268,10 @@ impl Executor {
                 _ => None,
             };
             let rows = head.filter(|(h, _)| *h == index).map(|(_, rows)| rows);
-            let out = run_step(step, inputs, gated, rows, pool_indices.as_deref_mut())?;
+            let out = match stand_in(step, &inputs, heavy_steps, &device) {
+                Some(zeros) => zeros?,
+                None => run_step(step, inputs, gated, rows, pool_indices.as_deref_mut())?,
+            };
             if step.gate.is_some() {
                 if gated.is_none() && gates.is_some() {
                     return Err(forward_error(
@@ -321,6 +362,24 @@ fn run_step(
         }
         (None, None, None) => step.op.run(inputs).map_err(failed),
     }
+}
+
+/// Zeros of `step`'s output shape, when `heavy` says to stand them in for a heavy step whose
+/// shape rule applies (see `shapes::stand_in`).
+fn stand_in(
+    step: &Step,
+    inputs: &[DynTensor],
+    heavy: HeavySteps,
+    device: &Device,
+) -> Option<feedbacknet_core::Result<DynTensor>> {
+    if heavy != HeavySteps::StandIn {
+        return None;
+    }
+    let dims: Vec<Vec<usize>> = inputs.iter().map(DynTensor::dims).collect();
+    let dims: Vec<&[usize]> = dims.iter().map(Vec::as_slice).collect();
+    let shape = crate::shapes::stand_in(&step.op, &dims)?;
+    let zeros = vec![0.0; shape.iter().product()];
+    Some(DynTensor::from_vec(zeros, &shape, device))
 }
 
 /// Runs a gated activation step with gate site `k` of `gates`.

@@ -47,9 +47,11 @@
 //!   tensor of its dimensions (exact below 2^24); these steps carry no gradient.
 //!
 //! A graph with operators outside these lists is refused with one error naming every one of
-//! them and the nodes using each ([`OnnxError::UnsupportedOperators`]). A graph that onnx-ir
-//! cannot type (a `Reshape` to a shape assembled at run time, as in unsimplified ViT exports)
-//! is refused with the advice to simplify it with onnxsim first.
+//! them and the nodes using each ([`OnnxError::UnsupportedOperators`]). Integer arithmetic on
+//! constants (how PyTorch's exported attention bounds the `Slice`s of its reshape targets) is
+//! folded into constants before parsing (`constant_fold`), so unsimplified ViT exports load. A
+//! graph that onnx-ir still cannot type (a `Reshape` whose target's length depends on run-time
+//! values) is refused with the advice to simplify it with onnxsim first.
 //!
 //! # Layout
 //!
@@ -94,6 +96,7 @@
 
 mod channel_gates;
 mod compile;
+mod constant_fold;
 mod conv_weights;
 mod error;
 mod execute;

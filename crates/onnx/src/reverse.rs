@@ -273,7 +273,7 @@ impl<'a> Tape<'a> {
             pool_indices: Some(&mut pool_indices),
             preset,
             classes,
-            shapes: None,
+            ..Recording::default()
         };
         let values = executor.execute_recorded(
             input.without_autodiff(),

@@ -23,8 +23,9 @@ use std::{
 };
 
 use bytes::Bytes;
-use onnx_ir::{Message, ModelProto, ValueInfoProto};
+use onnx_ir::{GraphProto, Message, ModelProto, ValueInfoProto};
 
+use crate::constant_fold;
 use crate::skeleton::{self, Span};
 
 /// The size from which a float initializer is read by this crate.
@@ -193,11 +194,12 @@ impl Weights {
     }
 }
 
-/// The model without its large float initializers, and those weights. A file this reader cannot
-/// decode is returned whole, as it is (the parser then reports what is wrong with it).
+/// The model without its large float initializers, and those weights, its constant integer
+/// arithmetic folded (`constant_fold`). A file this reader cannot decode is returned whole, as
+/// it is (the parser then reports what is wrong with it).
 pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)> {
     let source = Arc::new(source);
-    let whole = |source: &Source| Ok((source.read_all()?, Weights::default()));
+    let whole = |source: &Source| Ok((folded(source.read_all()?), Weights::default()));
     let Ok(skeleton) = source.skeleton() else {
         return whole(&source);
     };
@@ -205,15 +207,11 @@ pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)>
         return whole(&source);
     };
     drop(skeleton.bytes);
+    let opset = opset(&model);
     let Some(graph) = model.graph.as_mut() else {
         return whole(&source);
     };
-    let has_subgraphs = graph.node.iter().any(|n| {
-        n.attribute
-            .iter()
-            .any(|a| a.g.is_some() || !a.graphs.is_empty())
-    });
-    if has_subgraphs {
+    if has_subgraphs(graph) {
         return whole(&source);
     }
     let spans: HashMap<usize, Span> = skeleton.spans.iter().map(|s| (s.initializer, *s)).collect();
@@ -270,6 +268,7 @@ pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)>
         }
     }
     graph.initializer = kept;
+    constant_fold::fold_constants(graph, opset);
     if weights.tensors.is_empty() {
         return whole(&source);
     }
@@ -288,6 +287,40 @@ pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)>
         Ok(stripped) => Ok((Bytes::from(stripped), weights)),
         Err(_) => whole(&source),
     }
+}
+
+/// `bytes` with their constant integer arithmetic folded (see `constant_fold`), or as they
+/// are when there is none or they do not decode as one graph without subgraphs.
+fn folded(bytes: Bytes) -> Bytes {
+    let Ok(mut model) = ModelProto::parse_from_bytes(&bytes) else {
+        return bytes;
+    };
+    let opset = opset(&model);
+    let Some(graph) = model.graph.as_mut() else {
+        return bytes;
+    };
+    if has_subgraphs(graph) || constant_fold::fold_constants(graph, opset) == 0 {
+        return bytes;
+    }
+    model.write_to_bytes().map_or(bytes, Bytes::from)
+}
+
+/// Whether a node of `graph` holds a graph (`If`, `Loop`, `Scan`).
+fn has_subgraphs(graph: &GraphProto) -> bool {
+    graph.node.iter().any(|n| {
+        n.attribute
+            .iter()
+            .any(|a| a.g.is_some() || !a.graphs.is_empty())
+    })
+}
+
+/// The model's version of the default operator set (1 when it names none).
+fn opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map_or(1, |o| o.version)
 }
 
 /// The bytes of a float tensor of shape `dims`; `None` if that overflows.

@@ -1,9 +1,13 @@
 //! The modern-architecture fixtures (`tests/fixtures/modern`, see its README): ShuffleNet v2,
 //! ConvNeXt and ViT load, give onnxruntime's logits and PyTorch's input gradient; the
-//! dynamic-batch ShuffleNet runs a batch of two; the unsimplified ViTs are refused with advice;
-//! a graph with several unsupported operators lists them all.
+//! dynamic-batch ShuffleNet and ViT run a batch of two; the unsimplified ViTs load (their
+//! constant index arithmetic folded first); a graph with several unsupported operators lists
+//! them all.
+
+mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use common::graph::{int_attr, node};
 use feedbacknet_core::{
     ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
     autodiff_gate_gradients, autodiff_input_gradient,
@@ -133,8 +137,13 @@ fn simplified_vit_matches_onnxruntime_and_pytorch() {
 /// copies gives the reference logits twice.
 #[test]
 fn dynamic_shufflenet_runs_a_batch_of_two() {
+    check_batch_of_two("shufflenet_v2_op17_dynamic");
+}
+
+/// Runs two copies of `name`'s reference input as one batch; both rows give its logits.
+fn check_batch_of_two(name: &str) {
     let device = Device::flex();
-    let (bytes, reference) = fixture("shufflenet_v2_op17_dynamic");
+    let (bytes, reference) = fixture(name);
     let net = OnnxNetwork::from_bytes(&bytes, &device).unwrap();
     let x = input_of(&reference, &device);
     let batch = Tensor::cat(vec![x.clone(), x], 0);
@@ -145,7 +154,10 @@ fn dynamic_shufflenet_runs_a_batch_of_two() {
     for row in 0..2 {
         let got = values(logits.clone().narrow(0, row, 1));
         let diff = max_abs_diff(&got, &expected);
-        assert!(diff <= 1e-4 * scale, "row {row}: {got:?} vs {expected:?}");
+        assert!(
+            diff <= 1e-4 * scale,
+            "{name} row {row}: {got:?} vs {expected:?}"
+        );
     }
 }
 
@@ -249,18 +261,50 @@ fn reverse_pass_equals_whole_network_autodiff() {
     }
 }
 
-/// The unsimplified ViTs compute reshape targets that onnx-ir cannot type: the error says so
-/// and tells the user to simplify the model.
+/// The unsimplified ViTs bound their reshape targets' `Slice`s with integer arithmetic on
+/// constants; folded before parsing, they load and match onnxruntime and PyTorch.
 #[test]
-fn unsimplified_vit_is_refused_with_advice() {
+fn unsimplified_vit_matches_onnxruntime_and_pytorch() {
     for name in ["vit_op14", "vit_op17", "vit_op17_dynamic"] {
-        let (bytes, _) = fixture(name);
-        let err = OnnxNetwork::from_bytes(&bytes, &Device::flex()).unwrap_err();
-        let message = err.to_string();
-        assert!(matches!(err, OnnxError::Parse { .. }), "{name}: {message}");
-        assert!(message.contains("onnxsim"), "{name}: {message}");
-        assert!(message.contains("Reshape"), "{name}: {message}");
+        check_fixture(name);
     }
+}
+
+/// The dynamic-batch ViT computes its reshape targets from run-time shapes: a batch of two
+/// copies gives the reference logits twice.
+#[test]
+fn dynamic_vit_runs_a_batch_of_two() {
+    check_batch_of_two("vit_op17_dynamic");
+}
+
+/// A reshape target whose slice bound is computed from a run-time shape is beyond the parser:
+/// the error says so and tells the user to simplify the model.
+#[test]
+fn a_reshape_the_parser_cannot_type_is_refused_with_advice() {
+    let (bytes, _) = fixture("vit_op17");
+    let mut model = ModelProto::parse_from_bytes(&bytes).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let input = graph.input[0].name.clone();
+    let modulo = graph.node.iter().position(|n| n.op_type == "Mod").unwrap();
+    // The input's largest value, as an integer: a number known only at run time.
+    let mut reduce = node("ReduceMax", "runtime_max", &[&input], "runtime_max", vec![]);
+    reduce.attribute.push(int_attr("keepdims", 0));
+    let cast = node(
+        "Cast",
+        "runtime_value",
+        &["runtime_max"],
+        "runtime_value",
+        vec![int_attr("to", 7)],
+    );
+    graph.node.insert(modulo, cast);
+    graph.node.insert(modulo, reduce);
+    graph.node[modulo + 2].input[0] = "runtime_value".into();
+    let err =
+        OnnxNetwork::from_bytes(&model.write_to_bytes().unwrap(), &Device::flex()).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, OnnxError::Parse { .. }), "{message}");
+    assert!(message.contains("onnxsim"), "{message}");
+    assert!(message.contains("Reshape"), "{message}");
 }
 
 /// Two different unsupported operators (three nodes) are all listed in one error.

@@ -100,3 +100,12 @@ pub fn ints_attr(name: &str, values: &[i64]) -> AttributeProto {
     a.ints = values.to_vec();
     a
 }
+
+/// An integer attribute.
+pub fn int_attr(name: &str, value: i64) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INT.into();
+    a.i = value;
+    a
+}
