@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Loading time and peak memory: feedbacknet's loader against an onnxruntime session, on the same
-# files, side by side (issue 22, "Loading speed"). Exports VGG16 and ResNet-50 with random
-# weights (torchvision, weights=None, opset 17) into a temporary folder unless files are given.
+# files, side by side (issue 22, "Loading speed"). Exports VGG16, ResNet-50 and ViT-B/16
+# (unsimplified: its reshape targets computed at run time) with random weights (torchvision,
+# weights=None, opset 17) into a temporary folder unless files are given.
 #
 #   pip install torch torchvision onnx onnxruntime
 #   bash scripts/load_speed.sh [model.onnx ...]
@@ -19,12 +20,12 @@ if [ ${#files[@]} -eq 0 ]; then
 import sys, warnings, torch, torchvision
 warnings.filterwarnings("ignore")
 torch.manual_seed(0)
-for name in ("vgg16", "resnet50"):
+for name in ("vgg16", "resnet50", "vit_b_16"):
     net = getattr(torchvision.models, name)(weights=None).eval()
     torch.onnx.export(net, torch.randn(1, 3, 224, 224), f"{sys.argv[1]}/{name}.onnx", opset_version=17,
                       dynamo=False, input_names=["input"], output_names=["logits"])
 PY
-  files=("$dir/vgg16.onnx" "$dir/resnet50.onnx")
+  files=("$dir/vgg16.onnx" "$dir/resnet50.onnx" "$dir/vit_b_16.onnx")
 fi
 for f in "${files[@]}"; do
   python3 - "$f" <<'PY'

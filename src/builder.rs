@@ -9,7 +9,7 @@ use feedbacknet_core::{
     Device, GatedNetwork, InputSettingError, InputSize, InputSpec, Normalization,
 };
 use feedbacknet_localize::{LocalizeConfig, RefineConfig, ResizeMode};
-use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
+use feedbacknet_onnx::{GatePlacement, ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{CamLayer, HardConfig, SolverConfig};
 
 use crate::{
@@ -85,6 +85,7 @@ pub struct FeedbackNetBuilder {
     labels: Option<Labels>,
     labels_path: Option<PathBuf>,
     class_offset: Option<usize>,
+    gate_placement: Option<GatePlacement>,
     device: Option<Device>,
     method: Method,
     settings: Settings,
@@ -129,6 +130,21 @@ impl FeedbackNetBuilder {
     /// An ONNX classifier file. A known file name (see [`ModelPreset::all`]) selects its preset.
     pub fn model_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.model_path = Some(path.into());
+        self
+    }
+
+    /// Where the ONNX file's net carries feedback gates (default:
+    /// [`GatePlacement::Activations`], after every gated activation;
+    /// [`GatePlacement::AttentionHeads`] adds one gate per attention head of a transformer).
+    /// For ONNX files (an error with a network of your own, which places its own gates).
+    ///
+    /// ```
+    /// use feedbacknet::{FeedbackNet, GatePlacement};
+    /// let builder = FeedbackNet::builder().gate_placement(GatePlacement::AttentionHeads);
+    /// # let _ = builder;
+    /// ```
+    pub fn gate_placement(mut self, placement: GatePlacement) -> Self {
+        self.gate_placement = Some(placement);
         self
     }
 
@@ -425,10 +441,18 @@ impl FeedbackNetBuilder {
                                 .into(),
                         ));
                     }
+                    if self.gate_placement.is_some() {
+                        return Err(Error::Config(
+                            "a network of your own places its own gates \
+                             (GatedNetwork::gate_sites); a gate placement is for ONNX files"
+                                .into(),
+                        ));
+                    }
                     (net.clone(), Vec::new())
                 }
                 (None, Some(path)) => {
-                    let net = OnnxNetwork::load(path, device)?;
+                    let placement = self.gate_placement.unwrap_or_default();
+                    let net = OnnxNetwork::load_with(path, device, placement)?;
                     let metadata = net.metadata().to_vec();
                     let meta = Metadata(&metadata);
                     let (size, size_from) = if let Some(size) = &self.input_size {
@@ -452,6 +476,7 @@ impl FeedbackNetBuilder {
                     let spec = InputSpec::rgb(size.width, size.height, norm);
                     let net = net.with_input_spec(spec);
                     let mut info = ModelInfo::blank(path, preset);
+                    info.gate_placement = Some(placement);
                     (info.input_size, info.input_size_from) = (size, size_from);
                     (info.normalization, info.normalization_from) = (norm, norm_from);
                     info.normalize = norm.to_string();
@@ -573,6 +598,7 @@ impl ModelInfo {
             labels_from: SettingSource::Default,
             labels_background_skipped: false,
             boxes_tuned_on: "",
+            gate_placement: None,
         }
     }
 }

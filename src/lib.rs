@@ -86,7 +86,7 @@ pub use feedbacknet_localize::{
     localize_in_image,
 };
 pub use feedbacknet_onnx::{
-    MetadataError, ModelPreset, OnnxError, OnnxNetwork, read_metadata_props,
+    GatePlacement, MetadataError, ModelPreset, OnnxError, OnnxNetwork, read_metadata_props,
 };
 pub use feedbacknet_solver::{
     CamLayer, ClassVisualization, HardConfig, Objective, Schedule, SolverConfig, SolverError,

@@ -8,6 +8,7 @@ use std::{fmt, path::PathBuf, str::FromStr};
 
 use feedbacknet_core::{InputSize, Normalization};
 use feedbacknet_localize::ResizeMode;
+use feedbacknet_onnx::GatePlacement;
 use serde::Serialize;
 
 use crate::{Error, Labels, Result};
@@ -158,6 +159,8 @@ pub struct ModelInfo {
     /// ([`BoxSettings::tuned`](crate::BoxSettings::tuned)): the preset's own, else SqueezeNet
     /// 1.1's.
     pub boxes_tuned_on: &'static str,
+    /// Where the ONNX file's net carries gates (`None` for a network of your own).
+    pub gate_placement: Option<GatePlacement>,
 }
 
 impl fmt::Display for ModelInfo {
@@ -185,11 +188,15 @@ impl fmt::Display for ModelInfo {
         } else {
             ""
         };
+        let heads = match self.gate_placement {
+            Some(GatePlacement::AttentionHeads) => ", gates also on attention heads",
+            _ => "",
+        };
         write!(
             f,
             "model {}: input {} ({}), normalize {} ({}), resize {resize} ({}), outputs {} \
              ({background}offset {}, {offset_from}), classes {}, labels {} ({}{skipped}), \
-             box settings tuned on {}",
+             box settings tuned on {}{heads}",
             self.model,
             self.input_size,
             self.input_size_from,

@@ -70,6 +70,19 @@ pub struct ModelArgs {
     pub backend: Backend,
     #[command(flatten)]
     pub preprocess: PreprocessArgs,
+    /// Where the net carries feedback gates: after every gated activation (ReLU, GELU, …), or
+    /// also one gate per attention head of a transformer.
+    #[arg(long, value_enum, default_value = "activations")]
+    pub gate_sites: GateSitesArg,
+}
+
+/// Where the feedback gates sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GateSitesArg {
+    /// After every gated activation (the paper; in a transformer, the MLPs' GELUs).
+    Activations,
+    /// The activations' gates and one gate per attention head, on each head's output.
+    AttentionHeads,
 }
 
 /// How images are fed to the model and its logits read. Each flag wins over the model file's

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use feedbacknet::{
     BoxSettings, CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet,
-    FeedbackNetBuilder, FusionRule, GateGranularity, HardConfig, Method, ModelPreset, Objective,
-    Resize, Schedule, SolverConfig,
+    FeedbackNetBuilder, FusionRule, GateGranularity, GatePlacement, HardConfig, Method,
+    ModelPreset, Objective, Resize, Schedule, SolverConfig,
 };
 
 use crate::{
     args::{
-        CamThroughArg, CropsArg, FusionArg, GatesArg, MethodArgs, ModelArgs, PreprocessArgs,
-        RefineArg, ResizeArg, ScheduleArg,
+        CamThroughArg, CropsArg, FusionArg, GateSitesArg, GatesArg, MethodArgs, ModelArgs,
+        PreprocessArgs, RefineArg, ResizeArg, ScheduleArg,
     },
     error::Result,
     models::resolve_dir,
@@ -45,6 +45,7 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
     let builder = FeedbackNet::builder()
         .feedback_map(settings.feedback_map.0.clone())
         .model_path(model_path(model))
+        .gate_placement(gate_placement(model.gate_sites))
         .device(model.backend.device()?)
         .method(method)
         .solver(solver)
@@ -185,6 +186,13 @@ fn preprocess(mut builder: FeedbackNetBuilder, args: &PreprocessArgs) -> Feedbac
 /// it uses, and where each came from.
 pub fn settings_line(net: &FeedbackNet) -> String {
     net.model_info().to_string()
+}
+
+fn gate_placement(sites: GateSitesArg) -> GatePlacement {
+    match sites {
+        GateSitesArg::Activations => GatePlacement::Activations,
+        GateSitesArg::AttentionHeads => GatePlacement::AttentionHeads,
+    }
 }
 
 fn granularity(gates: GatesArg) -> GateGranularity {

@@ -242,3 +242,43 @@ fn a_momentum_outside_its_range_is_refused() {
     assert!(stderr.contains("momentum"), "{stderr}");
     assert!(!dir.join("darknet_dog.json").exists());
 }
+
+/// `--gate-sites attention-heads` on the ViT fixture: soft feedback runs with one gate per
+/// head beside the GELUs' (4 sites instead of 2), and the JSON says which placement was used.
+#[test]
+fn attention_head_gates_from_the_command_line() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/modern/vit_op17.onnx"
+    );
+    let photo = shared().join("data/demo/darknet_dog.jpg");
+    for (sites, count) in [("activations", 2), ("attention-heads", 4)] {
+        let dir = temp_dir(&format!("heads_{sites}"));
+        let out = feedbacknet(&[
+            "infer",
+            "--model",
+            model,
+            "--image",
+            photo.to_str().unwrap(),
+            "--method",
+            "feedback",
+            "--iterations",
+            "3",
+            "--gate-sites",
+            sites,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{sites}: {stderr}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("darknet_dog.json")).unwrap()).unwrap();
+        assert_eq!(json["gate_sites"], count, "{sites}");
+        assert_eq!(json["model_info"]["gate_placement"], sites, "{sites}");
+        let logit = &json["results"][0]["logit_after"];
+        assert!(
+            logit.as_f64().is_some_and(f64::is_finite),
+            "{sites}: {json}"
+        );
+    }
+}

@@ -50,6 +50,24 @@ pub enum ActivationKind {
         /// The number of slope values (the channels, in the usual export).
         slopes: usize,
     },
+    /// No activation: the outputs of an attention's heads, `[heads, tokens, head size]` per
+    /// sample, gated one gate per head (on the channel axis, the heads) whatever the gate
+    /// set's granularity, before the heads are merged. Every backward rule passes the gradient
+    /// through unchanged: guided backprop and DeconvNet modify activations, and there is none
+    /// here.
+    AttentionHeads,
+}
+
+impl ActivationKind {
+    /// The granularity of a site of this kind in a gate set of `granularity`: one gate per
+    /// head on [`AttentionHeads`](Self::AttentionHeads) sites (per channel), the set's
+    /// elsewhere.
+    pub fn granularity(self, granularity: GateGranularity) -> GateGranularity {
+        match self {
+            ActivationKind::AttentionHeads => GateGranularity::Channel,
+            _ => granularity,
+        }
+    }
 }
 
 /// One place in a network where a gate multiplies an activation's output.
@@ -95,9 +113,10 @@ impl GateSite {
 
     /// Per-sample shape of the gate tensor for the given granularity: the activation shape for
     /// per-neuron gates; for per-channel gates, 1 on every axis but the channel axis (`[C, 1,
-    /// 1]`, `[1, C]`; it broadcasts).
+    /// 1]`, `[1, C]`; it broadcasts). Attention-head sites have per-channel gates (one per
+    /// head) at either granularity ([`ActivationKind::granularity`]).
     pub fn gate_shape(&self, granularity: GateGranularity) -> Vec<usize> {
-        match granularity {
+        match self.activation.granularity(granularity) {
             GateGranularity::Neuron => self.shape.clone(),
             GateGranularity::Channel => {
                 let mut shape = vec![1; self.shape.len()];

@@ -65,6 +65,10 @@ pub enum Activation {
     Tanh,
     /// `ln(1 + eˣ)` (never gated).
     Softplus,
+    /// `x`: no activation, only a gate. The ONNX interpreter places one after an attention to
+    /// gate its heads (site kind [`ActivationKind::AttentionHeads`]); every backward rule
+    /// passes its gradient through unchanged.
+    Identity,
 }
 
 impl Activation {
@@ -84,6 +88,7 @@ impl Activation {
             Activation::HardSigmoid { .. } => "HardSigmoid",
             Activation::Tanh => "Tanh",
             Activation::Softplus => "Softplus",
+            Activation::Identity => "HeadGate",
         }
     }
 
@@ -106,6 +111,7 @@ impl Activation {
             Activation::Elu { alpha } => ActivationKind::Elu { alpha },
             Activation::Mish => ActivationKind::Mish,
             Activation::PRelu { slope } => ActivationKind::PRelu { slope },
+            Activation::Identity => ActivationKind::AttentionHeads,
             Activation::Clip { .. }
             | Activation::Sigmoid
             | Activation::HardSigmoid { .. }
@@ -152,6 +158,7 @@ impl Activation {
             Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
             Activation::Tanh => x.tanh(),
             Activation::Softplus => softplus(x),
+            Activation::Identity => x,
         }
     }
 
@@ -216,6 +223,7 @@ impl Activation {
                 1.0 - t * t
             }
             Activation::Softplus => sigmoid(x),
+            Activation::Identity => 1.0,
         }
     }
 }

@@ -52,6 +52,11 @@ pub fn gated_activation_backward<'a>(
     wanted: Wanted,
 ) -> Result<(Option<DynTensor>, Option<Tensor<2>>)> {
     let act = act.into();
+    // A gate without an activation (attention heads) leaves every rule's gradient as it is.
+    let rule = match act {
+        GatedActivation::Scalar(Activation::Identity) => ActivationRule::Gradient,
+        _ => rule,
+    };
     if let Some((g, _)) = gate
         && let (Some(fx), Some(fdy)) = (by_sample(x, g)?, by_sample(dy, g)?)
     {
@@ -152,7 +157,7 @@ mod tests {
     };
 
     /// Every activation, with parameters that exercise their branches.
-    const ALL: [Activation; 14] = [
+    const ALL: [Activation; 15] = [
         Activation::Relu,
         Activation::Clip { min: 0.0, max: 0.5 },
         Activation::Silu,
@@ -170,6 +175,7 @@ mod tests {
         },
         Activation::Tanh,
         Activation::Softplus,
+        Activation::Identity,
     ];
 
     /// The largest difference a fast path may have from its reference: none for ReLU and Clip

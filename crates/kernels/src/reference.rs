@@ -48,6 +48,7 @@ pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
         }
         Activation::Tanh => dyn_map!(x, t => t.tanh()),
         Activation::Softplus => dyn_map!(x, t => activation::softplus(t, 1.0)),
+        Activation::Identity => x,
     }
 }
 
@@ -127,6 +128,7 @@ pub(crate) fn derivative(x: Tensor<1>, act: Activation) -> Tensor<1> {
         }
         Activation::Tanh => x.tanh().powi_scalar(2).neg().add_scalar(1.0),
         Activation::Softplus => activation::sigmoid(x),
+        Activation::Identity => one(&x),
     }
 }
 

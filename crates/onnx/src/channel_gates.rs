@@ -11,53 +11,75 @@ use feedbacknet_core::{
 };
 use feedbacknet_kernels::{GatedActivation, Wanted, momentum_step};
 
-use crate::layout::{channel_axis, per_sample_shape};
+use crate::layout::{Channels, channel_axis, per_sample_shape};
 
 /// How a site's gates lie on its activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GateLayout {
     /// One gate per activation or per channel.
     pub granularity: GateGranularity,
-    /// Whether the activation is a channels-last map (`layout::channels_last`).
-    pub channels_last: bool,
+    /// Which axis holds the channels.
+    pub channels: Channels,
 }
 
-/// A per-channel gate spread over the `positions` activations of each of its `channels`.
+impl GateLayout {
+    /// The layout of the gates of `act` in a gate set of `granularity`, on a value that the
+    /// program writes channels-last or not: attention-head sites have one gate per head
+    /// whatever the set's granularity (see `head_gates`).
+    pub fn of(act: GatedActivation<'_>, granularity: GateGranularity, channels_last: bool) -> Self {
+        let kind = act.gate_kind();
+        Self {
+            granularity: kind.map_or(granularity, |kind| kind.granularity(granularity)),
+            channels: Channels::of(kind, channels_last),
+        }
+    }
+}
+
+/// A per-channel gate spread over the activations of each of its `channels`: per sample, the
+/// value is `[outer, channels, inner]`.
 #[derive(Debug, Clone, Copy)]
 struct Spread {
-    positions: usize,
+    outer: usize,
     channels: usize,
+    inner: usize,
 }
 
 impl Spread {
     /// The spread needed for gates of `layout` on `x`, in a batch of `gate`'s rows; `None`
-    /// where the kernels place them as they are.
+    /// where the kernels place them as they are (channels on the first per-sample axis).
     fn of(x: &DynTensor, gate: &Tensor<2>, layout: GateLayout) -> Option<Self> {
         if layout.granularity != GateGranularity::Channel {
             return None;
         }
         let per_sample = per_sample_shape(&x.dims(), gate.dims()[0]);
-        let axis = channel_axis(&per_sample, layout.channels_last);
+        let axis = channel_axis(&per_sample, layout.channels);
         let channels = *per_sample.get(axis).filter(|_| axis > 0)?;
-        let positions = per_sample.iter().product::<usize>() / channels.max(1);
         Some(Self {
-            positions,
+            outer: per_sample.get(..axis)?.iter().product(),
             channels,
+            inner: per_sample.get(axis + 1..)?.iter().product(),
         })
     }
 
-    /// `[N, C]` gates as `[N, positions · C]`, one per activation.
-    fn spread(&self, gate: &Tensor<2>) -> Tensor<2> {
-        let [batch, _] = gate.dims();
-        let shape = [batch, self.positions, self.channels];
-        (gate.clone().unsqueeze_dim::<3>(1).expand(shape)).reshape([batch, shape[1] * shape[2]])
+    fn shape(&self, batch: usize) -> [usize; 4] {
+        [batch, self.outer, self.channels, self.inner]
     }
 
-    /// A `[N, positions · C]` gradient summed per channel: `[N, C]`.
+    /// `[N, C]` gates as `[N, outer · C · inner]`, one per activation.
+    fn spread(&self, gate: &Tensor<2>) -> Tensor<2> {
+        let [batch, _] = gate.dims();
+        let shape = self.shape(batch);
+        let per_channel = gate.clone().reshape([batch, 1, self.channels, 1]);
+        per_channel
+            .expand(shape)
+            .reshape([batch, shape[1..].iter().product()])
+    }
+
+    /// A `[N, outer · C · inner]` gradient summed per channel: `[N, C]`.
     fn gather(&self, grad: Tensor<2>) -> Tensor<2> {
         let [batch, _] = grad.dims();
-        let per_position = grad.reshape([batch, self.positions, self.channels]);
-        per_position.sum_dim(1).reshape([batch, self.channels])
+        let grad = grad.reshape(self.shape(batch)).sum_dim(3).sum_dim(1);
+        grad.reshape([batch, self.channels])
     }
 }
 

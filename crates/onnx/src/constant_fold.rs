@@ -83,10 +83,14 @@ impl Ints {
 
     /// Row-major strides of `dims`.
     fn strides(dims: &[usize]) -> Vec<usize> {
-        let mut strides = vec![1; dims.len()];
-        for i in (0..dims.len().saturating_sub(1)).rev() {
-            strides[i] = strides[i + 1] * dims[i + 1];
-        }
+        let mut strides: Vec<usize> = (dims.iter().rev())
+            .scan(1, |stride, &d| {
+                let this = *stride;
+                *stride *= d;
+                Some(this)
+            })
+            .collect();
+        strides.reverse();
         strides
     }
 }
@@ -227,7 +231,10 @@ fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {
 /// NumPy broadcasting of two shapes.
 fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
-    let dim = |dims: &[usize], i: usize| (i + dims.len()).checked_sub(rank).map_or(1, |j| dims[j]);
+    let dim = |dims: &[usize], i: usize| {
+        let j = (i + dims.len()).checked_sub(rank);
+        j.and_then(|j| dims.get(j).copied()).unwrap_or(1)
+    };
     (0..rank)
         .map(|i| match (dim(a, i), dim(b, i)) {
             (x, y) if x == y || y == 1 => Some(x),
@@ -237,23 +244,23 @@ fn broadcast(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// The flat index into `dims` (right-aligned in `out`'s rank, size-1 axes repeated) of the
-/// element at flat index `i` of a tensor of shape `out`.
-fn broadcast_index(i: usize, out: &[usize], dims: &[usize]) -> usize {
-    let strides = Ints::strides(dims);
-    let offset = out.len() - dims.len();
+/// The element of `x` (right-aligned in `out`'s rank, size-1 axes repeated) that the element
+/// at flat index `i` of a tensor of shape `out` reads.
+fn broadcast_value(x: &Ints, i: usize, out: &[usize]) -> Option<i64> {
+    let offset = out.len().checked_sub(x.dims.len())?;
+    let strides = Ints::strides(&x.dims);
     let mut rest = i;
     let mut index = 0;
     for (axis, &size) in out.iter().enumerate().rev() {
-        let coordinate = rest % size;
+        let coordinate = rest.checked_rem(size)?;
         rest /= size;
         if let Some(j) = axis.checked_sub(offset)
-            && dims[j] != 1
+            && x.dims.get(j) != Some(&1)
         {
-            index += coordinate * strides[j];
+            index += coordinate * strides.get(j)?;
         }
     }
-    index
+    x.values.get(index).copied()
 }
 
 fn binary(a: &Ints, b: &Ints, f: fn(i64, i64) -> Option<i64>) -> Option<Ints> {
@@ -263,11 +270,7 @@ fn binary(a: &Ints, b: &Ints, f: fn(i64, i64) -> Option<i64>) -> Option<Ints> {
     let dims = broadcast(&a.dims, &b.dims)?;
     let count = dims.iter().product();
     let values = (0..count)
-        .map(|i| {
-            let x = a.values[broadcast_index(i, &dims, &a.dims)];
-            let y = b.values[broadcast_index(i, &dims, &b.dims)];
-            f(x, y)
-        })
+        .map(|i| f(broadcast_value(a, i, &dims)?, broadcast_value(b, i, &dims)?))
         .collect::<Option<Vec<_>>>()?;
     Ints::new(dims, values, a.data_type)
 }
@@ -300,10 +303,10 @@ fn reshape(x: &Ints, target: &[i64]) -> Option<Ints> {
     }
     if let Some(i) = inferred {
         let known: usize = dims.iter().product();
-        if known == 0 || x.values.len() % known != 0 {
+        if known == 0 || !x.values.len().is_multiple_of(known) {
             return None;
         }
-        dims[i] = x.values.len() / known;
+        *dims.get_mut(i)? = x.values.len() / known;
     }
     Ints::new(dims, x.values.clone(), x.data_type)
 }
@@ -327,7 +330,7 @@ fn squeeze(x: &Ints, axes: &[i64]) -> Option<Ints> {
         .iter()
         .map(|&a| normalize_axis(a, x.dims.len()))
         .collect::<Option<_>>()?;
-    if axes.iter().any(|&a| x.dims[a] != 1) {
+    if axes.iter().any(|&a| x.dims.get(a) != Some(&1)) {
         return None;
     }
     let dims = x
@@ -347,19 +350,22 @@ fn concat(inputs: &[Option<&Ints>], axis: i64) -> Option<Ints> {
     let same_elsewhere = |p: &Ints| {
         p.data_type == first.data_type
             && p.dims.len() == first.dims.len()
-            && (0..p.dims.len()).all(|i| i == axis || p.dims[i] == first.dims[i])
+            && (p.dims.iter().zip(&first.dims).enumerate()).all(|(i, (a, b))| i == axis || a == b)
     };
     if !parts.iter().all(|p| same_elsewhere(p)) {
         return None;
     }
-    let outer: usize = first.dims[..axis].iter().product();
+    let outer: usize = first.dims.get(..axis)?.iter().product();
     let mut dims = first.dims.clone();
-    dims[axis] = parts.iter().map(|p| p.dims[axis]).sum();
+    *dims.get_mut(axis)? = parts
+        .iter()
+        .map(|p| p.dims.get(axis))
+        .sum::<Option<usize>>()?;
     let mut values = Vec::with_capacity(dims.iter().product());
     for o in 0..outer {
         for part in &parts {
             let block = part.values.len() / outer.max(1);
-            values.extend_from_slice(&part.values[o * block..(o + 1) * block]);
+            values.extend_from_slice(part.values.get(o * block..(o + 1) * block)?);
         }
     }
     Ints::new(dims, values, first.data_type)
@@ -367,9 +373,9 @@ fn concat(inputs: &[Option<&Ints>], axis: i64) -> Option<Ints> {
 
 fn gather(x: &Ints, indices: &Ints, axis: i64) -> Option<Ints> {
     let axis = normalize_axis(axis, x.dims.len())?;
-    let size = x.dims[axis];
-    let outer: usize = x.dims[..axis].iter().product();
-    let inner: usize = x.dims[axis + 1..].iter().product();
+    let (before, after) = (x.dims.get(..axis)?, x.dims.get(axis + 1..)?);
+    let size = *x.dims.get(axis)?;
+    let (outer, inner): (usize, usize) = (before.iter().product(), after.iter().product());
     let picks = indices
         .values
         .iter()
@@ -379,15 +385,36 @@ fn gather(x: &Ints, indices: &Ints, axis: i64) -> Option<Ints> {
     for o in 0..outer {
         for &p in &picks {
             let start = (o * size + p) * inner;
-            values.extend_from_slice(&x.values[start..start + inner]);
+            values.extend_from_slice(x.values.get(start..start + inner)?);
         }
     }
-    let dims = [&x.dims[..axis], &indices.dims[..], &x.dims[axis + 1..]].concat();
+    let dims = [before, &indices.dims[..], after].concat();
     Ints::new(dims, values, x.data_type)
 }
 
-/// ONNX `Slice` (opset 10+): per axis, `starts`/`ends` clamped as the operator specifies,
-/// any non-zero step.
+/// The indices that one axis of `Slice` picks from `size`: `start`/`end` clamped as the
+/// operator specifies, any non-zero step.
+fn picks(size: usize, start: i64, end: i64, step: i64) -> Option<Vec<usize>> {
+    let size = i64::try_from(size).ok()?;
+    let clamp = |v: i64, low: i64, high: i64| {
+        let v = if v < 0 { v.saturating_add(size) } else { v };
+        v.clamp(low, high)
+    };
+    let (mut i, end) = match step {
+        0 => return None,
+        s if s > 0 => (clamp(start, 0, size), clamp(end, 0, size)),
+        _ => (clamp(start, 0, size - 1), clamp(end, -1, size - 1)),
+    };
+    let mut picked = Vec::new();
+    while (step > 0 && i < end) || (step < 0 && i > end) {
+        picked.push(usize::try_from(i).ok()?);
+        i += step;
+    }
+    Some(picked)
+}
+
+/// ONNX `Slice` (opset 10+) on the given axes (all, in order, by default) with the given
+/// steps (1 by default).
 fn slice(
     x: &Ints,
     starts: &[i64],
@@ -396,56 +423,31 @@ fn slice(
     steps: Option<&[i64]>,
 ) -> Option<Ints> {
     let rank = x.dims.len();
-    let mut ranges: Vec<(i64, i64, i64)> = x.dims.iter().map(|&d| (0, d as i64, 1)).collect();
     let default_axes: Vec<i64> = (0..starts.len() as i64).collect();
     let axes = axes.unwrap_or(&default_axes);
     if starts.len() != ends.len() || axes.len() != starts.len() {
         return None;
     }
-    for (k, &axis) in axes.iter().enumerate() {
+    let mut picked: Vec<Vec<usize>> = x.dims.iter().map(|&d| (0..d).collect()).collect();
+    for (k, (&axis, (&start, &end))) in axes.iter().zip(starts.iter().zip(ends)).enumerate() {
         let axis = normalize_axis(axis, rank)?;
-        let size = x.dims[axis] as i64;
         let step = steps.map_or(Some(1), |s| s.get(k).copied())?;
-        let clamp = |v: i64, low: i64, high: i64| {
-            let v = if v < 0 { v.saturating_add(size) } else { v };
-            v.clamp(low, high)
-        };
-        ranges[axis] = match step {
-            0 => return None,
-            s if s > 0 => (clamp(starts[k], 0, size), clamp(ends[k], 0, size), s),
-            s => (
-                clamp(starts[k], 0, size - 1),
-                clamp(ends[k], -1, size - 1),
-                s,
-            ),
-        };
+        *picked.get_mut(axis)? = picks(*x.dims.get(axis)?, start, end, step)?;
     }
-    let picks: Vec<Vec<usize>> = ranges
-        .iter()
-        .map(|&(start, end, step)| {
-            let mut picked = Vec::new();
-            let mut i = start;
-            while (step > 0 && i < end) || (step < 0 && i > end) {
-                picked.push(i as usize);
-                i += step;
-            }
-            picked
-        })
-        .collect();
-    let dims: Vec<usize> = picks.iter().map(Vec::len).collect();
+    let dims: Vec<usize> = picked.iter().map(Vec::len).collect();
     let strides = Ints::strides(&x.dims);
     let count = dims.iter().product();
     let values = (0..count)
         .map(|flat| {
             let mut rest = flat;
             let mut index = 0;
-            for axis in (0..rank).rev() {
-                index += picks[axis][rest % dims[axis]] * strides[axis];
-                rest /= dims[axis];
+            for ((along, &size), stride) in picked.iter().zip(&dims).zip(&strides).rev() {
+                index += along.get(rest.checked_rem(size)?)? * stride;
+                rest /= size;
             }
-            x.values[index]
+            x.values.get(index).copied()
         })
-        .collect();
+        .collect::<Option<Vec<_>>>()?;
     Ints::new(dims, values, x.data_type)
 }
 

@@ -9,7 +9,7 @@ use crate::{
     channel_gates::GateLayout,
     error::OnnxError,
     feature_map::TokenGrid,
-    layout::{channel_axis, per_sample_shape},
+    layout::{Channels, channel_axis, per_sample_shape},
     ops::GatedActivation,
     prefix::{PrefixCache, PrefixValues},
     program::{Program, Step},
@@ -456,7 +456,7 @@ fn site_of(step: &Step, activation: &DynTensor, batch: usize, channels_last: boo
         .and_then(|act| act.gate_kind())
         .unwrap_or(ActivationKind::Relu);
     let shape = per_sample_shape(&activation.dims(), batch);
-    let axis = channel_axis(&shape, channels_last);
+    let axis = channel_axis(&shape, Channels::of(Some(kind), channels_last));
     GateSite::new(step.name.clone(), shape, kind).with_channel_axis(axis)
 }
 

@@ -5,6 +5,8 @@
 //! ends the run. Token sequences `[N, S, C]` need no analysis: their features are last by
 //! rank (see [`channel_axis`]).
 
+use feedbacknet_core::ActivationKind;
+
 use crate::{
     ops::{CastTo, Op},
     program::Program,
@@ -48,13 +50,37 @@ fn keeps_last_axis(op: &Op) -> bool {
     )
 }
 
+/// Where a gated value keeps its channels (what per-channel gates gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channels {
+    /// By rank: the last axis of a token sequence `[S, C]`, the first of `[C, H, W]` and `[C]`.
+    ByRank,
+    /// The last axis of a channels-last map `[H, W, C]` (see [`channels_last`]).
+    Last,
+    /// The heads of an attention's output `[.., heads, tokens, size]` (see `head_gates`).
+    Heads,
+}
+
+impl Channels {
+    /// The channels of a value that a program writes channels-last or not, under a gate of
+    /// kind `kind`.
+    pub(crate) fn of(kind: Option<ActivationKind>, channels_last: bool) -> Self {
+        match (kind, channels_last) {
+            (Some(ActivationKind::AttentionHeads), _) => Channels::Heads,
+            (_, true) => Channels::Last,
+            (_, false) => Channels::ByRank,
+        }
+    }
+}
+
 /// The per-sample axis holding the channels of an activation of per-sample shape
-/// `per_sample`: the last of a token sequence `[S, C]` and of a channels-last map `[H, W, C]`
-/// (`channels_last`), else the first (`[C, H, W]`, `[C]`).
-pub(crate) fn channel_axis(per_sample: &[usize], channels_last: bool) -> usize {
-    match per_sample.len() {
-        2 => 1,
-        3 if channels_last => 2,
+/// `per_sample`: the last of a token sequence `[S, C]` and of a channels-last map `[H, W, C]`,
+/// the heads' of an attention output, else the first (`[C, H, W]`, `[C]`).
+pub(crate) fn channel_axis(per_sample: &[usize], channels: Channels) -> usize {
+    match (channels, per_sample.len()) {
+        (Channels::Heads, rank) => rank.saturating_sub(3),
+        (_, 2) => 1,
+        (Channels::Last, 3) => 2,
         _ => 0,
     }
 }

@@ -8,8 +8,9 @@
 //! slope, one for all channels or one per channel), `Swish` with alpha 1, and the patterns
 //! exporters write for SiLU (`Sigmoid` + `Mul`), HardSwish (`HardSigmoid` + `Mul`) and exact
 //! GELU (`Div`/`Erf`/`Add`/`Mul`/`Mul`), each fused into one gated activation first
-//! (`compile/fuse.rs`). In a transformer the MLP's activation (GELU) is gated; gates per
-//! attention head are not built yet. Ungated: `Sigmoid`, `HardSigmoid`, `Tanh`, `Softplus`
+//! (`compile/fuse.rs`). In a transformer the MLP's activation (GELU) is gated, and with
+//! [`GatePlacement::AttentionHeads`] ([`OnnxNetwork::load_with`]) each attention's output too,
+//! one gate per head (`head_gates`). Ungated: `Sigmoid`, `HardSigmoid`, `Tanh`, `Softplus`
 //! (squeeze-and-excitation scales and the like), `Clip` with another lower bound, `Softmax`.
 //! The backward rules at gated activations (guided backprop, DeconvNet) generalise from ReLU's
 //! mask to the local derivative: see [`ActivationRule`](feedbacknet_core::ActivationRule).
@@ -56,8 +57,10 @@
 //! # Layout
 //!
 //! Loading runs top-down: `network` (the [`OnnxNetwork`] type and its [`GatedNetwork`] impl)
-//! compiles the graph (`compile/`, one file per op family, `mod.rs` the dispatcher, then
-//! `fold`'s rewrites) into a `program` of steps. `execute` runs the program forward (`ops`,
+//! reads the file (`skeleton`, `weights`; `constant_fold` folds its integer arithmetic on
+//! constants), compiles the graph (`compile/`, one file per op family, `mod.rs` the
+//! dispatcher, then `fold`'s rewrites and `head_gates`' optional gates) into a `program` of
+//! steps, and probes it (`shapes`). `execute` runs the program forward (`ops`,
 //! with `kernels` for the flex fast paths, `prefix` caching the gate-free steps); `reverse`
 //! runs it backward (`vjp`, `pool`), the solver's gate steps fused in.
 //!
@@ -103,6 +106,7 @@ mod execute;
 mod feature_map;
 mod fold;
 mod head;
+mod head_gates;
 mod kernels;
 mod layout;
 mod metadata;
@@ -119,6 +123,7 @@ mod vjp;
 mod weights;
 
 pub use error::{OnnxError, Result};
+pub use head_gates::GatePlacement;
 pub use metadata::{MetadataError, read_metadata_props};
 pub use network::OnnxNetwork;
 pub use preset::ModelPreset;

@@ -16,6 +16,7 @@ use crate::{
     compile::compile,
     error::{OnnxError, Result},
     execute::Executor,
+    head_gates::GatePlacement,
     weights::{Source, take_large_weights},
 };
 
@@ -42,8 +43,19 @@ pub struct OnnxNetwork {
 impl OnnxNetwork {
     /// Loads an ONNX file. Weights go to `device` (a plain, non-autodiff device). The input
     /// size is the one the file declares; the normalization defaults to ImageNet statistics
-    /// (override it with [`OnnxNetwork::with_input_spec`]).
+    /// (override it with [`OnnxNetwork::with_input_spec`]). Gates sit after the activations
+    /// ([`GatePlacement::Activations`]).
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Self::load_with(path, device, GatePlacement::default())
+    }
+
+    /// [`load`](Self::load) with gates where `placement` says (also on attention heads, with
+    /// [`GatePlacement::AttentionHeads`]).
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        device: &Device,
+        placement: GatePlacement,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let io_error = |source| OnnxError::Io {
             path: path.to_path_buf(),
@@ -55,21 +67,30 @@ impl OnnxNetwork {
                 path: path.to_path_buf(),
             });
         }
-        Self::from_source(source, device)
+        Self::from_source(source, device, placement)
     }
 
     /// Loads an ONNX model from memory.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Self> {
+        Self::from_bytes_with(bytes, device, GatePlacement::default())
+    }
+
+    /// [`from_bytes`](Self::from_bytes) with gates where `placement` says.
+    pub fn from_bytes_with(
+        bytes: &[u8],
+        device: &Device,
+        placement: GatePlacement,
+    ) -> Result<Self> {
         if bytes.is_empty() {
             return Err(OnnxError::Empty {
                 path: "<bytes>".into(),
             });
         }
         let bytes = bytes::Bytes::copy_from_slice(bytes);
-        Self::from_source(Source::Memory(bytes), device)
+        Self::from_source(Source::Memory(bytes), device, placement)
     }
 
-    fn from_source(source: Source, device: &Device) -> Result<Self> {
+    fn from_source(source: Source, device: &Device, placement: GatePlacement) -> Result<Self> {
         let path = source.path().to_path_buf();
         let path = path.as_path();
         let parse_error = |reason: String| OnnxError::Parse {
@@ -92,7 +113,7 @@ impl OnnxNetwork {
                 .map_err(|_| panicked())?;
         drop(model);
         let graph = parsed.map_err(|e| parse_error(with_advice(e.to_string())))?;
-        let program = compile(&graph, &weights, device)?;
+        let program = compile(&graph, &weights, device, placement)?;
         drop((graph, weights));
         let dim = |i: usize| {
             program

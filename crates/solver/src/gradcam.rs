@@ -2,7 +2,8 @@
 
 use burn::tensor::{Tensor, activation::relu};
 use feedbacknet_core::{
-    ActivationRule, BackwardTarget, CoreError, DynTensor, GateSet, GateSite, GatedNetwork,
+    ActivationKind, ActivationRule, BackwardTarget, CoreError, DynTensor, GateSet, GateSite,
+    GatedNetwork,
 };
 use feedbacknet_localize::SaliencyMap;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,7 @@ impl CamLayer {
         // A map `[C, H, W]` larger than 1x1, or a transformer's token sequence `[S, C]` (the
         // network returns it as a map on its patch grid).
         let spatial = |s: &GateSite| match s.shape.as_slice() {
+            _ if s.activation == ActivationKind::AttentionHeads => false,
             [_, h, w] => h * w > 1,
             [tokens, _] => *tokens > 1,
             _ => false,

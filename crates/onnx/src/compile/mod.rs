@@ -31,13 +31,19 @@ use onnx_ir::{Node, OnnxGraph};
 use self::{builder::Compiler, refusals::Refusals};
 use crate::{
     error::{OnnxError, Result},
+    head_gates::GatePlacement,
     ops::{Activation, ReduceKind, UnaryOp},
     program::Program,
     weights::Weights,
 };
 
-/// The program of `graph`, its weights on `device`.
-pub(crate) fn compile(graph: &OnnxGraph, weights: &Weights, device: &Device) -> Result<Program> {
+/// The program of `graph`, its weights on `device`, its gates where `placement` says.
+pub(crate) fn compile(
+    graph: &OnnxGraph,
+    weights: &Weights,
+    device: &Device,
+    placement: GatePlacement,
+) -> Result<Program> {
     let graph = &*fuse::activations(graph);
     let input = graph
         .inputs
@@ -70,6 +76,9 @@ pub(crate) fn compile(graph: &OnnxGraph, weights: &Weights, device: &Device) -> 
         .unwrap_or_else(|| vec![None; input.ty.rank()]);
     let mut program = c.finish(input_slot, input_shape)?;
     crate::fold::fold_pads(&mut program);
+    if placement == GatePlacement::AttentionHeads {
+        crate::head_gates::add(&mut program);
+    }
     program.channels_last = crate::layout::channels_last(&program);
     program.plan_releases();
     Ok(program)
