@@ -17,8 +17,12 @@
 
 use std::time::Instant;
 
-use feedbacknet_eval::{ExplainError, Explainer, Explanation, Sample, tune::StoredImage};
-use feedbacknet_localize::{SaliencyMap, smoothed_in_image};
+use feedbacknet_eval::{
+    ExplainError, Explainer, Explanation, Sample,
+    stability::{NoiseSource, add_grey_noise},
+    tune::{PerturbedMaps, StoredImage},
+};
+use feedbacknet_localize::{ColourImage, SaliencyMap, smoothed_in_image};
 use image::DynamicImage;
 
 use crate::{
@@ -350,10 +354,68 @@ pub fn stored_maps(
         .map(|p| p.class.index)
         .collect();
     let predict_ms = started.elapsed().as_secs_f64() * 1e3;
+    let found = true_class_maps(net, &image, sample, methods, colour)?;
+    Ok(StoredImage {
+        sample: sample.clone(),
+        top5,
+        maps: found.maps,
+        times_ms: found.times_ms.into_iter().map(|t| predict_ms + t).collect(),
+        image: found.image,
+        warnings,
+        perturbed: None,
+    })
+}
+
+/// The maps of [`stored_maps`] for a copy of the image with uniform integer noise in
+/// `[-levels, levels]` on every 8-bit channel (`feedbacknet_eval::stability`'s grey-level
+/// perturbation, seeded per image from `seed` as `feedbacknet stability` seeds it): what
+/// `feedbacknet_eval::tune` scores box stability on.
+pub fn perturbed_maps(
+    net: &FeedbackNet,
+    sample: &Sample,
+    methods: &[Vec<MethodSpec>],
+    colour: bool,
+    options: &DecodeOptions,
+    (levels, seed): (u8, u64),
+) -> Result<PerturbedMaps> {
+    let LoadedImage { image, .. } = load_image_with(&sample.path, options)?;
+    let mut rgb = image.to_rgb8();
+    add_grey_noise(
+        &mut rgb,
+        levels,
+        &mut NoiseSource::for_image(seed, sample.index),
+    );
+    let noisy = DynamicImage::ImageRgb8(rgb);
+    let found = true_class_maps(net, &noisy, sample, methods, colour)?;
+    Ok(PerturbedMaps {
+        maps: found.maps,
+        image: found.image,
+    })
+}
+
+/// What [`true_class_maps`] finds for one image.
+struct TrueClassMaps {
+    /// Per group of methods, the true class's map of each spec at [`Sample::size`].
+    maps: Vec<Vec<SaliencyMap>>,
+    /// Per group, its first spec's stages in ms.
+    times_ms: Vec<f64>,
+    /// The image at the maps' size, when asked for.
+    image: Option<ColourImage>,
+}
+
+/// Per group of `methods`, the true class's map of each spec at [`Sample::size`], the group's
+/// time (its first spec's stages) and, with `colour`, the image at that size.
+fn true_class_maps(
+    net: &FeedbackNet,
+    image: &DynamicImage,
+    sample: &Sample,
+    methods: &[Vec<MethodSpec>],
+    colour: bool,
+) -> Result<TrueClassMaps> {
     let (w, h) = sample.size;
-    let colour = colour.then(|| colour_image(&image, w, h)).transpose()?;
+    let colour = colour.then(|| colour_image(image, w, h)).transpose()?;
     let request = Request::class(sample.class).methods(methods.iter().flatten().cloned());
-    let results = net.explain(&image, &request)?;
+    let results = net.explain(image, &request)?;
     let mut results = results.iter();
     let (mut maps, mut times_ms) = (Vec::new(), Vec::new());
     for group in methods {
@@ -361,21 +423,16 @@ pub fn stored_maps(
         for result in results.by_ref().take(group.len()) {
             if per_candidate.is_empty() {
                 let t = &result.timings;
-                times_ms.push(
-                    predict_ms + t.preprocess_ms + t.solve_ms + t.saliency_ms + t.localize_ms,
-                );
+                times_ms.push(t.preprocess_ms + t.solve_ms + t.saliency_ms + t.localize_ms);
             }
             per_candidate.push(result.saliency.resize_bilinear(w as usize, h as usize)?);
         }
         maps.push(per_candidate);
     }
-    Ok(StoredImage {
-        sample: sample.clone(),
-        top5,
+    Ok(TrueClassMaps {
         maps,
         times_ms,
         image: colour,
-        warnings,
     })
 }
 

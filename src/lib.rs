@@ -59,7 +59,9 @@ pub use boxes::{BoxSettings, TUNE_COMMAND};
 pub use builder::{FeedbackNetBuilder, InputSizeArg};
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};
-pub use explainer::{JointExplainer, JointView, MethodExplainer, smoothed_at_image, stored_maps};
+pub use explainer::{
+    JointExplainer, JointView, MethodExplainer, perturbed_maps, smoothed_at_image, stored_maps,
+};
 pub use inference::{ClassInfo, GateStats, Inference, Inferences, Prediction, Timings};
 pub use labels::{ClassLabel, ClassQuery, Labels};
 pub use memory::retain_freed_memory;

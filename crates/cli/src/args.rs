@@ -677,6 +677,19 @@ pub struct TuneArgs {
     /// pixels); default: `--feedback-blur` only.
     #[arg(long, value_delimiter = ',')]
     pub feedback_blurs: Vec<f32>,
+    /// Box stability floor: choose only settings under which at least this fraction of the
+    /// tuning half's images keep their box (IoU >= 0.9) when the image gets uniform noise of
+    /// --grey levels (each image is explained twice); if none does, the most stable. Every
+    /// grid point and fold then reports its box stability.
+    #[arg(long, value_name = "FRACTION")]
+    pub stable_boxes: Option<f64>,
+    /// The noise of --stable-boxes: uniform integer noise of this many grey levels on every
+    /// 8-bit channel (seeded per image as `feedbacknet stability --seed` seeds it).
+    #[arg(long, default_value_t = 1, requires = "stable_boxes")]
+    pub grey: u8,
+    /// Seed of the --stable-boxes noise.
+    #[arg(long, default_value_t = 1, requires = "stable_boxes")]
+    pub seed: u64,
     /// Use only the first N images.
     #[arg(long)]
     pub limit: Option<usize>,

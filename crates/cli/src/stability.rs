@@ -227,7 +227,7 @@ impl Context<'_> {
         let mut out = Vec::with_capacity(levels.len() * boxes.len());
         for &level in levels {
             let mut rgb = self.image.to_rgb8();
-            let mut noise = NoiseSource::new(seed ^ (self.sample.index as u64).rotate_left(17));
+            let mut noise = NoiseSource::for_image(seed, self.sample.index);
             add_grey_noise(&mut rgb, level, &mut noise);
             let noisy = explain(&DynamicImage::ImageRgb8(rgb))?;
             for &setting in &boxes {

@@ -14,7 +14,9 @@
 
 use std::path::Path;
 
-use feedbacknet::{FeedbackNet, Method, MethodSpec, SaliencyMap, smoothed_at_image, stored_maps};
+use feedbacknet::{
+    FeedbackNet, Method, MethodSpec, SaliencyMap, perturbed_maps, smoothed_at_image, stored_maps,
+};
 use feedbacknet_eval::{
     Dataset, Sample,
     tune::{Candidates, Fold, Grid, Refinement, StoredImage, TuneResult, tune_method},
@@ -135,6 +137,13 @@ pub fn run(args: TuneArgs) -> Result<()> {
     if args.methods.is_empty() {
         return Err(CliError::Usage("--method needs at least one method".into()));
     }
+    if let Some(floor) = args.stable_boxes
+        && !(0.0..=1.0).contains(&floor)
+    {
+        return Err(CliError::Usage(format!(
+            "--stable-boxes is a fraction in [0, 1], got {floor}"
+        )));
+    }
     let (data, dataset) = args.data.open()?;
     let net = build(&args.model, &args.settings, args.methods[0])?;
     eprintln!("{}", settings_line(&net));
@@ -194,6 +203,10 @@ fn settings_json(args: &TuneArgs, net: &FeedbackNet) -> serde_json::Value {
         serde_json::to_value(net.model_info()),
     ) {
         map.insert("model_info".into(), info);
+        if let Some(floor) = args.stable_boxes {
+            let noise = serde_json::json!({ "floor": floor, "grey": args.grey, "seed": args.seed });
+            map.insert("stable_boxes".into(), noise);
+        }
     }
     settings
 }
@@ -213,6 +226,7 @@ fn grid(args: &TuneArgs, net: &FeedbackNet, method: Method) -> Grid {
         given_blur: own.localize.blur_sigma,
         given_threshold: own.localize.threshold,
         given_refine: Refinement::of(own.refine.as_ref()),
+        min_box_stability: args.stable_boxes,
     }
 }
 
@@ -256,8 +270,17 @@ fn compute_maps(
             .any(|&m| net.box_settings(m).refine.is_some());
     let decode = args.data.decode.options();
     let (mut stored, mut failed) = (Vec::new(), Vec::new());
+    let stored_image = |sample: &Sample| -> feedbacknet::Result<StoredImage> {
+        let mut stored = stored_maps(net, sample, specs, colour, &decode)?;
+        if args.stable_boxes.is_some() {
+            let noise = (args.grey, args.seed);
+            let perturbed = perturbed_maps(net, sample, specs, colour, &decode, noise)?;
+            stored.perturbed = Some(perturbed);
+        }
+        Ok(stored)
+    };
     for sample in samples {
-        match stored_maps(net, sample, specs, colour, &decode) {
+        match stored_image(sample) {
             Ok(s) => {
                 for warning in &s.warnings {
                     bar.suspend(|| eprintln!("warning: {}: {warning}", sample.id));
@@ -286,25 +309,28 @@ fn print_result(r: &TuneResult<Variant>) {
     );
     let g = &t.at_given_settings;
     println!(
-        "all images at blur {}, threshold {:.2}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
+        "all images at blur {}, threshold {:.2}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %{}",
         g.blur,
         g.threshold,
         100.0 * g.reported.gt_known_loc,
         100.0 * g.reported.maxbox_acc_v2,
         100.0 * g.reported.top1_loc,
+        stable_text(g.reported_box_stability),
     );
     for f in &t.folds {
         println!(
-            "tuned on {:<4}: {}blur {:>4}, threshold {:.2} ({:.1} % there) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %",
+            "tuned on {:<4}: {}blur {:>4}, threshold {:.2} ({:.1} % there{}) -> {}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %{}",
             f.tuned_on,
             fold_text(f),
             f.blur,
             f.threshold,
             100.0 * f.tuned_gt_known_loc,
+            stable_text(f.tuned_box_stability),
             f.reported_on,
             100.0 * f.reported.gt_known_loc,
             100.0 * f.reported.maxbox_acc_v2,
             100.0 * f.reported.top1_loc,
+            stable_text(f.reported_box_stability),
         );
     }
     println!(
@@ -315,6 +341,13 @@ fn print_result(r: &TuneResult<Variant>) {
     if !r.failed.is_empty() {
         println!("{} images failed and were left out", r.failed.len());
     }
+}
+
+/// `, boxes stable 95.0 %` (nothing without a stability score).
+fn stable_text(stability: Option<f64>) -> String {
+    stability.map_or(String::new(), |s| {
+        format!(", boxes stable {:.1} %", 100.0 * s)
+    })
 }
 
 /// The chosen map setting and refinement of a fold, as printed before its blur.

@@ -546,3 +546,44 @@ fn batches_of_images_give_the_records_of_one_image_per_call() {
     let refused = eval(&csv, &dir.join("zero.jsonl"), &["--batch", "0"]);
     assert!(!refused.status.success());
 }
+
+/// `tune --stable-boxes`: each image is also explained under ±3 grey levels of noise; every
+/// grid point and fold reports its box stability, and the choice keeps the floor (or, if no
+/// point reaches it, takes the most stable).
+#[test]
+fn tune_with_a_box_stability_floor() {
+    let dir = temp_dir("tune-stable");
+    let csv = small_csv(&dir, 6);
+    let extra = ["--method", "gradient", "--stable-boxes", "1", "--grey", "3"];
+    let t = tune_json(&dir, &csv, "stable.json", &extra);
+    assert_eq!(t["settings"]["stable_boxes"]["floor"], 1.0);
+    assert_eq!(t["settings"]["stable_boxes"]["grey"], 3);
+    for (half, fold) in t["grid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(t["folds"].as_array().unwrap())
+    {
+        let points = half[1].as_array().unwrap();
+        let stability = |p: &serde_json::Value| p["box_stability"].as_f64().unwrap();
+        assert!(points.iter().all(|p| (0.0..=1.0).contains(&stability(p))));
+        let chosen = fold["tuned_box_stability"].as_f64().unwrap();
+        let most = points.iter().map(stability).fold(0.0, f64::max);
+        let tuned = fold["tuned_gt_known_loc"].as_f64().unwrap();
+        if most >= 1.0 {
+            assert_eq!(chosen, 1.0);
+            let best_stable = (points.iter())
+                .filter(|p| stability(p) >= 1.0)
+                .map(|p| p["gt_known_loc"].as_f64().unwrap())
+                .fold(0.0, f64::max);
+            assert_eq!(tuned, best_stable);
+        } else {
+            assert_eq!(chosen, most);
+        }
+        let reported = fold["reported_box_stability"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&reported));
+    }
+    let bad = feedbacknet(&["tune", "--method", "gradient", "--stable-boxes", "1.5"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("stable-boxes"));
+}

@@ -196,6 +196,13 @@ impl NoiseSource {
         Self { state: seed }
     }
 
+    /// The generator of the image of data set index `index` under the run's `seed`: what
+    /// `feedbacknet stability` and `feedbacknet tune --stable-boxes` perturb each image with,
+    /// so both see the same noise.
+    pub fn for_image(seed: u64, index: usize) -> Self {
+        Self::new(seed ^ (index as u64).rotate_left(17))
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;

@@ -8,7 +8,9 @@ use crate::error::{EvalError, invalid};
 use crate::explainer::{Explanation, score_explanation};
 use crate::metrics::{ImageRecord, Summary};
 use crate::tune::candidates::Candidates;
-use crate::tune::grid::{Grid, GridPoint, Refinement, best_point, measure_config, score_grid};
+use crate::tune::grid::{
+    Grid, GridPoint, Refinement, best_point, measure_config, score_grid, score_point, smoothed_maps,
+};
 use crate::tune::stored::{MethodView, StoredImage, views};
 
 /// A half of a data set: the images of even or of odd [`Sample::index`].
@@ -66,6 +68,13 @@ pub struct Fold<V> {
     pub tuned_gt_known_loc: f64,
     /// Every metric of `reported_on` at the chosen settings.
     pub reported: Summary,
+    /// Box stability of the chosen point on `tuned_on` (see [`Grid::min_box_stability`]);
+    /// `None` without perturbed maps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuned_box_stability: Option<f64>,
+    /// Box stability of `reported_on` at the chosen settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reported_box_stability: Option<f64>,
 }
 
 /// The grid points of each half and both folds of the `m`-th method.
@@ -89,7 +98,7 @@ where
     for half in Half::BOTH {
         let tuned = views(stored, m, |s| half.contains(s));
         let points = score_grid(&tuned, candidates, grid, smooth)?;
-        let best = best_point(&points)
+        let best = best_point(&points, grid.min_box_stability)
             .ok_or_else(|| invalid("grid", 0, "has no point"))?
             .clone();
         let reported = views(stored, m, |s| half.other().contains(s));
@@ -97,11 +106,13 @@ where
             tuned_on: half.name(),
             reported_on: half.other().name(),
             reported: summarize(&reported, &best, smooth)?,
+            reported_box_stability: box_stability(&reported, &best, smooth)?,
             variant: best.variant,
             refine: best.refine,
             blur: best.blur,
             threshold: best.threshold,
             tuned_gt_known_loc: best.gt_known_loc,
+            tuned_box_stability: best.box_stability,
         });
         points_of.push((half.name().to_string(), points));
     }
@@ -132,17 +143,38 @@ where
         blur: grid.given_blur,
         threshold: grid.given_threshold,
         gt_known_loc: f64::NAN,
+        box_stability: None,
     };
+    let all = views(stored, m, |_| true);
     Ok(Fold {
         tuned_on: "none (given settings)",
         reported_on: "all",
-        reported: summarize(&views(stored, m, |_| true), &given, smooth)?,
+        reported: summarize(&all, &given, smooth)?,
+        reported_box_stability: box_stability(&all, &given, smooth)?,
         variant: given.variant,
         refine: given.refine,
         blur: given.blur,
         threshold: given.threshold,
         tuned_gt_known_loc: f64::NAN,
+        tuned_box_stability: None,
     })
+}
+
+/// The box stability of `images` at one fixed setting (`None` without perturbed maps).
+fn box_stability<V, E, S>(
+    images: &[MethodView<'_>],
+    at: &GridPoint<V>,
+    smooth: &S,
+) -> Result<Option<f64>, E>
+where
+    E: From<EvalError>,
+    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E>,
+{
+    if images.is_empty() || images.iter().any(|s| s.perturbed.is_none()) {
+        return Ok(None);
+    }
+    let smoothed = smoothed_maps(images, at.candidate, at.blur, smooth)?;
+    Ok(score_point(images, &smoothed, at.refine, at.threshold)?.1)
 }
 
 /// Every metric of `images` at one fixed setting (MaxBoxAccV2 sweeps the threshold itself).

@@ -69,7 +69,16 @@ pub struct Grid {
     pub given_threshold: f32,
     /// The given refinement.
     pub given_refine: Refinement,
+    /// The least box stability a chosen point must have on the tuning half: the fraction of
+    /// its images whose box stays (IoU >= [`STABLE_BOX_IOU`] with the box of the image's
+    /// perturbed copy, [`crate::tune::PerturbedMaps`]). Among the points that have it the best
+    /// GT-known one is chosen; if none has it, the most stable. `None`: no constraint.
+    pub min_box_stability: Option<f64>,
 }
+
+/// The IoU with the unperturbed image's box that a perturbed image's box must keep to count as
+/// the same box (both without a box count as the same too).
+pub const STABLE_BOX_IOU: f32 = 0.9;
 
 impl Grid {
     /// Checks that every dimension has at least one value.
@@ -101,13 +110,29 @@ pub struct GridPoint<V> {
     pub threshold: f32,
     /// Fraction of the images whose box has IoU >= 0.5 with a ground-truth box.
     pub gt_known_loc: f64,
+    /// Fraction of the images whose box stays under the perturbation (see
+    /// [`Grid::min_box_stability`]); `None` without perturbed maps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub box_stability: Option<f64>,
 }
 
 /// The best grid point (the first one on ties: the grid's order decides); `None` for none.
-pub fn best_point<V>(points: &[GridPoint<V>]) -> Option<&GridPoint<V>> {
+/// With `min_box_stability`, only the points at least that stable compete; if none is, the
+/// most stable point is chosen (the better GT-known one on ties).
+pub fn best_point<V>(
+    points: &[GridPoint<V>],
+    min_box_stability: Option<f64>,
+) -> Option<&GridPoint<V>> {
+    let stability = |p: &GridPoint<V>| p.box_stability.unwrap_or(f64::NEG_INFINITY);
+    let qualifies = |p: &GridPoint<V>| min_box_stability.is_none_or(|min| stability(p) >= min);
+    let any_qualifies = points.iter().any(qualifies);
+    let key = |p: &GridPoint<V>| match any_qualifies {
+        true => (f64::from(u8::from(qualifies(p))), p.gt_known_loc),
+        false => (stability(p), p.gt_known_loc),
+    };
     let mut best = points.first()?;
     for p in points {
-        if p.gt_known_loc > best.gt_known_loc {
+        if key(p) > key(best) {
             best = p;
         }
     }
@@ -142,45 +167,80 @@ where
             .get(candidate)
             .ok_or_else(|| invalid("candidate", candidate, "is not one of the variants"))?;
         for &blur in &grid.blurs {
-            let smoothed: Vec<SaliencyMap> = images
-                .iter()
-                .map(|s| smooth(s.map(candidate)?, blur))
-                .collect::<std::result::Result<_, E>>()?;
+            let smoothed = smoothed_maps(images, candidate, blur, smooth)?;
             for &refine in &grid.refinements {
-                points.extend(
-                    score_thresholds(images, &smoothed, refine, &grid.thresholds)?
-                        .into_iter()
-                        .map(|(threshold, gt_known_loc)| GridPoint {
-                            variant: variant.clone(),
-                            candidate,
-                            refine,
-                            blur,
-                            threshold,
-                            gt_known_loc,
-                        }),
-                );
+                for &threshold in &grid.thresholds {
+                    let (gt_known_loc, box_stability) =
+                        score_point(images, &smoothed, refine, threshold)?;
+                    points.push(GridPoint {
+                        variant: variant.clone(),
+                        candidate,
+                        refine,
+                        blur,
+                        threshold,
+                        gt_known_loc,
+                        box_stability,
+                    });
+                }
             }
         }
     }
     Ok(points)
 }
 
-/// `(threshold, GT-known accuracy)` of the smoothed maps at each threshold.
-fn score_thresholds(
+/// Each image's map of `candidate` smoothed at `blur`, and its perturbed copy's when every
+/// image has one.
+pub(crate) type Smoothed = (Vec<SaliencyMap>, Option<Vec<SaliencyMap>>);
+
+pub(crate) fn smoothed_maps<E, S>(
     images: &[MethodView<'_>],
-    smoothed: &[SaliencyMap],
+    candidate: usize,
+    blur: f32,
+    smooth: &S,
+) -> std::result::Result<Smoothed, E>
+where
+    E: From<EvalError>,
+    S: Fn(&SaliencyMap, f32) -> std::result::Result<SaliencyMap, E>,
+{
+    let maps = (images.iter())
+        .map(|s| smooth(s.map(candidate)?, blur))
+        .collect::<std::result::Result<_, E>>()?;
+    let perturbed = (images.iter())
+        .map(|s| s.perturbed_map(candidate))
+        .collect::<Option<Vec<_>>>()
+        .map(|maps| {
+            (maps.into_iter())
+                .map(|map| smooth(map?, blur))
+                .collect::<std::result::Result<Vec<_>, E>>()
+        })
+        .transpose()?;
+    Ok((maps, perturbed))
+}
+
+/// GT-known accuracy of the smoothed maps at one refinement and threshold, and the fraction
+/// of the images whose box stays under the perturbation (when there are perturbed maps).
+pub(crate) fn score_point(
+    images: &[MethodView<'_>],
+    (maps, perturbed): &Smoothed,
     refine: Refinement,
-    thresholds: &[f32],
-) -> Result<Vec<(f32, f64)>> {
-    let mut scores = Vec::with_capacity(thresholds.len());
-    for &threshold in thresholds {
-        let config = measure_config(refine, threshold);
-        let mut hits = 0usize;
-        for (s, map) in images.iter().zip(smoothed) {
-            let (_, iou) = measure_box_with_image(map, s.image, &s.sample.boxes, &config)?;
-            hits += usize::from(iou >= LOC_IOU_THRESHOLD);
-        }
-        scores.push((threshold, hits as f64 / images.len().max(1) as f64));
+    threshold: f32,
+) -> Result<(f64, Option<f64>)> {
+    let config = measure_config(refine, threshold);
+    let (mut hits, mut stable) = (0usize, 0usize);
+    for (i, (s, map)) in images.iter().zip(maps).enumerate() {
+        let (found, iou) = measure_box_with_image(map, s.image, &s.sample.boxes, &config)?;
+        hits += usize::from(iou >= LOC_IOU_THRESHOLD);
+        let Some(other) = perturbed.as_ref().and_then(|p| p.get(i)) else {
+            continue;
+        };
+        let image = s.perturbed.and_then(|(_, image)| image);
+        let (moved, _) = measure_box_with_image(other, image, &s.sample.boxes, &config)?;
+        stable += usize::from(match (found, moved) {
+            (Some(a), Some(b)) => a.iou(&b) >= STABLE_BOX_IOU,
+            (a, b) => a.is_none() && b.is_none(),
+        });
     }
-    Ok(scores)
+    let count = images.len().max(1) as f64;
+    let stability = perturbed.is_some().then(|| stable as f64 / count);
+    Ok((hits as f64 / count, stability))
 }

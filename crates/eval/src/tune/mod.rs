@@ -24,9 +24,9 @@ mod stored;
 
 pub use candidates::Candidates;
 pub use folds::{Fold, Half};
-pub use grid::{Grid, GridPoint, Refinement, best_point};
+pub use grid::{Grid, GridPoint, Refinement, STABLE_BOX_IOU, best_point};
 pub use result::{MethodTuning, TuneResult, tune_method};
-pub use stored::StoredImage;
+pub use stored::{PerturbedMaps, StoredImage};
 
 #[cfg(test)]
 mod tests;

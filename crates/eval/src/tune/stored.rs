@@ -22,6 +22,18 @@ pub struct StoredImage {
     /// What was wrong with the image file if it was accepted damaged (see
     /// [`crate::DamagedImages::Accept`]); empty for a sound file.
     pub warnings: Vec<String>,
+    /// The maps of the image under a small perturbation (grey-level noise), when box
+    /// stability is scored (see [`crate::tune::Grid::min_box_stability`]).
+    pub perturbed: Option<PerturbedMaps>,
+}
+
+/// The maps of a perturbed copy of an image, laid out as [`StoredImage::maps`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerturbedMaps {
+    /// Per method, per candidate, the unblurred map of the true class at [`Sample::size`].
+    pub maps: Vec<Vec<SaliencyMap>>,
+    /// The perturbed image at the maps' size, when a refinement reads it.
+    pub image: Option<ColourImage>,
 }
 
 /// One image as one method sees it: a map per candidate.
@@ -30,6 +42,8 @@ pub(crate) struct MethodView<'a> {
     pub top5: &'a [usize],
     pub maps: &'a [SaliencyMap],
     pub image: Option<&'a ColourImage>,
+    /// The perturbed copy's maps and image.
+    pub perturbed: Option<(&'a [SaliencyMap], Option<&'a ColourImage>)>,
 }
 
 /// The `m`-th method's view of the images `keep` accepts.
@@ -46,6 +60,10 @@ pub(crate) fn views(
             top5: &s.top5,
             maps: s.maps.get(m).map_or(&[], Vec::as_slice),
             image: s.image.as_ref(),
+            perturbed: s.perturbed.as_ref().map(|p| {
+                let maps = p.maps.get(m).map_or(&[][..], Vec::as_slice);
+                (maps, p.image.as_ref())
+            }),
         })
         .collect()
 }
@@ -53,13 +71,23 @@ pub(crate) fn views(
 impl MethodView<'_> {
     /// The stored map of variant `candidate`.
     pub(crate) fn map(&self, candidate: usize) -> Result<&SaliencyMap> {
-        self.maps.get(candidate).ok_or_else(|| {
-            invalid(
-                "candidate",
-                candidate,
-                format!("{} has no stored map for it", self.sample.id),
-            )
-        })
+        self.maps
+            .get(candidate)
+            .ok_or_else(|| self.missing(candidate))
+    }
+
+    /// The perturbed copy's map of variant `candidate`, if the image has a perturbed copy.
+    pub(crate) fn perturbed_map(&self, candidate: usize) -> Option<Result<&SaliencyMap>> {
+        let (maps, _) = self.perturbed?;
+        Some(maps.get(candidate).ok_or_else(|| self.missing(candidate)))
+    }
+
+    fn missing(&self, candidate: usize) -> crate::error::EvalError {
+        invalid(
+            "candidate",
+            candidate,
+            format!("{} has no stored map for it", self.sample.id),
+        )
     }
 }
 

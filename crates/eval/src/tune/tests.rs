@@ -65,6 +65,7 @@ fn image(index: usize, map: SaliencyMap) -> StoredImage {
         times_ms: vec![index as f64],
         image: None,
         warnings: Vec::new(),
+        perturbed: None,
     }
 }
 
@@ -76,6 +77,7 @@ fn grid() -> Grid {
         given_blur: 0.0,
         given_threshold: 0.3,
         given_refine: Refinement::None,
+        min_box_stability: None,
     }
 }
 
@@ -198,10 +200,81 @@ fn best_point_takes_the_first_of_equals() {
         blur: 0.0,
         threshold,
         gt_known_loc,
+        box_stability: None,
     };
     let points = [point(0.1, 0.5), point(0.2, 0.7), point(0.3, 0.7)];
-    assert_eq!(best_point(&points).map(|p| p.threshold), Some(0.2));
-    assert!(best_point::<()>(&[]).is_none());
+    assert_eq!(best_point(&points, None).map(|p| p.threshold), Some(0.2));
+    assert!(best_point::<()>(&[], None).is_none());
+}
+
+#[test]
+fn a_stability_floor_keeps_the_best_stable_point_or_the_most_stable() {
+    let point = |threshold, gt_known_loc, stability| GridPoint {
+        variant: (),
+        candidate: 0,
+        refine: Refinement::None,
+        blur: 0.0,
+        threshold,
+        gt_known_loc,
+        box_stability: Some(stability),
+    };
+    let points = [
+        point(0.1, 0.5, 0.97),
+        point(0.2, 0.7, 0.80),
+        point(0.3, 0.6, 0.95),
+    ];
+    let chosen = |floor| best_point(&points, floor).map(|p| p.threshold);
+    assert_eq!(chosen(None), Some(0.2));
+    assert_eq!(chosen(Some(0.95)), Some(0.3));
+    assert_eq!(
+        chosen(Some(0.99)),
+        Some(0.1),
+        "none is that stable: the most stable"
+    );
+}
+
+/// `wants_high` boxes its object at threshold 0.5 and the whole image at 0.3; its perturbed
+/// copy has the object elsewhere: the 0.5 box moves, the whole-image box stays.
+#[test]
+fn box_stability_is_scored_and_constrains_the_choice() {
+    let moved = SaliencyMap::from_fn(100, 100, |x, y| {
+        if inside(x, y, 50, 50, 90, 90) {
+            1.0
+        } else {
+            0.4
+        }
+    })
+    .unwrap();
+    let stored: Vec<StoredImage> = (0..4)
+        .map(|i| StoredImage {
+            perturbed: Some(PerturbedMaps {
+                maps: vec![vec![moved.clone()]],
+                image: None,
+            }),
+            ..image(i, wants_high())
+        })
+        .collect();
+    let t = tune(&stored);
+    let scored: Vec<(f32, f64, Option<f64>)> = (t.grid[0].1.iter())
+        .map(|p| (p.threshold, p.gt_known_loc, p.box_stability))
+        .collect();
+    assert_eq!(scored, [(0.3, 0.0, Some(1.0)), (0.5, 1.0, Some(0.0))]);
+    let fold = &t.folds[0];
+    assert_eq!(fold.threshold, 0.5, "no floor: the best GT-known point");
+    assert_eq!(fold.tuned_box_stability, Some(0.0));
+    assert_eq!(fold.reported_box_stability, Some(0.0));
+    assert_eq!(t.at_given_settings.reported_box_stability, Some(1.0));
+    let floor = Grid {
+        min_box_stability: Some(0.95),
+        ..grid()
+    };
+    let t = tune_method(&stored, 0, &one_variant(), &floor, smooth).unwrap();
+    assert_eq!(t.folds[0].threshold, 0.3, "the floor: the stable point");
+    assert_eq!(t.folds[0].tuned_box_stability, Some(1.0));
+    let plain: Vec<StoredImage> = (0..4).map(|i| image(i, wants_high())).collect();
+    let t = tune(&plain);
+    assert_eq!(t.folds[0].tuned_box_stability, None);
+    assert_eq!(t.at_given_settings.reported_box_stability, None);
 }
 
 #[test]
