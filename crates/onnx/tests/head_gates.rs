@@ -8,8 +8,8 @@ mod common;
 use burn::tensor::{Device, Tensor, TensorData};
 use common::graph::{node, tensor};
 use feedbacknet_core::{
-    ActivationKind, ActivationRule, BackwardTarget, GateGranularity, GateSet, GateState,
-    GatedNetwork, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
+    ActivationKind, ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
+    autodiff_gate_gradients,
 };
 use feedbacknet_onnx::{GatePlacement, OnnxNetwork};
 use onnx_ir::{Message, ModelProto};
@@ -198,32 +198,11 @@ fn check_gradients_and_step(net: &OnnxNetwork, x: &Tensor<4>, name: &str) {
                 "{name} {granularity:?} site {k}: {diff} of {scale}"
             );
         }
-        let step = MomentumStep {
-            learning_rate: 0.1,
-            momentum: 0.9,
-            lambda: 0.01,
-        };
-        let moving = vec![true; gates.len()];
-        let state = || GateState::at_rest(gates.clone());
-        let fused = net
-            .step_gates(x.clone(), state(), &moving, &step, Seed::new(&seed))
-            .unwrap();
-        let apart =
-            step_by_gradients(net, x.clone(), state(), &moving, &step, Seed::new(&seed)).unwrap();
-        let pairs = fused
-            .state
-            .gates
-            .values()
-            .iter()
-            .zip(apart.state.gates.values());
-        for (k, (a, b)) in pairs.enumerate() {
-            assert_eq!(a.dims(), b.dims(), "{name} {granularity:?} site {k}");
-            let d = max_abs_diff(&values(a.clone()), &values(b.clone()));
-            assert!(
-                d < 1e-5,
-                "{name} {granularity:?} site {k}: the fused step differs by {d}"
-            );
-        }
+        let d = common::fused_step_difference(net, x, &gates, &seed);
+        assert!(
+            d < 1e-5,
+            "{name} {granularity:?}: the fused step differs by {d}"
+        );
     }
 }
 

@@ -407,7 +407,6 @@ fn swin_matches_onnxruntime_and_pytorch() {
 /// pass's gate gradients and solver step equal autodiff's and "gradients, then step".
 #[test]
 fn per_channel_gates_on_channels_last_activations_gate_each_feature() {
-    use feedbacknet_core::{GateState, MomentumStep, Seed, step_by_gradients};
     let device = Device::flex();
     for name in ["vit_op17_sim", "convnext_op17_sim"] {
         let (bytes, reference) = fixture(name);
@@ -494,27 +493,7 @@ fn per_channel_gates_on_channels_last_activations_gate_each_feature() {
             let r = pearson(&a, &b);
             assert!(r > 0.9999, "{name} site {k}: correlation {r}");
         }
-        let step = MomentumStep {
-            learning_rate: 0.1,
-            momentum: 0.9,
-            lambda: 0.01,
-        };
-        let moving = vec![true; sites.len()];
-        let state = || GateState::at_rest(by_channel.clone());
-        let fused = net
-            .step_gates(x.clone(), state(), &moving, &step, Seed::new(&seed))
-            .unwrap();
-        let apart =
-            step_by_gradients(&net, x.clone(), state(), &moving, &step, Seed::new(&seed)).unwrap();
-        for (a, b) in fused
-            .state
-            .gates
-            .values()
-            .iter()
-            .zip(apart.state.gates.values())
-        {
-            let d = max_abs_diff(&values(a.clone()), &values(b.clone()));
-            assert!(d < 1e-5, "{name}: the fused step differs by {d}");
-        }
+        let d = common::fused_step_difference(&net, &x, &by_channel, &seed);
+        assert!(d < 1e-5, "{name}: the fused step differs by {d}");
     }
 }

@@ -191,37 +191,36 @@ fn each_variant_is_scored_on_its_own_map() {
     assert_eq!(t.at_given_settings.variant.tag, "high");
 }
 
-#[test]
-fn best_point_takes_the_first_of_equals() {
-    let point = |threshold, gt_known_loc| GridPoint {
+/// A grid point of no variant, blur 0 and no refinement.
+fn point(threshold: f32, gt_known_loc: f64, box_stability: Option<f64>) -> GridPoint<()> {
+    GridPoint {
         variant: (),
         candidate: 0,
         refine: Refinement::None,
         blur: 0.0,
         threshold,
         gt_known_loc,
-        box_stability: None,
-    };
-    let points = [point(0.1, 0.5), point(0.2, 0.7), point(0.3, 0.7)];
+        box_stability,
+    }
+}
+
+#[test]
+fn best_point_takes_the_first_of_equals() {
+    let points = [
+        point(0.1, 0.5, None),
+        point(0.2, 0.7, None),
+        point(0.3, 0.7, None),
+    ];
     assert_eq!(best_point(&points, None).map(|p| p.threshold), Some(0.2));
     assert!(best_point::<()>(&[], None).is_none());
 }
 
 #[test]
 fn a_stability_floor_keeps_the_best_stable_point_or_the_most_stable() {
-    let point = |threshold, gt_known_loc, stability| GridPoint {
-        variant: (),
-        candidate: 0,
-        refine: Refinement::None,
-        blur: 0.0,
-        threshold,
-        gt_known_loc,
-        box_stability: Some(stability),
-    };
     let points = [
-        point(0.1, 0.5, 0.97),
-        point(0.2, 0.7, 0.80),
-        point(0.3, 0.6, 0.95),
+        point(0.1, 0.5, Some(0.97)),
+        point(0.2, 0.7, Some(0.80)),
+        point(0.3, 0.6, Some(0.95)),
     ];
     let chosen = |floor| best_point(&points, floor).map(|p| p.threshold);
     assert_eq!(chosen(None), Some(0.2));

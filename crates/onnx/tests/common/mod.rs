@@ -36,3 +36,47 @@ pub fn input(rgb: &[u8], size: usize, norm: &Normalization, device: &Device) -> 
     let planar = norm.planar_from_rgb(rgb, size, size);
     Tensor::from_data(TensorData::new(planar, [1, 3, size, size]), device)
 }
+
+/// The largest difference, over every site, between the gates of one solver step fused into
+/// the reverse pass (`step_gates`) and of the same step taken on the gate gradients
+/// (`step_by_gradients`), from `gates` at rest, every site moving (lr 0.1, momentum 0.9,
+/// λ 0.01). The sites' gate shapes must agree too.
+pub fn fused_step_difference(
+    net: &dyn feedbacknet_core::GatedNetwork,
+    x: &Tensor<4>,
+    gates: &feedbacknet_core::GateSet,
+    seed: &dyn Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>>,
+) -> f32 {
+    use feedbacknet_core::{GateState, MomentumStep, Seed, step_by_gradients};
+    let step = MomentumStep {
+        learning_rate: 0.1,
+        momentum: 0.9,
+        lambda: 0.01,
+    };
+    let moving = vec![true; gates.len()];
+    let state = || GateState::at_rest(gates.clone());
+    let fused = net
+        .step_gates(x.clone(), state(), &moving, &step, Seed::new(seed))
+        .expect("the fused step");
+    let apart = step_by_gradients(net, x.clone(), state(), &moving, &step, Seed::new(seed))
+        .expect("the step on the gradients");
+    let pairs = fused
+        .state
+        .gates
+        .values()
+        .iter()
+        .zip(apart.state.gates.values());
+    pairs
+        .map(|(a, b)| {
+            assert_eq!(a.dims(), b.dims(), "a site's gate shape");
+            let (a, b): (Vec<f32>, Vec<f32>) = (
+                a.clone().into_data().try_into_vec_as().expect("f32"),
+                b.clone().into_data().try_into_vec_as().expect("f32"),
+            );
+            a.iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        })
+        .fold(0.0, f32::max)
+}
