@@ -9,7 +9,8 @@
 //! attention); a program with any other op (slices, run-time shapes) returns `None` here and
 //! is probed by a forward pass in which the heavy steps (convolutions, matrix products,
 //! attention) do not run: each writes zeros of its rule's shape ([`stand_in`]), so only the
-//! cheap steps and the shape arithmetic run (unsimplified ViT-B/16: 0.66 s to 0.28 s). The shapes are the ops' own: pooling uses the kernels' window count, a reshape
+//! cheap steps and the shape arithmetic run (unsimplified ViT-B/16: 0.66 s to 0.3 s). The
+//! shapes are the ops' own: pooling uses the kernels' window count, a reshape
 //! the interpreter's rule. `onnx-ir`'s static shapes are not used: they get convolutions with
 //! `SAME_UPPER` padding one pixel short (MobileNet v2: 111 for 112). Every shared net and
 //! committed fixture that the rules cover gets exactly the forward pass's shapes (tested
