@@ -4,6 +4,7 @@
     python3 scripts/tuned_defaults.py rust  tune_squeezenet1.1.json tune_mobilenet_v2_1.0_224.json ...
     python3 scripts/tuned_defaults.py table tune_*.json
     python3 scripts/tuned_defaults.py refine tune_*.json
+    python3 scripts/tuned_defaults.py stable 0,0.6,0.8,0.95 tune_*_stable.json
 
 Each file is one net's run of `feedbacknet::TUNE_COMMAND` (several methods, a list). A method's
 setting is the grid point (fusion, refinement, blur, threshold) with the best GT-known
@@ -14,7 +15,10 @@ them. `rust` prints the rows of `TABLE`; `table` a markdown table of each method
 its GT-known on all images (in-sample: chosen there) and its held-out GT-known (tuned on one
 half, read on the other: the honest figure). `refine` prints, per method and refinement, the
 held-out GT-known with the grid restricted to that refinement (GT-known only: the grid holds no
-other metric for points not chosen).
+other metric for points not chosen). `stable` reads files of `tune --stable-boxes` at other
+floors: per method and floor, each half chooses as `tune` would at that floor (the best point at
+least that stable on itself, else the most stable), and the other half's GT-known and box
+stability at that point are averaged over the two folds (0: no floor).
 
 Standard library only.
 """
@@ -97,9 +101,42 @@ def held_out_by_refinement(r):
     return out
 
 
+def best_at_floor(points, floor):
+    """`tune`'s choice at a stability floor (`best_point` in crates/eval/src/tune/grid.rs)."""
+    qualifies = [p for p in points if p["box_stability"] >= floor]
+    if qualifies:
+        return max(qualifies, key=lambda p: p["gt_known_loc"])  # first of ties
+    return max(points, key=lambda p: (p["box_stability"], p["gt_known_loc"]))
+
+
+def held_out_at_floor(r, floor):
+    """Held-out (GT-known, box stability), each mean of the two folds, at a stability floor."""
+    halves = dict((name, points) for name, points in r["grid"])
+    acc = stable = 0.0
+    for tuned, reported in (("even", "odd"), ("odd", "even")):
+        best = best_at_floor(halves[tuned], floor)
+        other = {key(p): p for p in halves[reported]}[key(best)]
+        acc += other["gt_known_loc"] / 2
+        stable += other["box_stability"] / 2
+    return acc, stable
+
+
+def stable_table(floors, paths):
+    print("| net | method | floor | held-out GT-known | held-out boxes stable |")
+    print("|---|---|---|---|---|")
+    for r in results(paths):
+        for floor in floors:
+            acc, stable = held_out_at_floor(r, floor)
+            print(f"| {net_name(r['model'])} | {r['method']} | {floor:g} | {100 * acc:.1f} "
+                  f"| {100 * stable:.1f} |")
+
+
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "table", "refine"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "table", "refine", "stable"):
         sys.exit(__doc__)
+    if sys.argv[1] == "stable":
+        stable_table([float(f) for f in sys.argv[2].split(",")], sys.argv[3:])
+        return
     rows = [(net_name(r["model"]), r["method"], r) for r in results(sys.argv[2:])]
     if sys.argv[1] == "rust":
         for net, method, r in rows:

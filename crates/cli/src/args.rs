@@ -798,6 +798,10 @@ pub struct StabilityArgs {
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Another compute backend (compiled in): each image is also explained there, unperturbed,
+    /// and its map and boxes are compared with `--backend`'s (a GPU against the CPU).
+    #[arg(long)]
+    pub against: Option<Backend>,
     /// Class separation: a photo with two objects (with --pair-class twice); per method and
     /// objective, the correlation of the two classes' maps is reported (lower: more
     /// class-specific).

@@ -5,12 +5,14 @@
 //! with noise): maps at image size and the first box. Input noise (normalized units) is added
 //! to the prepared network input, so it can be far below one grey level; the maps then come
 //! straight from the solver at the network's input size (feedback, gradient and Grad-CAM).
+//! With `--against BACKEND` each image is also explained, unperturbed, on that backend, through
+//! the whole pipeline like grey-level noise: do the CPU and a GPU give the same maps and boxes?
 
 use std::path::Path;
 
 use feedbacknet::{
-    CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, LocalizeConfig, Method, Objective,
-    Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
+    Backend, BoundingBox, CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, LocalizeConfig,
+    Method, Objective, Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
 };
 use feedbacknet_eval::{
     Sample,
@@ -33,6 +35,10 @@ use crate::{
 #[derive(Debug, Serialize)]
 struct StabilityReport {
     model: String,
+    backend: Backend,
+    /// The backend of the `other-backend` records (`--against`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    against: Option<Backend>,
     images: usize,
     rows: Vec<StabilityRow>,
     records: Vec<StabilityRecord>,
@@ -64,6 +70,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
     for (k, &objective) in objectives.iter().enumerate() {
         args.settings.objective = Some(objective);
         let net = build(&args.model, &args.settings, Method::Feedback)?;
+        let other = other_net(&mut args, Method::Feedback)?;
         let solver = solver_config(&args.settings);
         let device = args.model.backend.device()?;
         // Methods without the solver are measured once, with the first objective.
@@ -83,6 +90,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
                 let name = method_name(method, objective);
                 let context = Context {
                     net: &net,
+                    other: other.as_ref(),
                     device: &device,
                     solver: &solver,
                     sample,
@@ -91,6 +99,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
                     name: &name,
                 };
                 records.extend(context.grey(&args.grey, &boxes, args.seed)?);
+                records.extend(context.other_backend(&boxes)?);
                 records.extend(context.input(&args.input_noise, args.seed)?);
             }
         }
@@ -114,6 +123,8 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
             path,
             &StabilityReport {
                 model: model_path(&args.model).display().to_string(),
+                backend: args.model.backend,
+                against: args.against,
                 images: samples.len(),
                 rows,
                 records,
@@ -122,6 +133,17 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// The net of `--against`: the same model and settings on that backend.
+fn other_net(args: &mut StabilityArgs, method: Method) -> Result<Option<FeedbackNet>> {
+    let Some(other) = args.against else {
+        return Ok(None);
+    };
+    let own = std::mem::replace(&mut args.model.backend, other);
+    let net = build(&args.model, &args.settings, method);
+    args.model.backend = own;
+    net.map(Some)
 }
 
 /// Per method, the correlation of the maps of the two `classes` on the photo at `path`.
@@ -173,6 +195,8 @@ fn method_name(method: Method, objective: Objective) -> String {
 /// One image and method of the run.
 struct Context<'a> {
     net: &'a FeedbackNet,
+    /// The same net on the `--against` backend.
+    other: Option<&'a FeedbackNet>,
     device: &'a Device,
     solver: &'a SolverConfig,
     sample: &'a Sample,
@@ -200,50 +224,84 @@ impl Context<'_> {
         if levels.is_empty() {
             return Ok(Vec::new());
         }
+        let clean = self.explain(self.net, self.image)?;
+        let mut out = Vec::new();
+        for &level in levels {
+            let mut rgb = self.image.to_rgb8();
+            let mut noise = NoiseSource::for_image(seed, self.sample.index);
+            add_grey_noise(&mut rgb, level, &mut noise);
+            let noisy = self.explain(self.net, &DynamicImage::ImageRgb8(rgb))?;
+            let perturbation = Perturbation::Grey { levels: level };
+            out.extend(self.compare(perturbation, &clean, &noisy, given)?);
+        }
+        Ok(out)
+    }
+
+    /// Per box setting, one record: the pipeline's map and first box on `--backend` and on the
+    /// `--against` backend, the same image (none without `--against`).
+    fn other_backend(&self, given: &[(f32, f32)]) -> Result<Vec<StabilityRecord>> {
+        let Some(other) = self.other else {
+            return Ok(Vec::new());
+        };
+        let ours = self.explain(self.net, self.image)?;
+        let theirs = self.explain(other, self.image)?;
+        self.compare(Perturbation::OtherBackend, &ours, &theirs, given)
+    }
+
+    /// The pipeline's map of the sample's class by `net`, at image size.
+    fn explain(&self, net: &FeedbackNet, image: &DynamicImage) -> Result<SaliencyMap> {
+        let request = Request::class(self.sample.class).method(self.method);
+        let results = net.explain(image, &request)?;
+        results
+            .iter()
+            .next()
+            .map(|r| r.saliency.clone())
+            .ok_or_else(|| CliError::Usage("the pipeline returned no result".into()))
+    }
+
+    /// Per box setting (blur, threshold; none given: the method's own), one record of `a`
+    /// against `b`: their correlation and the IoU of their first boxes (with several
+    /// settings the method's name says the setting).
+    fn compare(
+        &self,
+        perturbation: Perturbation,
+        a: &SaliencyMap,
+        b: &SaliencyMap,
+        given: &[(f32, f32)],
+    ) -> Result<Vec<StabilityRecord>> {
         let own = self.net.box_settings(self.method).localize;
         let boxes = match given {
             [] => vec![(own.blur_sigma, own.threshold)],
             given => given.to_vec(),
         };
-        let request = Request::class(self.sample.class).method(self.method);
-        let explain = |image: &DynamicImage| -> Result<SaliencyMap> {
-            let results = self.net.explain(image, &request)?;
-            results
-                .iter()
-                .next()
-                .map(|r| r.saliency.clone())
-                .ok_or_else(|| CliError::Usage("the pipeline returned no result".into()))
-        };
-        let spec = self.net.input_spec();
-        let best_box = |map: &SaliencyMap, (blur, threshold): (f32, f32)| -> Result<_> {
-            let config = LocalizeConfig::default()
-                .with_blur_sigma(blur)
-                .with_threshold(threshold);
-            let found = localize_in_image(map, (spec.width, spec.height), &config, None)
-                .map_err(|e| CliError::Feedbacknet(e.into()))?;
-            Ok(found.best)
-        };
-        let clean = explain(self.image)?;
-        let mut out = Vec::with_capacity(levels.len() * boxes.len());
-        for &level in levels {
-            let mut rgb = self.image.to_rgb8();
-            let mut noise = NoiseSource::for_image(seed, self.sample.index);
-            add_grey_noise(&mut rgb, level, &mut noise);
-            let noisy = explain(&DynamicImage::ImageRgb8(rgb))?;
-            for &setting in &boxes {
-                let perturbation = Perturbation::Grey { levels: level };
-                let mut record = self.record(perturbation, clean.data(), noisy.data());
-                if boxes.len() > 1 {
-                    record.method = format!("{} @ {}:{}", self.name, setting.0, setting.1);
-                }
-                record.box_iou = match (best_box(&clean, setting)?, best_box(&noisy, setting)?) {
-                    (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
-                    _ => None,
-                };
-                out.push(record);
+        let mut out = Vec::with_capacity(boxes.len());
+        for &setting in &boxes {
+            let mut record = self.record(perturbation, a.data(), b.data());
+            if boxes.len() > 1 {
+                record.method = format!("{} @ {}:{}", self.name, setting.0, setting.1);
             }
+            record.box_iou = match (self.first_box(a, setting)?, self.first_box(b, setting)?) {
+                (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
+                _ => None,
+            };
+            out.push(record);
         }
         Ok(out)
+    }
+
+    /// The first box of `map` at a blur and threshold.
+    fn first_box(
+        &self,
+        map: &SaliencyMap,
+        (blur, threshold): (f32, f32),
+    ) -> Result<Option<BoundingBox>> {
+        let spec = self.net.input_spec();
+        let config = LocalizeConfig::default()
+            .with_blur_sigma(blur)
+            .with_threshold(threshold);
+        let found = localize_in_image(map, (spec.width, spec.height), &config, None)
+            .map_err(|e| CliError::Feedbacknet(e.into()))?;
+        Ok(found.best)
     }
 
     /// One record per input-noise amplitude: the solver's map at the network input, clean and

@@ -80,6 +80,8 @@ fn stability_measures_how_far_maps_and_boxes_move() {
         "1",
         "--input-noise",
         "1e-6",
+        "--against",
+        "flex",
         "--json",
         json_path.to_str().unwrap(),
     ]);
@@ -90,6 +92,7 @@ fn stability_measures_how_far_maps_and_boxes_move() {
     );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    assert_eq!(json["against"], "flex");
     let rows = json["rows"].as_array().unwrap();
     let row = |method: &str, kind: &str| {
         rows.iter()
@@ -110,7 +113,28 @@ fn stability_measures_how_far_maps_and_boxes_move() {
             .unwrap()
             > 0.95
     );
-    assert_eq!(json["records"].as_array().unwrap().len(), 4);
+    // The same image on a second net of the same backend: the maps are a deterministic
+    // function of the input, so they and their boxes agree exactly.
+    for method in ["gradcam", "gradient"] {
+        let same = row(method, "other-backend");
+        assert_eq!(same["min_correlation"], 1.0, "{same}");
+        assert_eq!(same["boxes_kept"], 1.0, "{same}");
+    }
+    assert_eq!(json["records"].as_array().unwrap().len(), 6);
+}
+
+/// `--against` a backend this build lacks is a usage error naming the feature, before any
+/// image is explained.
+#[test]
+fn stability_against_a_backend_not_compiled_in_is_refused() {
+    let out = feedbacknet(&["stability", "--count", "1", "--against", "cuda"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not compiled in") && err.contains("cuda"),
+        "{err}"
+    );
+    assert!(!err.contains("[1/1]"), "{err}");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! A [`Perturbation`] is either noise on the network input in its normalized units
 //! ([`Perturbation::Input`]: `1e-6` probes rounding, the same test as running in float64) or
 //! uniform integer noise of a few grey levels on the 8-bit image ([`Perturbation::Grey`]: the
-//! noise of re-encoding a photo). One [`StabilityRecord`] holds, for one image, method and
+//! noise of re-encoding a photo); [`Perturbation::OtherBackend`] leaves the input alone and
+//! runs the same pipeline on another compute backend. One [`StabilityRecord`] holds, for one image, method and
 //! perturbation, the Pearson correlation of the two maps and the IoU of the two first boxes;
 //! [`summarize`] turns records into [`StabilityRow`]s: per method and perturbation, the mean and
 //! smallest correlation and the share of boxes that kept IoU >= [`STABLE_BOX_IOU`].
@@ -54,6 +55,10 @@ pub enum Perturbation {
         /// Largest change of one channel, in grey levels.
         levels: u8,
     },
+    /// No change of the input: the same image explained on another compute backend (a GPU
+    /// against the CPU, say; the caller's report names the two). Its maps and boxes come
+    /// through the whole pipeline, as for [`Perturbation::Grey`].
+    OtherBackend,
 }
 
 impl std::fmt::Display for Perturbation {
@@ -61,6 +66,7 @@ impl std::fmt::Display for Perturbation {
         match self {
             Perturbation::Input { amplitude } => write!(f, "input ±{amplitude:e}"),
             Perturbation::Grey { levels } => write!(f, "±{levels} grey"),
+            Perturbation::OtherBackend => write!(f, "other backend"),
         }
     }
 }

@@ -23,7 +23,9 @@ const INT32: i32 = 6;
 const INT64: i32 = 7;
 
 /// The most values a folded tensor may hold: index arithmetic is a few numbers; anything
-/// larger is data the program should hold, not this pass.
+/// larger is data the program should hold, not this pass. Its axes, counted at least 1 each
+/// (so that an empty tensor cannot declare huge ones), span at most as many: every product of
+/// a tensor's axes, and every loop over them, stays that small.
 const MAX_VALUES: usize = 4096;
 
 /// An integer tensor: its shape, its values in row-major order and its ONNX type.
@@ -36,13 +38,12 @@ struct Ints {
 
 impl Ints {
     fn new(dims: Vec<usize>, values: Vec<i64>, data_type: i32) -> Option<Self> {
-        (dims.iter().product::<usize>() == values.len() && values.len() <= MAX_VALUES).then_some(
-            Self {
-                dims,
-                values,
-                data_type,
-            },
-        )
+        let span = count(dims.iter().map(|&d| d.max(1)))?;
+        (span <= MAX_VALUES && count(dims.iter().copied()) == Some(values.len())).then_some(Self {
+            dims,
+            values,
+            data_type,
+        })
     }
 
     fn from_tensor(tensor: &TensorProto) -> Option<Self> {
@@ -93,6 +94,16 @@ impl Ints {
         strides.reverse();
         strides
     }
+}
+
+/// The product of `dims`, if it fits a `usize`.
+fn count(dims: impl IntoIterator<Item = usize>) -> Option<usize> {
+    dims.into_iter().try_fold(1usize, usize::checked_mul)
+}
+
+/// The product of `dims`, if a folded tensor may have that many values.
+fn small_count(dims: &[usize]) -> Option<usize> {
+    count(dims.iter().copied()).filter(|&n| n <= MAX_VALUES)
 }
 
 /// Folds every node of `graph` that computes integers from integer constants alone. Returns
@@ -268,8 +279,7 @@ fn binary(a: &Ints, b: &Ints, f: fn(i64, i64) -> Option<i64>) -> Option<Ints> {
         return None;
     }
     let dims = broadcast(&a.dims, &b.dims)?;
-    let count = dims.iter().product();
-    let values = (0..count)
+    let values = (0..small_count(&dims)?)
         .map(|i| f(broadcast_value(a, i, &dims)?, broadcast_value(b, i, &dims)?))
         .collect::<Option<Vec<_>>>()?;
     Ints::new(dims, values, a.data_type)
@@ -302,7 +312,7 @@ fn reshape(x: &Ints, target: &[i64]) -> Option<Ints> {
         }
     }
     if let Some(i) = inferred {
-        let known: usize = dims.iter().product();
+        let known = count(dims.iter().copied())?;
         if known == 0 || !x.values.len().is_multiple_of(known) {
             return None;
         }
@@ -361,7 +371,7 @@ fn concat(inputs: &[Option<&Ints>], axis: i64) -> Option<Ints> {
         .iter()
         .map(|p| p.dims.get(axis))
         .sum::<Option<usize>>()?;
-    let mut values = Vec::with_capacity(dims.iter().product());
+    let mut values = Vec::with_capacity(small_count(&dims)?);
     for o in 0..outer {
         for part in &parts {
             let block = part.values.len() / outer.max(1);
@@ -381,7 +391,7 @@ fn gather(x: &Ints, indices: &Ints, axis: i64) -> Option<Ints> {
         .iter()
         .map(|&i| normalize_axis(i, size))
         .collect::<Option<Vec<_>>>()?;
-    let mut values = Vec::with_capacity(outer * picks.len() * inner);
+    let mut values = Vec::with_capacity(small_count(&[outer, picks.len(), inner])?);
     for o in 0..outer {
         for &p in &picks {
             let start = (o * size + p) * inner;
@@ -408,7 +418,10 @@ fn picks(size: usize, start: i64, end: i64, step: i64) -> Option<Vec<usize>> {
     let mut picked = Vec::new();
     while (step > 0 && i < end) || (step < 0 && i > end) {
         picked.push(usize::try_from(i).ok()?);
-        i += step;
+        let Some(next) = i.checked_add(step) else {
+            break;
+        };
+        i = next;
     }
     Some(picked)
 }
@@ -436,8 +449,7 @@ fn slice(
     }
     let dims: Vec<usize> = picked.iter().map(Vec::len).collect();
     let strides = Ints::strides(&x.dims);
-    let count = dims.iter().product();
-    let values = (0..count)
+    let values = (0..small_count(&dims)?)
         .map(|flat| {
             let mut rest = flat;
             let mut index = 0;
@@ -528,6 +540,26 @@ mod tests {
             (vec![2, 4], vec![0, 1, 2, 6, 3, 4, 5, 7])
         );
         assert!(concat(&[Some(&x), Some(&ints(&[1, 3], &[0; 3]))], 1).is_none());
+    }
+
+    /// Hostile sizes are left unfolded, never overflow or loop: huge axes on an empty tensor,
+    /// a broadcast or gather past the limit, a reshape target whose product overflows, a
+    /// slice step near `i64::MAX`.
+    #[test]
+    fn hostile_sizes_are_refused_not_folded() {
+        assert!(Ints::new(vec![1 << 40, 0], vec![], INT64).is_none());
+        assert!(Ints::new(vec![usize::MAX, 2, 0], vec![], INT64).is_none());
+        let long = Ints::new(vec![MAX_VALUES, 1], vec![1; MAX_VALUES], INT64).unwrap();
+        let wide = Ints::new(vec![1, MAX_VALUES], vec![1; MAX_VALUES], INT64).unwrap();
+        assert!(binary(&long, &wide, i64::checked_add).is_none());
+        let x = ints(&[2, 3], &[0, 1, 2, 3, 4, 5]);
+        assert!(reshape(&x, &[i64::MAX, i64::MAX, -1]).is_none());
+        let square = Ints::new(vec![64, 64], vec![0; MAX_VALUES], INT64).unwrap();
+        assert!(gather(&square, &wide, 0).is_none());
+        assert_eq!(
+            values(slice(&x, &[1], &[3], Some(&[1]), Some(&[i64::MAX]))),
+            (vec![2, 1], vec![1, 4])
+        );
     }
 
     /// The chain PyTorch's attention writes: `Reshape(Mod(c1, c2), c3)` feeding a `Slice`

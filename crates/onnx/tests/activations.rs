@@ -14,7 +14,10 @@ use serde_json::Value;
 
 mod common;
 
-use common::graph::{built_net, fixture_dir, float_attr, node, tensor};
+use common::{
+    graph::{built_net, fixture_dir, float_attr, node, tensor},
+    max_abs_diff, pearson, values,
+};
 
 const FILES: [&str; 3] = [
     "efficientnet_op13",
@@ -50,27 +53,10 @@ fn fixture(name: &str, device: &Device) -> Fixture {
     Fixture { net, json, input }
 }
 
-fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap()
-}
-
 fn one_hot(class: usize, classes: usize, device: &Device) -> Tensor<2> {
     let mut v = vec![0.0; classes];
     v[class] = 1.0;
     Tensor::from_data(TensorData::new(v, [1, classes]), device)
-}
-
-/// Pearson correlation of two equally long maps (NaN where undefined).
-fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    feedbacknet_eval::stability::correlation(a, b).unwrap_or(f64::NAN)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn count(json: &Value, op: &str) -> usize {
@@ -100,7 +86,7 @@ fn logits_and_input_gradients_match_the_references() {
     for name in FILES {
         let f = fixture(name, &device);
         let expected = floats(&f.json["logits"]);
-        let logits = flat(f.net.forward(f.input.clone(), None).expect("forward"));
+        let logits = values(f.net.forward(f.input.clone(), None).expect("forward"));
         let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
         let diff = max_abs_diff(&logits, &expected);
         let class = f.json["class"].as_u64().expect("class") as usize;
@@ -161,7 +147,7 @@ fn open_gates_change_nothing() {
         let f = fixture(name, &device);
         let class = f.json["class"].as_u64().unwrap() as usize;
         let sites = f.net.gate_sites([32, 32]).unwrap();
-        let plain = flat(f.net.forward(f.input.clone(), None).unwrap());
+        let plain = values(f.net.forward(f.input.clone(), None).unwrap());
         for rule in [
             ActivationRule::Gradient,
             ActivationRule::Guided,
@@ -177,7 +163,7 @@ fn open_gates_change_nothing() {
                 let gated = input_gradient(&f, Some(&ones), class, rule);
                 let diff = max_abs_diff(&gated, &ungated);
                 assert!(diff <= 1e-6, "{name} {rule:?} {granularity:?}: {diff}");
-                let logits = flat(f.net.forward(f.input.clone(), Some(&ones)).unwrap());
+                let logits = values(f.net.forward(f.input.clone(), Some(&ones)).unwrap());
                 assert_eq!(max_abs_diff(&logits, &plain), 0.0, "{name}: gated logits");
             }
         }
@@ -222,8 +208,8 @@ fn the_solver_moves_gates_at_smooth_sites() {
                 autodiff_gate_gradients(&f.net, f.input.clone(), &gates, &seed).unwrap();
             for &k in &smooth {
                 let (a, b) = (
-                    flat(ours.gradients[k].clone()),
-                    flat(reference.gradients[k].clone()),
+                    values(ours.gradients[k].clone()),
+                    values(reference.gradients[k].clone()),
                 );
                 let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 assert!(scale > 0.0, "{context}: zero gate gradient at site {k}");
@@ -346,8 +332,8 @@ fn the_exported_gelu_is_fused_and_gated() {
             "{case}: {}",
             sites[0].name
         );
-        let logits = flat(net.forward(f.input.clone(), None).unwrap());
-        let expected = flat(
+        let logits = values(net.forward(f.input.clone(), None).unwrap());
+        let expected = values(
             gelu(f.input.clone())
                 .mean_dim(3)
                 .mean_dim(2)
@@ -400,8 +386,8 @@ fn the_other_activations_load_gated_or_not() {
     let y = activation::mish(y);
     let y = activation::leaky_relu(y, 0.25);
     let y = activation::softplus(activation::sigmoid(y).tanh(), 1.0);
-    let expected = flat(y.mean_dim(3).mean_dim(2).reshape([1, 3]));
-    let logits = flat(net.forward(f.input.clone(), None).unwrap());
+    let expected = values(y.mean_dim(3).mean_dim(2).reshape([1, 3]));
+    let logits = values(net.forward(f.input.clone(), None).unwrap());
     let diff = max_abs_diff(&logits, &expected);
     assert!(diff < 1e-5, "logits differ by {diff}");
     // Every rule runs through the new gates.

@@ -6,7 +6,10 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::graph::{node, tensor};
+use common::{
+    graph::{node, tensor},
+    max_abs_diff, values,
+};
 use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
     autodiff_gate_gradients,
@@ -26,17 +29,6 @@ fn fixture(name: &str, device: &Device) -> (Vec<u8>, Tensor<4>) {
         .collect();
     let x = Tensor::from_data(TensorData::new(input, [1, 3, 32, 32]), device);
     (bytes, x)
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn with_heads(bytes: &[u8], device: &Device) -> OnnxNetwork {

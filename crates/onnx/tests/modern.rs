@@ -7,7 +7,10 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::graph::{int_attr, node};
+use common::{
+    graph::{int_attr, node},
+    max_abs_diff, pearson, values,
+};
 use feedbacknet_core::{
     ActivationRule, BackwardTarget, GateGranularity, GateSet, GatedNetwork,
     autodiff_gate_gradients, autodiff_input_gradient,
@@ -46,22 +49,6 @@ fn input_of(v: &Value, device: &Device) -> Tensor<4> {
         .collect();
     let shape: [usize; 4] = shape.try_into().expect("a 4-D input");
     Tensor::from_data(TensorData::new(floats(v, "input"), shape), device)
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-/// Pearson correlation of two equally long maps (NaN where undefined).
-fn pearson(a: &[f32], b: &[f32]) -> f64 {
-    feedbacknet_eval::stability::correlation(a, b).unwrap_or(f64::NAN)
 }
 
 /// Loads `name`, checks its logits against onnxruntime's and its input gradient of the

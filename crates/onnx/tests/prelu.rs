@@ -14,7 +14,10 @@ use serde_json::Value;
 
 mod common;
 
-use common::graph::{built_net, fixture_dir, ints_attr, node, tensor};
+use common::{
+    graph::{built_net, fixture_dir, ints_attr, node, tensor},
+    max_abs_diff, values,
+};
 
 const RULES: [ActivationRule; 3] = [
     ActivationRule::Gradient,
@@ -27,18 +30,6 @@ const SLOPES: [f32; 3] = [0.5, -0.25, 2.0];
 fn floats(v: &Value) -> Vec<f32> {
     let values = v.as_array().expect("an array");
     values.iter().map(|x| x.as_f64().unwrap() as f32).collect()
-}
-
-fn flat<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn one_hot(class: usize, classes: usize, value: f32, device: &Device) -> Tensor<2> {
@@ -88,7 +79,7 @@ fn logits_and_input_gradient_match_onnxruntime_and_pytorch() {
         [per_channel(16), per_channel(16), single, per_channel(24)]
     );
     let expected = floats(&json["logits"]);
-    let logits = flat(net.forward(input.clone(), None).unwrap());
+    let logits = values(net.forward(input.clone(), None).unwrap());
     let diff = max_abs_diff(&logits, &expected);
     assert!(diff <= 1e-5, "logits differ from onnxruntime's by {diff}");
     let class = json["class"].as_u64().unwrap() as usize;
@@ -161,7 +152,7 @@ fn the_gate_gradients_and_the_solver_step_are_right() {
         let ours = net.gate_gradients(input.clone(), &gates, &seed).unwrap();
         let reference = autodiff_gate_gradients(&net, input.clone(), &gates, &seed).unwrap();
         for (k, (a, b)) in ours.gradients.iter().zip(&reference.gradients).enumerate() {
-            let (a, b) = (flat(a.clone()), flat(b.clone()));
+            let (a, b) = (values(a.clone()), values(b.clone()));
             let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let diff = max_abs_diff(&a, &b);
             assert!(
@@ -220,7 +211,7 @@ fn prelu(c: usize, x: f32) -> (f32, f32) {
 /// negative slope) and `max(±1, 0)/HW` (DeconvNet), 0 on the other channels.
 fn check_by_hand(net: &OnnxNetwork, input: &Tensor<4>, case: &str) {
     let device = input.device();
-    let xs = flat(input.clone());
+    let xs = values(input.clone());
     let plane = 32 * 32;
     let expected: Vec<f32> = (0..3)
         .map(|c| {
@@ -231,7 +222,7 @@ fn check_by_hand(net: &OnnxNetwork, input: &Tensor<4>, case: &str) {
                 / plane as f32
         })
         .collect();
-    let logits = flat(net.forward(input.clone(), None).unwrap());
+    let logits = values(net.forward(input.clone(), None).unwrap());
     let diff = max_abs_diff(&logits, &expected);
     assert!(diff < 1e-5, "{case}: logits differ by {diff}");
     for (c, sign) in (0..3).flat_map(|c| [(c, 1.0f32), (c, -1.0)]) {

@@ -4,17 +4,16 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use common::graph::{ints_attr, node, tensor};
+use common::{
+    graph::{ints_attr, node, tensor},
+    max_abs_diff, values,
+};
 use feedbacknet_core::{
     ActivationRule, BackwardTarget, GateGranularity, GateSet, GateState, GatedNetwork,
     MomentumStep, Seed, autodiff_gate_gradients, autodiff_input_gradient, step_by_gradients,
 };
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use onnx_ir::{Message, ModelProto};
-
-fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap()
-}
 
 /// A shared net with its preset and the demo photo, centre-cropped to `size`, as its input.
 fn net_and_photo(file: &str, size: usize, device: &Device) -> (OnnxNetwork, Tensor<4>) {
@@ -31,13 +30,6 @@ fn one_hot(class: usize, classes: usize, device: &Device) -> Tensor<2> {
     let mut v = vec![0.0; classes];
     v[class] = 1.0;
     Tensor::from_data(TensorData::new(v, [1, classes]), device)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Asserts that gradient `ours` equals `reference` up to float rounding: at most 1 % of the

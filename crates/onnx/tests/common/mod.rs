@@ -80,3 +80,22 @@ pub fn fused_step_difference(
         })
         .fold(0.0, f32::max)
 }
+
+/// The values of a tensor, flat.
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap()
+}
+
+/// The largest absolute difference of two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Pearson correlation of two equally long maps (NaN where undefined).
+pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
+    feedbacknet_eval::stability::correlation(a, b).unwrap_or(f64::NAN)
+}
