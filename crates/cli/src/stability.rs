@@ -98,8 +98,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
                     method,
                     name: &name,
                 };
-                records.extend(context.grey(&args.grey, &boxes, args.seed)?);
-                records.extend(context.other_backend(&boxes)?);
+                records.extend(context.pipeline(&args.grey, &boxes, args.seed)?);
                 records.extend(context.input(&args.input_noise, args.seed)?);
             }
         }
@@ -217,11 +216,18 @@ impl Context<'_> {
         }
     }
 
-    /// Per grey-level amplitude and box setting (blur, threshold; none given: the method's
-    /// own), one record: the pipeline's map at image size and its first box, clean and noisy
-    /// (with several box settings the method's name says the setting).
-    fn grey(&self, levels: &[u8], given: &[(f32, f32)], seed: u64) -> Result<Vec<StabilityRecord>> {
-        if levels.is_empty() {
+    /// Records of the whole pipeline (maps at image size and their first boxes) against the
+    /// clean image's on `--backend`: per grey-level amplitude and box setting (blur,
+    /// threshold; none given: the method's own), the noisy image's; with `--against`, the
+    /// other backend's on the clean image (with several box settings the method's name says
+    /// the setting).
+    fn pipeline(
+        &self,
+        levels: &[u8],
+        given: &[(f32, f32)],
+        seed: u64,
+    ) -> Result<Vec<StabilityRecord>> {
+        if levels.is_empty() && self.other.is_none() {
             return Ok(Vec::new());
         }
         let clean = self.explain(self.net, self.image)?;
@@ -234,18 +240,11 @@ impl Context<'_> {
             let perturbation = Perturbation::Grey { levels: level };
             out.extend(self.compare(perturbation, &clean, &noisy, given)?);
         }
+        if let Some(other) = self.other {
+            let theirs = self.explain(other, self.image)?;
+            out.extend(self.compare(Perturbation::OtherBackend, &clean, &theirs, given)?);
+        }
         Ok(out)
-    }
-
-    /// Per box setting, one record: the pipeline's map and first box on `--backend` and on the
-    /// `--against` backend, the same image (none without `--against`).
-    fn other_backend(&self, given: &[(f32, f32)]) -> Result<Vec<StabilityRecord>> {
-        let Some(other) = self.other else {
-            return Ok(Vec::new());
-        };
-        let ours = self.explain(self.net, self.image)?;
-        let theirs = self.explain(other, self.image)?;
-        self.compare(Perturbation::OtherBackend, &ours, &theirs, given)
     }
 
     /// The pipeline's map of the sample's class by `net`, at image size.
