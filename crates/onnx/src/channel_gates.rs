@@ -7,7 +7,7 @@
 
 use burn::tensor::Tensor;
 use feedbacknet_core::{
-    ActivationRule, DynTensor, GateGranularity, MomentumStep, Result, SteppedGate,
+    ActivationKind, ActivationRule, DynTensor, GateGranularity, MomentumStep, Result, SteppedGate,
 };
 use feedbacknet_kernels::{GatedActivation, Wanted, momentum_step};
 
@@ -23,11 +23,15 @@ pub(crate) struct GateLayout {
 }
 
 impl GateLayout {
-    /// The layout of the gates of `act` in a gate set of `granularity`, on a value that the
-    /// program writes channels-last or not: attention-head sites have one gate per head
-    /// whatever the set's granularity (see `head_gates`).
-    pub fn of(act: GatedActivation<'_>, granularity: GateGranularity, channels_last: bool) -> Self {
-        let kind = act.gate_kind();
+    /// The layout of the gates of a site of kind `kind` (none: not a known gated activation)
+    /// in a gate set of `granularity`, on a value that the program writes channels-last or
+    /// not: attention-head sites have one gate per head whatever the set's granularity (see
+    /// `head_gates`).
+    pub fn of(
+        kind: Option<ActivationKind>,
+        granularity: GateGranularity,
+        channels_last: bool,
+    ) -> Self {
         Self {
             granularity: kind.map_or(granularity, |kind| kind.granularity(granularity)),
             channels: Channels::of(kind, channels_last),

@@ -7,7 +7,7 @@ use feedbacknet_core::DynTensor;
 
 use feedbacknet_core::GateGranularity;
 
-use crate::{channel_gates::GateLayout, layout::Channels, ops::Op};
+use crate::{channel_gates::GateLayout, ops::Op};
 
 /// One step of a compiled program.
 #[derive(Debug, Clone)]
@@ -44,14 +44,8 @@ impl Program {
     /// How the gates of `step` (a gated activation) lie on its value, in a gate set of
     /// `granularity` (attention heads: one gate per head, see `head_gates`).
     pub fn gate_layout(&self, step: &Step, granularity: GateGranularity) -> GateLayout {
-        let channels_last = self.writes_channels_last(step);
-        match step.op.gated_activation() {
-            Some(act) => GateLayout::of(act, granularity, channels_last),
-            None => GateLayout {
-                granularity,
-                channels: Channels::of(None, channels_last),
-            },
-        }
+        let kind = step.op.gated_activation().and_then(|act| act.gate_kind());
+        GateLayout::of(kind, granularity, self.writes_channels_last(step))
     }
 
     /// Whether `step` writes a channels-last map (see `layout`).

@@ -203,7 +203,7 @@ impl Update<'_> {
         want_input: bool,
         channels_last: bool,
     ) -> Result<Option<DynTensor>> {
-        let layout = GateLayout::of(act, self.granularity, channels_last);
+        let layout = GateLayout::of(act.gate_kind(), self.granularity, channels_last);
         let (Some(state), Some(stepped)) = (self.states.get_mut(k), self.stepped.get_mut(k)) else {
             return Err(site_error(k));
         };

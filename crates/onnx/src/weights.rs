@@ -268,7 +268,6 @@ pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)>
         }
     }
     graph.initializer = kept;
-    constant_fold::fold_constants(graph, opset);
     if weights.tensors.is_empty() {
         return whole(&source);
     }
@@ -283,6 +282,7 @@ pub(crate) fn take_large_weights(source: Source) -> io::Result<(Bytes, Weights)>
             }
         }
     }
+    constant_fold::fold_constants(graph, opset);
     match model.write_to_bytes() {
         Ok(stripped) => Ok((Bytes::from(stripped), weights)),
         Err(_) => whole(&source),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result, invalid};
 use crate::metrics::{LOC_IOU_THRESHOLD, MeasureConfig, measure_box_with_image};
+use crate::stability::STABLE_BOX_IOU;
 use crate::tune::candidates::Candidates;
 use crate::tune::stored::MethodView;
 
@@ -71,14 +72,11 @@ pub struct Grid {
     pub given_refine: Refinement,
     /// The least box stability a chosen point must have on the tuning half: the fraction of
     /// its images whose box stays (IoU >= [`STABLE_BOX_IOU`] with the box of the image's
-    /// perturbed copy, [`crate::tune::PerturbedMaps`]). Among the points that have it the best
+    /// perturbed copy, [`crate::tune::PerturbedMaps`]; an image without a box in either
+    /// counts as stable), the same IoU as `feedbacknet stability` counts. Among the points that have it the best
     /// GT-known one is chosen; if none has it, the most stable. `None`: no constraint.
     pub min_box_stability: Option<f64>,
 }
-
-/// The IoU with the unperturbed image's box that a perturbed image's box must keep to count as
-/// the same box (both without a box count as the same too).
-pub const STABLE_BOX_IOU: f32 = 0.9;
 
 impl Grid {
     /// Checks that every dimension has at least one value.
@@ -236,7 +234,7 @@ pub(crate) fn score_point(
         let image = s.perturbed.and_then(|(_, image)| image);
         let (moved, _) = measure_box_with_image(other, image, &s.sample.boxes, &config)?;
         stable += usize::from(match (found, moved) {
-            (Some(a), Some(b)) => a.iou(&b) >= STABLE_BOX_IOU,
+            (Some(a), Some(b)) => f64::from(a.iou(&b)) >= STABLE_BOX_IOU,
             (a, b) => a.is_none() && b.is_none(),
         });
     }

@@ -24,7 +24,7 @@ mod stored;
 
 pub use candidates::Candidates;
 pub use folds::{Fold, Half};
-pub use grid::{Grid, GridPoint, Refinement, STABLE_BOX_IOU, best_point};
+pub use grid::{Grid, GridPoint, Refinement, best_point};
 pub use result::{MethodTuning, TuneResult, tune_method};
 pub use stored::{PerturbedMaps, StoredImage};
 
