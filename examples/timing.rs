@@ -5,17 +5,20 @@
 //!
 //! With `MAPS_DIR`, each method's saliency map (image size, row-major little-endian `f32`) is
 //! written there as `METHOD.f32`, with `class.txt` (the explained class as a logit index):
-//! `scripts/compare_pytorch.py` compares them with PyTorch's maps. The environment variable
+//! `scripts/compare_pytorch.py` compares them with PyTorch's maps, and so is the network input
+//! (`input.f32`, `[1, 3, H, W]` after the resize and normalization), which the script gives
+//! PyTorch so that both sides solve on the same values. The environment variable
 //! `FEEDBACKNET_OBJECTIVE` (e.g. `logit`: the paper's formulation, `SolverConfig::paper()`)
-//! sets the soft solver's objective (default: the library's). Each method boxes at its own
-//! (tuned) settings; the time of its boxes, colour refinement included, is printed beside.
+//! sets the soft solver's objective (default: the library's), `FEEDBACKNET_KINKS` (`exact` or a
+//! sharpness β) its derivative at the kinks. Each method boxes at its own (tuned) settings; the
+//! time of its boxes, colour refinement included, is printed beside.
 
 mod common;
 
 use std::path::PathBuf;
 
 use common::{median_ms, shared};
-use feedbacknet::{FeedbackNet, Method, Objective, SolverConfig, load_image};
+use feedbacknet::{FeedbackNet, KinkDerivative, Method, Objective, SolverConfig, load_image};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     feedbacknet::retain_freed_memory();
@@ -31,12 +34,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(name) => name.parse()?,
         Err(_) => Objective::default(),
     };
+    let solver = match objective {
+        Objective::Logit => SolverConfig::paper(),
+        other => SolverConfig::default().with_objective(other),
+    };
+    let solver = match std::env::var("FEEDBACKNET_KINKS") {
+        Ok(kinks) => solver.with_kinks(kinks.parse::<KinkDerivative>()?),
+        Err(_) => solver,
+    };
     let net = FeedbackNet::builder()
         .model_path(shared().join("models").join(&model))
-        .solver(match objective {
-            Objective::Logit => SolverConfig::paper(),
-            other => SolverConfig::default().with_objective(other),
-        })
+        .solver(solver)
         .build()?;
     let image = load_image(shared().join("data/demo/gradcam_both.png"))?;
     let class = net.predict(&image, 1)?[0].class.index;
@@ -53,6 +61,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The logit index (label index + the net's class offset, e.g. 1 for a background logit).
         let logit = class + net.class_offset();
         std::fs::write(dir.join("class.txt"), format!("{logit}\n"))?;
+        let input = net
+            .network_input(&image)?
+            .into_data()
+            .try_into_vec_as::<f32>();
+        let input = input.map_err(|e| format!("reading the network input back: {e:?}"))?;
+        let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(dir.join("input.f32"), bytes)?;
     }
     for method in Method::ALL {
         let net = net.with_method(method);

@@ -12,8 +12,9 @@ of each, the ratio feedbacknet / PyTorch, and the Pearson correlation of the two
 Methods, as feedbacknet defines them: gradient (Simonyan et al.), guided backprop, DeconvNet,
 Grad-CAM on the last gated feature map, soft feedback (30 projected SGD steps with momentum 0.9,
 lr 0.1, stop when no gate moves by 1e-4; --objective as the library's, default the log-softmax
-with lambda 0.001; `logit` is the paper's formulation with lambda 0.01) for one class and for the
-top-5 classes in one batch.
+with lambda 0.001; `logit` is the paper's formulation with lambda 0.01; --kinks as the library's,
+default a smooth derivative of sharpness 10 at the ReLU/ReLU6 kinks while the gates are solved,
+`exact` with the logit) for one class and for the top-5 classes in one batch.
 
 Stability (--dev N, default 4): on N dev images and their true class, PyTorch's own maps in
 float32 against the same computation in float64, and against the input plus 1e-6 uniform noise
@@ -70,12 +71,15 @@ class Gated:
         self.gates = None
         self.outputs = []
 
-    def hooks(self, gates=None, rule=None, record=False):
-        """Installs hooks; returns their handles (call `unhook` with them)."""
+    def hooks(self, gates=None, rule=None, record=False, beta=None):
+        """Installs hooks; returns their handles (call `unhook` with them). With `beta`, each
+        activation's derivative is the smooth one of feedbacknet's `KinkDerivative::Smooth`:
+        sigmoid(beta x) - sigmoid(beta (x - max)), its value unchanged."""
         handles = []
         for i, m in enumerate(self.acts):
-            if gates is not None or record:
-                handles.append(m.register_forward_hook(self._forward_hook(i, gates, record)))
+            if gates is not None or record or beta is not None:
+                hook = self._forward_hook(i, gates, record, beta)
+                handles.append(m.register_forward_hook(hook))
             if rule is not None:
                 handles.append(m.register_full_backward_hook(self._backward_hook(rule)))
         return handles
@@ -85,8 +89,15 @@ class Gated:
         for h in handles:
             h.remove()
 
-    def _forward_hook(self, i, gates, record):
+    def _forward_hook(self, i, gates, record, beta=None):
         def hook(module, inputs, output):
+            if beta is not None:
+                x = inputs[0]
+                smooth = F.softplus(x, beta)
+                upper = getattr(module, "max_val", float("inf"))
+                if upper != float("inf"):
+                    smooth = smooth - F.softplus(x - upper, beta)
+                output = output.detach() + (smooth - smooth.detach())
             if gates is not None:
                 output = output * gates[i]
             if record:
@@ -161,11 +172,15 @@ def objective_seed(logits, targets, objective):
 
 
 def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=None, tol=1e-4,
-                  objective="log-softmax"):
+                  objective="log-softmax", kinks=None):
     """The soft solver; runs in x's dtype (float64 too: the model is cast and cast back).
-    lam defaults as feedbacknet's: 0.01 with the paper's logit, 0.001 otherwise."""
+    lam and kinks default as feedbacknet's: 0.01 and the exact derivative with the paper's
+    logit, 0.001 and a smooth derivative of sharpness 10 otherwise (kinks: "exact" or a beta)."""
     if lam is None:
         lam = 0.01 if objective == "logit" else 0.001
+    if kinks is None:
+        kinks = "exact" if objective == "logit" else "10"
+    beta = None if kinks == "exact" else float(kinks)
     dtype = x.dtype
     net.model.to(dtype)
     shapes = net.shapes(x)
@@ -173,7 +188,7 @@ def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=None
     velocity = [torch.zeros(s, dtype=dtype) for s in shapes]
     for _ in range(iterations):
         leaves = [g.clone().requires_grad_(True) for g in gates]
-        handles = net.hooks(gates=leaves)
+        handles = net.hooks(gates=leaves, beta=beta)
         logits = net(x)
         net.unhook(handles)
         seed = objective_seed(logits.detach(), targets, objective)
@@ -193,7 +208,7 @@ def soft_feedback(net, x, targets, iterations=30, lr=0.1, momentum=0.9, lam=None
     return result
 
 
-def top5_feedback(net, x, x5, top5, objective):
+def top5_feedback(net, x, x5, top5, objective, kinks=None):
     """Soft feedback of the top-5 classes in one batch; one class at a time where the converted
     graph bakes batch 1 into its reshapes (onnx2torch's EfficientNet-Lite0), as feedbacknet's
     pipeline does for such nets."""
@@ -201,8 +216,9 @@ def top5_feedback(net, x, x5, top5, objective):
         with torch.no_grad():
             net.model(x5)
     except RuntimeError:
-        return torch.cat([soft_feedback(net, x, c.view(1), objective=objective) for c in top5])
-    return soft_feedback(net, x5, top5, objective=objective)
+        return torch.cat([soft_feedback(net, x, c.view(1), objective=objective, kinks=kinks)
+                          for c in top5])
+    return soft_feedback(net, x5, top5, objective=objective, kinks=kinks)
 
 
 def at_size(their_map, size):
@@ -233,8 +249,10 @@ def normalized(m):
     return m / max(m.max(), 1e-12)
 
 
-def run_feedbacknet(model, runs, threads, maps_dir, objective):
+def run_feedbacknet(model, runs, threads, maps_dir, objective, kinks=None):
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads), FEEDBACKNET_OBJECTIVE=objective)
+    if kinks is not None:
+        env["FEEDBACKNET_KINKS"] = kinks
     cmd = ["cargo", "run", "--release", "--quiet", "--example", "timing", "--",
            str(runs), model, str(maps_dir)]
     out = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
@@ -254,7 +272,7 @@ def prepare(path, size, mean, std):
     return ((pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None])[None]
 
 
-def dev_stability(net, shared, model, size, mean, std, count, objective):
+def dev_stability(net, shared, model, size, mean, std, count, objective, kinks=None):
     """Per method, the mean (and smallest) correlation of PyTorch's own maps, float32 against
     float64 and clean against 1e-6 input noise, over `count` dev images and their true class."""
     import csv
@@ -274,7 +292,7 @@ def dev_stability(net, shared, model, size, mean, std, count, objective):
     methods = {
         "gradient": cast(lambda x, t: input_gradient_map(net, x, t)),
         "gradcam": cast(lambda x, t: gradcam_map(net, x, t)),
-        "feedback": lambda x, t: soft_feedback(net, x, t, objective=objective),
+        "feedback": lambda x, t: soft_feedback(net, x, t, objective=objective, kinks=kinks),
     }
     table = {}
     for name, f in methods.items():
@@ -297,6 +315,9 @@ def main():
     ap.add_argument("--objective", default="log-softmax",
                     choices=["logit", "log-softmax", "margin", "contrast-mean"],
                     help="the soft solver's objective on both sides (default: the library's)")
+    ap.add_argument("--kinks", default=None,
+                    help="the solver's derivative at the ReLU/ReLU6 kinks on both sides: `exact` or "
+                         "a sharpness beta (default: the library's, 10; exact with --objective logit)")
     ap.add_argument("--dev", type=int, default=4,
                     help="stability: on this many dev images (spread over boxes.csv), PyTorch's "
                          "own maps in float32 against float64 and against the input with 1e-6 "
@@ -309,7 +330,8 @@ def main():
     shared = Path(args.shared)
 
     print(f"feedbacknet: timing example, {args.runs} runs, RAYON_NUM_THREADS={args.threads} ...", file=sys.stderr)
-    our_rounds = [run_feedbacknet(args.model, args.runs, args.threads, args.maps, args.objective)]
+    our_rounds = [run_feedbacknet(args.model, args.runs, args.threads, args.maps, args.objective,
+                                   args.kinks)]
     maps = Path(args.maps)
     class_index = int((maps / "class.txt").read_text())
 
@@ -321,6 +343,12 @@ def main():
         if len(dims) == 4:
             size = dims[2] or 224
     x = prepare(shared / args.image, size, mean, std)
+    # The library's own network input (its resize), so that both sides solve on the same values:
+    # the resize filters differ (PIL's bilinear against the library's), which moves the rougher
+    # maps more than the solvers differ.
+    theirs_x = maps / "input.f32"
+    if theirs_x.exists() and theirs_x.stat().st_size == x.numel() * 4:
+        x = torch.from_numpy(np.fromfile(theirs_x, dtype="<f4").reshape(x.shape).copy())
     with torch.no_grad():
         top5 = net(x)[0].topk(5).indices
     one = torch.tensor([class_index])
@@ -334,14 +362,15 @@ def main():
         "deconvnet": lambda: input_gradient_map(net, x, one, "deconvnet"),
         "guided": lambda: input_gradient_map(net, x, one, "guided"),
         "gradcam": lambda: gradcam_map(net, x, one),
-        "feedback": lambda: soft_feedback(net, x, one, objective=args.objective),
-        "feedback top-5": lambda: top5_feedback(net, x, x5, top5, args.objective),
+        "feedback": lambda: soft_feedback(net, x, one, objective=args.objective, kinks=args.kinks),
+        "feedback top-5": lambda: top5_feedback(net, x, x5, top5, args.objective, args.kinks),
     }
     their_rounds = []
     for r in range(args.rounds):
         if r > 0:
             print(f"round {r + 1}/{args.rounds} ...", file=sys.stderr)
-            our_rounds.append(run_feedbacknet(args.model, args.runs, args.threads, args.maps, args.objective))
+            our_rounds.append(run_feedbacknet(args.model, args.runs, args.threads, args.maps, args.objective,
+                                   args.kinks))
         times = {}
         for name, f in cases.items():
             runs = min(args.runs, 3) if name == "feedback top-5" else args.runs
@@ -373,7 +402,8 @@ def main():
               "mean (smallest) correlation")
         print("| method | float32 vs float64 | input noise 1e-6 |")
         print("|---|---|---|")
-        table = dev_stability(net, shared, args.model, size, mean, std, args.dev, args.objective)
+        table = dev_stability(net, shared, args.model, size, mean, std, args.dev, args.objective,
+                              args.kinks)
         for name, pairs in table.items():
             r64 = [p[0] for p in pairs]
             rn = [p[1] for p in pairs]

@@ -79,7 +79,8 @@ pub use views::Crops;
 pub use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardOutput, BackwardTarget, CoreError, Device, DynTensor,
     GateGradients, GateGranularity, GateSet, GateSite, GateState, GatedNetwork, InputSettingError,
-    InputSize, InputSpec, MomentumStep, Normalization, Seed, SteppedGates, Tensor, TensorData,
+    InputSize, InputSpec, KinkDerivative, MomentumStep, Normalization, Seed, SteppedGates, Tensor,
+    TensorData,
 };
 pub use feedbacknet_eval::{DamagedImages, DecodeOptions, LoadedImage};
 pub use feedbacknet_localize::{

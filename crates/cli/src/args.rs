@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use feedbacknet::{
-    Backend, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap, InputSize, Method,
-    Normalization, Objective,
+    Backend, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap, InputSize,
+    KinkDerivative, Method, Normalization, Objective,
 };
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
@@ -169,6 +169,13 @@ pub struct MethodArgs {
     /// ascent).
     #[arg(long)]
     pub momentum: Option<f32>,
+    /// Soft feedback: the derivative of ReLU and ReLU6 that the gate gradients take at their
+    /// kinks: `exact` (the 0/1 mask; the default with `--objective logit`, as in the paper) or
+    /// a sharpness β for a smooth ramp (default: the library's, 10), which keeps the gates, and
+    /// so the maps, from jumping when an input change far below one grey level moves a unit
+    /// across its kink. The map itself is the exact gradient either way.
+    #[arg(long, value_name = "exact|BETA")]
+    pub kinks: Option<KinkDerivative>,
     /// Feedback gates: one per neuron or one per channel.
     #[arg(long, value_enum, default_value = "neuron")]
     pub gates: GatesArg,
@@ -438,6 +445,7 @@ impl MethodArgs {
             "lambda": crate::net::solver_config(self).lambda,
             "learning_rate": crate::net::solver_config(self).learning_rate,
             "momentum": crate::net::solver_config(self).momentum,
+            "kinks": crate::net::solver_config(self).kinks.to_string(),
             "objective": format!("{:?}", self.objective.unwrap_or_default()),
             "gates": format!("{:?}", self.gates),
             "schedule": format!("{:?}", self.schedule),

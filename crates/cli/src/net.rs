@@ -126,7 +126,9 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
     let lambda = settings.lambda.unwrap_or(base.lambda);
     let learning_rate = settings.learning_rate.unwrap_or(base.learning_rate);
     let momentum = settings.momentum.unwrap_or(base.momentum);
+    let kinks = settings.kinks.unwrap_or(base.kinks);
     base.with_iterations(settings.iterations)
+        .with_kinks(kinks)
         .with_lambda(lambda)
         .with_learning_rate(learning_rate)
         .with_momentum(momentum)

@@ -31,6 +31,7 @@ mod backward;
 mod error;
 mod gate;
 mod input;
+mod kink;
 mod network;
 mod seed;
 mod step;
@@ -40,6 +41,7 @@ pub use backward::{ActivationRule, BackwardOutput, BackwardTarget};
 pub use error::{CoreError, Result};
 pub use gate::{ActivationKind, GateGranularity, GateSet, GateSite};
 pub use input::{InputSettingError, InputSize, InputSpec, Normalization};
+pub use kink::{KinkDerivative, ParseKinkDerivativeError};
 pub use network::{GateGradients, GatedNetwork, autodiff_gate_gradients, autodiff_input_gradient};
 pub use seed::Seed;
 pub use step::{

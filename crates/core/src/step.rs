@@ -9,14 +9,20 @@
 
 use burn::tensor::Tensor;
 
-use crate::{CoreError, GateGradients, GateSet, GatedNetwork, Result, Seed};
+use crate::{CoreError, GateGradients, GateSet, GatedNetwork, KinkDerivative, Result, Seed};
 
-/// A projected momentum step (the soft solver's update rule).
+/// A projected momentum step (the soft solver's update rule), and the derivative its gate
+/// gradients take through the kinks of ReLU and Clip.
 ///
 /// ```
-/// use feedbacknet_core::MomentumStep;
+/// use feedbacknet_core::{KinkDerivative, MomentumStep};
 ///
-/// let step = MomentumStep { learning_rate: 0.1, momentum: 0.9, lambda: 0.01 };
+/// let step = MomentumStep {
+///     learning_rate: 0.1,
+///     momentum: 0.9,
+///     lambda: 0.01,
+///     kinks: KinkDerivative::Exact,
+/// };
 /// // An open gate with a positive gradient stays open (clamped at 1) and gains velocity.
 /// let (g, v) = step.element(1.0, 0.0, 2.0);
 /// assert_eq!(g, 1.0);
@@ -32,6 +38,10 @@ pub struct MomentumStep {
     pub momentum: f32,
     /// `λ`, the weight of the L1 penalty on the gates.
     pub lambda: f32,
+    /// The local derivative of ReLU and Clip(0, max) in the reverse pass that computes the gate
+    /// gradients (networks with a reverse pass of their own; the autodiff default of
+    /// [`GatedNetwork::step_gates`](crate::GatedNetwork::step_gates) takes the exact one).
+    pub kinks: KinkDerivative,
 }
 
 /// One gate tensor after a step.
@@ -92,7 +102,8 @@ impl MomentumStep {
     /// use std::sync::Arc;
     /// use burn::tensor::Tensor;
     /// use feedbacknet_core::{
-    ///     ActivationKind, Device, GateGranularity, GateSet, GateSite, GateState, MomentumStep,
+    ///     ActivationKind, Device, GateGranularity, GateSet, GateSite, GateState, KinkDerivative,
+    ///     MomentumStep,
     /// };
     ///
     /// let device = Device::flex();
@@ -100,7 +111,12 @@ impl MomentumStep {
     ///     Arc::from(vec![GateSite::new("relu", vec![2], ActivationKind::Relu)]);
     /// let gates = GateSet::ones(sites, 1, GateGranularity::Channel, &device);
     /// let state = GateState { gates, velocity: vec![Tensor::zeros([1, 2], &device)] };
-    /// let step = MomentumStep { learning_rate: 0.1, momentum: 0.9, lambda: 1.0 };
+    /// let step = MomentumStep {
+    ///     learning_rate: 0.1,
+    ///     momentum: 0.9,
+    ///     lambda: 1.0,
+    ///     kinks: KinkDerivative::Exact,
+    /// };
     /// let logits = Tensor::zeros([1, 3], &device);
     /// // The gradient just balances the penalty on the first gate and is zero on the second.
     /// let grad = Tensor::from_floats([[1.0, 0.0]], &device);

@@ -1,7 +1,7 @@
 //! The activations that the kernels run, gated or not, with their value `f(x)` and local
 //! derivative `f'(x)` per element (what the flex kernels and the backward rules read).
 
-use feedbacknet_core::ActivationKind;
+use feedbacknet_core::{ActivationKind, KinkDerivative};
 
 /// `√(2/π)`, the tanh form of GELU's scale.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -25,6 +25,16 @@ pub enum Activation {
         min: f32,
         /// The upper bound.
         max: f32,
+    },
+    /// ReLU (`max` infinite) or Clip(0, `max`) whose local derivative is the smooth surrogate
+    /// `σ(β·x) − σ(β·(x − max))` instead of the 0/1 mask; its value is the exact
+    /// `clamp(x, 0, max)`. Never compiled from a model: the soft solver's reverse pass takes it
+    /// in place of ReLU and Clip ([`Activation::with_kinks`], [`KinkDerivative::Smooth`]).
+    SmoothClip {
+        /// The upper bound (`f32::INFINITY` for ReLU).
+        max: f32,
+        /// The sharpness β of the derivative's ramps.
+        beta: f32,
     },
     /// SiLU (Swish): `x·σ(x)`.
     Silu,
@@ -77,6 +87,8 @@ impl Activation {
         match self {
             Activation::Relu => "Relu",
             Activation::Clip { .. } => "Clip",
+            Activation::SmoothClip { max, .. } if max.is_infinite() => "Relu",
+            Activation::SmoothClip { .. } => "Clip",
             Activation::Silu => "Silu",
             Activation::HardSwish => "HardSwish",
             Activation::GeluErf | Activation::GeluTanh => "Gelu",
@@ -96,7 +108,7 @@ impl Activation {
     pub fn gate_kind(&self) -> Option<ActivationKind> {
         Some(match *self {
             Activation::Relu => ActivationKind::Relu,
-            Activation::Clip { min: 0.0, max } => {
+            Activation::Clip { min: 0.0, max } | Activation::SmoothClip { max, .. } => {
                 if max.is_finite() {
                     ActivationKind::Clip { max }
                 } else {
@@ -120,6 +132,35 @@ impl Activation {
         })
     }
 
+    /// This activation with the local derivative `kinks` at its kinks: ReLU and Clip(0, max)
+    /// become [`Activation::SmoothClip`] under [`KinkDerivative::Smooth`]; every other
+    /// activation (and every one under [`KinkDerivative::Exact`]) is returned as it is.
+    ///
+    /// ```
+    /// use feedbacknet_core::KinkDerivative;
+    /// use feedbacknet_kernels::Activation;
+    ///
+    /// let relu6 = Activation::Clip { min: 0.0, max: 6.0 };
+    /// let smooth = relu6.with_kinks(KinkDerivative::Smooth { beta: 10.0 });
+    /// assert_eq!(smooth, Activation::SmoothClip { max: 6.0, beta: 10.0 });
+    /// assert_eq!(smooth.value(7.0), 6.0);
+    /// assert!((smooth.derivative(0.0) - 0.5).abs() < 1e-3);
+    /// assert_eq!(relu6.with_kinks(KinkDerivative::Exact), relu6);
+    /// assert_eq!(Activation::Silu.with_kinks(KinkDerivative::Smooth { beta: 10.0 }), Activation::Silu);
+    /// ```
+    pub fn with_kinks(self, kinks: KinkDerivative) -> Activation {
+        match (self, kinks) {
+            (Activation::Relu, KinkDerivative::Smooth { beta }) => Activation::SmoothClip {
+                max: f32::INFINITY,
+                beta,
+            },
+            (Activation::Clip { min: 0.0, max }, KinkDerivative::Smooth { beta }) => {
+                Activation::SmoothClip { max, beta }
+            }
+            (act, _) => act,
+        }
+    }
+
     /// Whether the local derivative is a 0/1 mask (ReLU and Clip): the backward rules then
     /// keep their original ReLU meaning exactly.
     pub fn is_piecewise_identity(&self) -> bool {
@@ -133,6 +174,7 @@ impl Activation {
         match self {
             Activation::Relu => x.max(0.0),
             Activation::Clip { min, max } => x.clamp(min, max),
+            Activation::SmoothClip { max, .. } => x.clamp(0.0, max),
             Activation::Silu => x * sigmoid(x),
             Activation::HardSwish => x * ((x + 3.0).clamp(0.0, 6.0) / 6.0),
             Activation::GeluErf => {
@@ -170,6 +212,9 @@ impl Activation {
         match self {
             Activation::Relu => step(x > 0.0),
             Activation::Clip { min, max } => step(x > min && x < max),
+            Activation::SmoothClip { max, beta } => {
+                KinkDerivative::Smooth { beta }.clip_derivative(x, max)
+            }
             Activation::Silu => {
                 let s = sigmoid(x);
                 s * (1.0 + x * (1.0 - s))

@@ -145,7 +145,7 @@ fn by_sample(x: &DynTensor, gate: &Tensor<2>) -> Result<Option<DynTensor>> {
 
 #[cfg(test)]
 mod tests {
-    use burn::tensor::{Device, Distribution};
+    use burn::tensor::{Device, Distribution, activation};
     use feedbacknet_core::BinaryOp;
 
     use super::*;
@@ -157,9 +157,17 @@ mod tests {
     };
 
     /// Every activation, with parameters that exercise their branches.
-    const ALL: [Activation; 15] = [
+    const ALL: [Activation; 17] = [
         Activation::Relu,
         Activation::Clip { min: 0.0, max: 0.5 },
+        Activation::SmoothClip {
+            max: f32::INFINITY,
+            beta: 10.0,
+        },
+        Activation::SmoothClip {
+            max: 0.5,
+            beta: 4.0,
+        },
         Activation::Silu,
         Activation::HardSwish,
         Activation::GeluErf,
@@ -213,7 +221,11 @@ mod tests {
             .map(off_the_kinks)
             .collect();
         let x = Tensor::<1>::from_data(burn::tensor::TensorData::new(values, [4096]), &device);
-        for act in ALL {
+        // The smooth kinks' derivative is not their value's (the next test).
+        let exact = ALL
+            .into_iter()
+            .filter(|a| !matches!(a, Activation::SmoothClip { .. }));
+        for act in exact {
             let leaf = x.clone().autodiff().detach().require_grad();
             let y = reference::activation(DynTensor::R1(leaf.clone()), act).flatten_all();
             let grads = y.sum().backward();
@@ -233,6 +245,51 @@ mod tests {
             let scalar = DynTensor::from_vec(slopes, &[4096], &device).expect("slopes");
             let diff = max_abs(scalar, DynTensor::R1(slope));
             assert!(diff < 1e-5, "{act:?}: scalar f' differs by {diff}");
+        }
+    }
+
+    /// `SmoothClip` keeps the exact clip as its value, and its local derivative (reference and
+    /// scalar) is the gradient of the softplus-smoothed clip `sp_β(x) − sp_β(x − max)`, with
+    /// `sp_β(x) = ln(1 + e^(βx))/β`: continuous across the kinks, the mask far from them.
+    #[test]
+    fn the_smooth_kink_derivative_is_the_gradient_of_a_softplus_clip() {
+        let device = Device::flex();
+        let x = Tensor::<1>::random([4096], Distribution::Normal(0.0, 2.5), &device);
+        let xs = DynTensor::R1(x.clone()).to_vec().expect("x");
+        for (max, beta) in [(f32::INFINITY, 10.0), (0.5, 4.0), (6.0, 10.0)] {
+            let act = Activation::SmoothClip { max, beta };
+            let leaf = x.clone().autodiff().detach().require_grad();
+            let rise = activation::softplus(leaf.clone(), beta as f64);
+            let smooth = match max.is_finite() {
+                true => rise.sub(activation::softplus(
+                    leaf.clone().sub_scalar(max),
+                    beta as f64,
+                )),
+                false => rise,
+            };
+            let grads = smooth.sum().backward();
+            let autodiff = leaf.grad(&grads).expect("gradient");
+            let slope = reference::derivative(x.clone(), act);
+            let diff = max_abs(DynTensor::R1(slope.clone()), DynTensor::R1(autodiff));
+            assert!(
+                diff < 1e-5,
+                "{act:?}: f' differs from the softplus gradient by {diff}"
+            );
+            let scalar: Vec<f32> = xs.iter().map(|&v| act.derivative(v)).collect();
+            let scalar = DynTensor::from_vec(scalar, &[4096], &device).expect("slopes");
+            let diff = max_abs(scalar, DynTensor::R1(slope));
+            assert!(diff < 1e-6, "{act:?}: scalar f' differs by {diff}");
+            let value = reference::activation(DynTensor::R1(x.clone()), act);
+            let clip = DynTensor::R1(x.clone().clamp(0.0, max.min(f32::MAX)));
+            assert_eq!(max_abs(value, clip), 0.0, "{act:?}: the value is the clip");
+            for &v in &xs {
+                let far = v.abs() > 2.0 && (v - max).abs() > 2.0;
+                let mask = if v > 0.0 && v < max { 1.0 } else { 0.0 };
+                assert!(
+                    !far || (act.derivative(v) - mask).abs() < 1e-3,
+                    "{act:?} at {v}"
+                );
+            }
         }
     }
 
@@ -385,6 +442,7 @@ mod tests {
             learning_rate: 0.1,
             momentum: 0.9,
             lambda: 0.01,
+            kinks: feedbacknet_core::KinkDerivative::Exact,
         };
         let dims = [1, 16, 45, 45];
         let normal = Distribution::Normal(0.0, 1.0);

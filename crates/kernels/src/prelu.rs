@@ -283,6 +283,7 @@ mod tests {
             learning_rate: 0.1,
             momentum: 0.9,
             lambda: 0.01,
+            kinks: feedbacknet_core::KinkDerivative::Exact,
         };
         let (x, dy) = (random(DIMS), random(DIMS));
         let equal = PReluSlopes::new(

@@ -33,6 +33,7 @@ pub(crate) fn activation(x: DynTensor, act: Activation) -> DynTensor {
     match act {
         Activation::Relu => dyn_map!(x, t => activation::relu(t)),
         Activation::Clip { min, max } => dyn_map!(x, t => t.clamp(min, max)),
+        Activation::SmoothClip { max, .. } => dyn_map!(x, t => t.clamp(0.0, max)),
         Activation::Silu => dyn_map!(x, t => activation::silu(t)),
         Activation::HardSwish => dyn_map!(x, t => activation::hard_swish(t)),
         Activation::GeluErf => dyn_map!(x, t => activation::gelu(t)),
@@ -63,6 +64,13 @@ pub(crate) fn derivative(x: Tensor<1>, act: Activation) -> Tensor<1> {
             .greater_elem(min)
             .float()
             .mul(x.lower_elem(max).float()),
+        Activation::SmoothClip { max, beta } => {
+            let rise = activation::sigmoid(x.clone().mul_scalar(beta));
+            match max.is_finite() {
+                true => rise.sub(activation::sigmoid(x.sub_scalar(max).mul_scalar(beta))),
+                false => rise,
+            }
+        }
         Activation::Silu => {
             let s = activation::sigmoid(x.clone());
             let inner = s.clone().neg().add_scalar(1.0).mul(x).add_scalar(1.0);

@@ -49,6 +49,7 @@ mod tests {
             learning_rate: 0.1,
             momentum: 0.9,
             lambda: 0.01,
+            kinks: feedbacknet_core::KinkDerivative::Exact,
         };
         let dims = [2, 70_000];
         let g =

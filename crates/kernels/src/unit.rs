@@ -1,7 +1,7 @@
 //! [`GatedActivation`]: what the gated kernels take, a scalar [`Activation`] (with its flex
 //! fast paths) or a PReLU with a slope per channel ([`PReluSlopes`], on Burn's ops).
 
-use feedbacknet_core::ActivationKind;
+use feedbacknet_core::{ActivationKind, KinkDerivative};
 
 use crate::{Activation, PReluSlopes};
 
@@ -29,6 +29,15 @@ impl<'a> From<&'a PReluSlopes> for GatedActivation<'a> {
 }
 
 impl GatedActivation<'_> {
+    /// This activation with the local derivative `kinks` at its kinks
+    /// ([`Activation::with_kinks`]; PReLU per channel keeps its own).
+    pub fn with_kinks(self, kinks: KinkDerivative) -> Self {
+        match self {
+            GatedActivation::Scalar(act) => GatedActivation::Scalar(act.with_kinks(kinks)),
+            other => other,
+        }
+    }
+
     /// The kind of gate site it makes, or `None` for a scalar activation that is never gated.
     pub fn gate_kind(&self) -> Option<ActivationKind> {
         match self {

@@ -204,6 +204,8 @@ impl Update<'_> {
         channels_last: bool,
     ) -> Result<Option<DynTensor>> {
         let layout = GateLayout::of(act.gate_kind(), self.granularity, channels_last);
+        // The solver's derivative at the kinks of ReLU and Clip (the gate gradients only).
+        let act = act.with_kinks(self.step.kinks);
         let (Some(state), Some(stepped)) = (self.states.get_mut(k), self.stepped.get_mut(k)) else {
             return Err(site_error(k));
         };

@@ -7,7 +7,7 @@
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardTarget, DynTensor, GateGranularity, GateSet, GateState,
-    GatedNetwork, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
+    GatedNetwork, KinkDerivative, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
 };
 use feedbacknet_onnx::OnnxNetwork;
 use serde_json::Value;
@@ -180,6 +180,7 @@ fn the_solver_moves_gates_at_smooth_sites() {
         learning_rate: 0.1,
         momentum: 0.9,
         lambda: 0.01,
+        kinks: KinkDerivative::Exact,
     };
     for name in FILES {
         let f = fixture(name, &device);

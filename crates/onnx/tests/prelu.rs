@@ -7,7 +7,7 @@
 use burn::tensor::{Device, Tensor, TensorData};
 use feedbacknet_core::{
     ActivationKind, ActivationRule, BackwardTarget, DynTensor, GateGranularity, GateSet, GateState,
-    GatedNetwork, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
+    GatedNetwork, KinkDerivative, MomentumStep, Seed, autodiff_gate_gradients, step_by_gradients,
 };
 use feedbacknet_onnx::OnnxNetwork;
 use serde_json::Value;
@@ -140,6 +140,7 @@ fn the_gate_gradients_and_the_solver_step_are_right() {
         learning_rate: 0.1,
         momentum: 0.9,
         lambda: 0.01,
+        kinks: KinkDerivative::Exact,
     };
     for granularity in [GateGranularity::Neuron, GateGranularity::Channel] {
         let gates = GateSet::ones(sites.clone(), 1, granularity, &device).map(|g| {

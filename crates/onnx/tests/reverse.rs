@@ -10,7 +10,8 @@ use common::{
 };
 use feedbacknet_core::{
     ActivationRule, BackwardTarget, GateGranularity, GateSet, GateState, GatedNetwork,
-    MomentumStep, Seed, autodiff_gate_gradients, autodiff_input_gradient, step_by_gradients,
+    KinkDerivative, MomentumStep, Seed, autodiff_gate_gradients, autodiff_input_gradient,
+    step_by_gradients,
 };
 use feedbacknet_onnx::{ModelPreset, OnnxNetwork};
 use onnx_ir::{Message, ModelProto};
@@ -463,6 +464,7 @@ fn paper_step() -> MomentumStep {
         learning_rate: 0.1,
         momentum: 0.9,
         lambda: 0.01,
+        kinks: KinkDerivative::Exact,
     }
 }
 
@@ -591,4 +593,45 @@ fn a_seed_reading_the_target_alone_steps_the_same_gates() {
             (narrow, full) = (a.state, b.state);
         }
     }
+}
+
+/// The solver's kink derivative reaches the reverse pass and acts where it should: with a
+/// smooth derivative at the ReLUs, the top site's gates (whose gradient no ReLU lies above)
+/// take the exact step, and the sites below it another one.
+#[test]
+fn smooth_kinks_change_the_gate_steps_below_the_top_site_only() {
+    let device = Device::flex();
+    let (net, x) = net_and_photo("squeezenet1.1.onnx", 224, &device);
+    let sites = net.gate_sites([224, 224]).unwrap();
+    let seed = class_seed(243);
+    let moving = vec![true; sites.len()];
+    let gates = |kinks| {
+        let state = GateState::at_rest(GateSet::ones(
+            sites.clone(),
+            1,
+            GateGranularity::Neuron,
+            &device,
+        ));
+        let step = MomentumStep {
+            kinks,
+            ..paper_step()
+        };
+        let stepped = net
+            .step_gates(x.clone(), state, &moving, &step, Seed::new(&seed))
+            .unwrap();
+        let values = stepped.state.gates.values().iter();
+        values.map(|g| flat(g.clone())).collect::<Vec<_>>()
+    };
+    let exact = gates(KinkDerivative::Exact);
+    let smooth = gates(KinkDerivative::Smooth { beta: 1.0 });
+    let top = sites.len() - 1;
+    assert_eq!(
+        max_abs_diff(&exact[top], &smooth[top]),
+        0.0,
+        "the top site's gate gradient crosses no kink"
+    );
+    let below = (0..top)
+        .map(|k| max_abs_diff(&exact[k], &smooth[k]))
+        .fold(0.0, f32::max);
+    assert!(below > 1e-3, "the sites below moved alike ({below})");
 }

@@ -1,7 +1,7 @@
 //! The settings of the feedback solvers: [`SolverConfig`] (soft solver) and [`HardConfig`]
 //! (hard solver).
 
-use feedbacknet_core::GateGranularity;
+use feedbacknet_core::{GateGranularity, KinkDerivative};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, SolverError};
@@ -39,20 +39,24 @@ pub enum Objective {
     ContrastMean,
 }
 /// Settings of the soft feedback solver. Defaults: the class log-softmax
-/// ([`Objective::LogSoftmax`]) with λ 0.001, and the step settings of the public code of Cao et
-/// al.: learning rate 0.1, momentum 0.9, 30 iterations. [`SolverConfig::paper`] is the paper's
-/// formulation: the raw class logit with λ 0.01.
+/// ([`Objective::LogSoftmax`]) with λ 0.001, gate gradients that take a smooth derivative at the
+/// kinks of ReLU and ReLU6 ([`KinkDerivative::Smooth`], β 10), and the step settings of the
+/// public code of Cao et al.: learning rate 0.1, momentum 0.9, 30 iterations.
+/// [`SolverConfig::paper`] is the paper's formulation: the raw class logit with λ 0.01 and the
+/// exact derivative.
 ///
 /// ```
-/// use feedbacknet_solver::{Objective, SolverConfig};
+/// use feedbacknet_solver::{KinkDerivative, Objective, SolverConfig};
 ///
 /// let config = SolverConfig::default().with_iterations(10).with_lambda(0.05);
 /// assert_eq!(config.iterations, 10);
 /// assert!(config.validate().is_ok());
 /// assert_eq!(SolverConfig::default().objective, Objective::LogSoftmax);
 /// assert_eq!(SolverConfig::default().lambda, 0.001);
+/// assert_eq!(SolverConfig::default().kinks, KinkDerivative::Smooth { beta: 10.0 });
 /// let paper = SolverConfig::paper();
 /// assert_eq!((paper.objective, paper.lambda), (Objective::Logit, 0.01));
+/// assert_eq!(paper.kinks, KinkDerivative::Exact);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SolverConfig {
@@ -73,6 +77,17 @@ pub struct SolverConfig {
     pub objective: Objective,
     /// Which gates move when (default: all from the first iteration).
     pub schedule: Schedule,
+    /// The derivative the gate gradients take through the kinks of ReLU and Clip (ReLU6):
+    /// default [`KinkDerivative::Smooth`] with β [`SolverConfig::DEFAULT_KINK_BETA`]; the
+    /// paper's is [`KinkDerivative::Exact`]. The map read off the gates is the exact gradient
+    /// either way.
+    #[serde(default = "exact_kinks")]
+    pub kinks: KinkDerivative,
+}
+
+/// What a configuration written before the setting existed meant.
+fn exact_kinks() -> KinkDerivative {
+    KinkDerivative::Exact
 }
 
 /// Which gates the soft solver updates when.
@@ -123,17 +138,25 @@ impl Default for SolverConfig {
             granularity: GateGranularity::Neuron,
             objective: Objective::LogSoftmax,
             schedule: Schedule::AllAtOnce,
+            kinks: KinkDerivative::Smooth {
+                beta: Self::DEFAULT_KINK_BETA,
+            },
         }
     }
 }
 
 impl SolverConfig {
+    /// The default sharpness β of the smooth derivative at the kinks of ReLU and Clip
+    /// ([`KinkDerivative::Smooth`]).
+    pub const DEFAULT_KINK_BETA: f32 = 10.0;
+
     /// The paper's formulation (Cao et al.): the raw class logit ([`Objective::Logit`]) with
-    /// λ 0.01, the other settings as the defaults.
+    /// λ 0.01 and the exact derivative at the kinks, the other settings as the defaults.
     pub fn paper() -> Self {
         Self::default()
             .with_objective(Objective::Logit)
             .with_lambda(0.01)
+            .with_kinks(KinkDerivative::Exact)
     }
 
     /// The most class-discriminative formulation measured: the log-softmax with λ 0.01, for
@@ -205,6 +228,12 @@ impl SolverConfig {
         self
     }
 
+    /// Sets the derivative at the kinks of ReLU and Clip.
+    pub fn with_kinks(mut self, kinks: KinkDerivative) -> Self {
+        self.kinks = kinks;
+        self
+    }
+
     /// Checks every setting.
     pub fn validate(&self) -> Result<()> {
         let check = |name, value: f32, ok: bool, reason| {
@@ -242,6 +271,13 @@ impl SolverConfig {
                 name: "iterations",
                 value: "0".into(),
                 reason: "must be at least 1",
+            });
+        }
+        if !self.kinks.is_valid() {
+            return Err(SolverError::InvalidConfig {
+                name: "kinks",
+                value: self.kinks.to_string(),
+                reason: "the smoothing sharpness must be finite and > 0",
             });
         }
         if let Schedule::TopFirst { sites: 0, .. } = self.schedule {

@@ -45,6 +45,7 @@ mod visualize;
 pub use config::{HardConfig, Objective, Schedule, SolverConfig};
 pub use energy::gated_energy;
 pub use error::{Result, SolverError};
+pub use feedbacknet_core::KinkDerivative;
 pub use gradcam::{CamLayer, CamMaps, grad_cam};
 pub use gradient::{InputGradient, input_gradient, input_gradient_with, saliency_maps};
 pub use hard::hard_feedback;

@@ -60,6 +60,7 @@ pub fn soft_feedback(
         learning_rate: config.learning_rate,
         momentum: config.momentum,
         lambda: config.lambda,
+        kinks: config.kinks,
     };
     let mut trace = Vec::with_capacity(config.iterations);
     let mut converged = false;

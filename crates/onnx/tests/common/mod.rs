@@ -47,11 +47,12 @@ pub fn fused_step_difference(
     gates: &feedbacknet_core::GateSet,
     seed: &dyn Fn(&Tensor<2>) -> feedbacknet_core::Result<Tensor<2>>,
 ) -> f32 {
-    use feedbacknet_core::{GateState, MomentumStep, Seed, step_by_gradients};
+    use feedbacknet_core::{GateState, KinkDerivative, MomentumStep, Seed, step_by_gradients};
     let step = MomentumStep {
         learning_rate: 0.1,
         momentum: 0.9,
         lambda: 0.01,
+        kinks: KinkDerivative::Exact,
     };
     let moving = vec![true; gates.len()];
     let state = || GateState::at_rest(gates.clone());
