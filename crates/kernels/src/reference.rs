@@ -9,8 +9,8 @@ use burn::tensor::{
     ops::MaxPoolOptions,
 };
 use feedbacknet_core::{
-    ActivationRule, BinaryOp, DynTensor, GateGranularity, MomentumStep, Result, SteppedGate,
-    dyn_map,
+    ActivationRule, BinaryOp, DynTensor, GateGranularity, KinkDerivative, MomentumStep, Result,
+    SteppedGate, dyn_map,
 };
 
 use crate::{Activation, Wanted, fast::BackwardGrads};
@@ -65,9 +65,14 @@ pub(crate) fn derivative(x: Tensor<1>, act: Activation) -> Tensor<1> {
             .float()
             .mul(x.lower_elem(max).float()),
         Activation::SmoothClip { max, beta } => {
-            let rise = activation::sigmoid(x.clone().mul_scalar(beta));
+            // σ(z), 0 below −CUTOFF as the flex kernels and `KinkDerivative` take it.
+            let sigmoid = |z: Tensor<1>| {
+                let cut = z.clone().lower_elem(-KinkDerivative::CUTOFF);
+                activation::sigmoid(z).mask_fill(cut, 0.0)
+            };
+            let rise = sigmoid(x.clone().mul_scalar(beta));
             match max.is_finite() {
-                true => rise.sub(activation::sigmoid(x.sub_scalar(max).mul_scalar(beta))),
+                true => rise.sub(sigmoid(x.sub_scalar(max).mul_scalar(beta))),
                 false => rise,
             }
         }

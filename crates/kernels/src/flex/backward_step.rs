@@ -12,7 +12,11 @@ use rayon::prelude::*;
 use super::buffer::{
     PARALLEL_MIN, dyn_buffer, dyn_values, float_like, owned_pair, tensor, written,
 };
-use crate::{Activation, nan_max};
+use crate::{
+    Activation,
+    activation::{kink_ramp, kink_ramp_apart, kink_rise, ramps_apart},
+    nan_max,
+};
 
 /// `dx` (if `want_input`) and the stepped gates of `y = act(x) · g`, one gate per activation,
 /// under the true-gradient rule; `g` and `v` back unchanged if a tensor is not a plain flex
@@ -55,6 +59,30 @@ pub(crate) fn backward_step(
                     vs,
                     move |x| x.clamp(min, max),
                     move |x, dz| if x > min && x < max { dz } else { 0.0 },
+                ),
+                // The solver's smooth slope at the kinks, in its own arm: through the generic one
+                // below, the `match` per element keeps the loop from vectorizing.
+                // ReLU's has one ramp: half the work of the general form.
+                Activation::SmoothClip { max, beta } if max == f32::INFINITY => io.run(
+                    dx,
+                    gs,
+                    vs,
+                    |x| x.max(0.0),
+                    move |x, dz| dz * kink_rise(x, beta),
+                ),
+                Activation::SmoothClip { max, beta } if ramps_apart(max, beta) => io.run(
+                    dx,
+                    gs,
+                    vs,
+                    move |x| x.clamp(0.0, max),
+                    move |x, dz| dz * kink_ramp_apart(x, max, beta),
+                ),
+                Activation::SmoothClip { max, beta } => io.run(
+                    dx,
+                    gs,
+                    vs,
+                    move |x| x.clamp(0.0, max),
+                    move |x, dz| dz * kink_ramp(x, max, beta),
                 ),
                 // The true gradient through the local derivative `f'(x)`.
                 smooth => io.run(
