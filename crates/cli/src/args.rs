@@ -438,14 +438,15 @@ impl MethodArgs {
 
     /// Every method and box setting, as recorded in `eval` and `tune` JSON.
     pub fn to_json(&self) -> serde_json::Value {
+        let solver = crate::net::solver_config(self);
         serde_json::json!({
             "threshold": self.threshold,
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,
-            "lambda": crate::net::solver_config(self).lambda,
-            "learning_rate": crate::net::solver_config(self).learning_rate,
-            "momentum": crate::net::solver_config(self).momentum,
-            "kinks": crate::net::solver_config(self).kinks.to_string(),
+            "lambda": solver.lambda,
+            "learning_rate": solver.learning_rate,
+            "momentum": solver.momentum,
+            "kinks": solver.kinks.to_string(),
             "objective": format!("{:?}", self.objective.unwrap_or_default()),
             "gates": format!("{:?}", self.gates),
             "schedule": format!("{:?}", self.schedule),

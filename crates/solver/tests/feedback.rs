@@ -128,69 +128,63 @@ fn correlation(a: &[f32], b: &[f32]) -> f64 {
     feedbacknet_eval::stability::correlation(a, b).unwrap_or(f64::NAN)
 }
 
-#[test]
-fn default_objective_gives_mobilenet_v2_maps_that_survive_rounding_sized_input_noise() {
-    // MobileNet v2 is where the paper's logit objective is ill-conditioned: on this dev image
-    // (a true class of 300), after 10 iterations, its map under 1e-6 input noise correlates
-    // 0.45 with the clean one (0.61 after 30); the log-softmax's (λ 0.01) 1.000; the default's
-    // (λ 0.001) at least 0.95.
+/// A shared net's soft-feedback map of a dev image (resized to the net's input, class `class`)
+/// under each solver setting: per setting, the map of the clean input and of the input with
+/// ±1e-6 added.
+fn maps_under_input_noise(
+    model: &str,
+    image: &str,
+    class: usize,
+    configs: &[SolverConfig],
+) -> Vec<(Vec<f32>, Vec<f32>)> {
     let device = Device::flex();
-    let preset = ModelPreset::find("mobilenet_v2_1.0_224").unwrap();
+    let preset = ModelPreset::find(model).unwrap();
     let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
         .unwrap()
         .with_input_spec(preset.input_spec());
-    let photo = shared().join("data/imagenet-val/images/ILSVRC2012_val_00000361.JPEG");
-    let rgb = image::open(photo)
-        .unwrap()
-        .resize_exact(224, 224, image::imageops::FilterType::Triangle)
-        .to_rgb8();
-    let clean = preset.normalization.planar_from_rgb(rgb.as_raw(), 224, 224);
-    let noisy: Vec<f32> = clean
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v + if i % 3 == 0 { 1e-6 } else { -1e-6 })
-        .collect();
-    let target = [300 + preset.class_offset];
-    let map = |values: Vec<f32>| {
-        let input = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 224, 224]), &device);
-        // 10 iterations keep the test short.
-        let config = SolverConfig::default().with_iterations(10);
-        let solution = soft_feedback(&net, &input, &target, &config).unwrap();
-        let gated = input_gradient(&net, &input, &target, Some(&solution.gates)).unwrap();
-        saliency_maps(&gated.gradient).unwrap()[0].data().to_vec()
-    };
-    let r = correlation(&map(clean), &map(noisy));
-    assert!(r >= 0.95, "maps under 1e-6 input noise correlate {r}");
-}
-
-/// MobileNet v1 0.25's soft-feedback map of a dev image (at 128x128, its true class) under a
-/// kink derivative, clean and with ±1e-6 added to the input.
-fn mobilenet_v1_maps(image: &str, class: usize, kinks: KinkDerivative) -> (Vec<f32>, Vec<f32>) {
-    let device = Device::flex();
-    let preset = ModelPreset::find("mobilenet_v1_0.25_128").unwrap();
-    let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
-        .unwrap()
-        .with_input_spec(preset.input_spec());
+    let spec = preset.input_spec();
+    let (width, height) = (spec.width, spec.height);
     let photo = shared().join("data/imagenet-val/images").join(image);
     let rgb = image::open(photo)
         .unwrap()
-        .resize_exact(128, 128, image::imageops::FilterType::Triangle)
+        .resize_exact(
+            width as u32,
+            height as u32,
+            image::imageops::FilterType::Triangle,
+        )
         .to_rgb8();
-    let clean = preset.normalization.planar_from_rgb(rgb.as_raw(), 128, 128);
+    let clean = preset
+        .normalization
+        .planar_from_rgb(rgb.as_raw(), width, height);
     let noisy: Vec<f32> = clean
         .iter()
         .enumerate()
         .map(|(i, v)| v + if i % 3 == 0 { 1e-6 } else { -1e-6 })
         .collect();
     let target = [class + preset.class_offset];
-    let config = SolverConfig::default().with_kinks(kinks);
-    let map = |values: Vec<f32>| {
-        let input = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 128, 128]), &device);
-        let solution = soft_feedback(&net, &input, &target, &config).unwrap();
+    let map = |values: &[f32], config: &SolverConfig| {
+        let data = TensorData::new(values.to_vec(), [1, 3, height, width]);
+        let input = Tensor::<4>::from_data(data, &device);
+        let solution = soft_feedback(&net, &input, &target, config).unwrap();
         let gated = input_gradient(&net, &input, &target, Some(&solution.gates)).unwrap();
         saliency_maps(&gated.gradient).unwrap()[0].data().to_vec()
     };
-    (map(clean.clone()), map(noisy))
+    let pair = |config| (map(&clean, config), map(&noisy, config));
+    configs.iter().map(pair).collect()
+}
+
+#[test]
+fn default_objective_gives_mobilenet_v2_maps_that_survive_rounding_sized_input_noise() {
+    // MobileNet v2 is where the paper's logit objective is ill-conditioned: on this dev image
+    // (a true class of 300), after 10 iterations, its map under 1e-6 input noise correlates
+    // 0.45 with the clean one (0.61 after 30); the log-softmax's (λ 0.01) 1.000; the default's
+    // (λ 0.001) at least 0.95. 10 iterations keep the test short.
+    let config = SolverConfig::default().with_iterations(10);
+    let image = "ILSVRC2012_val_00000361.JPEG";
+    let maps = maps_under_input_noise("mobilenet_v2_1.0_224", image, 300, &[config]);
+    let (clean, noisy) = &maps[0];
+    let r = correlation(clean, noisy);
+    assert!(r >= 0.95, "maps under 1e-6 input noise correlate {r}");
 }
 
 #[test]
@@ -200,11 +194,13 @@ fn smooth_kinks_give_mobilenet_v1_maps_that_survive_rounding_sized_input_noise()
     // another path and the two maps correlated 0.21 on this machine; with the default smooth
     // derivative (β 10) 0.999. Only the default is asserted: where the exact one lands depends
     // on the last bits of the kernels' rounding.
+    let configs = [
+        SolverConfig::default(),
+        SolverConfig::default().with_kinks(KinkDerivative::Exact),
+    ];
     let image = "ILSVRC2012_val_00015670.JPEG";
-    let (clean, noisy) = mobilenet_v1_maps(image, 152, SolverConfig::default().kinks);
-    let r = correlation(&clean, &noisy);
-    let (clean, noisy) = mobilenet_v1_maps(image, 152, KinkDerivative::Exact);
-    let exact = correlation(&clean, &noisy);
+    let maps = maps_under_input_noise("mobilenet_v1_0.25_128", image, 152, &configs);
+    let [r, exact] = [0, 1].map(|k| correlation(&maps[k].0, &maps[k].1));
     assert!(
         r >= 0.95,
         "maps under 1e-6 input noise correlate {r} (exact derivative: {exact})"

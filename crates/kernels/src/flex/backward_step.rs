@@ -14,7 +14,7 @@ use super::buffer::{
 };
 use crate::{
     Activation,
-    activation::{kink_ramp, kink_ramp_apart, kink_rise, ramps_apart},
+    activation::{kink_ramp, kink_ramp_apart, ramps_apart},
     nan_max,
 };
 
@@ -60,16 +60,9 @@ pub(crate) fn backward_step(
                     move |x| x.clamp(min, max),
                     move |x, dz| if x > min && x < max { dz } else { 0.0 },
                 ),
-                // The solver's smooth slope at the kinks, in its own arm: through the generic one
-                // below, the `match` per element keeps the loop from vectorizing.
-                // ReLU's has one ramp: half the work of the general form.
-                Activation::SmoothClip { max, beta } if max == f32::INFINITY => io.run(
-                    dx,
-                    gs,
-                    vs,
-                    |x| x.max(0.0),
-                    move |x, dz| dz * kink_rise(x, beta),
-                ),
+                // The solver's smooth slope at the kinks, in arms of its own: through the generic
+                // one below, the `match` per element keeps the loop from vectorizing. ReLU and
+                // ReLU6 take one `σ` per element (their ramps lie apart), the rest two.
                 Activation::SmoothClip { max, beta } if ramps_apart(max, beta) => io.run(
                     dx,
                     gs,
