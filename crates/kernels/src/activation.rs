@@ -281,9 +281,10 @@ pub(crate) fn kink_ramp(x: f32, max: f32, beta: f32) -> f32 {
 }
 
 /// [`kink_ramp`] where the two ramps lie apart (`β·max ≥ 2·CUTOFF`, e.g. ReLU6 with β ≥ 8,
-/// and ReLU, whose `max` is infinite: `σ(β·x)`): `σ(β·min(x, max − x))`, one `σ` instead of two
-/// (the other is 0 or 1 there under the cutoff). The two-`σ` form keeps the fused step from vectorizing: it took twice as long as
-/// the 0/1 mask on MobileNet v2, this one about as long.
+/// and ReLU, whose `max` is infinite: `σ(β·x)`): `σ(β·min(x, max − x))`, one `σ` instead of
+/// two (the other is 0 or 1 there under the cutoff). The two-`σ` form keeps the fused step
+/// from vectorizing: it took twice as long as the 0/1 mask on MobileNet v2, this one about as
+/// long.
 #[inline(always)]
 pub(crate) fn kink_ramp_apart(x: f32, max: f32, beta: f32) -> f32 {
     fast_sigmoid(beta * x.min(max - x))

@@ -139,11 +139,11 @@ fn maps_under_input_noise(
 ) -> Vec<(Vec<f32>, Vec<f32>)> {
     let device = Device::flex();
     let preset = ModelPreset::find(model).unwrap();
-    let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
-        .unwrap()
-        .with_input_spec(preset.input_spec());
     let spec = preset.input_spec();
     let (width, height) = (spec.width, spec.height);
+    let net = OnnxNetwork::load(shared().join("models").join(preset.file), &device)
+        .unwrap()
+        .with_input_spec(spec);
     let photo = shared().join("data/imagenet-val/images").join(image);
     let rgb = image::open(photo)
         .unwrap()
