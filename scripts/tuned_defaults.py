@@ -5,6 +5,7 @@
     python3 scripts/tuned_defaults.py table tune_*.json
     python3 scripts/tuned_defaults.py refine tune_*.json
     python3 scripts/tuned_defaults.py stable 0,0.6,0.8,0.95 tune_*_stable.json
+    python3 scripts/tuned_defaults.py rust-stable 0.95 tune_*_stable.json
 
 Each file is one net's run of `feedbacknet::TUNE_COMMAND` (several methods, a list). A method's
 setting is the grid point (fusion, refinement, blur, threshold) with the best GT-known
@@ -18,7 +19,10 @@ held-out GT-known with the grid restricted to that refinement (GT-known only: th
 other metric for points not chosen). `stable` reads files of `tune --stable-boxes` at other
 floors: per method and floor, each half chooses as `tune` would at that floor (the best point at
 least that stable on itself, else the most stable), and the other half's GT-known and box
-stability at that point are averaged over the two folds (0: no floor).
+stability at that point are averaged over the two folds (0: no floor). `rust-stable FLOOR`
+prints the rows of `STABLE` from files of `feedbacknet::STABLE_TUNE_COMMAND`: each method's
+point with the best GT-known over all the images among those whose boxes are stable on at least
+FLOOR of all the images (else the most stable point).
 
 Standard library only.
 """
@@ -50,19 +54,43 @@ def key(p):
             p["blur"], p["threshold"])
 
 
-def whole_set_best(r):
-    """The point with the best GT-known over all images, and that accuracy."""
+def whole_set_points(r):
+    """Every grid point with its GT-known and box stability over all images (`None` where the
+    tune did not score stability), in the grid's order."""
     halves = dict((name, points) for name, points in r["grid"])
     # Fold 0 is tuned on the even half and reported on the odd one.
     sizes = {f["reported_on"]: f["reported"]["images"] for f in r["folds"]}
     n_even, n_odd = sizes["even"], sizes["odd"]
-    odd = {key(p): p["gt_known_loc"] for p in halves["odd"]}
-    best, best_acc = None, -1.0
+    odd = {key(p): p for p in halves["odd"]}
+
+    def mean(a, b):
+        if a is None or b is None:
+            return None
+        return (a * n_even + b * n_odd) / (n_even + n_odd)
+
     for p in halves["even"]:
-        acc = (p["gt_known_loc"] * n_even + odd[key(p)] * n_odd) / (n_even + n_odd)
-        if acc > best_acc:
-            best, best_acc = p, acc
-    return best, best_acc
+        q = odd[key(p)]
+        yield (p, mean(p["gt_known_loc"], q["gt_known_loc"]),
+               mean(p.get("box_stability"), q.get("box_stability")))
+
+
+def whole_set_best(r, floor=None):
+    """The point with the best GT-known over all images, and that accuracy; with a floor, the
+    best among the points whose boxes are stable on at least `floor` of all images (else the
+    most stable point)."""
+    p, acc, _ = whole_set_choice(r, floor)
+    return p, acc
+
+
+def whole_set_choice(r, floor=None):
+    """`whole_set_best` with the point's box stability over all images."""
+    points = list(whole_set_points(r))
+    if floor is not None:
+        stable = [t for t in points if t[2] >= floor]
+        if not stable:
+            return max(points, key=lambda t: (t[2], t[1]))  # first of ties
+        points = stable
+    return max(points, key=lambda t: t[1])  # first of ties
 
 
 def rust_row(net, method, p):
@@ -132,10 +160,18 @@ def stable_table(floors, paths):
 
 
 def main():
-    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "table", "refine", "stable"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "rust-stable", "table", "refine",
+                                                 "stable"):
         sys.exit(__doc__)
     if sys.argv[1] == "stable":
         stable_table([float(f) for f in sys.argv[2].split(",")], sys.argv[3:])
+        return
+    if sys.argv[1] == "rust-stable":
+        floor = float(sys.argv[2])
+        for r in results(sys.argv[3:]):
+            p, acc, stable = whole_set_choice(r, floor)
+            print(rust_row(net_name(r["model"]), r["method"], p)
+                  + f" // {100 * acc:.1f} / {100 * stable:.1f}")
         return
     rows = [(net_name(r["model"]), r["method"], r) for r in results(sys.argv[2:])]
     if sys.argv[1] == "rust":

@@ -13,8 +13,8 @@ use feedbacknet_onnx::{GatePlacement, ModelPreset, OnnxNetwork};
 use feedbacknet_solver::{CamLayer, HardConfig, SolverConfig};
 
 use crate::{
-    BoxSettings, Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Labels, Method, ModelInfo,
-    Resize, Result, SettingSource,
+    BoxPriority, BoxSettings, Error, FeedbackCamConfig, FeedbackMap, FeedbackNet, Labels, Method,
+    ModelInfo, Resize, Result, SettingSource,
     boxes::{MethodBoxes, tuned_on},
     device::default_device,
     model_info::{
@@ -93,10 +93,11 @@ pub struct FeedbackNetBuilder {
 }
 
 /// The box settings given to the builder, which replace the tuned ones
-/// ([`BoxSettings::tuned`]): for every method (`localize`, `refine`, `feedback_cam`), then for
-/// one method (`box_settings`).
+/// ([`BoxSettings::tuned_for`] at `priority`): for every method (`localize`, `refine`,
+/// `feedback_cam`), then for one method (`box_settings`).
 #[derive(Debug, Clone, Default)]
 struct BoxOverrides {
+    priority: BoxPriority,
     localize: Option<LocalizeConfig>,
     /// `Some(None)`: no refinement for any method.
     refine: Option<Option<RefineConfig>>,
@@ -107,7 +108,7 @@ struct BoxOverrides {
 impl BoxOverrides {
     /// The tuned settings of the net of preset `net` with these overrides.
     fn resolve(&self, net: Option<&str>) -> MethodBoxes {
-        let mut boxes = MethodBoxes::tuned(net);
+        let mut boxes = MethodBoxes::tuned(net, self.priority);
         boxes.update_all(|s| {
             if let Some(localize) = self.localize {
                 s.localize = localize;
@@ -330,6 +331,26 @@ impl FeedbackNetBuilder {
         self
     }
 
+    /// Which of each method's tuned box settings it starts from (default:
+    /// [`BoxPriority::Accurate`], the most accurate on the net's dev images;
+    /// [`BoxPriority::Stable`], the most accurate whose boxes stay put under a one-grey-level
+    /// change of the image). The other box settings given to the builder replace parts of it.
+    ///
+    /// ```no_run
+    /// use feedbacknet::{BoxPriority, BoxSettings, FeedbackNet, Method};
+    /// let net = FeedbackNet::builder()
+    ///     .model_path("../shared/models/squeezenet1.1.onnx")
+    ///     .box_priority(BoxPriority::Stable)
+    ///     .build()?;
+    /// let stable = BoxSettings::tuned_for(Some("squeezenet1.1"), Method::FeedbackCam, BoxPriority::Stable);
+    /// assert_eq!(net.box_settings(Method::FeedbackCam), stable);
+    /// # Ok::<(), feedbacknet::Error>(())
+    /// ```
+    pub fn box_priority(mut self, priority: BoxPriority) -> Self {
+        self.boxes.priority = priority;
+        self
+    }
+
     /// Every box setting of one method (blur, threshold, refinement, fusion); replaces what
     /// [`Self::localize`], [`Self::refine`] and [`Self::feedback_cam`] set for that method.
     ///
@@ -415,6 +436,7 @@ impl FeedbackNetBuilder {
         self.settings.resize = info.resize;
         self.settings.boxes = self.boxes.resolve(info.preset);
         info.boxes_tuned_on = tuned_on(info.preset);
+        info.box_priority = self.boxes.priority;
         let pipeline = Pipeline::new(network, device, class_offset, self.settings);
         Ok(FeedbackNet::new(
             pipeline,
@@ -598,6 +620,7 @@ impl ModelInfo {
             labels_from: SettingSource::Default,
             labels_background_skipped: false,
             boxes_tuned_on: "",
+            box_priority: BoxPriority::default(),
             gate_placement: None,
         }
     }

@@ -55,7 +55,9 @@ mod preprocess;
 mod request;
 mod views;
 
-pub use boxes::{BoxSettings, TUNE_COMMAND};
+pub use boxes::{
+    BoxPriority, BoxSettings, ParseBoxPriorityError, STABLE_TUNE_COMMAND, TUNE_COMMAND,
+};
 pub use builder::{FeedbackNetBuilder, InputSizeArg};
 pub use device::{Backend, default_device};
 pub use error::{Error, Result};

@@ -159,6 +159,9 @@ pub struct ModelInfo {
     /// ([`BoxSettings::tuned`](crate::BoxSettings::tuned)): the preset's own, else SqueezeNet
     /// 1.1's.
     pub boxes_tuned_on: &'static str,
+    /// Which of the tuned box settings each method starts from
+    /// ([`FeedbackNetBuilder::box_priority`](crate::FeedbackNetBuilder::box_priority)).
+    pub box_priority: crate::BoxPriority,
     /// Where the ONNX file's net carries gates (`None` for a network of your own).
     pub gate_placement: Option<GatePlacement>,
 }
@@ -196,7 +199,7 @@ impl fmt::Display for ModelInfo {
             f,
             "model {}: input {} ({}), normalize {} ({}), resize {resize} ({}), outputs {} \
              ({background}offset {}, {offset_from}), classes {}, labels {} ({}{skipped}), \
-             box settings tuned on {}{heads}",
+             box settings tuned on {} ({}){heads}",
             self.model,
             self.input_size,
             self.input_size_from,
@@ -209,6 +212,7 @@ impl fmt::Display for ModelInfo {
             self.labels,
             self.labels_from,
             self.boxes_tuned_on,
+            self.box_priority,
         )
     }
 }

@@ -1,10 +1,10 @@
 //! Each method boxes its map with the settings tuned for it on the net's dev images
-//! (`BoxSettings::tuned`), unless the builder is given others.
+//! (`BoxSettings::tuned`, at the builder's `BoxPriority`), unless the builder is given others.
 
 mod common;
 
 use common::{photo, shared};
-use feedbacknet::{BoxSettings, FeedbackNet, LocalizeConfig, Method, Request};
+use feedbacknet::{BoxPriority, BoxSettings, FeedbackNet, LocalizeConfig, Method, Request};
 
 fn build(model: &str) -> feedbacknet::FeedbackNetBuilder {
     FeedbackNet::builder().model_path(shared().join("models").join(model))
@@ -38,6 +38,37 @@ fn each_net_uses_its_own_tuned_settings_and_others_squeezenets() {
         other.box_settings(Method::GradCam),
         BoxSettings::tuned(Some("squeezenet1.1"), Method::GradCam)
     );
+}
+
+#[test]
+fn the_priority_picks_the_accurate_or_the_stable_settings() {
+    let net = "mobilenet_v2_1.0_224";
+    let accurate = build("mobilenet_v2_1.0_224.onnx").build().unwrap();
+    let stable = build("mobilenet_v2_1.0_224.onnx")
+        .box_priority(BoxPriority::Stable)
+        .build()
+        .unwrap();
+    assert_eq!(accurate.model_info().box_priority, BoxPriority::Accurate);
+    assert!(stable.model_info().to_string().contains("(stable)"));
+    for method in Method::ALL {
+        let [a, s] = BoxPriority::ALL.map(|p| BoxSettings::tuned_for(Some(net), method, p));
+        assert_eq!(accurate.box_settings(method), a, "{method}");
+        assert_eq!(stable.box_settings(method), s, "{method}");
+    }
+    // The default method's stable setting is another, without the colour refinement.
+    let fc = Method::FeedbackCam;
+    assert_ne!(stable.box_settings(fc), accurate.box_settings(fc));
+    assert!(stable.box_settings(fc).refine.is_none());
+    assert!(accurate.box_settings(fc).refine.is_some());
+    // Settings given to the builder replace the priority's, whichever it is.
+    let given = LocalizeConfig::default().with_threshold(0.33);
+    let both = build("mobilenet_v2_1.0_224.onnx")
+        .box_priority(BoxPriority::Stable)
+        .localize(given)
+        .build()
+        .unwrap();
+    assert_eq!(both.box_settings(fc).localize, given);
+    assert_eq!(both.box_settings(fc).refine, None);
 }
 
 #[test]

@@ -133,9 +133,34 @@ pub enum CropsArg {
     Ten,
 }
 
+/// `--box-priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum BoxPriorityArg {
+    /// The most accurate setting, however often its boxes move.
+    #[default]
+    Accurate,
+    /// The most accurate setting whose boxes stay put when every pixel moves by one grey level.
+    Stable,
+}
+
+impl From<BoxPriorityArg> for feedbacknet::BoxPriority {
+    fn from(arg: BoxPriorityArg) -> Self {
+        match arg {
+            BoxPriorityArg::Stable => Self::Stable,
+            BoxPriorityArg::Accurate => Self::Accurate,
+        }
+    }
+}
+
 /// Settings of every saliency method and of the boxes.
 #[derive(Debug, Args)]
 pub struct MethodArgs {
+    /// Which of each method's dev-tuned box settings to start from: `accurate` (the best
+    /// localization) or `stable` (the best localization among the settings that keep 95 % of
+    /// the boxes under a one-grey-level change of the image, tuned for feedback-cam and gradcam;
+    /// 2-5 points less). --blur, --threshold and the fusion flags replace parts of it.
+    #[arg(long, value_enum, default_value = "accurate")]
+    pub box_priority: BoxPriorityArg,
     /// Box threshold as a fraction of the map's maximum (default: each method's own, tuned
     /// on the net's dev images; `feedbacknet models` lists them).
     #[arg(long)]
@@ -440,6 +465,7 @@ impl MethodArgs {
     pub fn to_json(&self) -> serde_json::Value {
         let solver = crate::net::solver_config(self);
         serde_json::json!({
+            "box_priority": feedbacknet::BoxPriority::from(self.box_priority),
             "threshold": self.threshold,
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,

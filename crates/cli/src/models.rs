@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use feedbacknet::{BoxSettings, Method, ModelPreset};
+use feedbacknet::{BoxPriority, BoxSettings, Method, ModelPreset};
 
 use crate::{error::Result, net::describe_boxes};
 
@@ -31,7 +31,8 @@ pub fn resolve_shared(path: &Path, sub: &str) -> PathBuf {
 }
 
 /// Lists the presets, whether their files are in `models_dir`, and each method's box settings
-/// (tuned on the net's dev images; a net without a preset gets SqueezeNet 1.1's).
+/// (tuned on the net's dev images; a net without a preset gets SqueezeNet 1.1's): the most
+/// accurate one, then the stable one where it has one.
 pub fn run(models_dir: &Path) -> Result<()> {
     let dir = resolve_dir(models_dir);
     println!("models folder: {}", dir.display());
@@ -48,8 +49,15 @@ pub fn run(models_dir: &Path) -> Result<()> {
             preset.description
         );
         for method in Method::ALL {
-            let boxes = BoxSettings::tuned(Some(preset.name), method);
-            println!("    {}", describe_boxes(method, &boxes));
+            let tuned = |priority| BoxSettings::tuned_for(Some(preset.name), method, priority);
+            let (accurate, stable) = (tuned(BoxPriority::Accurate), tuned(BoxPriority::Stable));
+            println!("    {}", describe_boxes(method, &accurate));
+            if stable != accurate {
+                println!(
+                    "    {} (--box-priority stable)",
+                    describe_boxes(method, &stable)
+                );
+            }
         }
     }
     Ok(())
