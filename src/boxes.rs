@@ -361,43 +361,30 @@ impl Default for MethodBoxes {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_shared_net_has_every_method_once() {
+    /// Every shared net has one valid row of each of `methods` in `table`, and only
+    /// feedback-cam's rows carry a fusion.
+    fn assert_one_valid_row_each(table: &[Row], methods: &[Method]) {
         for net in [SQ, V1, V2, EF] {
-            for method in Method::ALL {
-                let rows = TABLE
-                    .iter()
+            for &method in methods {
+                let rows = (table.iter())
                     .filter(|r| r.net == net && r.method == method)
                     .count();
                 assert_eq!(rows, 1, "{net} {method}");
             }
         }
-        assert!(TABLE.iter().all(|r| r.settings().validate().is_ok()));
-        assert!(
-            TABLE
-                .iter()
-                .all(|r| r.fusion.is_some() == (r.method == FeedbackCam))
-        );
+        assert!(table.iter().all(|r| r.settings().validate().is_ok()));
+        assert!((table.iter()).all(|r| r.fusion.is_some() == (r.method == FeedbackCam)));
+    }
+
+    #[test]
+    fn every_shared_net_has_every_method_once() {
+        assert_one_valid_row_each(TABLE, &Method::ALL);
     }
 
     #[test]
     fn every_shared_net_has_stable_feedback_cam_and_grad_cam_settings() {
-        for net in [SQ, V1, V2, EF] {
-            for method in [FeedbackCam, GradCam] {
-                let rows = STABLE
-                    .iter()
-                    .filter(|r| r.net == net && r.method == method)
-                    .count();
-                assert_eq!(rows, 1, "{net} {method}");
-            }
-        }
-        assert!(STABLE.iter().all(|r| r.settings().validate().is_ok()));
+        assert_one_valid_row_each(STABLE, &[FeedbackCam, GradCam]);
         assert!(STABLE.iter().all(|r| TABLE.iter().any(|t| t.net == r.net)));
-        assert!(
-            STABLE
-                .iter()
-                .all(|r| r.fusion.is_some() == (r.method == FeedbackCam))
-        );
     }
 
     #[test]
