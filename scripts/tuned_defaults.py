@@ -86,6 +86,8 @@ def whole_set_choice(r, floor=None):
     """`whole_set_best` with the point's box stability over all images."""
     points = list(whole_set_points(r))
     if floor is not None:
+        if any(t[2] is None for t in points):
+            sys.exit(f"{r['model']} {r['method']}: no box stability (tune without --stable-boxes)")
         stable = [t for t in points if t[2] >= floor]
         if not stable:
             return max(points, key=lambda t: (t[2], t[1]))  # first of ties
