@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use feedbacknet::{
-    Backend, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap, InputSize,
-    KinkDerivative, Method, Normalization, Objective,
+    Backend, BoxPriority, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap,
+    InputSize, KinkDerivative, Method, Normalization, Objective,
 };
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
@@ -133,25 +133,6 @@ pub enum CropsArg {
     Ten,
 }
 
-/// `--box-priority`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum BoxPriorityArg {
-    /// The most accurate setting, however often its boxes move.
-    #[default]
-    Accurate,
-    /// The most accurate setting whose boxes stay put when every pixel moves by one grey level.
-    Stable,
-}
-
-impl From<BoxPriorityArg> for feedbacknet::BoxPriority {
-    fn from(arg: BoxPriorityArg) -> Self {
-        match arg {
-            BoxPriorityArg::Stable => Self::Stable,
-            BoxPriorityArg::Accurate => Self::Accurate,
-        }
-    }
-}
-
 /// Settings of every saliency method and of the boxes.
 #[derive(Debug, Args)]
 pub struct MethodArgs {
@@ -159,8 +140,8 @@ pub struct MethodArgs {
     /// localization) or `stable` (the best localization among the settings that keep 95 % of
     /// the boxes under a one-grey-level change of the image, tuned for feedback-cam and gradcam;
     /// 2-5 points less). --blur, --threshold and the fusion flags replace parts of it.
-    #[arg(long, value_enum, default_value = "accurate")]
-    pub box_priority: BoxPriorityArg,
+    #[arg(long, value_name = "accurate|stable", default_value_t)]
+    pub box_priority: BoxPriority,
     /// Box threshold as a fraction of the map's maximum (default: each method's own, tuned
     /// on the net's dev images; `feedbacknet models` lists them).
     #[arg(long)]
@@ -465,7 +446,7 @@ impl MethodArgs {
     pub fn to_json(&self) -> serde_json::Value {
         let solver = crate::net::solver_config(self);
         serde_json::json!({
-            "box_priority": feedbacknet::BoxPriority::from(self.box_priority),
+            "box_priority": self.box_priority,
             "threshold": self.threshold,
             "blur_sigma_input_px": self.blur,
             "iterations": self.iterations,

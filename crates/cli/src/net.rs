@@ -51,7 +51,7 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
         .solver(solver)
         .hard_solver(hard)
         .cam_layer(cam_layer)
-        .box_priority(settings.box_priority.into())
+        .box_priority(settings.box_priority)
         .max_batch(settings.max_batch);
     let net = box_flags(preprocess(builder, &model.preprocess).build()?, settings)?;
     Ok(match settings.crops {
