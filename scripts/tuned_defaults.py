@@ -8,7 +8,7 @@
     python3 scripts/tuned_defaults.py rust-stable 0.95 tune_*_stable.json
 
 Each file is one net's run of `feedbacknet::TUNE_COMMAND` (several methods, a list). A method's
-setting is the grid point (fusion, refinement, blur, threshold) with the best GT-known
+setting is the grid point (fusion, refinement, blur, map scale, threshold) with the best GT-known
 localization over all the images: the two halves' grids are the same points, so a point's
 accuracy on all images is the count-weighted mean of its two halves (the halves' sizes are
 those of the folds' reported halves). Ties go to the first point of the grid, as `tune` breaks
@@ -51,7 +51,13 @@ METHODS = {
 
 def key(p):
     return (p.get("cam_weight"), p.get("feedback_blur"), p.get("feedback_map"), p["refine"],
-            p["blur"], p["threshold"])
+            p["blur"], scale(p), p["threshold"])
+
+
+def scale(p):
+    """The point's map scale (`max`, or a percentile such as `p99`); files written before
+    `--map-scales` have none and mean the maximum."""
+    return p.get("scale", "max")
 
 
 def whole_set_points(r):
@@ -100,8 +106,11 @@ def rust_row(net, method, p):
     if method == "feedback-cam":
         fusion = f"Some(({p['cam_weight']:.1f}, {p['feedback_blur']:.1f}))"
     refine = {"none": "Plain", "colour": "Colour"}[p["refine"]]
+    percentile = ""
+    if scale(p) != "max":
+        percentile = f".at_percentile({float(scale(p)[1:]):.1f})"
     return (f"    row({NETS[net]}, {METHODS[method]}, ({p['blur']:.1f}, {p['threshold']:g}), "
-            f"{refine}, {fusion}),")
+            f"{refine}, {fusion}){percentile},")
 
 
 def setting_text(p):
@@ -110,6 +119,8 @@ def setting_text(p):
         parts.append(f"w {p['cam_weight']:g}, fb {p['feedback_blur']:g}")
     if p["refine"] != "none":
         parts.append(p["refine"])
+    if scale(p) != "max":
+        parts.append(f"scale {scale(p)}")
     parts.append(f"blur {p['blur']:g}, thr {p['threshold']:g}")
     return ", ".join(parts)
 

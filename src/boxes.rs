@@ -23,7 +23,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use feedbacknet_localize::{FusionRule, LocalizeConfig, RefineConfig};
+use feedbacknet_localize::{FusionRule, LocalizeConfig, MapScale, RefineConfig};
 use serde::Serialize;
 
 use crate::{FeedbackCamConfig, Method};
@@ -211,6 +211,8 @@ struct Row {
     refine: Refine,
     /// `(cam weight, feedback blur)` of feedback-cam.
     fusion: Option<(f32, f32)>,
+    /// What the threshold is a fraction of.
+    scale: MapScale,
 }
 
 impl Row {
@@ -224,7 +226,8 @@ impl Row {
         BoxSettings {
             localize: LocalizeConfig::default()
                 .with_blur_sigma(self.blur)
-                .with_threshold(self.threshold),
+                .with_threshold(self.threshold)
+                .with_scale(self.scale),
             refine: match self.refine {
                 Refine::Plain => None,
                 Refine::Colour => Some(RefineConfig::default()),
@@ -248,6 +251,7 @@ const fn row(
         threshold,
         refine,
         fusion,
+        scale: MapScale::Maximum,
     }
 }
 

@@ -87,7 +87,7 @@ pub use feedbacknet_core::{
 pub use feedbacknet_eval::{DamagedImages, DecodeOptions, LoadedImage};
 pub use feedbacknet_localize::{
     BoundingBox, ColourImage, ColourModel, FusionConfig, FusionRule, ImageGeometry, Localization,
-    LocalizeConfig, LocalizeError, RefineConfig, Refinement, ResizeMode, SaliencyMap,
+    LocalizeConfig, LocalizeError, MapScale, RefineConfig, Refinement, ResizeMode, SaliencyMap,
     localize_in_image,
 };
 pub use feedbacknet_onnx::{

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use feedbacknet::{
     Backend, BoxPriority, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap,
-    InputSize, KinkDerivative, Method, Normalization, Objective,
+    InputSize, KinkDerivative, MapScale, Method, Normalization, Objective,
 };
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
@@ -150,6 +150,11 @@ pub struct MethodArgs {
     /// each method's own, tuned on the net's dev images).
     #[arg(long)]
     pub blur: Option<f32>,
+    /// What --threshold is a fraction of: `max` (the smoothed map's maximum) or `pP` (its
+    /// P-th percentile, e.g. `p99`: the map is divided by it and clamped at 1, so one bright
+    /// pixel does not set the threshold). Default: each method's own.
+    #[arg(long, value_name = "max|pP")]
+    pub map_scale: Option<MapScale>,
     /// The most samples (classes × views) explained in one batch: more classes (a large
     /// --top-k) run batch after batch, so memory stays bounded.
     #[arg(long, default_value_t = feedbacknet::DEFAULT_MAX_BATCH)]
@@ -449,6 +454,7 @@ impl MethodArgs {
             "box_priority": self.box_priority,
             "threshold": self.threshold,
             "blur_sigma_input_px": self.blur,
+            "map_scale": self.map_scale,
             "iterations": self.iterations,
             "lambda": solver.lambda,
             "learning_rate": solver.learning_rate,
@@ -668,13 +674,22 @@ pub struct TuneArgs {
     /// Blurs tried (sigma, network-input pixels).
     #[arg(long, value_delimiter = ',', default_value = "0,4,8,12,16,24")]
     pub blurs: Vec<f32>,
-    /// Box thresholds tried (fractions of the map's maximum).
+    /// Box thresholds tried (fractions of the map's scale, --map-scales).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "0.05,0.1,0.15,0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.6"
     )]
     pub thresholds: Vec<f32>,
+    /// What the thresholds are fractions of, tried: `max` (the smoothed map's maximum) and
+    /// `pP` (its P-th percentile, e.g. `p99`); comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "max",
+        value_name = "max|pP"
+    )]
+    pub map_scales: Vec<MapScale>,
     /// Mask refinements tried before boxing: `none` (the thresholded map), `colour` (grown
     /// or shrunk with two colour histograms of the image) and `grabcut` (Gaussian-mixture
     /// colour models and a minimum cut); comma-separated.

@@ -23,21 +23,18 @@ use serde_json::json;
 use crate::{
     args::{EvalArgs, MeasureArgs, MergeArgs},
     error::{CliError, Result},
-    net::{box_line, build, model_path, settings_line, with_refine},
+    net::{box_line, box_measure, build, model_path, settings_line, with_refine},
     output::{create_parent, stem, write_atomic},
     render::overlay,
     shard::{self, AutoShard},
 };
 
-/// The measuring settings: the method's box threshold and refinement, no further blur (the
-/// explainer's maps are already blurred), the sweep and the pointing tolerance.
+/// The measuring settings: the method's boxes ([`box_measure`]), the sweep and the pointing
+/// tolerance.
 fn measure_config(boxes: &BoxSettings, args: &MeasureArgs) -> Result<MeasureConfig> {
-    Ok(MeasureConfig::default()
-        .with_threshold(boxes.localize.threshold)
-        .with_blur_sigma(0.0)
+    Ok(box_measure(boxes)
         .with_sweep(sweep(args.sweep)?)
-        .with_pointing_tolerance_px(args.pointing_tolerance)
-        .with_refine(boxes.refine))
+        .with_pointing_tolerance_px(args.pointing_tolerance))
 }
 
 /// The thresholds `0, step, 2·step, …` below 1 (none for a step of 0).

@@ -17,8 +17,7 @@ use feedbacknet_eval::grid::{
     SelectConfig, select,
 };
 use feedbacknet_eval::{
-    Dataset, ExplainError, GalleryItem, GridReport, MeasureConfig, config_table, encode_png,
-    sha256_file,
+    Dataset, ExplainError, GalleryItem, GridReport, config_table, encode_png, sha256_file,
 };
 use image::{RgbImage, imageops::FilterType};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,7 +26,7 @@ use serde_json::json;
 use crate::{
     args::{CropsArg, GridArgs, GridScaleArg, ResizeArg},
     error::{CliError, Result},
-    net::{box_line, build, model_path, settings_line, with_refine},
+    net::{box_line, box_measure, build, model_path, settings_line, with_refine},
     output::{create_parent, stem, write_atomic, write_json_file},
     render::{draw_rect, overlay},
 };
@@ -102,13 +101,8 @@ pub fn run(mut args: GridArgs) -> Result<()> {
             .collect(),
     );
     for (index, &method) in args.methods.iter().enumerate() {
-        // The method's own blur, threshold and refinement (with the mosaic's colours).
-        let boxes = net.box_settings(method);
-        let measure = MeasureConfig::default()
-            .with_threshold(boxes.localize.threshold)
-            .with_blur_sigma(0.0)
-            .with_sweep(Vec::new())
-            .with_refine(boxes.refine);
+        // The method's own blur, threshold, scale and refinement (with the mosaic's colours).
+        let measure = box_measure(&net.box_settings(method)).with_sweep(Vec::new());
         let explainer = joint.view(index);
         eprintln!("boxes: {}", box_line(&net, method));
         let bar = progress_bar("mosaics", method.name());

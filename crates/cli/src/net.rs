@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use feedbacknet::{
     BoxSettings, CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet,
-    FeedbackNetBuilder, FusionRule, GateGranularity, GatePlacement, HardConfig, Method,
+    FeedbackNetBuilder, FusionRule, GateGranularity, GatePlacement, HardConfig, MapScale, Method,
     ModelPreset, Objective, Resize, Schedule, SolverConfig,
 };
+
+use feedbacknet_eval::MeasureConfig;
 
 use crate::{
     args::{
@@ -60,7 +62,8 @@ pub fn build(model: &ModelArgs, settings: &MethodArgs, method: Method) -> Result
     })
 }
 
-/// The net with the box flags given (`--blur`, `--threshold`, the fusion's) in place of those
+/// The net with the box flags given (`--blur`, `--threshold`, `--map-scale`, the fusion's) in
+/// place of those
 /// of each method's tuned settings ([`FeedbackNet::box_settings`]).
 fn box_flags(mut net: FeedbackNet, settings: &MethodArgs) -> Result<FeedbackNet> {
     for method in Method::ALL {
@@ -70,6 +73,9 @@ fn box_flags(mut net: FeedbackNet, settings: &MethodArgs) -> Result<FeedbackNet>
         }
         if let Some(blur) = settings.blur {
             boxes.localize = boxes.localize.with_blur_sigma(blur);
+        }
+        if let Some(scale) = settings.map_scale {
+            boxes.localize = boxes.localize.with_scale(scale);
         }
         let fusion = boxes.feedback_cam.fusion;
         boxes.feedback_cam = feedback_cam_with(
@@ -88,6 +94,16 @@ pub fn with_refine(net: FeedbackNet, refine: Option<RefineArg>) -> FeedbackNet {
         Some(refine) => net.with_refine(refine.config()),
         None => net,
     }
+}
+
+/// The measuring settings of a method's boxes: its threshold, map scale and refinement, no
+/// further blur (the explainer's maps come blurred).
+pub fn box_measure(boxes: &BoxSettings) -> MeasureConfig {
+    MeasureConfig::default()
+        .with_threshold(boxes.localize.threshold)
+        .with_scale(boxes.localize.scale)
+        .with_blur_sigma(0.0)
+        .with_refine(boxes.refine)
 }
 
 /// What a method's boxes are made with, for the lines the commands print.
@@ -110,8 +126,12 @@ pub fn describe_boxes(method: Method, b: &BoxSettings) -> String {
         ),
         _ => String::new(),
     };
+    let scale = match b.localize.scale {
+        MapScale::Maximum => String::new(),
+        scale => format!(" of the {scale} scale"),
+    };
     format!(
-        "{method}: blur {}, threshold {}{fusion}{refine}",
+        "{method}: blur {}, threshold {}{scale}{fusion}{refine}",
         b.localize.blur_sigma, b.localize.threshold
     )
 }

@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use feedbacknet::{
-    Backend, BoundingBox, CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, LocalizeConfig,
-    Method, Objective, Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
+    Backend, BoundingBox, CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, Method,
+    Objective, Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
 };
 use feedbacknet_eval::{
     Sample,
@@ -295,9 +295,8 @@ impl Context<'_> {
         (blur, threshold): (f32, f32),
     ) -> Result<Option<BoundingBox>> {
         let spec = self.net.input_spec();
-        let config = LocalizeConfig::default()
-            .with_blur_sigma(blur)
-            .with_threshold(threshold);
+        let own = self.net.box_settings(self.method).localize;
+        let config = own.with_blur_sigma(blur).with_threshold(threshold);
         let found = localize_in_image(map, (spec.width, spec.height), &config, None)
             .map_err(|e| CliError::Feedbacknet(e.into()))?;
         Ok(found.best)

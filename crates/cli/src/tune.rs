@@ -15,7 +15,8 @@
 use std::path::Path;
 
 use feedbacknet::{
-    FeedbackNet, Method, MethodSpec, SaliencyMap, perturbed_maps, smoothed_at_image, stored_maps,
+    FeedbackNet, MapScale, Method, MethodSpec, SaliencyMap, perturbed_maps, smoothed_at_image,
+    stored_maps,
 };
 use feedbacknet_eval::{
     Dataset, Sample,
@@ -162,8 +163,10 @@ pub fn run(args: TuneArgs) -> Result<()> {
         }
     }
     let (stored, failed) = compute_maps(&net, &args, &specs, &dataset);
-    let smooth = |map: &SaliencyMap, blur: f32| -> Result<SaliencyMap> {
-        Ok(smoothed_at_image(map, blur, net.input_spec())?)
+    // The input's size only: the tune blurs the images' maps in parallel.
+    let spec = net.input_spec().clone();
+    let smooth = move |map: &SaliencyMap, blur: f32| -> Result<SaliencyMap> {
+        Ok(smoothed_at_image(map, blur, &spec)?)
     };
     let results = methods
         .iter()
@@ -181,7 +184,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
                     m,
                     &c.candidates,
                     &grid(&args, &net, c.method),
-                    smooth,
+                    &smooth,
                 )?,
             })
         })
@@ -218,6 +221,7 @@ fn grid(args: &TuneArgs, net: &FeedbackNet, method: Method) -> Grid {
     Grid {
         blurs: args.blurs.clone(),
         thresholds: args.thresholds.clone(),
+        scales: args.map_scales.clone(),
         refinements: args
             .refine
             .iter()
@@ -225,6 +229,7 @@ fn grid(args: &TuneArgs, net: &FeedbackNet, method: Method) -> Grid {
             .collect(),
         given_blur: own.localize.blur_sigma,
         given_threshold: own.localize.threshold,
+        given_scale: own.localize.scale,
         given_refine: Refinement::of(own.refine.as_ref()),
         min_box_stability: args.stable_boxes,
     }
@@ -309,7 +314,8 @@ fn print_result(r: &TuneResult<Variant>) {
     );
     let g = &t.at_given_settings;
     println!(
-        "all images at blur {}, threshold {:.2}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %{}",
+        "all images at {}blur {}, threshold {:.2}: GT-known {:.1} %, MaxBoxAccV2 {:.1} %, top-1 loc {:.1} %{}",
+        scale_text(g.scale),
         g.blur,
         g.threshold,
         100.0 * g.reported.gt_known_loc,
@@ -343,6 +349,14 @@ fn print_result(r: &TuneResult<Variant>) {
     }
 }
 
+/// `scale p99, ` (nothing for the maximum, the default).
+fn scale_text(scale: MapScale) -> String {
+    match scale {
+        MapScale::Maximum => String::new(),
+        scale => format!("scale {scale}, "),
+    }
+}
+
 /// `, boxes stable 95.0 %` (nothing without a stability score).
 fn stable_text(stability: Option<f64>) -> String {
     stability.map_or(String::new(), |s| {
@@ -368,7 +382,7 @@ fn fold_text(f: &Fold<Variant>) -> String {
         Refinement::Colour => "colour-refined, ",
         Refinement::GrabCut => "grabcut-refined, ",
     };
-    map + &fusion + refine
+    map + &fusion + refine + &scale_text(f.scale)
 }
 
 fn file_name(path: &str) -> String {

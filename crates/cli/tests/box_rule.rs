@@ -11,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use feedbacknet::{BoundingBox, FeedbackNet, LocalizeConfig, Method, load_image};
+use feedbacknet::{BoundingBox, FeedbackNet, LocalizeConfig, MapScale, Method, load_image};
 
 /// The first row of the dev set's `boxes.csv`: the image and its ground-truth class.
 fn first_dev_row(dir: &Path) -> (PathBuf, String, usize) {
@@ -28,16 +28,20 @@ fn first_dev_row(dir: &Path) -> (PathBuf, String, usize) {
 }
 
 /// The GT-known box `feedbacknet eval` recorded for the one image of `csv`.
-fn evaluated_box(csv: &Path, results: &Path, method: Method, blur: &str, threshold: &str) {
+fn evaluated_box(csv: &Path, results: &Path, method: Method, config: &LocalizeConfig) {
+    let (blur, threshold) = (config.blur_sigma.to_string(), config.threshold.to_string());
+    let scale = config.scale.to_string();
     let images = shared().join("data/imagenet-val");
     let args = [
         "eval",
         "--method",
         method.name(),
         "--blur",
-        blur,
+        &blur,
         "--threshold",
-        threshold,
+        &threshold,
+        "--map-scale",
+        &scale,
         // The true class alone: one sample, as in `infer`.
         "--top-k",
         "0",
@@ -73,31 +77,39 @@ fn infer_and_the_evaluator_give_the_same_box() {
     std::fs::create_dir_all(&dir).unwrap();
     let (csv, image, class) = first_dev_row(&dir);
     let photo = load_image(shared().join("data/imagenet-val").join(&image)).unwrap();
-    for (method, blur, threshold) in [(Method::Gradient, 10.0, 0.2), (Method::GradCam, 6.0, 0.35)] {
-        let results = dir.join(format!("{method}.jsonl"));
-        evaluated_box(
-            &csv,
-            &results,
-            method,
-            &blur.to_string(),
-            &threshold.to_string(),
-        );
+    let p99 = MapScale::Percentile(99.0);
+    let cases = [
+        (Method::Gradient, 10.0, 0.2, MapScale::Maximum),
+        (Method::GradCam, 6.0, 0.35, MapScale::Maximum),
+        // A peaky map (no blur) whose threshold is a fraction of its 99th percentile.
+        (Method::Gradient, 0.0, 0.5, p99),
+    ];
+    let infer = |method, config: LocalizeConfig| {
         let net = FeedbackNet::builder()
             .model_path(shared().join("models/squeezenet1.1.onnx"))
             .method(method)
-            .localize(
-                LocalizeConfig::default()
-                    .with_blur_sigma(blur)
-                    .with_threshold(threshold),
-            )
+            .localize(config)
             .build()
             .unwrap();
-        let inferred = net.infer(&photo, class).unwrap();
+        net.infer(&photo, class).unwrap().best_box().copied()
+    };
+    for (i, (method, blur, threshold, scale)) in cases.into_iter().enumerate() {
+        let results = dir.join(format!("{i}.jsonl"));
+        let config = (LocalizeConfig::default())
+            .with_blur_sigma(blur)
+            .with_threshold(threshold)
+            .with_scale(scale);
+        evaluated_box(&csv, &results, method, &config);
+        let inferred = infer(method, config);
         assert_eq!(
-            inferred.best_box(),
-            Some(&record_box(&results)),
-            "{method}: infer and eval disagree"
+            inferred,
+            Some(record_box(&results)),
+            "{method} {scale}: infer and eval disagree"
         );
+        if scale == p99 {
+            let by_max = infer(method, config.with_scale(MapScale::Maximum));
+            assert_ne!(inferred, by_max, "the percentile changes the box");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

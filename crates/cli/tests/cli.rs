@@ -267,6 +267,39 @@ fn a_momentum_outside_its_range_is_refused() {
     assert!(!dir.join("darknet_dog.json").exists());
 }
 
+/// `--map-scale` takes `max` or a percentile in (0, 100]; anything else is refused by name
+/// before any image is read, and a percentile is named in the box line.
+#[test]
+fn a_map_scale_outside_its_range_is_refused() {
+    let dir = temp_dir("map-scale");
+    let photo = shared().join("data/demo/darknet_dog.jpg");
+    let infer = |scale: &str| {
+        feedbacknet(&[
+            "infer",
+            "--image",
+            photo.to_str().unwrap(),
+            "--method",
+            "gradcam",
+            "--map-scale",
+            scale,
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+    };
+    for bad in ["p0", "p101", "median"] {
+        let out = infer(bad);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {stderr}");
+        assert!(stderr.contains("--map-scale"), "{bad}: {stderr}");
+        assert!(!dir.join("darknet_dog.json").exists());
+    }
+    let out = infer("p99");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(" of the p99 scale"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--gate-sites attention-heads` on the ViT fixture: soft feedback runs with one gate per
 /// head beside the GELUs' (4 sites instead of 2), and the JSON says which placement was used.
 #[test]

@@ -2,14 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
 use crate::error::invalid;
+use crate::{MapScale, Result};
 
 /// Parameters of [`crate::localize`], built in builder style.
 ///
 /// | field | default | meaning |
 /// |---|---|---|
-/// | `threshold` | 0.2 | a pixel is on when it reaches this fraction of the maximum |
+/// | `threshold` | 0.2 | a pixel is on when it reaches this fraction of the map's scale (its maximum by default) |
+/// | `scale` | `max` | what the threshold is a fraction of: the maximum, or a percentile of the map's pixels ([`MapScale`]) |
 /// | `blur_sigma` | 10.0 | Gaussian blur, in map pixels, before thresholding; 0 disables |
 /// | `min_area_fraction` | 0.01 | smallest component, as a fraction of the map area, listed in [`crate::Localization::boxes`] |
 ///
@@ -23,8 +24,8 @@ use crate::error::invalid;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LocalizeConfig {
-    /// Fraction of the (smoothed, normalised) map's maximum a pixel must
-    /// reach to be on; in `[0, 1]`. Default 0.2.
+    /// Fraction of the (smoothed, normalised) map's scale ([`LocalizeConfig::scale`])
+    /// a pixel must reach to be on; in `[0, 1]`. Default 0.2.
     pub threshold: f32,
     /// Standard deviation of the Gaussian blur in map pixels; `>= 0`, 0
     /// disables the blur. Default 10.0.
@@ -32,6 +33,10 @@ pub struct LocalizeConfig {
     /// Smallest component area, as a fraction of the map area, listed in
     /// [`crate::Localization::boxes`]; in `[0, 1)`. Default 0.01.
     pub min_area_fraction: f32,
+    /// What the threshold is a fraction of: the smoothed map's maximum, or a percentile of
+    /// its pixels (the map is divided by it and clamped at 1). Default
+    /// [`MapScale::Maximum`].
+    pub scale: MapScale,
 }
 
 impl Default for LocalizeConfig {
@@ -40,6 +45,7 @@ impl Default for LocalizeConfig {
             threshold: 0.2,
             blur_sigma: 10.0,
             min_area_fraction: 0.01,
+            scale: MapScale::Maximum,
         }
     }
 }
@@ -63,6 +69,12 @@ impl LocalizeConfig {
         self
     }
 
+    /// Sets [`LocalizeConfig::scale`].
+    pub fn with_scale(mut self, scale: MapScale) -> Self {
+        self.scale = scale;
+        self
+    }
+
     /// The threshold fraction.
     pub fn threshold(&self) -> f32 {
         self.threshold
@@ -81,6 +93,7 @@ impl LocalizeConfig {
     /// Checks every parameter is in range (see the field docs); returns
     /// [`crate::LocalizeError::InvalidParameter`] naming the first bad one.
     pub fn validate(&self) -> Result<()> {
+        self.scale.validate()?;
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(invalid("threshold", self.threshold, "must lie in [0, 1]"));
         }
@@ -146,6 +159,8 @@ mod tests {
         assert_eq!(name(d.with_blur_sigma(f32::INFINITY)), "blur_sigma");
         assert_eq!(name(d.with_min_area_fraction(1.0)), "min_area_fraction");
         assert_eq!(name(d.with_min_area_fraction(-0.5)), "min_area_fraction");
+        let p0 = MapScale::Percentile(0.0);
+        assert_eq!(name(d.with_scale(p0)), "percentile");
         assert!(d.with_threshold(0.0).validate().is_ok());
         assert!(d.with_threshold(1.0).validate().is_ok());
     }

@@ -28,8 +28,10 @@ pub fn sigma_in_map(sigma: f32, map: &SaliencyMap, input_size: (usize, usize)) -
 }
 
 /// The map that [`localize_in_image`] thresholds: `map` (at the image's resolution) blurred
-/// with sigma `blur_sigma` network-input pixels ([`sigma_in_map`]) and normalised to maximum 1.
-/// The evaluator scores this map, so it is the same function, not a copy of its rule.
+/// with sigma `blur_sigma` network-input pixels ([`sigma_in_map`]) and normalised to maximum 1
+/// (with a [`crate::MapScale`] other than the maximum, [`localize_in_image`] then divides
+/// it by that scale). The evaluator scores this map, so it is the same function, not a copy of
+/// its rule.
 ///
 /// Errors: [`crate::LocalizeError::InvalidParameter`] for an invalid sigma.
 pub fn smoothed_in_image(
@@ -46,7 +48,8 @@ pub fn smoothed_in_image(
 ///
 /// Steps: Gaussian blur with `config.blur_sigma` **network-input** pixels (`input_size` is
 /// the network input's width and height), scaled to the map's resolution by
-/// [`sigma_in_map`]; normalise to maximum 1 (negative values clamped to 0); keep pixels `>=
+/// [`sigma_in_map`]; normalise to maximum 1 (negative values clamped to 0), or by
+/// `config.scale`; keep pixels `>=
 /// config.threshold`; with a [`Refinement`], grow or shrink that mask with the image's colours
 /// ([`refine_mask`] seeded at the threshold); label 8-connected components; report their
 /// boxes as [`localize`](crate::localize) does (at least `config.min_area_fraction` of the
@@ -74,7 +77,8 @@ pub fn localize_in_image(
     refinement: Option<Refinement<'_>>,
 ) -> Result<Localization> {
     config.validate()?;
-    let smoothed = smoothed_in_image(map, input_size, config.blur_sigma)?;
+    let smoothed =
+        smoothed_in_image(map, input_size, config.blur_sigma)?.normalized_by(config.scale);
     let unblurred = config.with_blur_sigma(0.0);
     let Some(refinement) = refinement else {
         return localize(&smoothed, &unblurred);

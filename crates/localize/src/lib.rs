@@ -6,7 +6,8 @@
 //! with no numeric or imaging dependencies.
 //!
 //! * [`SaliencyMap`]: a dense map with [`SaliencyMap::gaussian_blur`],
-//!   [`SaliencyMap::resize_bilinear`], [`SaliencyMap::normalized`],
+//!   [`SaliencyMap::resize_bilinear`], [`SaliencyMap::normalized`] (or
+//!   [`SaliencyMap::normalized_by`] a [`MapScale`]),
 //!   [`SaliencyMap::threshold`] and [`SaliencyMap::mass_fraction_in`].
 //! * [`Mask`] and [`connected_components`]: 8-connected labelling.
 //! * [`BoundingBox`]: boxes in continuous pixel coordinates, with IoU.
@@ -67,6 +68,7 @@ mod map;
 mod mask;
 mod refine;
 mod resize;
+mod scale;
 
 pub use bbox::BoundingBox;
 pub use blur::MAX_BLUR_SIGMA;
@@ -80,3 +82,4 @@ pub use localize::{Localization, localize};
 pub use map::SaliencyMap;
 pub use mask::Mask;
 pub use refine::{ColourImage, ColourModel, RefineConfig, refine_mask, refined_boxes};
+pub use scale::MapScale;

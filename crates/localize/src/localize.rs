@@ -20,8 +20,9 @@ pub struct Localization {
 /// Finds object boxes in a saliency map (coordinates of the map's pixels).
 ///
 /// Steps: clamp negative values to 0, Gaussian blur with
-/// `config.blur_sigma`, normalise to maximum 1, keep pixels `>=
-/// config.threshold`, label 8-connected components, report their boxes.
+/// `config.blur_sigma`, normalise (divide by the maximum, or by a percentile and clamp at 1:
+/// `config.scale`), keep pixels `>= config.threshold`, label 8-connected components,
+/// report their boxes.
 ///
 /// Errors: [`crate::LocalizeError::InvalidParameter`] for an invalid config.
 ///
@@ -40,7 +41,7 @@ pub fn localize(map: &SaliencyMap, config: &LocalizeConfig) -> Result<Localizati
     let smoothed = map
         .clamped_nonnegative()
         .gaussian_blur(config.blur_sigma)?
-        .normalized();
+        .normalized_by(config.scale);
     let mask = smoothed.threshold(config.threshold)?;
     let components = connected_components(&mask);
     let best = components.first().map(|c| c.bbox);

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{checked_area, invalid};
-use crate::{BoundingBox, LocalizeError, Mask, Result};
+use crate::{BoundingBox, LocalizeError, MapScale, Mask, Result};
 
 /// A dense, row-major map of finite `f32` values (e.g. a saliency map).
 ///
@@ -165,11 +165,19 @@ impl SaliencyMap {
     /// # Ok::<(), feedbacknet_localize::LocalizeError>(())
     /// ```
     pub fn normalized(&self) -> SaliencyMap {
-        let max = self.max();
-        let data = if max > 0.0 {
+        self.normalized_by(MapScale::Maximum)
+    }
+
+    /// Negative values clamped to 0, then everything divided by the value `scale` reads off
+    /// the map (its maximum, or a percentile of its pixels) and clamped at 1. A map with no
+    /// positive value becomes all 0. With [`MapScale::Maximum`] this is
+    /// [`SaliencyMap::normalized`]; normalizing a normalized map again changes nothing.
+    pub fn normalized_by(&self, scale: MapScale) -> SaliencyMap {
+        let scale = scale.value(&self.data);
+        let data = if scale > 0.0 {
             self.data
                 .iter()
-                .map(|&v| (v.max(0.0) / max).min(1.0))
+                .map(|&v| (v.max(0.0) / scale).min(1.0))
                 .collect()
         } else {
             vec![0.0; self.data.len()]
@@ -293,6 +301,30 @@ mod tests {
             .unwrap()
             .normalized();
         assert_eq!(neg.data(), &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn normalized_by_a_percentile_clamps_above_it_and_is_idempotent() {
+        let m = SaliencyMap::from_fn(40, 30, |x, y| ((x * 7 + y * 13) % 97) as f32 - 5.0).unwrap();
+        for n in [MapScale::Maximum, MapScale::Percentile(99.0)] {
+            let once = m.normalized_by(n);
+            assert_eq!(once.max(), 1.0, "{n}");
+            assert!(once.data().iter().all(|v| (0.0..=1.0).contains(v)));
+            assert_eq!(once.normalized_by(n), once, "{n}");
+            assert_eq!(once.normalized(), once, "{n}");
+        }
+        let p99 = m.normalized_by(MapScale::Percentile(99.0));
+        let at_one = p99.data().iter().filter(|&&v| v == 1.0).count();
+        assert!(
+            at_one >= 12,
+            "at least 1 % of 1200 pixels clamped: {at_one}"
+        );
+        assert!(
+            p99.data()
+                .iter()
+                .zip(m.normalized().data())
+                .all(|(p, x)| p >= x)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Scores of one saliency map against the ground-truth boxes of its image.
 
 use feedbacknet_localize::{
-    BoundingBox, ColourImage, Localization, LocalizeConfig, RefineConfig, SaliencyMap, localize,
+    BoundingBox, ColourImage, Localization, LocalizeConfig, MapScale, RefineConfig, SaliencyMap,
+    localize,
 };
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +18,7 @@ use crate::metrics::sweep::sweep_ious;
 /// | `sweep` | 0.00, 0.01, ..., 0.99 | thresholds of the MaxBoxAccV2 sweep (wsolevaluation's `cam_curve_interval` 0.01) |
 /// | `pointing_tolerance_px` | 15.0 | pointing-game tolerance in ground-truth image pixels (Zhang et al. 2016) |
 /// | `refine` | `None` | colour-model refinement of every thresholded mask ([`feedbacknet_localize::refine_mask`]; needs the image) |
+/// | `scale` | `max` | what the thresholds (main box and sweep) are fractions of: the smoothed map's maximum, or a percentile of its pixels |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MeasureConfig {
@@ -34,6 +36,9 @@ pub struct MeasureConfig {
     /// Grow or shrink each thresholded mask with a colour model of the image before boxing
     /// ([`feedbacknet_localize::refine_mask`]), for the main box and every sweep threshold; `None`: plain masks.
     pub refine: Option<RefineConfig>,
+    /// What every threshold is a fraction of ([`LocalizeConfig::scale`]): the
+    /// smoothed map's maximum (wsolevaluation's rule, the default) or a percentile of it.
+    pub scale: MapScale,
 }
 
 impl Default for MeasureConfig {
@@ -45,6 +50,7 @@ impl Default for MeasureConfig {
             sweep: default_sweep(),
             pointing_tolerance_px: 15.0,
             refine: None,
+            scale: localize.scale,
         }
     }
 }
@@ -80,6 +86,12 @@ impl MeasureConfig {
         self
     }
 
+    /// Sets [`MeasureConfig::scale`].
+    pub fn with_scale(mut self, scale: MapScale) -> Self {
+        self.scale = scale;
+        self
+    }
+
     /// Sets [`MeasureConfig::pointing_tolerance_px`].
     pub fn with_pointing_tolerance_px(mut self, pixels: f32) -> Self {
         self.pointing_tolerance_px = pixels;
@@ -92,6 +104,7 @@ impl MeasureConfig {
             .with_threshold(self.threshold)
             .with_blur_sigma(self.blur_sigma)
             .with_min_area_fraction(0.0)
+            .with_scale(self.scale)
     }
 
     /// Checks every parameter; [`crate::EvalError::InvalidParameter`] or

@@ -1,6 +1,6 @@
 //! The two folds: tune on one half, report the other at the settings chosen there.
 
-use feedbacknet_localize::SaliencyMap;
+use feedbacknet_localize::{MapScale, SaliencyMap};
 use serde::Serialize;
 
 use crate::dataset::Sample;
@@ -9,7 +9,8 @@ use crate::explainer::{Explanation, score_explanation};
 use crate::metrics::{ImageRecord, Summary};
 use crate::tune::candidates::Candidates;
 use crate::tune::grid::{
-    Grid, GridPoint, Refinement, best_point, measure_config, score_grid, score_point, smoothed_maps,
+    Grid, GridPoint, Refinement, best_point, measure_config, scaled_maps, score_grid, score_point,
+    smoothed_maps,
 };
 use crate::tune::stored::{MethodView, StoredImage, views};
 
@@ -62,6 +63,8 @@ pub struct Fold<V> {
     pub refine: Refinement,
     /// The chosen blur.
     pub blur: f32,
+    /// The chosen scale.
+    pub scale: MapScale,
     /// The chosen box threshold.
     pub threshold: f32,
     /// GT-known accuracy of the chosen point on `tuned_on` (NaN, written `null`, for none).
@@ -90,8 +93,8 @@ pub(crate) fn two_fold<V, E, S>(
 ) -> Result<Folds<V>, E>
 where
     V: Clone,
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E> + Sync,
 {
     let mut points_of = Vec::new();
     let mut folds = Vec::new();
@@ -110,6 +113,7 @@ where
             variant: best.variant,
             refine: best.refine,
             blur: best.blur,
+            scale: best.scale,
             threshold: best.threshold,
             tuned_gt_known_loc: best.gt_known_loc,
             tuned_box_stability: best.box_stability,
@@ -129,8 +133,8 @@ pub(crate) fn at_given<V, E, S>(
 ) -> Result<Fold<V>, E>
 where
     V: Clone,
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E> + Sync,
 {
     let variant = candidates
         .variants()
@@ -141,6 +145,7 @@ where
         candidate: 0,
         refine: grid.given_refine,
         blur: grid.given_blur,
+        scale: grid.given_scale,
         threshold: grid.given_threshold,
         gt_known_loc: f64::NAN,
         box_stability: None,
@@ -154,6 +159,7 @@ where
         variant: given.variant,
         refine: given.refine,
         blur: given.blur,
+        scale: given.scale,
         threshold: given.threshold,
         tuned_gt_known_loc: f64::NAN,
         tuned_box_stability: None,
@@ -167,14 +173,15 @@ fn box_stability<V, E, S>(
     smooth: &S,
 ) -> Result<Option<f64>, E>
 where
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E> + Sync,
 {
     if images.is_empty() || images.iter().any(|s| s.perturbed.is_none()) {
         return Ok(None);
     }
     let smoothed = smoothed_maps(images, at.candidate, at.blur, smooth)?;
-    Ok(score_point(images, &smoothed, at.refine, at.threshold)?.1)
+    let scaled = scaled_maps(&smoothed, at.scale);
+    Ok(score_point(images, &scaled, at.refine, at.threshold)?.1)
 }
 
 /// Every metric of `images` at one fixed setting (MaxBoxAccV2 sweeps the threshold itself).
@@ -184,10 +191,10 @@ fn summarize<V, E, S>(
     smooth: &S,
 ) -> Result<Summary, E>
 where
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E> + Sync,
 {
-    let config = measure_config(at.refine, at.threshold);
+    let config = measure_config(at.refine, at.threshold).with_scale(at.scale);
     let records: Vec<ImageRecord> = images
         .iter()
         .map(|s| {

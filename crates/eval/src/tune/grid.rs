@@ -1,6 +1,8 @@
 //! The grid of box settings and its scoring on stored maps.
 
-use feedbacknet_localize::{ColourModel, RefineConfig, SaliencyMap};
+use std::borrow::Cow;
+
+use feedbacknet_localize::{ColourModel, MapScale, RefineConfig, SaliencyMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -61,14 +63,19 @@ impl Refinement {
 pub struct Grid {
     /// Blurs tried, as the smoothing function reads them.
     pub blurs: Vec<f32>,
-    /// Box thresholds tried (fractions of the smoothed map's maximum).
+    /// Box thresholds tried (fractions of the smoothed map's scale).
     pub thresholds: Vec<f32>,
+    /// Normalizations tried: what a threshold is a fraction of (the smoothed map's maximum,
+    /// or a percentile of its pixels).
+    pub scales: Vec<MapScale>,
     /// Refinements tried.
     pub refinements: Vec<Refinement>,
     /// The given blur (reported on every image, with variant 0 and no refinement).
     pub given_blur: f32,
     /// The given box threshold.
     pub given_threshold: f32,
+    /// The given scale.
+    pub given_scale: MapScale,
     /// The given refinement.
     pub given_refine: Refinement,
     /// The least box stability a chosen point must have on the tuning half: the fraction of
@@ -88,7 +95,10 @@ impl Grid {
         };
         empty("blurs", self.blurs.len())?;
         empty("thresholds", self.thresholds.len())?;
-        empty("refinements", self.refinements.len())
+        empty("scales", self.scales.len())?;
+        empty("refinements", self.refinements.len())?;
+        (self.scales.iter().chain([&self.given_scale])).try_for_each(MapScale::validate)?;
+        Ok(())
     }
 }
 
@@ -105,6 +115,8 @@ pub struct GridPoint<V> {
     pub refine: Refinement,
     /// The blur.
     pub blur: f32,
+    /// What the threshold is a fraction of.
+    pub scale: MapScale,
     /// The box threshold.
     pub threshold: f32,
     /// Fraction of the images whose box has IoU >= 0.5 with a ground-truth box.
@@ -138,7 +150,7 @@ pub fn best_point<V>(
     Some(best)
 }
 
-/// The measuring settings of one grid point (the maps come smoothed).
+/// The measuring settings of one grid point (the maps come smoothed and normalized).
 pub(crate) fn measure_config(refine: Refinement, threshold: f32) -> MeasureConfig {
     MeasureConfig::default()
         .with_blur_sigma(0.0)
@@ -146,8 +158,8 @@ pub(crate) fn measure_config(refine: Refinement, threshold: f32) -> MeasureConfi
         .with_refine(refine.config())
 }
 
-/// GT-known accuracy of every (variant, refinement, blur, threshold) point on `images`, in
-/// that nesting order.
+/// GT-known accuracy of every (variant, blur, scale, refinement, threshold) point on
+/// `images`, in that nesting order.
 pub(crate) fn score_grid<V, E, S>(
     images: &[MethodView<'_>],
     candidates: &Candidates<V>,
@@ -156,8 +168,8 @@ pub(crate) fn score_grid<V, E, S>(
 ) -> std::result::Result<Vec<GridPoint<V>>, E>
 where
     V: Clone,
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> std::result::Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> std::result::Result<SaliencyMap, E> + Sync,
 {
     let mut points = Vec::new();
     for &candidate in candidates.searched() {
@@ -167,19 +179,23 @@ where
             .ok_or_else(|| invalid("candidate", candidate, "is not one of the variants"))?;
         for &blur in &grid.blurs {
             let smoothed = smoothed_maps(images, candidate, blur, smooth)?;
-            for &refine in &grid.refinements {
-                for &threshold in &grid.thresholds {
-                    let (gt_known_loc, box_stability) =
-                        score_point(images, &smoothed, refine, threshold)?;
-                    points.push(GridPoint {
-                        variant: variant.clone(),
-                        candidate,
-                        refine,
-                        blur,
-                        threshold,
-                        gt_known_loc,
-                        box_stability,
-                    });
+            for &scale in &grid.scales {
+                let scaled = scaled_maps(&smoothed, scale);
+                for &refine in &grid.refinements {
+                    for &threshold in &grid.thresholds {
+                        let (gt_known_loc, box_stability) =
+                            score_point(images, &scaled, refine, threshold)?;
+                        points.push(GridPoint {
+                            variant: variant.clone(),
+                            candidate,
+                            refine,
+                            blur,
+                            scale,
+                            threshold,
+                            gt_known_loc,
+                            box_stability,
+                        });
+                    }
                 }
             }
         }
@@ -198,22 +214,35 @@ pub(crate) fn smoothed_maps<E, S>(
     smooth: &S,
 ) -> std::result::Result<Smoothed, E>
 where
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> std::result::Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> std::result::Result<SaliencyMap, E> + Sync,
 {
-    let maps = (images.iter())
+    let maps = (images.par_iter())
         .map(|s| smooth(s.map(candidate)?, blur))
         .collect::<std::result::Result<_, E>>()?;
     let perturbed = (images.iter())
         .map(|s| s.perturbed_map(candidate))
         .collect::<Option<Vec<_>>>()
         .map(|maps| {
-            (maps.into_iter())
+            (maps.into_par_iter())
                 .map(|map| smooth(map?, blur))
                 .collect::<std::result::Result<Vec<_>, E>>()
         })
         .transpose()?;
     Ok((maps, perturbed))
+}
+
+/// The smoothed maps (normalized to maximum 1) normalized by `scale` instead: the same
+/// maps for [`MapScale::Maximum`], which they already are.
+pub(crate) fn scaled_maps(smoothed: &Smoothed, scale: MapScale) -> Cow<'_, Smoothed> {
+    if scale == MapScale::Maximum {
+        return Cow::Borrowed(smoothed);
+    }
+    let all = |maps: &[SaliencyMap]| -> Vec<SaliencyMap> {
+        maps.par_iter().map(|m| m.normalized_by(scale)).collect()
+    };
+    let (maps, perturbed) = smoothed;
+    Cow::Owned((all(maps), perturbed.as_deref().map(all)))
 }
 
 /// GT-known accuracy of the smoothed maps at one refinement and threshold, and the fraction

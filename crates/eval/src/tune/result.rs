@@ -62,8 +62,8 @@ pub fn tune_method<V, E, S>(
 ) -> Result<MethodTuning<V>, E>
 where
     V: Clone,
-    E: From<EvalError>,
-    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E>,
+    E: From<EvalError> + Send,
+    S: Fn(&SaliencyMap, f32) -> Result<SaliencyMap, E> + Sync,
 {
     grid.validate()?;
     check_stored(stored, m, candidates.variants().len())?;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use feedbacknet_localize::{BoundingBox, SaliencyMap};
+use feedbacknet_localize::{BoundingBox, MapScale, SaliencyMap};
 use serde::Serialize;
 
 use super::*;
@@ -73,9 +73,11 @@ fn grid() -> Grid {
     Grid {
         blurs: vec![0.0],
         thresholds: vec![0.3, 0.5],
+        scales: vec![MapScale::Maximum],
         refinements: vec![Refinement::None],
         given_blur: 0.0,
         given_threshold: 0.3,
+        given_scale: MapScale::Maximum,
         given_refine: Refinement::None,
         min_box_stability: None,
     }
@@ -110,6 +112,53 @@ fn the_known_best_threshold_is_chosen() {
     assert_eq!(t.at_given_settings.reported.gt_known_loc, 0.0);
     assert_eq!(t.at_given_settings.reported.images, 4);
     assert!(t.at_given_settings.tuned_gt_known_loc.is_nan());
+}
+
+/// 0.2 on the box, 1 on one stray pixel far from it: by the maximum the box is the stray
+/// pixel at any threshold tried; by the 99th percentile (the box is 16 % of the image) it is
+/// the box.
+fn stray_peak() -> SaliencyMap {
+    SaliencyMap::from_fn(100, 100, |x, y| match (x, y) {
+        (90, 5) => 1.0,
+        _ if inside(x, y, 20, 30, 60, 70) => 0.2,
+        _ => 0.0,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_percentile_scale_is_tried_and_chosen_where_it_boxes_better() {
+    let stored: Vec<StoredImage> = (0..4).map(|i| image(i, stray_peak())).collect();
+    let scales = Grid {
+        scales: vec![MapScale::Maximum, MapScale::Percentile(99.0)],
+        ..grid()
+    };
+    let t = tune_method(&stored, 0, &one_variant(), &scales, smooth).unwrap();
+    let scored: Vec<(MapScale, f32, f64)> = (t.grid[0].1.iter())
+        .map(|p| (p.scale, p.threshold, p.gt_known_loc))
+        .collect();
+    let p99 = MapScale::Percentile(99.0);
+    let max = MapScale::Maximum;
+    assert_eq!(
+        scored,
+        [
+            (max, 0.3, 0.0),
+            (max, 0.5, 0.0),
+            (p99, 0.3, 1.0),
+            (p99, 0.5, 1.0)
+        ]
+    );
+    for fold in &t.folds {
+        assert_eq!(fold.scale, p99);
+        assert_eq!(fold.reported.gt_known_loc, 1.0);
+    }
+    assert_eq!(t.at_given_settings.scale, max);
+    assert_eq!(t.at_given_settings.reported.gt_known_loc, 0.0);
+    let bad = Grid {
+        scales: vec![MapScale::Percentile(0.0)],
+        ..grid()
+    };
+    assert!(tune_method(&stored, 0, &one_variant(), &bad, smooth).is_err());
 }
 
 #[test]
@@ -198,6 +247,7 @@ fn point(threshold: f32, gt_known_loc: f64, box_stability: Option<f64>) -> GridP
         candidate: 0,
         refine: Refinement::None,
         blur: 0.0,
+        scale: MapScale::Maximum,
         threshold,
         gt_known_loc,
         box_stability,
@@ -324,9 +374,9 @@ fn the_result_serializes_in_the_documented_order() {
     let at: Vec<usize> = keys.iter().map(|k| json.find(k).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
     assert!(json.contains(
-        "\"grid\":[[\"even\",[{\"tag\":\"given\",\"refine\":\"none\",\"blur\":0.0,\"threshold\":0.3,\"gt_known_loc\":0.0}"
+        "\"grid\":[[\"even\",[{\"tag\":\"given\",\"refine\":\"none\",\"blur\":0.0,\"scale\":\"max\",\"threshold\":0.3,\"gt_known_loc\":0.0}"
     ));
     assert!(json.contains(
-        "\"at_given_settings\":{\"tuned_on\":\"none (given settings)\",\"reported_on\":\"all\",\"tag\":\"given\",\"refine\":\"none\",\"blur\":0.0,\"threshold\":0.3,\"tuned_gt_known_loc\":null,"
+        "\"at_given_settings\":{\"tuned_on\":\"none (given settings)\",\"reported_on\":\"all\",\"tag\":\"given\",\"refine\":\"none\",\"blur\":0.0,\"scale\":\"max\",\"threshold\":0.3,\"tuned_gt_known_loc\":null,"
     ));
 }
