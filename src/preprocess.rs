@@ -114,7 +114,8 @@ mod tests {
     #[test]
     fn a_truncated_jpeg_is_a_damaged_image_error_unless_accepted() {
         let bytes = std::fs::read(photo()).unwrap();
-        let cut = std::env::temp_dir().join(format!("fbn-{}-cut.jpg", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let cut = tmp.path().join("cut.jpg");
         std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
         match load_image(&cut) {
             Err(Error::DamagedImage { path, reason }) => {

@@ -131,8 +131,8 @@ fn bad_input_gives_typed_errors() {
         load_image("/nonexistent/photo.jpg"),
         Err(Error::Image { .. })
     ));
-    let not_an_image =
-        std::env::temp_dir().join(format!("fbn-{}-notimage.jpg", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let not_an_image = tmp.path().join("notimage.jpg");
     std::fs::write(&not_an_image, b"definitely not a JPEG").unwrap();
     assert!(matches!(
         load_image(&not_an_image),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::shared;
+use common::{scratch, shared};
 
 use std::{
     path::{Path, PathBuf},
@@ -72,8 +72,7 @@ fn record_box(results: &Path) -> BoundingBox {
 
 #[test]
 fn infer_and_the_evaluator_give_the_same_box() {
-    let dir = std::env::temp_dir().join(format!("feedbacknet-box-rule-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_tmp, dir) = scratch("box-rule");
     std::fs::create_dir_all(&dir).unwrap();
     let (csv, image, class) = first_dev_row(&dir);
     let photo = load_image(shared().join("data/imagenet-val").join(&image)).unwrap();

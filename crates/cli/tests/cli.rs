@@ -2,21 +2,13 @@
 
 mod common;
 
-use common::{feedbacknet, shared};
-
-use std::path::PathBuf;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("feedbacknet-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{feedbacknet, scratch, shared};
 
 /// ImageNet-1k has a zebra class but no giraffe: the giraffe of `darknet_giraffe.jpg` is shown
 /// through its closest ImageNet classes (SqueezeNet's top-5 there includes ibex).
 #[test]
 fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
-    let dir = temp_dir("compare");
+    let (_tmp, dir) = scratch("compare");
     let panel = dir.join("giraffe.png");
     let photo = shared().join("data/demo/darknet_giraffe.jpg");
     let out = feedbacknet(&[
@@ -68,7 +60,7 @@ fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
 /// noise, while the plain gradient's map does move; the JSON holds the table and the records.
 #[test]
 fn stability_measures_how_far_maps_and_boxes_move() {
-    let dir = temp_dir("stability");
+    let (_tmp, dir) = scratch("stability");
     let json_path = dir.join("stability.json");
     let out = feedbacknet(&[
         "stability",
@@ -139,7 +131,7 @@ fn stability_against_a_backend_not_compiled_in_is_refused() {
 
 #[test]
 fn compare_with_a_label_the_net_lacks_fails_and_writes_nothing() {
-    let dir = temp_dir("compare-giraffe");
+    let (_tmp, dir) = scratch("compare-giraffe");
     let panel = dir.join("giraffe.png");
     let photo = shared().join("data/demo/darknet_giraffe.jpg");
     let out = feedbacknet(&[
@@ -161,7 +153,7 @@ fn compare_with_a_label_the_net_lacks_fails_and_writes_nothing() {
 
 #[test]
 fn visualize_writes_a_class_image() {
-    let dir = temp_dir("visualize");
+    let (_tmp, dir) = scratch("visualize");
     let path = dir.join("flamingo.png");
     let out = feedbacknet(&[
         "visualize",
@@ -209,7 +201,7 @@ fn a_bad_method_or_class_fails_with_a_message() {
         "--class",
         "1000",
         "--out",
-        temp_dir("bad").to_str().unwrap(),
+        scratch("bad").1.to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     assert!(
@@ -222,7 +214,7 @@ fn a_bad_method_or_class_fails_with_a_message() {
 /// `--top-k` above the net's classes is refused at once, with a message and a failing status.
 #[test]
 fn infer_refuses_a_top_k_above_the_class_count() {
-    let dir = temp_dir("top-k");
+    let (_tmp, dir) = scratch("top-k");
     let photo = shared().join("data/demo/darknet_dog.jpg");
     let started = std::time::Instant::now();
     let out = feedbacknet(&[
@@ -248,7 +240,7 @@ fn infer_refuses_a_top_k_above_the_class_count() {
 /// with the setting named, before any image is read.
 #[test]
 fn a_momentum_outside_its_range_is_refused() {
-    let dir = temp_dir("momentum");
+    let (_tmp, dir) = scratch("momentum");
     let photo = shared().join("data/demo/darknet_dog.jpg");
     let out = feedbacknet(&[
         "infer",
@@ -271,7 +263,7 @@ fn a_momentum_outside_its_range_is_refused() {
 /// before any image is read, and a percentile is named in the box line.
 #[test]
 fn a_map_scale_outside_its_range_is_refused() {
-    let dir = temp_dir("map-scale");
+    let (_tmp, dir) = scratch("map-scale");
     let photo = shared().join("data/demo/darknet_dog.jpg");
     let infer = |scale: &str| {
         feedbacknet(&[
@@ -310,7 +302,7 @@ fn attention_head_gates_from_the_command_line() {
     );
     let photo = shared().join("data/demo/darknet_dog.jpg");
     for (sites, count) in [("activations", 2), ("attention-heads", 4)] {
-        let dir = temp_dir(&format!("heads_{sites}"));
+        let (_tmp, dir) = scratch(&format!("heads_{sites}"));
         let out = feedbacknet(&[
             "infer",
             "--model",

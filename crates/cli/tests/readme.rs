@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{feedbacknet, shared};
+use common::{feedbacknet, scratch, shared};
 
 use serde_json::Value;
 
@@ -21,8 +21,7 @@ fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
 
 #[test]
 fn the_main_command_boxes_each_class_on_its_own_animal() {
-    let dir = std::env::temp_dir().join(format!("feedbacknet-readme-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_tmp, dir) = scratch("readme");
     let photo = shared().join("data/demo/ramprs_cat_dog.jpg");
     // As in the README, but for the folders.
     let out = feedbacknet(&[

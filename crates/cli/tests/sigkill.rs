@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::shared;
+use common::{scratch, shared};
 use std::{
     collections::BTreeMap,
     os::unix::process::ExitStatusExt,
@@ -201,8 +201,7 @@ fn killed_and_resumed_runs_equal_an_uninterrupted_run() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_0023);
-    let dir = std::env::temp_dir().join(format!("feedbacknet-sigkill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_tmp, dir) = scratch("sigkill");
     std::fs::create_dir_all(&dir).unwrap();
     let csv = csv_with_failures(&dir);
 

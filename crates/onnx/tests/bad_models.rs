@@ -12,10 +12,12 @@ fn squeezenet_bytes() -> Vec<u8> {
     std::fs::read(common::model("squeezenet1.1.onnx")).expect("shared model")
 }
 
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("feedbacknet-{}-{name}", std::process::id()));
+/// `bytes` written to a file `name` in a fresh temporary folder (removed with the guard).
+fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
-    path
+    (dir, path)
 }
 
 fn edited(edit: impl FnOnce(&mut ModelProto)) -> Vec<u8> {
@@ -32,7 +34,7 @@ fn missing_file_is_an_io_error() {
 
 #[test]
 fn empty_file_is_rejected() {
-    let path = temp_file("empty.onnx", &[]);
+    let (_tmp, path) = temp_file("empty.onnx", &[]);
     let err = OnnxNetwork::load(&path, &Device::flex()).unwrap_err();
     assert!(matches!(err, OnnxError::Empty { .. }), "{err}");
 }

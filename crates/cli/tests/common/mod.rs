@@ -11,6 +11,16 @@ pub fn shared() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
 }
 
+/// A fresh temporary folder for one test, removed when the guard is dropped (also when the
+/// test fails), and the path `name` inside it, not yet created.
+pub fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let root = (tempfile::Builder::new().prefix("feedbacknet-test-"))
+        .tempdir()
+        .expect("a temporary folder");
+    let path = root.path().join(name);
+    (root, path)
+}
+
 /// Runs `feedbacknet` with `args`, the shared models as its model folder.
 pub fn feedbacknet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
