@@ -7,7 +7,9 @@ use feedbacknet_eval::{
     EvalError, Explanation, ImageRecord, MeasureConfig, Sample, Summary, default_sweep, max_iou,
     measure, measure_box_with_image, measure_with_image, peak, pointing_hit, score_explanation,
 };
-use feedbacknet_localize::{BoundingBox, ColourImage, LocalizeError, RefineConfig, SaliencyMap};
+use feedbacknet_localize::{
+    BoundingBox, ColourImage, LocalizeError, MapScale, RefineConfig, SaliencyMap,
+};
 
 /// A `w x h` map that is 1 inside the given pixel rectangles `[x0, y0, x1, y1)`.
 fn map_with(w: usize, h: usize, rects: &[[usize; 4]]) -> SaliencyMap {
@@ -115,6 +117,36 @@ fn sweep_thresholds_a_graded_map() {
         "{:?}",
         s.maxbox_ious
     );
+}
+
+#[test]
+fn a_percentile_scale_moves_the_main_box_but_not_the_sweep() {
+    // The graded rings of `sweep_thresholds_a_graded_map` with one stray peak of 10: by the
+    // maximum the main box is the peak alone; by the 99th percentile the rings' core.
+    let map = SaliencyMap::from_fn(100, 100, |x, y| {
+        let d = (x as i32 - 50).abs().max((y as i32 - 50).abs());
+        if (x, y) == (5, 5) {
+            10.0
+        } else {
+            (1.0 - d as f32 / 50.0).max(0.0)
+        }
+    })
+    .unwrap();
+    let gt = [bb(40.0, 40.0, 61.0, 61.0)];
+    let by_max = (MeasureConfig::default())
+        .with_blur_sigma(0.0)
+        .with_threshold(0.8)
+        .with_sweep(vec![0.01, 0.08, 0.5]);
+    let by_p99 = by_max.clone().with_scale(MapScale::Percentile(99.0));
+    let (max, p99) = (
+        measure(&map, &gt, &by_max).unwrap(),
+        measure(&map, &gt, &by_p99).unwrap(),
+    );
+    assert_eq!(max.best_box, Some(bb(5.0, 5.0, 6.0, 6.0)));
+    assert!(p99.iou > 0.5, "{:?}", p99.best_box);
+    // The sweep thresholds fractions of the maximum under either scale (wsolevaluation's).
+    assert_eq!(p99.maxbox_ious, max.maxbox_ious);
+    assert!(max.maxbox_ious[1] > 0.5, "{:?}", max.maxbox_ious);
 }
 
 fn sample(class: usize, boxes: Vec<BoundingBox>) -> Sample {

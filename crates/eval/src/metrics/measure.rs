@@ -1,5 +1,7 @@
 //! Scores of one saliency map against the ground-truth boxes of its image.
 
+use std::borrow::Cow;
+
 use feedbacknet_localize::{
     BoundingBox, ColourImage, Localization, LocalizeConfig, MapScale, RefineConfig, SaliencyMap,
     localize,
@@ -18,7 +20,7 @@ use crate::metrics::sweep::sweep_ious;
 /// | `sweep` | 0.00, 0.01, ..., 0.99 | thresholds of the MaxBoxAccV2 sweep (wsolevaluation's `cam_curve_interval` 0.01) |
 /// | `pointing_tolerance_px` | 15.0 | pointing-game tolerance in ground-truth image pixels (Zhang et al. 2016) |
 /// | `refine` | `None` | colour-model refinement of every thresholded mask ([`feedbacknet_localize::refine_mask`]; needs the image) |
-/// | `scale` | `max` | what the thresholds (main box and sweep) are fractions of: the smoothed map's maximum, or a percentile of its pixels |
+/// | `scale` | `max` | what the main box's threshold is a fraction of: the smoothed map's maximum, or a percentile of its pixels (the sweep always takes fractions of the maximum) |
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MeasureConfig {
@@ -36,8 +38,10 @@ pub struct MeasureConfig {
     /// Grow or shrink each thresholded mask with a colour model of the image before boxing
     /// ([`feedbacknet_localize::refine_mask`]), for the main box and every sweep threshold; `None`: plain masks.
     pub refine: Option<RefineConfig>,
-    /// What every threshold is a fraction of ([`LocalizeConfig::scale`]): the
-    /// smoothed map's maximum (wsolevaluation's rule, the default) or a percentile of it.
+    /// What the main box's threshold is a fraction of ([`LocalizeConfig::scale`]): the
+    /// smoothed map's maximum (the default) or a percentile of it. The MaxBoxAccV2 sweep
+    /// always thresholds fractions of the maximum (wsolevaluation's rule), so that it stays
+    /// comparable across scales.
     pub scale: MapScale,
 }
 
@@ -149,8 +153,9 @@ pub struct MapScores {
 /// against the ground-truth boxes `gt`.
 ///
 /// The map is clamped at 0, blurred and normalised once ([`localize`]);
-/// the main box is its largest component at `config.threshold`, and the
-/// sweep thresholds the same smoothed map at every `config.sweep` value
+/// the main box is its largest component at `config.threshold` (a fraction of
+/// `config.scale`), and the sweep thresholds the same smoothed map, normalised by
+/// its maximum, at every `config.sweep` value
 /// (incrementally: the components at each threshold are exactly
 /// [`feedbacknet_localize::connected_components`] of
 /// [`SaliencyMap::threshold`], found several times faster).
@@ -174,17 +179,18 @@ pub fn measure_with_image(
     let loc = localize(map, &config.localize_config())?;
     let refinement = refinement(config, image)?;
     let best_box = main_box(&loc, refinement, config.threshold)?;
+    let by_max = match config.scale {
+        MapScale::Maximum => Cow::Borrowed(&loc.smoothed),
+        _ => Cow::Owned(
+            localize(map, &config.localize_config().with_scale(MapScale::Maximum))?.smoothed,
+        ),
+    };
     let maxbox_ious = match refinement {
-        None => sweep_ious(&loc.smoothed, gt, &config.sweep),
+        None => sweep_ious(&by_max, gt, &config.sweep),
         Some((image, refine)) => config
             .sweep
             .iter()
-            .map(|&t| {
-                Ok(max_iou(
-                    &refined_boxes(&loc.smoothed, image, t, refine)?,
-                    gt,
-                ))
-            })
+            .map(|&t| Ok(max_iou(&refined_boxes(&by_max, image, t, refine)?, gt)))
             .collect::<Result<Vec<_>>>()?,
     };
     Ok(MapScores {
