@@ -98,7 +98,8 @@ def whole_set_choice(r, floor=None):
         if not stable:
             return max(points, key=lambda t: (t[2], t[1]))  # first of ties
         points = stable
-    return max(points, key=lambda t: t[1])  # first of ties
+    # The more stable of equally accurate points, then the first (as `tune`'s best_point).
+    return max(points, key=lambda t: (t[1], -1 if t[2] is None else t[2]))
 
 
 def rust_row(net, method, p):
@@ -146,7 +147,8 @@ def best_at_floor(points, floor):
     """`tune`'s choice at a stability floor (`best_point` in crates/eval/src/tune/grid.rs)."""
     qualifies = [p for p in points if p["box_stability"] >= floor]
     if qualifies:
-        return max(qualifies, key=lambda p: p["gt_known_loc"])  # first of ties
+        # The more stable of equally accurate points, then the first.
+        return max(qualifies, key=lambda p: (p["gt_known_loc"], p["box_stability"]))
     return max(points, key=lambda p: (p["box_stability"], p["gt_known_loc"]))
 
 

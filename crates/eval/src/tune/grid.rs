@@ -127,9 +127,10 @@ pub struct GridPoint<V> {
     pub box_stability: Option<f64>,
 }
 
-/// The best grid point (the first one on ties: the grid's order decides); `None` for none.
-/// With `min_box_stability`, only the points at least that stable compete; if none is, the
-/// most stable point is chosen (the better GT-known one on ties).
+/// The best grid point: the best GT-known, the more stable one on ties (where the points carry
+/// a box stability), then the first one (the grid's order decides); `None` for none. With
+/// `min_box_stability`, only the points at least that stable compete; if none is, the most
+/// stable point is chosen (the better GT-known one on ties).
 pub fn best_point<V>(
     points: &[GridPoint<V>],
     min_box_stability: Option<f64>,
@@ -138,8 +139,12 @@ pub fn best_point<V>(
     let qualifies = |p: &GridPoint<V>| min_box_stability.is_none_or(|min| stability(p) >= min);
     let any_qualifies = points.iter().any(qualifies);
     let key = |p: &GridPoint<V>| match any_qualifies {
-        true => (f64::from(u8::from(qualifies(p))), p.gt_known_loc),
-        false => (stability(p), p.gt_known_loc),
+        true => (
+            f64::from(u8::from(qualifies(p))),
+            p.gt_known_loc,
+            stability(p),
+        ),
+        false => (stability(p), p.gt_known_loc, 0.0),
     };
     let mut best = points.first()?;
     for p in points {

@@ -266,6 +266,20 @@ fn best_point_takes_the_first_of_equals() {
 }
 
 #[test]
+fn equally_accurate_points_go_to_the_more_stable_one() {
+    let points = [
+        point(0.1, 0.7, Some(0.40)),
+        point(0.2, 0.7, Some(0.62)),
+        point(0.3, 0.7, Some(0.62)),
+        point(0.4, 0.6, Some(0.99)),
+    ];
+    for floor in [None, Some(0.3)] {
+        let chosen = best_point(&points, floor).map(|p| p.threshold);
+        assert_eq!(chosen, Some(0.2), "{floor:?}");
+    }
+}
+
+#[test]
 fn a_stability_floor_keeps_the_best_stable_point_or_the_most_stable() {
     let points = [
         point(0.1, 0.5, Some(0.97)),
