@@ -7,20 +7,23 @@
     python3 scripts/tuned_defaults.py stable 0,0.6,0.8,0.95 tune_*_stable.json
     python3 scripts/tuned_defaults.py rust-stable 0.95 tune_*_stable.json
 
-Each file is one net's run of `feedbacknet::TUNE_COMMAND` (several methods, a list). A method's
-setting is the grid point (fusion, refinement, blur, map scale, threshold) with the best GT-known
-localization over all the images: the two halves' grids are the same points, so a point's
-accuracy on all images is the count-weighted mean of its two halves (the halves' sizes are
-those of the folds' reported halves). Ties go to the first point of the grid, as `tune` breaks
+Each file is one net's run of `feedbacknet::TUNE_COMMAND` or `FEEDBACK_TUNE_COMMAND` (several
+methods, a list). A method's setting is the grid point (fusion, refinement, blur, map scale,
+threshold) with the best GT-known localization over all the images: the two halves' grids are
+the same points, so a point's accuracy on all images is the count-weighted mean of its two
+halves (the halves' sizes are those of the folds' reported halves). Ties go to the more stable
+point where the grid has box stability, then to the first point of the grid, as `tune` breaks
 them. `rust` prints the rows of `TABLE`; `table` a markdown table of each method's setting,
 its GT-known on all images (in-sample: chosen there) and its held-out GT-known (tuned on one
-half, read on the other: the honest figure). `refine` prints, per method and refinement, the
-held-out GT-known with the grid restricted to that refinement (GT-known only: the grid holds no
-other metric for points not chosen). `stable` reads files of `tune --stable-boxes` at other
+half, read on the other: the honest figure). For a file of `tune --stable-boxes`, `table`'s
+held-out GT-known is the grid's without a floor (and its MaxBoxAccV2 is not shown). `refine`
+prints, per method and refinement, the held-out GT-known with the grid restricted to that
+refinement (GT-known only: the grid holds no other metric for points not chosen). `stable` reads files of `tune --stable-boxes` at other
 floors: per method and floor, each half chooses as `tune` would at that floor (the best point at
 least that stable on itself, else the most stable), and the other half's GT-known and box
 stability at that point are averaged over the two folds (0: no floor). `rust-stable FLOOR`
-prints the rows of `STABLE` from files of `feedbacknet::STABLE_TUNE_COMMAND`: each method's
+prints the rows of `STABLE` from files of `feedbacknet::STABLE_TUNE_COMMAND` (or
+`FEEDBACK_TUNE_COMMAND`): each method's
 point with the best GT-known over all the images among those whose boxes are stable on at least
 FLOOR of all the images (else the most stable point).
 
@@ -206,9 +209,18 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for net, method, r in rows:
         p, acc = whole_set_best(r)
+        held, maxbox = r["held_out_gt_known_loc"], f"{100 * r['held_out_maxbox_acc_v2']:.1f}"
+        if floor_of(r) is not None:
+            # The folds chose under a floor: the held-out figure without one comes from the
+            # grid, which holds no MaxBoxAccV2.
+            held, maxbox = held_out_at_floor(r, 0)[0], "-"
         print(f"| {net} | {method} | {setting_text(p)} | {100 * acc:.1f} "
-              f"| **{100 * r['held_out_gt_known_loc']:.1f}** "
-              f"| {100 * r['held_out_maxbox_acc_v2']:.1f} | {r['median_ms']:.0f} |")
+              f"| **{100 * held:.1f}** | {maxbox} | {r['median_ms']:.0f} |")
+
+
+def floor_of(r):
+    """The stability floor a tune's folds chose under (`--stable-boxes`), or None."""
+    return (r.get("settings", {}).get("stable_boxes") or {}).get("floor")
 
 
 if __name__ == "__main__":

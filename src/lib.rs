@@ -56,7 +56,8 @@ mod request;
 mod views;
 
 pub use boxes::{
-    BoxPriority, BoxSettings, ParseBoxPriorityError, STABLE_TUNE_COMMAND, TUNE_COMMAND,
+    BoxPriority, BoxSettings, FEEDBACK_TUNE_COMMAND, ParseBoxPriorityError, STABLE_TUNE_COMMAND,
+    TUNE_COMMAND,
 };
 pub use builder::{FeedbackNetBuilder, InputSizeArg};
 pub use device::{Backend, default_device};

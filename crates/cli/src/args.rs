@@ -138,8 +138,9 @@ pub enum CropsArg {
 pub struct MethodArgs {
     /// Which of each method's dev-tuned box settings to start from: `accurate` (the best
     /// localization) or `stable` (the best localization among the settings that keep 95 % of
-    /// the boxes under a one-grey-level change of the image, tuned for feedback-cam and gradcam;
-    /// 2-5 points less). --blur, --threshold and the fusion flags replace parts of it.
+    /// the boxes under a one-grey-level change of the image, tuned for feedback, feedback-cam
+    /// and gradcam; 0-5 points less). --blur, --threshold, --map-scale and the fusion flags
+    /// replace parts of it.
     #[arg(long, value_name = "accurate|stable", default_value_t)]
     pub box_priority: BoxPriority,
     /// Box threshold as a fraction of the map's maximum (default: each method's own, tuned
@@ -822,8 +823,9 @@ pub struct StabilityArgs {
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub grey: Vec<u8>,
     /// Box settings whose boxes are compared under grey-level noise, `BLUR:THRESHOLD`
-    /// (network-input pixels : fraction of the maximum), comma-separated; default: each
-    /// method's own (tuned on the net's dev images, or --blur and --threshold).
+    /// (network-input pixels : fraction of the method's map scale; no refinement),
+    /// comma-separated; default: the boxes the pipeline draws at each method's own settings
+    /// (tuned on the net's dev images, or the box flags), refinement included.
     #[arg(long, value_delimiter = ',', value_parser = parse_box_setting)]
     pub boxes: Vec<(f32, f32)>,
     /// Seed of the noise.

@@ -191,6 +191,12 @@ fn method_name(method: Method, objective: Objective) -> String {
     }
 }
 
+/// A map the pipeline made, and the box it drew on it.
+struct Explained {
+    map: SaliencyMap,
+    best: Option<BoundingBox>,
+}
+
 /// One image and method of the run.
 struct Context<'a> {
     net: &'a FeedbackNet,
@@ -247,48 +253,58 @@ impl Context<'_> {
         Ok(out)
     }
 
-    /// The pipeline's map of the sample's class by `net`, at image size.
-    fn explain(&self, net: &FeedbackNet, image: &DynamicImage) -> Result<SaliencyMap> {
+    /// The pipeline's map of the sample's class by `net`, at image size, and the box it
+    /// drew at the method's own settings (its refinement included).
+    fn explain(&self, net: &FeedbackNet, image: &DynamicImage) -> Result<Explained> {
         let request = Request::class(self.sample.class).method(self.method);
         let results = net.explain(image, &request)?;
         results
             .iter()
             .next()
-            .map(|r| r.saliency.clone())
+            .map(|r| Explained {
+                map: r.saliency.clone(),
+                best: r.best_box().copied(),
+            })
             .ok_or_else(|| CliError::Usage("the pipeline returned no result".into()))
     }
 
-    /// Per box setting (blur, threshold; none given: the method's own), one record of `a`
-    /// against `b`: their correlation and the IoU of their first boxes (with several
-    /// settings the method's name says the setting).
+    /// One record of `a` against `b`: their maps' correlation and the IoU of their boxes:
+    /// with no box setting given, the boxes the pipeline drew at the method's own settings;
+    /// else one record per given (blur, threshold), the first box of each map at it without
+    /// refinement (the method's name then says the setting).
     fn compare(
         &self,
         perturbation: Perturbation,
-        a: &SaliencyMap,
-        b: &SaliencyMap,
+        a: &Explained,
+        b: &Explained,
         given: &[(f32, f32)],
     ) -> Result<Vec<StabilityRecord>> {
-        let own = self.net.box_settings(self.method).localize;
-        let boxes = match given {
-            [] => vec![(own.blur_sigma, own.threshold)],
-            given => given.to_vec(),
+        let iou = |a: Option<BoundingBox>, b: Option<BoundingBox>| match (a, b) {
+            (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
+            _ => None,
         };
-        let mut out = Vec::with_capacity(boxes.len());
-        for &setting in &boxes {
-            let mut record = self.record(perturbation, a.data(), b.data());
-            if boxes.len() > 1 {
+        if given.is_empty() {
+            let mut record = self.record(perturbation, a.map.data(), b.map.data());
+            record.box_iou = iou(a.best, b.best);
+            return Ok(vec![record]);
+        }
+        let mut out = Vec::with_capacity(given.len());
+        for &setting in given {
+            let mut record = self.record(perturbation, a.map.data(), b.map.data());
+            if given.len() > 1 {
                 record.method = format!("{} @ {}:{}", self.name, setting.0, setting.1);
             }
-            record.box_iou = match (self.first_box(a, setting)?, self.first_box(b, setting)?) {
-                (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
-                _ => None,
-            };
+            let (box_a, box_b) = (
+                self.first_box(&a.map, setting)?,
+                self.first_box(&b.map, setting)?,
+            );
+            record.box_iou = iou(box_a, box_b);
             out.push(record);
         }
         Ok(out)
     }
 
-    /// The first box of `map` at a blur and threshold.
+    /// The first box of `map` at a blur and threshold (no refinement).
     fn first_box(
         &self,
         map: &SaliencyMap,
