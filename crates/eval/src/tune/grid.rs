@@ -65,8 +65,8 @@ pub struct Grid {
     pub blurs: Vec<f32>,
     /// Box thresholds tried (fractions of the smoothed map's scale).
     pub thresholds: Vec<f32>,
-    /// Normalizations tried: what a threshold is a fraction of (the smoothed map's maximum,
-    /// or a percentile of its pixels).
+    /// Map scales tried: what a threshold is a fraction of (the smoothed map's maximum, or a
+    /// percentile of its pixels).
     pub scales: Vec<MapScale>,
     /// Refinements tried.
     pub refinements: Vec<Refinement>,
