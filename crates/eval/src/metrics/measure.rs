@@ -1,7 +1,5 @@
 //! Scores of one saliency map against the ground-truth boxes of its image.
 
-use std::borrow::Cow;
-
 use feedbacknet_localize::{
     BoundingBox, ColourImage, Localization, LocalizeConfig, MapScale, RefineConfig, SaliencyMap,
     localize,
@@ -176,21 +174,20 @@ pub fn measure_with_image(
     config: &MeasureConfig,
 ) -> Result<MapScores> {
     config.validate()?;
-    let loc = localize(map, &config.localize_config())?;
+    let (by_max, scaled) = localized(map, config)?;
     let refinement = refinement(config, image)?;
-    let best_box = main_box(&loc, refinement, config.threshold)?;
-    let by_max = match config.scale {
-        MapScale::Maximum => Cow::Borrowed(&loc.smoothed),
-        _ => Cow::Owned(
-            localize(map, &config.localize_config().with_scale(MapScale::Maximum))?.smoothed,
-        ),
-    };
+    let best_box = main_box(
+        scaled.as_ref().unwrap_or(&by_max),
+        refinement,
+        config.threshold,
+    )?;
+    let by_max = &by_max.smoothed;
     let maxbox_ious = match refinement {
-        None => sweep_ious(&by_max, gt, &config.sweep),
+        None => sweep_ious(by_max, gt, &config.sweep),
         Some((image, refine)) => config
             .sweep
             .iter()
-            .map(|&t| Ok(max_iou(&refined_boxes(&by_max, image, t, refine)?, gt)))
+            .map(|&t| Ok(max_iou(&refined_boxes(by_max, image, t, refine)?, gt)))
             .collect::<Result<Vec<_>>>()?,
     };
     Ok(MapScores {
@@ -261,9 +258,28 @@ pub fn measure_box_with_image(
     config: &MeasureConfig,
 ) -> Result<(Option<BoundingBox>, f32)> {
     config.validate()?;
-    let loc = localize(map, &config.localize_config())?;
-    let best = main_box(&loc, refinement(config, image)?, config.threshold)?;
+    let (by_max, scaled) = localized(map, config)?;
+    let loc = scaled.as_ref().unwrap_or(&by_max);
+    let best = main_box(loc, refinement(config, image)?, config.threshold)?;
     Ok((best, max_iou(best.iter(), gt)))
+}
+
+/// `map` blurred and normalised by its maximum (what the sweep thresholds) and, for another
+/// [`MeasureConfig::scale`], that map normalised by the scale (the main box's): one blur, then
+/// the scale, as `feedbacknet_localize::localize_in_image` does.
+fn localized(
+    map: &SaliencyMap,
+    config: &MeasureConfig,
+) -> Result<(Localization, Option<Localization>)> {
+    let by_max = localize(map, &config.localize_config().with_scale(MapScale::Maximum))?;
+    let scaled = match config.scale {
+        MapScale::Maximum => None,
+        _ => Some(localize(
+            &by_max.smoothed,
+            &config.localize_config().with_blur_sigma(0.0),
+        )?),
+    };
+    Ok((by_max, scaled))
 }
 
 /// Largest IoU between any of `boxes` and any of `gt`; 0 if either is empty.
