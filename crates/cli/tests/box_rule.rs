@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{scratch, shared};
+use common::{scratch_dir, shared};
 
 use std::{
     path::{Path, PathBuf},
@@ -72,8 +72,7 @@ fn record_box(results: &Path) -> BoundingBox {
 
 #[test]
 fn infer_and_the_evaluator_give_the_same_box() {
-    let (_tmp, dir) = scratch("box-rule");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_tmp, dir) = scratch_dir("box-rule");
     let (csv, image, class) = first_dev_row(&dir);
     let photo = load_image(shared().join("data/imagenet-val").join(&image)).unwrap();
     let p99 = MapScale::Percentile(99.0);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{feedbacknet, scratch, shared};
+use common::{feedbacknet, scratch_dir, shared};
 
 use std::{
     path::{Path, PathBuf},
@@ -13,13 +13,6 @@ use std::{
 };
 
 use serde_json::Value;
-
-/// A fresh folder for one test (removed with the guard).
-fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, dir) = scratch(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    (tmp, dir)
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -53,7 +46,7 @@ fn infer(image: &Path, out: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn infer_refuses_a_truncated_jpeg_unless_asked_and_then_warns() {
-    let (_tmp, dir) = temp_dir("infer");
+    let (_tmp, dir) = scratch_dir("infer");
     let photo = shared().join("data/imagenet-val/images/ILSVRC2012_val_00000361.JPEG");
     let cut = cut_to_a_third(&photo, &dir, "cut.jpg");
     let out = infer(&cut, &dir.join("refused"), &[]);
@@ -101,7 +94,7 @@ fn infer_refuses_a_truncated_jpeg_unless_asked_and_then_warns() {
 
 #[test]
 fn eval_fails_a_truncated_image_unless_asked_and_then_records_the_warning() {
-    let (_tmp, dir) = temp_dir("eval");
+    let (_tmp, dir) = scratch_dir("eval");
     let photo = shared().join("data/imagenet-val/images/ILSVRC2012_val_00000361.JPEG");
     cut_to_a_third(&photo, &dir, "cut.JPEG");
     let csv = dir.join("boxes.csv");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{feedbacknet, scratch, shared};
+use common::{feedbacknet, scratch_dir, shared};
 
 use std::{
     path::{Path, PathBuf},
@@ -17,13 +17,6 @@ fn ok(out: &Output) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A fresh folder for one test (removed with the guard).
-fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, dir) = scratch(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    (tmp, dir)
 }
 
 /// A `boxes.csv` with the rows of the first `images` dev images (their images stay in
@@ -80,7 +73,7 @@ fn lines(path: &Path) -> usize {
 
 #[test]
 fn eval_writes_records_summary_and_report() {
-    let (_tmp, dir) = temp_dir("full");
+    let (_tmp, dir) = scratch_dir("full");
     let csv = small_csv(&dir, 5);
     let (results, summary, report) = (dir.join("r.jsonl"), dir.join("s.json"), dir.join("r.html"));
     let out = eval(
@@ -119,7 +112,7 @@ fn eval_writes_records_summary_and_report() {
 
 #[test]
 fn resumed_and_sharded_runs_equal_the_single_run() {
-    let (_tmp, dir) = temp_dir("shards");
+    let (_tmp, dir) = scratch_dir("shards");
     let csv = small_csv(&dir, 6);
     let single = dir.join("single.jsonl");
     ok(&eval(&csv, &single, &[]));
@@ -156,7 +149,7 @@ fn resumed_and_sharded_runs_equal_the_single_run() {
 
 #[test]
 fn eval_refines_masks_with_the_image_colours_on_request() {
-    let (_tmp, dir) = temp_dir("refine");
+    let (_tmp, dir) = scratch_dir("refine");
     let csv = small_csv(&dir, 4);
     let run = |name: &str, refine: &str| -> Value {
         let (results, summary) = (
@@ -190,7 +183,7 @@ fn eval_refines_masks_with_the_image_colours_on_request() {
 
 #[test]
 fn a_missing_data_set_is_an_error() {
-    let (_tmp, dir) = temp_dir("missing");
+    let (_tmp, dir) = scratch_dir("missing");
     let out = eval(&dir.join("nothing.csv"), &dir.join("r.jsonl"), &[]);
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
@@ -223,7 +216,7 @@ fn tune_json(dir: &Path, csv: &Path, name: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
-    let (_tmp, dir) = temp_dir("tune-fusion");
+    let (_tmp, dir) = scratch_dir("tune-fusion");
     let csv = small_csv(&dir, 6);
     let grid = tune_json(
         &dir,
@@ -304,7 +297,7 @@ fn tune_chooses_the_fusion_setting_from_one_solve_per_image() {
 
 #[test]
 fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
-    let (_tmp, dir) = temp_dir("tune");
+    let (_tmp, dir) = scratch_dir("tune");
     let csv = small_csv(&dir, 8);
     let t = tune_json(&dir, &csv, "tune.json", &["--method", "gradient"]);
     assert_eq!(t["images"], 8);
@@ -412,7 +405,7 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
 /// without any scheduler variable it is an error naming them.
 #[test]
 fn shard_auto_reads_the_scheduler_environment() {
-    let (_tmp, dir) = temp_dir("shard-auto");
+    let (_tmp, dir) = scratch_dir("shard-auto");
     let csv = small_csv(&dir, 4);
     let (results, summary) = (dir.join("r.jsonl"), dir.join("s.json"));
     let images = shared().join("data/imagenet-val");
@@ -516,7 +509,7 @@ fn records(path: &Path) -> Vec<Value> {
 
 #[test]
 fn batches_of_images_give_the_records_of_one_image_per_call() {
-    let (_tmp, dir) = temp_dir("batch");
+    let (_tmp, dir) = scratch_dir("batch");
     let csv = small_csv(&dir, 6);
     let one = dir.join("one.jsonl");
     ok(&eval(&csv, &one, &["--workers", "1", "--top-k", "2"]));
@@ -552,7 +545,7 @@ fn batches_of_images_give_the_records_of_one_image_per_call() {
 /// point reaches it, takes the most stable).
 #[test]
 fn tune_with_a_box_stability_floor() {
-    let (_tmp, dir) = temp_dir("tune-stable");
+    let (_tmp, dir) = scratch_dir("tune-stable");
     let csv = small_csv(&dir, 6);
     let extra = ["--method", "gradient", "--stable-boxes", "1", "--grey", "3"];
     let t = tune_json(&dir, &csv, "stable.json", &extra);

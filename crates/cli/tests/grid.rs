@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{feedbacknet, scratch, shared};
+use common::{feedbacknet, scratch_dir, shared};
 
 use serde_json::Value;
 
@@ -12,8 +12,7 @@ fn read(path: &std::path::Path) -> Value {
 
 #[test]
 fn grid_scores_a_mosaic_and_repeats_it_from_its_manifest() {
-    let (_tmp, dir) = scratch("grid");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_tmp, dir) = scratch_dir("grid");
     let (manifest, first, again, report) = (
         dir.join("manifest.json"),
         dir.join("first.json"),

@@ -3,19 +3,12 @@
 
 mod common;
 
-use common::{feedbacknet, scratch, shared};
+use common::{feedbacknet, scratch_dir, shared};
 
 use std::{
     path::{Path, PathBuf},
     process::Output,
 };
-
-/// A fresh folder for one test (removed with the guard).
-fn temp_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let (tmp, dir) = scratch(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    (tmp, dir)
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -70,7 +63,7 @@ fn unknown_mobilenet(dir: &Path) -> PathBuf {
 
 #[test]
 fn flags_make_an_unknown_net_predict_as_its_preset() {
-    let (_tmp, dir) = temp_dir("flags");
+    let (_tmp, dir) = scratch_dir("flags");
     let preset_model = shared().join("models/mobilenet_v1_0.25_128.onnx");
     let (run, preset) = infer(&preset_model, &[], &dir.join("preset"));
     let line = settings_line(&run);
@@ -120,7 +113,7 @@ fn flags_make_an_unknown_net_predict_as_its_preset() {
 
 #[test]
 fn without_flags_the_offset_is_inferred_and_classes_are_numbered() {
-    let (_tmp, dir) = temp_dir("bare");
+    let (_tmp, dir) = scratch_dir("bare");
     let model = unknown_mobilenet(&dir);
     let (run, report) = infer(&model, &[], &dir.join("out"));
     let line = settings_line(&run);
@@ -160,7 +153,7 @@ fn metadata_entry(key: &str, value: &str) -> Vec<u8> {
 
 #[test]
 fn metadata_in_the_file_sets_what_no_flag_gives() {
-    let (_tmp, dir) = temp_dir("metadata");
+    let (_tmp, dir) = scratch_dir("metadata");
     let expected = {
         let preset_model = shared().join("models/mobilenet_v1_0.25_128.onnx");
         top1(&infer(&preset_model, &[], &dir.join("preset")).1)
@@ -195,7 +188,7 @@ fn metadata_in_the_file_sets_what_no_flag_gives() {
 
 #[test]
 fn bad_preprocessing_flags_fail_with_a_message() {
-    let (_tmp, dir) = temp_dir("bad");
+    let (_tmp, dir) = scratch_dir("bad");
     let model = unknown_mobilenet(&dir);
     let photo = shared().join("data/demo/darknet_dog.jpg");
     let run = |extra: &[&str]| {

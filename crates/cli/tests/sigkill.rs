@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{scratch, shared};
+use common::{scratch_dir, shared};
 use std::{
     collections::BTreeMap,
     os::unix::process::ExitStatusExt,
@@ -201,8 +201,7 @@ fn killed_and_resumed_runs_equal_an_uninterrupted_run() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_0023);
-    let (_tmp, dir) = scratch("sigkill");
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_tmp, dir) = scratch_dir("sigkill");
     let csv = csv_with_failures(&dir);
 
     let (reference, reference_json) = (dir.join("reference.jsonl"), dir.join("reference.json"));

@@ -21,6 +21,13 @@ pub fn scratch(name: &str) -> (tempfile::TempDir, PathBuf) {
     (root, path)
 }
 
+/// [`scratch`] with the folder `name` created.
+pub fn scratch_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let (root, dir) = scratch(name);
+    std::fs::create_dir_all(&dir).expect("a folder in the temporary folder");
+    (root, dir)
+}
+
 /// Runs `feedbacknet` with `args`, the shared models as its model folder.
 pub fn feedbacknet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_feedbacknet"))
