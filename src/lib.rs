@@ -87,9 +87,9 @@ pub use feedbacknet_core::{
 };
 pub use feedbacknet_eval::{DamagedImages, DecodeOptions, LoadedImage};
 pub use feedbacknet_localize::{
-    BoundingBox, ColourImage, ColourModel, FusionConfig, FusionRule, ImageGeometry, Localization,
-    LocalizeConfig, LocalizeError, MapScale, RefineConfig, Refinement, ResizeMode, SaliencyMap,
-    localize_in_image,
+    Binning, BoundingBox, ColourImage, ColourModel, FusionConfig, FusionRule, ImageGeometry,
+    Localization, LocalizeConfig, LocalizeError, MapScale, RefineConfig, Refinement, ResizeMode,
+    SaliencyMap, localize_in_image,
 };
 pub use feedbacknet_onnx::{
     GatePlacement, MetadataError, ModelPreset, OnnxError, OnnxNetwork, read_metadata_props,

@@ -294,6 +294,10 @@ pub enum RefineArg {
     /// A colour-model refinement of the mask (`refine_mask`, default settings: two colour
     /// histograms).
     Colour,
+    /// The same colour refinement with trilinear colour histograms (`Binning::Trilinear`):
+    /// a colour is shared among the eight nearest cells, so a change of one grey level
+    /// changes its likelihood only a little.
+    ColourTrilinear,
     /// GrabCut: Gaussian-mixture colour models and a minimum cut of the pixel graph
     /// (`refine_mask` with `ColourModel::GrabCut`).
     #[value(name = "grabcut")]
@@ -308,6 +312,9 @@ impl RefineArg {
         match self {
             RefineArg::None => None,
             RefineArg::Colour => Some(colour),
+            RefineArg::ColourTrilinear => {
+                Some(colour.with_binning(feedbacknet::Binning::Trilinear))
+            }
             RefineArg::GrabCut => Some(colour.with_model(feedbacknet::ColourModel::GrabCut)),
         }
     }
@@ -364,7 +371,8 @@ pub struct InferArgs {
     #[command(flatten)]
     pub settings: MethodArgs,
     /// Mask refinement before boxing: `none` (the thresholded map), `colour` (grown or shrunk
-    /// with two colour histograms of the image) or `grabcut` (GrabCut on the image's colours).
+    /// with two colour histograms of the image), `colour-trilinear` (the same with trilinear
+    /// histograms) or `grabcut` (GrabCut on the image's colours).
     /// Default: each method's own, tuned on the net's dev images.
     #[arg(long, value_enum)]
     pub refine: Option<RefineArg>,
@@ -390,8 +398,8 @@ pub struct CompareArgs {
     pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
-    /// Mask refinement before boxing, for every method: `none`, `colour` or `grabcut`
-    /// (default: each method's own, tuned on the net's dev images).
+    /// Mask refinement before boxing, for every method: `none`, `colour`, `colour-trilinear`
+    /// or `grabcut` (default: each method's own, tuned on the net's dev images).
     #[arg(long, value_enum)]
     pub refine: Option<RefineArg>,
     /// The panel PNG (a JSON with the numbers is written beside it).
@@ -635,7 +643,8 @@ pub struct MeasureArgs {
     #[arg(long, default_value_t = 15.0)]
     pub pointing_tolerance: f32,
     /// Mask refinement before boxing, for the main box and every sweep threshold: `none`,
-    /// `colour` (two colour histograms of the image) or `grabcut` (Gaussian-mixture colour
+    /// `colour` (two colour histograms of the image), `colour-trilinear` (the same with
+    /// trilinear histograms) or `grabcut` (Gaussian-mixture colour
     /// models and a minimum cut). Default: the method's own, tuned on the net's dev images.
     #[arg(long, value_enum)]
     pub refine: Option<RefineArg>,
@@ -692,8 +701,9 @@ pub struct TuneArgs {
     )]
     pub map_scales: Vec<MapScale>,
     /// Mask refinements tried before boxing: `none` (the thresholded map), `colour` (grown
-    /// or shrunk with two colour histograms of the image) and `grabcut` (Gaussian-mixture
-    /// colour models and a minimum cut); comma-separated.
+    /// or shrunk with two colour histograms of the image), `colour-trilinear` (the same with
+    /// trilinear histograms) and `grabcut` (Gaussian-mixture colour models and a minimum
+    /// cut); comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "none")]
     pub refine: Vec<RefineArg>,
     /// feedback and feedback-cam: the maps read off the gates tried (`gradient`,
@@ -741,8 +751,8 @@ pub struct GridArgs {
     pub methods: Vec<Method>,
     #[command(flatten)]
     pub settings: MethodArgs,
-    /// Mask refinement of each cell's box with the mosaic's colours: `none`, `colour` or
-    /// `grabcut` (default: each method's own, tuned on the net's dev images).
+    /// Mask refinement of each cell's box with the mosaic's colours: `none`, `colour`,
+    /// `colour-trilinear` or `grabcut` (default: each method's own, tuned on the net's dev images).
     #[arg(long, value_enum)]
     pub refine: Option<RefineArg>,
     /// Cells per side of a mosaic (n x n images of distinct classes); a manifest read with

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use feedbacknet::{
-    BoxSettings, CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet,
+    Binning, BoxSettings, CamLayer, CamThrough, ColourModel, Crops, FeedbackCamConfig, FeedbackNet,
     FeedbackNetBuilder, FusionRule, GateGranularity, GatePlacement, HardConfig, MapScale, Method,
     ModelPreset, Objective, Resize, Schedule, SolverConfig,
 };
@@ -113,9 +113,12 @@ pub fn box_line(net: &FeedbackNet, method: Method) -> String {
 
 /// `feedback-cam: blur 4, threshold 0.35, cam weight 0.5, feedback blur 10, colour refinement`.
 pub fn describe_boxes(method: Method, b: &BoxSettings) -> String {
-    let refine = match b.refine.map(|r| r.model) {
-        Some(ColourModel::Histogram) => ", colour refinement",
-        Some(ColourModel::GrabCut) => ", grabcut refinement",
+    let refine = match b.refine.map(|r| (r.model, r.binning)) {
+        Some((ColourModel::Histogram, Binning::Nearest)) => ", colour refinement",
+        Some((ColourModel::Histogram, Binning::Trilinear)) => {
+            ", colour refinement (trilinear histograms)"
+        }
+        Some((ColourModel::GrabCut, _)) => ", grabcut refinement",
         None => "",
     };
     let fusion = match method {

@@ -380,6 +380,7 @@ fn fold_text(f: &Fold<Variant>) -> String {
     let refine = match f.refine {
         Refinement::None => "",
         Refinement::Colour => "colour-refined, ",
+        Refinement::ColourTrilinear => "colour-refined (trilinear), ",
         Refinement::GrabCut => "grabcut-refined, ",
     };
     map + &fusion + refine + &scale_text(f.scale)

@@ -367,15 +367,20 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     }
     assert_ne!(list[0]["grid"], t["grid"]);
 
-    // Colour refinement (either model) is one more grid dimension; the plain points are the plain run's.
+    // Colour refinement (any model or binning) is one more grid dimension; the plain points are the plain run's.
     let refined = tune_json(
         &dir,
         &csv,
         "refined.json",
-        &["--method", "gradient", "--refine", "none,colour,grabcut"],
+        &[
+            "--method",
+            "gradient",
+            "--refine",
+            "none,colour,colour-trilinear,grabcut",
+        ],
     );
     let points = refined["grid"][0][1].as_array().unwrap();
-    assert_eq!(points.len(), 12);
+    assert_eq!(points.len(), 16);
     let of = |kind: &str| -> Vec<Value> {
         points
             .iter()
@@ -387,6 +392,7 @@ fn tune_reports_the_other_half_exactly_as_eval_scores_it() {
     assert_eq!(of("none"), plain);
     assert_eq!(of("colour").len(), 4);
     assert_eq!(of("grabcut").len(), 4);
+    assert_eq!(of("colour-trilinear").len(), 4);
     // Every image is also reported at the method's own (tuned) setting, refinement included.
     let own = feedbacknet::BoxSettings::tuned(Some("squeezenet1.1"), feedbacknet::Method::Gradient);
     let given = &refined["at_given_settings"];

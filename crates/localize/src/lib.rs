@@ -81,5 +81,5 @@ pub use in_image::{Refinement, localize_in_image, sigma_in_map, smoothed_in_imag
 pub use localize::{Localization, localize};
 pub use map::SaliencyMap;
 pub use mask::Mask;
-pub use refine::{ColourImage, ColourModel, RefineConfig, refine_mask, refined_boxes};
+pub use refine::{Binning, ColourImage, ColourModel, RefineConfig, refine_mask, refined_boxes};
 pub use scale::MapScale;

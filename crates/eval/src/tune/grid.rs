@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use feedbacknet_localize::{ColourModel, MapScale, RefineConfig, SaliencyMap};
+use feedbacknet_localize::{Binning, ColourModel, MapScale, RefineConfig, SaliencyMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,8 @@ pub enum Refinement {
     /// A colour-model refinement of the mask ([`feedbacknet_localize::refine_mask`], default
     /// settings; the stored images must carry [`crate::tune::StoredImage::image`]).
     Colour,
+    /// The same colour refinement with [`Binning::Trilinear`] colour histograms.
+    ColourTrilinear,
     /// GrabCut ([`feedbacknet_localize::refine_mask`] with [`ColourModel::GrabCut`], default
     /// settings; the stored images must carry the image too).
     #[serde(rename = "grabcut")]
@@ -28,22 +30,26 @@ pub enum Refinement {
 }
 
 impl Refinement {
-    /// The refinement of `config`'s colour model (`None` for none); other settings of a
-    /// [`RefineConfig`] than its model have no refinement of their own here.
+    /// The refinement of `config`'s colour model and binning (`None` for none); other
+    /// settings of a [`RefineConfig`] have no refinement of their own here.
     ///
     /// ```
     /// use feedbacknet_eval::tune::Refinement;
     /// use feedbacknet_localize::{ColourModel, RefineConfig};
+    /// use feedbacknet_localize::Binning;
     /// let grabcut = RefineConfig::default().with_model(ColourModel::GrabCut);
+    /// let trilinear = RefineConfig::default().with_binning(Binning::Trilinear);
     /// assert_eq!(Refinement::of(None), Refinement::None);
     /// assert_eq!(Refinement::of(Some(&RefineConfig::default())), Refinement::Colour);
+    /// assert_eq!(Refinement::of(Some(&trilinear)), Refinement::ColourTrilinear);
     /// assert_eq!(Refinement::of(Some(&grabcut)), Refinement::GrabCut);
     /// ```
     pub fn of(config: Option<&RefineConfig>) -> Self {
-        match config.map(|c| c.model) {
+        match config.map(|c| (c.model, c.binning)) {
             None => Refinement::None,
-            Some(ColourModel::Histogram) => Refinement::Colour,
-            Some(ColourModel::GrabCut) => Refinement::GrabCut,
+            Some((ColourModel::Histogram, Binning::Nearest)) => Refinement::Colour,
+            Some((ColourModel::Histogram, Binning::Trilinear)) => Refinement::ColourTrilinear,
+            Some((ColourModel::GrabCut, _)) => Refinement::GrabCut,
         }
     }
 
@@ -53,6 +59,7 @@ impl Refinement {
         match self {
             Refinement::None => None,
             Refinement::Colour => Some(colour),
+            Refinement::ColourTrilinear => Some(colour.with_binning(Binning::Trilinear)),
             Refinement::GrabCut => Some(colour.with_model(ColourModel::GrabCut)),
         }
     }

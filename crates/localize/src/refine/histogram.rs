@@ -1,44 +1,41 @@
 //! The two-histogram colour model: the uncertain band labelled pixel by pixel.
 
 use super::{ColourImage, RefineConfig, Trimap};
+use crate::Binning;
 
 /// The foreground labels of the two-histogram model (before the connectivity filter).
 ///
 /// Colour histograms of foreground and background (`config.bins` per channel, Laplace
-/// smoothed with `config.smoothing` extra counts per cell) are fitted from the current
-/// labels, first [`Trimap::initial`]; a pixel of the band is foreground when `ln p(colour |
-/// fg) + w ln(v / (1 - v)) > ln p(colour | bg)`. Labelling and refitting repeat
-/// `config.iterations` times or until nothing changes.
+/// smoothed with `config.smoothing` extra counts per cell, colours counted as
+/// `config.binning` says) are fitted from the current labels, first [`Trimap::initial`]; a
+/// pixel of the band is foreground when `ln p(colour | fg) + w ln(v / (1 - v)) > ln p(colour |
+/// bg)`. Labelling and refitting repeat `config.iterations` times or until nothing changes.
 pub(super) fn labels(
     v: &[f32],
     image: &ColourImage,
     trimap: &Trimap,
     config: &RefineConfig,
 ) -> Vec<bool> {
-    let bins = config.bins;
-    let cells = bins * bins * bins;
-    let cell: Vec<usize> = image
-        .rgb()
-        .chunks_exact(3)
-        .map(|p| {
-            let b = |c: u8| usize::from(c) * bins / 256;
-            p.iter().fold(0, |cell, &c| cell * bins + b(c))
-        })
-        .collect();
+    let cells = Cells {
+        bins: config.bins,
+        binning: config.binning,
+    };
     let mut label: Vec<Option<bool>> = v.iter().map(|&x| trimap.initial(x)).collect();
     for _ in 0..config.iterations {
-        let (lf, lb) = fit_log_histograms(&label, &cell, cells, config.smoothing);
+        let (pf, pb) = fit_histograms(&label, image, cells, config.smoothing);
         let mut changed = false;
-        for ((l, &x), &c) in label.iter_mut().zip(v).zip(&cell) {
+        for ((l, &x), rgb) in label.iter_mut().zip(v).zip(image.rgb().chunks_exact(3)) {
             let new = Some(if trimap.sure_fg(x) {
                 true
             } else if trimap.sure_bg(x) {
                 false
             } else {
-                let log_odds = trimap.log_odds(x);
-                lf.get(c)
-                    .zip(lb.get(c))
-                    .is_some_and(|(f, b)| f + log_odds > *b)
+                let (mut f, mut b) = (0.0, 0.0);
+                cells.spread(rgb, |c, w| {
+                    f += w * pf.get(c).copied().unwrap_or(0.0);
+                    b += w * pb.get(c).copied().unwrap_or(0.0);
+                });
+                f.ln() + trimap.log_odds(x) > b.ln()
             });
             changed |= new != *l;
             *l = new;
@@ -50,29 +47,144 @@ pub(super) fn labels(
     label.iter().map(|&l| l == Some(true)).collect()
 }
 
-/// Log-probabilities per colour cell of the foreground and background
-/// histograms of the labelled pixels, with `alpha` pseudo-counts per cell.
-fn fit_log_histograms(
+/// The cells of a `bins`³ colour histogram and how a colour counts in them.
+#[derive(Debug, Clone, Copy)]
+struct Cells {
+    bins: usize,
+    binning: Binning,
+}
+
+impl Cells {
+    fn count(self) -> usize {
+        self.bins * self.bins * self.bins
+    }
+
+    /// Calls `f(cell, weight)` for the cells an `[r, g, b]` colour counts in; the weights sum
+    /// to 1. Nearest: the one cell the colour falls in. Trilinear: the eight cells whose
+    /// centres surround it (clamped at the edges of the colour cube).
+    fn spread(self, rgb: &[u8], mut f: impl FnMut(usize, f64)) {
+        let bins = self.bins;
+        match self.binning {
+            Binning::Nearest => {
+                let cell = rgb
+                    .iter()
+                    .fold(0, |cell, &c| cell * bins + usize::from(c) * bins / 256);
+                f(cell, 1.0);
+            }
+            Binning::Trilinear => {
+                // Per channel: the lower of the two surrounding cell centres, and the weight
+                // of the upper one.
+                let top = bins.saturating_sub(1);
+                let axes = [0, 1, 2].map(|k| {
+                    let c = rgb.get(k).copied().unwrap_or(0);
+                    // Position in units of cells, 0 at the first cell's centre.
+                    let t =
+                        ((f64::from(c) + 0.5) * bins as f64 / 256.0 - 0.5).clamp(0.0, top as f64);
+                    let lower = (t as usize).min(bins.saturating_sub(2));
+                    (lower, (t - lower as f64).min(1.0))
+                });
+                for corner in 0..8 {
+                    let (mut cell, mut weight) = (0, 1.0);
+                    for (k, &(lower, upper_weight)) in axes.iter().enumerate() {
+                        let above = (corner >> k) & 1 == 1;
+                        cell = cell * bins + (lower + usize::from(above)).min(top);
+                        weight *= if above {
+                            upper_weight
+                        } else {
+                            1.0 - upper_weight
+                        };
+                    }
+                    f(cell, weight);
+                }
+            }
+        }
+    }
+}
+
+/// Probabilities per colour cell of the foreground and background histograms of the
+/// labelled pixels, with `alpha` pseudo-counts per cell.
+fn fit_histograms(
     label: &[Option<bool>],
-    cell: &[usize],
-    cells: usize,
+    image: &ColourImage,
+    cells: Cells,
     alpha: f32,
 ) -> (Vec<f64>, Vec<f64>) {
     let alpha = f64::from(alpha);
-    let (mut cf, mut cb) = (vec![alpha; cells], vec![alpha; cells]);
-    for (&l, &c) in label.iter().zip(cell) {
+    let (mut cf, mut cb) = (vec![alpha; cells.count()], vec![alpha; cells.count()]);
+    for (&l, rgb) in label.iter().zip(image.rgb().chunks_exact(3)) {
         let counts = match l {
-            Some(true) => cf.get_mut(c),
-            Some(false) => cb.get_mut(c),
-            None => None,
+            Some(true) => &mut cf,
+            Some(false) => &mut cb,
+            None => continue,
         };
-        if let Some(n) = counts {
-            *n += 1.0;
+        cells.spread(rgb, |c, w| {
+            if let Some(n) = counts.get_mut(c) {
+                *n += w;
+            }
+        });
+    }
+    let to_probability = |counts: Vec<f64>| {
+        let total: f64 = counts.iter().sum();
+        counts.into_iter().map(|n| n / total).collect()
+    };
+    (to_probability(cf), to_probability(cb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The weights `spread` gives the colour `[c, 0, 0]`, per cell.
+    fn weights(cells: Cells, c: u8) -> Vec<f64> {
+        let mut w = vec![0.0; cells.count()];
+        cells.spread(&[c, 0, 0], |cell, weight| w[cell] += weight);
+        w
+    }
+
+    #[test]
+    fn weights_are_a_distribution_over_the_cells() {
+        for bins in [1, 2, 16, 64] {
+            for binning in [Binning::Nearest, Binning::Trilinear] {
+                let cells = Cells { bins, binning };
+                for rgb in [[0, 0, 0], [255, 255, 255], [127, 128, 129], [8, 200, 71]] {
+                    let mut total = 0.0;
+                    cells.spread(&rgb, |cell, w| {
+                        assert!(
+                            cell < cells.count() && (0.0..=1.0).contains(&w),
+                            "{bins} {w}"
+                        );
+                        total += w;
+                    });
+                    assert!(
+                        (total - 1.0).abs() < 1e-12,
+                        "{bins} {binning:?} {rgb:?}: {total}"
+                    );
+                }
+            }
         }
     }
-    let to_log = |counts: Vec<f64>| {
-        let total: f64 = counts.iter().sum();
-        counts.into_iter().map(|n| (n / total).ln()).collect()
-    };
-    (to_log(cf), to_log(cb))
+
+    #[test]
+    fn trilinear_weights_change_little_per_grey_level_and_nearest_ones_jump() {
+        let l1 = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>();
+        let (nearest, trilinear) = (
+            Cells {
+                bins: 16,
+                binning: Binning::Nearest,
+            },
+            Cells {
+                bins: 16,
+                binning: Binning::Trilinear,
+            },
+        );
+        let steps = |cells| (0..255u8).map(move |c| l1(&weights(cells, c), &weights(cells, c + 1)));
+        // One grey level is 1/16 of a cell: trilinear weights move by at most 2/16.
+        assert!(steps(trilinear).all(|d| d <= 2.0 / 16.0 + 1e-12));
+        // The nearest cell changes at each of the 15 inner cell edges, by the whole weight.
+        assert_eq!(steps(nearest).filter(|&d| d == 2.0).count(), 15);
+        // At a cell's centre (7.5 grey levels into the cell and the half level of a pixel's
+        // centre) trilinear binning puts all the weight on that cell.
+        let w = weights(trilinear, 7);
+        assert!((w[0] - 1.0).abs() < 0.04, "{w:?}");
+    }
 }

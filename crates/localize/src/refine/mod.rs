@@ -13,7 +13,7 @@ mod maxflow;
 
 use std::collections::VecDeque;
 
-pub use config::{ColourModel, RefineConfig};
+pub use config::{Binning, ColourModel, RefineConfig};
 pub use image::ColourImage;
 
 use crate::error::invalid;
@@ -318,6 +318,68 @@ mod tests {
         assert!((20..24).all(|x| (4..12).all(|y| map.normalized().get(x, y) >= 1e-4)));
         assert_eq!(count_where(&refined, &image, RED), 100);
         assert!(!(0..32 * 16).any(|i| patch(i % 32, i / 32) && refined.get(i % 32, i / 32)));
+    }
+
+    /// How many pixels of the refined mask change when every channel of every pixel of a
+    /// textured image (object and background colours from overlapping ranges, so the band's
+    /// labels rest on the histograms' fine detail) moves one grey level up or down, as a
+    /// re-encode does; `seed` draws the texture and the noise.
+    fn pixels_changed_by_one_grey_level(binning: Binning, seed: u32) -> usize {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        };
+        let (w, h) = (96, 96);
+        let rgb: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let object = (24..72).contains(&(i % w)) && (24..72).contains(&(i / w));
+                let base: [u8; 3] = if object {
+                    [150, 90, 60]
+                } else {
+                    [110, 100, 90]
+                };
+                base.map(|c| c.saturating_add(next() / 4))
+            })
+            .collect();
+        let moved: Vec<u8> = rgb
+            .iter()
+            .map(|&c| {
+                if next() < 128 {
+                    c.saturating_add(1)
+                } else {
+                    c.saturating_sub(1)
+                }
+            })
+            .collect();
+        let map = blob(w, h, 48.0, 48.0, 16.0);
+        let config = RefineConfig::default().with_binning(binning);
+        let mask = |rgb| refine_mask(&map, &ColourImage::new(w, h, rgb).unwrap(), 0.5, &config);
+        let (a, b) = (mask(rgb).unwrap(), mask(moved).unwrap());
+        (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| a.get(x, y) != b.get(x, y))
+            .count()
+    }
+
+    #[test]
+    fn trilinear_binning_moves_fewer_pixels_under_one_grey_level_of_noise() {
+        let seeds = [1, 7, 99, 777, 2024, 12345];
+        let total = |binning| -> usize {
+            let changed = seeds.map(|s| pixels_changed_by_one_grey_level(binning, s));
+            changed.iter().sum()
+        };
+        let (nearest, trilinear) = (total(Binning::Nearest), total(Binning::Trilinear));
+        // Under the nearest cell a grey level that crosses a cell edge moves the pixel to
+        // another cell; under trilinear binning its likelihood moves by 1/16 of a cell.
+        assert!(
+            nearest > 0,
+            "the noise changes no label: the test shows nothing"
+        );
+        assert!(
+            4 * trilinear < 3 * nearest,
+            "pixels changed: nearest {nearest}, trilinear {trilinear}"
+        );
     }
 
     #[test]
