@@ -6,6 +6,7 @@
     python3 scripts/tuned_defaults.py refine tune_*.json
     python3 scripts/tuned_defaults.py stable 0,0.6,0.8,0.95 tune_*_stable.json
     python3 scripts/tuned_defaults.py rust-stable 0.95 tune_*_stable.json
+    python3 scripts/tuned_defaults.py refine-stable 0,0.95 ab_*.json
 
 Each file is one net's run of `feedbacknet::TUNE_COMMAND` or `FEEDBACK_TUNE_COMMAND` (several
 methods, a list). A method's setting is the grid point (fusion, refinement, blur, map scale,
@@ -21,7 +22,11 @@ prints, per method and refinement, the held-out GT-known with the grid restricte
 refinement (GT-known only: the grid holds no other metric for points not chosen). `stable` reads files of `tune --stable-boxes` at other
 floors: per method and floor, each half chooses as `tune` would at that floor (the best point at
 least that stable on itself, else the most stable), and the other half's GT-known and box
-stability at that point are averaged over the two folds (0: no floor). `rust-stable FLOOR`
+stability at that point are averaged over the two folds (0: no floor). `refine-stable FLOORS`
+reads the same files per refinement: the mean GT-known and box stability over all images of
+each refinement's grid points (a paired comparison: the grid is the same but for the
+refinement) and, per floor, the held-out figures with each half choosing among that
+refinement's points. `rust-stable FLOOR`
 prints the rows of `STABLE` from files of `feedbacknet::STABLE_TUNE_COMMAND` (or
 `FEEDBACK_TUNE_COMMAND`): each method's
 point with the best GT-known over all the images among those whose boxes are stable on at least
@@ -155,12 +160,13 @@ def best_at_floor(points, floor):
     return max(points, key=lambda p: (p["box_stability"], p["gt_known_loc"]))
 
 
-def held_out_at_floor(r, floor):
-    """Held-out (GT-known, box stability), each mean of the two folds, at a stability floor."""
+def held_out_at_floor(r, floor, keep=lambda p: True):
+    """Held-out (GT-known, box stability), each mean of the two folds, at a stability floor;
+    each half chooses among the points `keep` accepts."""
     halves = dict((name, points) for name, points in r["grid"])
     acc = stable = 0.0
     for tuned, reported in (("even", "odd"), ("odd", "even")):
-        best = best_at_floor(halves[tuned], floor)
+        best = best_at_floor([p for p in halves[tuned] if keep(p)], floor)
         other = {key(p): p for p in halves[reported]}[key(best)]
         acc += other["gt_known_loc"] / 2
         stable += other["box_stability"] / 2
@@ -177,12 +183,32 @@ def stable_table(floors, paths):
                   f"| {100 * stable:.1f} |")
 
 
+def refine_stable_table(floors, paths):
+    """Per method and refinement: the mean GT-known and box stability of that refinement's
+    grid points over all images (the same points but for the refinement: a paired comparison),
+    and the held-out figures at each floor with each half choosing among them."""
+    print("| net | method | refinement | mean over its points | "
+          + " | ".join(f"held out, floor {f:g}" for f in floors) + " |")
+    print("|---|---|---|---|" + "---|" * len(floors))
+    for r in results(paths):
+        points = list(whole_set_points(r))
+        for refine in sorted({p["refine"] for p, _, _ in points}):
+            mine = [(a, st) for p, a, st in points if p["refine"] == refine]
+            acc = sum(a for a, _ in mine) / len(mine)
+            stable = sum(st for _, st in mine) / len(mine)
+            held = [held_out_at_floor(r, f, lambda p: p["refine"] == refine) for f in floors]
+            print(f"| {net_name(r['model'])} | {r['method']} | {refine} "
+                  f"| {100 * acc:.1f} / {100 * stable:.1f} | "
+                  + " | ".join(f"{100 * a:.1f} / {100 * st:.1f}" for a, st in held) + " |")
+
+
 def main():
     if len(sys.argv) < 3 or sys.argv[1] not in ("rust", "rust-stable", "table", "refine",
-                                                 "stable"):
+                                                 "stable", "refine-stable"):
         sys.exit(__doc__)
-    if sys.argv[1] == "stable":
-        stable_table([float(f) for f in sys.argv[2].split(",")], sys.argv[3:])
+    if sys.argv[1] in ("stable", "refine-stable"):
+        table = stable_table if sys.argv[1] == "stable" else refine_stable_table
+        table([float(f) for f in sys.argv[2].split(",")], sys.argv[3:])
         return
     if sys.argv[1] == "rust-stable":
         floor = float(sys.argv[2])

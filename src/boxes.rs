@@ -18,7 +18,9 @@
 //! feedback-cam boxes under that change, which a JPEG re-encode makes; the stable ones cost
 //! 0-5 points of held-out localization (`docs/results.md`, "Stable boxes"). Colour refinement
 //! and fine maps are what move; a threshold taken of a percentile of the map rather than of its
-//! maximum ([`MapScale`](feedbacknet_localize::MapScale)) moves less.
+//! maximum ([`MapScale`](feedbacknet_localize::MapScale)) moves less, and so do colour
+//! histograms binned trilinearly ([`Binning`](feedbacknet_localize::Binning)); the rows here
+//! use the nearest cell, with which they were tuned.
 //!
 //! The figures these settings give, each method at its own setting and reported on the half of
 //! the images it was not tuned on, are in `docs/results.md` ("Every method at its own
