@@ -295,7 +295,7 @@ pub enum RefineArg {
     /// histograms).
     Colour,
     /// The same colour refinement with trilinear colour histograms (`Binning::Trilinear`):
-    /// a colour is shared among the eight nearest cells, so a change of one grey level
+    /// a colour is shared among the eight surrounding cells, so a change of one grey level
     /// changes its likelihood only a little.
     ColourTrilinear,
     /// GrabCut: Gaussian-mixture colour models and a minimum cut of the pixel graph

@@ -35,8 +35,7 @@ impl Refinement {
     ///
     /// ```
     /// use feedbacknet_eval::tune::Refinement;
-    /// use feedbacknet_localize::{ColourModel, RefineConfig};
-    /// use feedbacknet_localize::Binning;
+    /// use feedbacknet_localize::{Binning, ColourModel, RefineConfig};
     /// let grabcut = RefineConfig::default().with_model(ColourModel::GrabCut);
     /// let trilinear = RefineConfig::default().with_binning(Binning::Trilinear);
     /// assert_eq!(Refinement::of(None), Refinement::None);

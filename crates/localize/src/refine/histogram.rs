@@ -182,9 +182,13 @@ mod tests {
         assert!(steps(trilinear).all(|d| d <= 2.0 / 16.0 + 1e-12));
         // The nearest cell changes at each of the 15 inner cell edges, by the whole weight.
         assert_eq!(steps(nearest).filter(|&d| d == 2.0).count(), 15);
-        // At a cell's centre (7.5 grey levels into the cell and the half level of a pixel's
-        // centre) trilinear binning puts all the weight on that cell.
-        let w = weights(trilinear, 7);
-        assert!((w[0] - 1.0).abs() < 0.04, "{w:?}");
+        // Red 87 lies half a grey level below the centre of red cell 5 (grey level 88, taking
+        // a level's middle): 31/32 of its weight is on that cell, 1/32 on cell 4 (green and
+        // blue 0 are clamped into their first cell).
+        let w = weights(trilinear, 87);
+        let red_cell = |i: usize| w[i * 16 * 16];
+        assert!((red_cell(5) - 31.0 / 32.0).abs() < 1e-12, "{}", red_cell(5));
+        assert!((red_cell(4) - 1.0 / 32.0).abs() < 1e-12, "{}", red_cell(4));
+        assert_eq!(weights(nearest, 87)[5 * 16 * 16], 1.0);
     }
 }
