@@ -28,7 +28,8 @@ pub enum ColourModel {
 /// by trilinear weights, and its likelihood is read back the same way, so it varies
 /// continuously with the colour. On the dev images of SqueezeNet 1.1 and EfficientNet-Lite0
 /// trilinear binning kept more of the fused map's boxes under that noise at nearly every
-/// setting measured, and localized as well or better; on MobileNet v1 it kept slightly fewer
+/// setting measured, and localized as well or better; on MobileNet v2 it localized better at
+/// every setting and kept about as many, on MobileNet v1 it kept slightly fewer
 /// (`docs/results.md`, "Trilinear colour histograms"). The tuned box settings were chosen with
 /// the nearest cell, which stays the default until they are tuned again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
