@@ -7,6 +7,7 @@ use feedbacknet::{
     Backend, BoxPriority, CamLayer, ClassQuery, DamagedImages, DecodeOptions, FeedbackMap,
     InputSize, KinkDerivative, MapScale, Method, Normalization, Objective,
 };
+use feedbacknet_eval::tune::Refinement;
 
 /// Feedback CNNs ("Look and Think Twice"): class-specific saliency maps and object boxes from
 /// any ONNX image classifier.
@@ -306,16 +307,20 @@ pub enum RefineArg {
 }
 
 impl RefineArg {
-    /// The refinement's settings (`None` for no refinement).
+    /// The refinement's settings (`None` for no refinement): those of the evaluator's
+    /// [`Refinement`] of the same name.
     pub fn config(self) -> Option<feedbacknet::RefineConfig> {
-        let colour = feedbacknet::RefineConfig::default();
-        match self {
-            RefineArg::None => None,
-            RefineArg::Colour => Some(colour),
-            RefineArg::ColourTrilinear => {
-                Some(colour.with_binning(feedbacknet::Binning::Trilinear))
-            }
-            RefineArg::GrabCut => Some(colour.with_model(feedbacknet::ColourModel::GrabCut)),
+        Refinement::from(self).config()
+    }
+}
+
+impl From<RefineArg> for Refinement {
+    fn from(arg: RefineArg) -> Self {
+        match arg {
+            RefineArg::None => Refinement::None,
+            RefineArg::Colour => Refinement::Colour,
+            RefineArg::ColourTrilinear => Refinement::ColourTrilinear,
+            RefineArg::GrabCut => Refinement::GrabCut,
         }
     }
 }

@@ -222,9 +222,9 @@ impl Context<'_> {
         }
     }
 
-    /// Records of the whole pipeline (maps at image size and their first boxes) against the
+    /// Records of the whole pipeline (maps at image size and their boxes) against the
     /// clean image's on `--backend`: per grey-level amplitude and box setting (blur,
-    /// threshold; none given: the method's own), the noisy image's; with `--against`, the
+    /// threshold; none given: the boxes the pipeline drew), the noisy image's; with `--against`, the
     /// other backend's on the clean image (with several box settings the method's name says
     /// the setting).
     fn pipeline(
@@ -283,14 +283,15 @@ impl Context<'_> {
             (Some(a), Some(b)) => Some(f64::from(a.iou(&b))),
             _ => None,
         };
+        // The maps' correlation does not depend on the box setting: computed once.
+        let record = self.record(perturbation, a.map.data(), b.map.data());
         if given.is_empty() {
-            let mut record = self.record(perturbation, a.map.data(), b.map.data());
-            record.box_iou = iou(a.best, b.best);
-            return Ok(vec![record]);
+            let box_iou = iou(a.best, b.best);
+            return Ok(vec![StabilityRecord { box_iou, ..record }]);
         }
         let mut out = Vec::with_capacity(given.len());
         for &setting in given {
-            let mut record = self.record(perturbation, a.map.data(), b.map.data());
+            let mut record = record.clone();
             if given.len() > 1 {
                 record.method = format!("{} @ {}:{}", self.name, setting.0, setting.1);
             }

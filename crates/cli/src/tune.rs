@@ -222,11 +222,7 @@ fn grid(args: &TuneArgs, net: &FeedbackNet, method: Method) -> Grid {
         blurs: args.blurs.clone(),
         thresholds: args.thresholds.clone(),
         scales: args.map_scales.clone(),
-        refinements: args
-            .refine
-            .iter()
-            .map(|r| Refinement::of(r.config().as_ref()))
-            .collect(),
+        refinements: args.refine.iter().map(|&r| Refinement::from(r)).collect(),
         given_blur: own.localize.blur_sigma,
         given_threshold: own.localize.threshold,
         given_scale: own.localize.scale,
