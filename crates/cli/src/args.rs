@@ -460,37 +460,6 @@ impl MethodArgs {
         }
         Defaults::parse_from(["feedbacknet"]).settings
     }
-
-    /// Every method and box setting, as recorded in `eval` and `tune` JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        let solver = crate::net::solver_config(self);
-        serde_json::json!({
-            "box_priority": self.box_priority,
-            "threshold": self.threshold,
-            "blur_sigma_input_px": self.blur,
-            "map_scale": self.map_scale,
-            "iterations": self.iterations,
-            "lambda": solver.lambda,
-            "learning_rate": solver.learning_rate,
-            "momentum": solver.momentum,
-            "kinks": solver.kinks.to_string(),
-            "objective": format!("{:?}", self.objective.unwrap_or_default()),
-            "gates": format!("{:?}", self.gates),
-            "schedule": format!("{:?}", self.schedule),
-            "top_sites": self.top_sites,
-            "top_iterations": self.top_iterations,
-            "hard_ratio": self.hard_ratio,
-            "sweeps": self.sweeps,
-            "crops": format!("{:?}", self.crops),
-            "cam_layer": self.cam_layer,
-            "max_batch": self.max_batch,
-            "fusion": format!("{:?}", self.fusion),
-            "cam_weight": self.cam_weight,
-            "feedback_blur": self.feedback_blur,
-            "cam_through": format!("{:?}", self.cam_through),
-            "feedback_map": self.feedback_map.to_string(),
-        })
-    }
 }
 
 /// `BLUR:THRESHOLD`, e.g. `24:0.45`.
@@ -570,7 +539,7 @@ pub struct DataArgs {
 impl DataArgs {
     /// Opens the data set.
     pub fn open(&self) -> crate::error::Result<(PathBuf, feedbacknet_eval::Dataset)> {
-        let data = crate::models::resolve_shared(&self.data, "data/imagenet-val");
+        let data = crate::paths::resolve_shared(&self.data, "data/imagenet-val");
         let dataset = feedbacknet_eval::Dataset::open(&data, self.images.as_deref())?;
         Ok((data, dataset))
     }

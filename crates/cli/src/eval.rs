@@ -254,9 +254,10 @@ fn run_config(
         "backend": format!("{:?}", args.model.backend),
         "accept_damaged_images": args.data.decode.accept_damaged_images,
     });
-    if let (Some(config), serde_json::Value::Object(settings)) =
-        (config.as_object_mut(), args.settings.to_json())
-    {
+    if let (Some(config), serde_json::Value::Object(settings)) = (
+        config.as_object_mut(),
+        crate::net::settings_json(&args.settings),
+    ) {
         config.extend(settings);
     }
     config

@@ -339,9 +339,10 @@ fn run_config(
         "from_manifest": args.from_manifest.as_ref().map(|p| p.display().to_string()),
         "backend": format!("{:?}", args.model.backend),
     });
-    if let (Some(config), serde_json::Value::Object(settings)) =
-        (config.as_object_mut(), args.settings.to_json())
-    {
+    if let (Some(config), serde_json::Value::Object(settings)) = (
+        config.as_object_mut(),
+        crate::net::settings_json(&args.settings),
+    ) {
         config.extend(settings);
     }
     config

@@ -11,6 +11,7 @@ mod models;
 mod net;
 mod output;
 mod panel;
+mod paths;
 mod render;
 mod shard;
 mod stability;

@@ -1,34 +1,10 @@
 //! `feedbacknet models`: the presets and where their files are.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use feedbacknet::{BoxPriority, BoxSettings, Method, ModelPreset};
 
-use crate::{error::Result, net::describe_boxes};
-
-/// The models folder: as given if it exists, else `shared/models` beside this source tree (for
-/// runs from another working directory during development).
-pub fn resolve_dir(dir: &Path) -> PathBuf {
-    resolve_shared(dir, "models")
-}
-
-/// A path under `../shared`: as given if it exists; if it is the default `../shared/<sub>` and
-/// does not exist from here, the same path beside this source tree (for runs from another
-/// working directory during development).
-pub fn resolve_shared(path: &Path, sub: &str) -> PathBuf {
-    if path.exists() {
-        return path.to_path_buf();
-    }
-    let default = Path::new("../shared").join(sub);
-    let fallback = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(sub);
-    if path == default && fallback.exists() {
-        fallback
-    } else {
-        path.to_path_buf()
-    }
-}
+use crate::{error::Result, net::describe_boxes, paths::resolve_dir};
 
 /// Lists the presets, whether their files are in `models_dir`, and each method's box settings
 /// (tuned on the net's dev images; a net without a preset gets SqueezeNet 1.1's): the most

@@ -16,7 +16,7 @@ use crate::{
         PreprocessArgs, RefineArg, ResizeArg, ScheduleArg,
     },
     error::Result,
-    models::resolve_dir,
+    paths::resolve_dir,
 };
 
 /// The model file: an existing path, a preset name in the models folder, or the default.
@@ -165,6 +165,37 @@ pub fn solver_config(settings: &MethodArgs) -> SolverConfig {
                 iterations: settings.top_iterations,
             },
         })
+}
+
+/// Every method and box setting of the command line, as recorded in `eval` and `tune` JSON.
+pub fn settings_json(settings: &MethodArgs) -> serde_json::Value {
+    let solver = solver_config(settings);
+    serde_json::json!({
+        "box_priority": settings.box_priority,
+        "threshold": settings.threshold,
+        "blur_sigma_input_px": settings.blur,
+        "map_scale": settings.map_scale,
+        "iterations": settings.iterations,
+        "lambda": solver.lambda,
+        "learning_rate": solver.learning_rate,
+        "momentum": solver.momentum,
+        "kinks": solver.kinks.to_string(),
+        "objective": format!("{:?}", settings.objective.unwrap_or_default()),
+        "gates": format!("{:?}", settings.gates),
+        "schedule": format!("{:?}", settings.schedule),
+        "top_sites": settings.top_sites,
+        "top_iterations": settings.top_iterations,
+        "hard_ratio": settings.hard_ratio,
+        "sweeps": settings.sweeps,
+        "crops": format!("{:?}", settings.crops),
+        "cam_layer": settings.cam_layer,
+        "max_batch": settings.max_batch,
+        "fusion": format!("{:?}", settings.fusion),
+        "cam_weight": settings.cam_weight,
+        "feedback_blur": settings.feedback_blur,
+        "cam_through": format!("{:?}", settings.cam_through),
+        "feedback_map": settings.feedback_map.to_string(),
+    })
 }
 
 /// Several classes of one image are explained with the most class-discriminative setting

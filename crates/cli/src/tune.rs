@@ -200,7 +200,7 @@ pub fn run(args: TuneArgs) -> Result<()> {
 
 /// The method settings given, with the model's preprocessing and class layout (`model_info`).
 fn settings_json(args: &TuneArgs, net: &FeedbackNet) -> serde_json::Value {
-    let mut settings = args.settings.to_json();
+    let mut settings = crate::net::settings_json(&args.settings);
     if let (Some(map), Ok(info)) = (
         settings.as_object_mut(),
         serde_json::to_value(net.model_info()),
