@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use burn::tensor::ops::{ConvOptions, PadMode};
 
-use crate::{conv_weights::conv_op, ops::Op, program::Program};
+use crate::{ops::Op, program::Program};
 
 /// Folds every constant-zero spatial `Pad` read by one convolution alone into that
 /// convolution's padding (its backward and Winograd weights are derived again for it).
@@ -88,7 +88,7 @@ fn padded_conv(op: &Op, extra: [(usize, usize); 2]) -> Option<Op> {
     ];
     let options =
         ConvOptions::new_with_padding(options.stride, padding, options.dilation, options.groups);
-    Some(conv_op(weight.clone(), bias.clone(), options))
+    Some(Op::conv2d(weight.clone(), bias.clone(), options))
 }
 
 #[cfg(all(test, feature = "flex"))] // the test runs the program on flex

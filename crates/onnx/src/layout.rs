@@ -1,61 +1,15 @@
-//! Which values of a program are channels-last maps `[N, H, W, C]`: the output of a
-//! `Transpose` with `perm = [0, 2, 3, 1]`, and every value that keeps the channels last from
-//! there (activations, element-wise arithmetic, layer normalization, and the linear layers
-//! that act on the last axis), as ConvNeXt's and Swin's blocks run their MLPs. Any other op
-//! ends the run. Token sequences `[N, S, C]` need no analysis: their features are last by
-//! rank (see [`channel_axis`]).
+//! Where a gated value keeps its channels: by rank (token sequences `[N, S, C]`, whose
+//! features are last by rank, and channels-first maps), last (channels-last maps
+//! `[N, H, W, C]`, found by `channels_last`), or in an attention's heads.
 
 use feedbacknet_core::ActivationKind;
-
-use crate::{
-    ops::{CastTo, Op},
-    program::Program,
-};
-
-/// `perm` of the transpose from `[N, C, H, W]` to `[N, H, W, C]`.
-const TO_CHANNELS_LAST: [usize; 4] = [0, 2, 3, 1];
-
-/// Per value slot, whether it is a channels-last map.
-pub(crate) fn channels_last(program: &Program) -> Vec<bool> {
-    let mut last = vec![false; program.slots];
-    for step in &program.steps {
-        let reads_last = |slots: &[usize]| slots.iter().any(|&s| last.get(s) == Some(&true));
-        let is_last = match &step.op {
-            Op::Transpose { perm } => perm.as_slice() == TO_CHANNELS_LAST,
-            Op::Binary(_) => reads_last(&step.inputs),
-            op if keeps_last_axis(op) => reads_last(step.inputs.get(..1).unwrap_or(&[])),
-            _ => false,
-        };
-        if let Some(flag) = last.get_mut(step.output) {
-            *flag = is_last;
-        }
-    }
-    last
-}
-
-/// Ops whose output keeps the layout of their first input's last axis.
-fn keeps_last_axis(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Activation(_)
-            | Op::PRelu(_)
-            | Op::LayerNorm { .. }
-            | Op::Linear { .. }
-            | Op::Gemm { .. }
-            | Op::MatMul
-            | Op::Identity
-            | Op::Unary(_)
-            | Op::PowScalar(_)
-            | Op::Cast(CastTo::Float)
-    )
-}
 
 /// Where a gated value keeps its channels (what per-channel gates gate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Channels {
     /// By rank: the last axis of a token sequence `[S, C]`, the first of `[C, H, W]` and `[C]`.
     ByRank,
-    /// The last axis of a channels-last map `[H, W, C]` (see [`channels_last`]).
+    /// The last axis of a channels-last map `[H, W, C]` (see `channels_last`).
     Last,
     /// The heads of an attention's output `[.., heads, tokens, size]` (see `head_gates`).
     Heads,

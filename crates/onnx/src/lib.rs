@@ -98,6 +98,7 @@
 )]
 
 mod channel_gates;
+mod channels_last;
 mod compile;
 mod constant_fold;
 mod conv_weights;

@@ -236,6 +236,23 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// The convolution `weight`/`bias`/`options` as an [`Op::Conv2d`], with its forward
+    /// Winograd weight derived (its backward weights come on first use: `conv_weights`).
+    pub(crate) fn conv2d(
+        weight: Tensor<4>,
+        bias: Option<Tensor<1>>,
+        options: ConvOptions<2>,
+    ) -> Op {
+        let winograd = crate::kernels::winograd_weights(&weight, None, &options);
+        Op::Conv2d {
+            weight,
+            bias,
+            options,
+            backward: crate::conv_weights::BackwardWeights::default(),
+            winograd,
+        }
+    }
+
     /// Short operator name for error messages.
     pub(crate) fn name(&self) -> &'static str {
         match self {

@@ -20,6 +20,9 @@ use crate::ops::Op;
 
 mod structural;
 
+#[cfg(all(test, feature = "flex"))] // the dense kernel runs on flex only
+mod conv_tests;
+
 /// Gradients of one step's inputs (`None` where not needed), or `None` if the operator is not
 /// covered here.
 pub(crate) type Vjp = Option<Result<Vec<Option<DynTensor>>>>;

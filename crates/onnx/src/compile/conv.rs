@@ -7,9 +7,9 @@ use super::{
     builder::{Compiler, unsupported},
     window::{check_positive, explicit_pads, padding_pairs},
 };
-use crate::{conv_weights::conv_op, error::Result};
+use crate::{error::Result, ops::Op};
 
-/// A 2-D convolution, its fast-path weights prepared (see [`conv_op`]).
+/// A 2-D convolution, its fast-path weights prepared (see [`Op::conv2d`]).
 pub(super) fn conv2d(c: &mut Compiler, node: &Node, cfg: &Conv2dConfig) -> Result<()> {
     let name = node.name();
     let reason = "auto_pad SAME_* (export with explicit pads)";
@@ -26,7 +26,7 @@ pub(super) fn conv2d(c: &mut Compiler, node: &Node, cfg: &Conv2dConfig) -> Resul
     let bias = c.weight::<1>(node, 2)?;
     let padding = padding_pairs(&cfg.padding);
     let options = ConvOptions::new_with_padding(cfg.stride, padding, cfg.dilation, cfg.groups);
-    c.unary(node, conv_op(weight, bias, options))
+    c.unary(node, Op::conv2d(weight, bias, options))
 }
 
 #[cfg(test)]

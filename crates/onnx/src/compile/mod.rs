@@ -79,7 +79,7 @@ pub(crate) fn compile(
     if placement == GatePlacement::AttentionHeads {
         crate::head_gates::add(&mut program);
     }
-    program.channels_last = crate::layout::channels_last(&program);
+    program.channels_last = crate::channels_last::channels_last(&program);
     program.plan_releases();
     Ok(program)
 }
