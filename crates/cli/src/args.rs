@@ -798,13 +798,13 @@ pub struct StabilityArgs {
     /// Number of images, spread evenly over the data set.
     #[arg(long, default_value_t = 20)]
     pub count: usize,
-    /// Amplitudes of uniform noise on the normalized network input, comma-separated (empty:
-    /// none).
-    #[arg(long, value_delimiter = ',', default_value = "1e-6")]
+    /// Amplitudes of uniform noise on the normalized network input, comma-separated (the flag
+    /// with no value: none).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1e-6")]
     pub input_noise: Vec<f32>,
     /// Amplitudes of uniform integer noise on the 8-bit image, in grey levels, comma-separated
-    /// (empty: none).
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// (the flag with no value: none).
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_value = "1")]
     pub grey: Vec<u8>,
     /// Box settings whose boxes are compared under grey-level noise, `BLUR:THRESHOLD`
     /// (network-input pixels : fraction of the method's map scale; no refinement),
@@ -812,6 +812,11 @@ pub struct StabilityArgs {
     /// (tuned on the net's dev images, or the box flags), refinement included.
     #[arg(long, value_delimiter = ',', value_parser = parse_box_setting)]
     pub boxes: Vec<(f32, f32)>,
+    /// Mask refinement of the boxes the pipeline draws (without --boxes): `none`, `colour`,
+    /// `colour-trilinear` or `grabcut` (default: each method's own, tuned on the net's dev
+    /// images).
+    #[arg(long, value_enum)]
+    pub refine: Option<RefineArg>,
     /// Seed of the noise.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

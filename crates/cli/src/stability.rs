@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use feedbacknet::{
-    Backend, BoundingBox, CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet, Method,
-    Objective, Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
+    Backend, BoundingBox, BoxSettings, CamLayer, ClassQuery, Device, DynamicImage, FeedbackNet,
+    Method, Objective, Request, SaliencyMap, SolverConfig, Tensor, TensorData, localize_in_image,
 };
 use feedbacknet_eval::{
     Sample,
@@ -27,7 +27,7 @@ use serde::Serialize;
 use crate::{
     args::StabilityArgs,
     error::{CliError, Result},
-    net::{build, model_path, solver_config},
+    net::{build, model_path, solver_config, with_refine},
     output::write_json_file,
 };
 
@@ -40,9 +40,19 @@ struct StabilityReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     against: Option<Backend>,
     images: usize,
+    /// Each method's box settings (of the boxes compared where no `--boxes` is given).
+    box_settings: Vec<MethodBoxSettings>,
     rows: Vec<StabilityRow>,
     records: Vec<StabilityRecord>,
     separation: Vec<Separation>,
+}
+
+/// The box settings a method's boxes were drawn with.
+#[derive(Debug, Serialize)]
+struct MethodBoxSettings {
+    /// The method's name on the command line.
+    method: String,
+    settings: BoxSettings,
 }
 
 /// Class separation on one photo: the correlation of two classes' maps.
@@ -67,11 +77,23 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
     let boxes = args.boxes.clone();
     let mut records = Vec::new();
     let mut separation = Vec::new();
+    let mut box_settings = Vec::new();
     for (k, &objective) in objectives.iter().enumerate() {
         args.settings.objective = Some(objective);
-        let net = build(&args.model, &args.settings, Method::Feedback)?;
+        let net = with_refine(
+            build(&args.model, &args.settings, Method::Feedback)?,
+            args.refine,
+        );
         let other = other_net(&mut args, Method::Feedback)?;
         let solver = solver_config(&args.settings);
+        if k == 0 {
+            box_settings = (args.methods.iter())
+                .map(|&method| MethodBoxSettings {
+                    method: method.to_string(),
+                    settings: net.box_settings(method),
+                })
+                .collect();
+        }
         let device = args.model.backend.device()?;
         // Methods without the solver are measured once, with the first objective.
         let methods: Vec<Method> = args
@@ -125,6 +147,7 @@ pub fn run(mut args: StabilityArgs) -> Result<()> {
                 backend: args.model.backend,
                 against: args.against,
                 images: samples.len(),
+                box_settings,
                 rows,
                 records,
                 separation,
@@ -142,7 +165,7 @@ fn other_net(args: &mut StabilityArgs, method: Method) -> Result<Option<Feedback
     let own = std::mem::replace(&mut args.model.backend, other);
     let net = build(&args.model, &args.settings, method);
     args.model.backend = own;
-    net.map(Some)
+    Ok(Some(with_refine(net?, args.refine)))
 }
 
 /// Per method, the correlation of the maps of the two `classes` on the photo at `path`.

@@ -57,7 +57,8 @@ fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
 }
 
 /// `stability` on one dev image: Grad-CAM's map and box do not move under one grey level of
-/// noise, while the plain gradient's map does move; the JSON holds the table and the records.
+/// noise, while the plain gradient's map does move; the JSON holds the table, the records and
+/// each method's box settings.
 #[test]
 fn stability_measures_how_far_maps_and_boxes_move() {
     let (_tmp, dir) = scratch("stability");
@@ -74,6 +75,8 @@ fn stability_measures_how_far_maps_and_boxes_move() {
         "1e-6",
         "--against",
         "flex",
+        "--refine",
+        "colour-trilinear",
         "--json",
         json_path.to_str().unwrap(),
     ]);
@@ -113,6 +116,40 @@ fn stability_measures_how_far_maps_and_boxes_move() {
         assert_eq!(same["boxes_kept"], 1.0, "{same}");
     }
     assert_eq!(json["records"].as_array().unwrap().len(), 6);
+    // `--refine` replaces each method's own refinement, and the JSON says what was drawn.
+    let settings = json["box_settings"].as_array().unwrap();
+    let methods: Vec<_> = settings.iter().map(|s| s["method"].clone()).collect();
+    assert_eq!(methods, ["gradcam", "gradient"]);
+    for s in settings {
+        assert_eq!(s["settings"]["refine"]["binning"], "trilinear", "{s}");
+    }
+}
+
+/// `--input-noise` with no value measures no input noise: only the grey-level records remain.
+#[test]
+fn stability_without_input_noise() {
+    let (_tmp, dir) = scratch("stability_no_input_noise");
+    let json_path = dir.join("stability.json");
+    let args = [
+        "stability",
+        "--count",
+        "1",
+        "--method",
+        "gradcam",
+        "--input-noise",
+    ];
+    let out = feedbacknet(&[&args[..], &["--json", json_path.to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let kinds: Vec<_> = (json["records"].as_array().unwrap().iter())
+        .map(|r| r["perturbation"]["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["grey"]);
 }
 
 /// `--against` a backend this build lacks is a usage error naming the feature, before any
