@@ -56,37 +56,40 @@ fn compare_writes_one_panel_for_zebra_and_the_giraffe() {
     );
 }
 
-/// `stability` on one dev image: Grad-CAM's map and box do not move under one grey level of
-/// noise, while the plain gradient's map does move; the JSON holds the table, the records and
-/// each method's box settings.
-#[test]
-fn stability_measures_how_far_maps_and_boxes_move() {
-    let (_tmp, dir) = scratch("stability");
+/// The JSON of `stability --count 1` with `args`, run in a scratch folder named `name`.
+fn stability_json(name: &str, args: &[&str]) -> serde_json::Value {
+    let (_tmp, dir) = scratch(name);
     let json_path = dir.join("stability.json");
-    let out = feedbacknet(&[
-        "stability",
-        "--count",
-        "1",
-        "--method",
-        "gradcam,gradient",
-        "--grey",
-        "1",
-        "--input-noise",
-        "1e-6",
-        "--against",
-        "flex",
-        "--refine",
-        "colour-trilinear",
-        "--json",
-        json_path.to_str().unwrap(),
-    ]);
+    let json_arg = ["--json", json_path.to_str().unwrap()];
+    let out = feedbacknet(&[&["stability", "--count", "1"], args, &json_arg].concat());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap()
+}
+
+/// `stability` on one dev image: Grad-CAM's map and box do not move under one grey level of
+/// noise, while the plain gradient's map does move; the JSON holds the table, the records and
+/// each method's box settings.
+#[test]
+fn stability_measures_how_far_maps_and_boxes_move() {
+    let json = stability_json(
+        "stability",
+        &[
+            "--method",
+            "gradcam,gradient",
+            "--grey",
+            "1",
+            "--input-noise",
+            "1e-6",
+            "--against",
+            "flex",
+            "--refine",
+            "colour-trilinear",
+        ],
+    );
     assert_eq!(json["against"], "flex");
     let rows = json["rows"].as_array().unwrap();
     let row = |method: &str, kind: &str| {
@@ -128,24 +131,10 @@ fn stability_measures_how_far_maps_and_boxes_move() {
 /// `--input-noise` with no value measures no input noise: only the grey-level records remain.
 #[test]
 fn stability_without_input_noise() {
-    let (_tmp, dir) = scratch("stability_no_input_noise");
-    let json_path = dir.join("stability.json");
-    let args = [
-        "stability",
-        "--count",
-        "1",
-        "--method",
-        "gradcam",
-        "--input-noise",
-    ];
-    let out = feedbacknet(&[&args[..], &["--json", json_path.to_str().unwrap()]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let json = stability_json(
+        "stability_no_input_noise",
+        &["--method", "gradcam", "--input-noise"],
     );
-    let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let kinds: Vec<_> = (json["records"].as_array().unwrap().iter())
         .map(|r| r["perturbation"]["kind"].as_str().unwrap().to_owned())
         .collect();
