@@ -56,6 +56,8 @@ METHODS = {
     "gradcam": "GradCam",
 }
 
+REFINES = {"none": "Plain", "colour": "Colour", "colour-trilinear": "ColourTrilinear"}
+
 
 def key(p):
     return (p.get("cam_weight"), p.get("feedback_blur"), p.get("feedback_map"), p["refine"],
@@ -114,7 +116,7 @@ def rust_row(net, method, p):
     fusion = "None"
     if method == "feedback-cam":
         fusion = f"Some(({p['cam_weight']:.1f}, {p['feedback_blur']:.1f}))"
-    refine = {"none": "Plain", "colour": "Colour"}[p["refine"]]
+    refine = REFINES[p["refine"]]
     percentile = ""
     if scale(p) != "max":
         percentile = f".at_percentile({float(scale(p)[1:]):.1f})"
@@ -223,12 +225,13 @@ def main():
             print(rust_row(net, method, whole_set_best(r)[0]))
         return
     if sys.argv[1] == "refine":
-        print("| net | method | held-out GT-known, no refinement | with colour refinement |")
-        print("|---|---|---|---|")
-        for net, method, r in rows:
-            by = held_out_by_refinement(r)
-            print(f"| {net} | {method} | {100 * by.get('none', float('nan')):.1f} "
-                  f"| {100 * by.get('colour', float('nan')):.1f} |")
+        by = [held_out_by_refinement(r) for _, _, r in rows]
+        refines = [f for f in REFINES if any(f in b for b in by)]
+        print("| net | method | " + " | ".join(f"held-out GT-known, {f}" for f in refines) + " |")
+        print("|---|---|" + "---|" * len(refines))
+        for (net, method, _), b in zip(rows, by):
+            print(f"| {net} | {method} | "
+                  + " | ".join(f"{100 * b.get(f, float('nan')):.1f}" for f in refines) + " |")
         return
     print("| net | method | setting (all 403 images) | GT-known there (in-sample) "
           "| held-out GT-known | held-out MaxBoxAccV2 | ms / image |")

@@ -16,11 +16,13 @@
 //! one grey level ([`STABLE`]: feedback and feedback-cam from [`FEEDBACK_TUNE_COMMAND`],
 //! Grad-CAM from [`STABLE_TUNE_COMMAND`]). The most accurate settings keep only 62-89 % of the
 //! feedback-cam boxes under that change, which a JPEG re-encode makes; the stable ones cost
-//! 0-5 points of held-out localization (`docs/results.md`, "Stable boxes"). Colour refinement
+//! 0-3 points of held-out localization (`docs/results.md`, "Stable boxes"). Colour refinement
 //! and fine maps are what move; a threshold taken of a percentile of the map rather than of its
 //! maximum ([`MapScale`](feedbacknet_localize::MapScale)) moves less, and so do colour
-//! histograms binned trilinearly ([`Binning`](feedbacknet_localize::Binning)); the rows here
-//! use the nearest cell, with which they were tuned.
+//! histograms binned trilinearly ([`Binning`](feedbacknet_localize::Binning)). The feedback
+//! rows of SqueezeNet 1.1 and MobileNet v1 were chosen with both binnings in the grid
+//! (SqueezeNet's feedback row and its stable feedback-cam row bin trilinearly); those of
+//! MobileNet v2 and EfficientNet-Lite0 with the nearest cell alone.
 //!
 //! The figures these settings give, each method at its own setting and reported on the half of
 //! the images it was not tuned on, are in `docs/results.md` ("Every method at its own
@@ -29,12 +31,12 @@
 use std::fmt;
 use std::str::FromStr;
 
-use feedbacknet_localize::{FusionRule, LocalizeConfig, MapScale, RefineConfig};
+use feedbacknet_localize::{Binning, FusionRule, LocalizeConfig, MapScale, RefineConfig};
 use serde::Serialize;
 
 use crate::{FeedbackCamConfig, Method};
 use Method::{Deconvnet, Feedback, FeedbackCam, FeedbackHard, GradCam, Gradient, Guided};
-use Refine::{Colour, Plain};
+use Refine::{Colour, ColourTrilinear, Plain};
 
 /// How one method's map becomes boxes.
 ///
@@ -137,7 +139,7 @@ pub enum BoxPriority {
     /// The best GT-known localization on the dev images among the settings whose boxes keep
     /// IoU >= 0.9 on at least 95 % of them when every pixel moves by up to one grey level
     /// ([`FEEDBACK_TUNE_COMMAND`], [`STABLE_TUNE_COMMAND`]): for boxes that survive a JPEG
-    /// re-encode, or stay put from one video frame to the next, at a cost of 0-5 points of
+    /// re-encode, or stay put from one video frame to the next, at a cost of 0-3 points of
     /// localization. Tuned for feedback, feedback-cam and Grad-CAM; another method gets its
     /// accurate setting.
     Stable,
@@ -204,17 +206,21 @@ pub const STABLE_TUNE_COMMAND: &str = "feedbacknet tune --model NET --method gra
 /// localization over all the images, the more stable of equal ones) and of [`STABLE`] (as
 /// [`STABLE_TUNE_COMMAND`]'s), once per net, on `../shared/data/imagenet-val`, at the soft
 /// solver's defaults of 2026-12-06 (the smooth derivative at the kinks): the map scale in the
-/// grid, and thresholds up to 0.7.
+/// grid, and thresholds up to 0.7. MobileNet v2 and EfficientNet-Lite0 were tuned without
+/// `colour-trilinear` in `--refine` (`none,colour`); their rows are that smaller grid's choice.
 pub const FEEDBACK_TUNE_COMMAND: &str = "feedbacknet tune --model NET \
 --method feedback,feedback-cam --cam-weights 0.3,0.5,0.7 --feedback-blurs 4,16 \
---refine none,colour --blurs 0,4,8,16,24 --thresholds 0.2,0.3,0.35,0.4,0.45,0.5,0.6,0.7 \
+--refine none,colour,colour-trilinear --blurs 0,4,8,16,24 --thresholds 0.2,0.3,0.35,0.4,0.45,0.5,0.6,0.7 \
 --map-scales max,p99 --stable-boxes 0.95 --json tune_NET_feedback.json";
 
 /// The refinement of a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refine {
     Plain,
+    /// Colour histograms, each colour in its nearest cell.
     Colour,
+    /// Colour histograms binned trilinearly ([`Binning::Trilinear`]).
+    ColourTrilinear,
 }
 
 /// One tuned setting: a net, a method, its blur, threshold and refinement, and for
@@ -254,6 +260,9 @@ impl Row {
             refine: match self.refine {
                 Refine::Plain => None,
                 Refine::Colour => Some(RefineConfig::default()),
+                Refine::ColourTrilinear => {
+                    Some(RefineConfig::default().with_binning(Binning::Trilinear))
+                }
             },
             feedback_cam,
         }
@@ -288,7 +297,7 @@ const EF: &str = "efficientnet_lite0";
 /// blur)`, and a threshold of the map's 99th percentile where `.at_percentile(99.0)`).
 #[rustfmt::skip]
 static TABLE: &[Row] = &[
-    row(SQ, Feedback, (4.0, 0.3), Colour, None),
+    row(SQ, Feedback, (8.0, 0.3), ColourTrilinear, None),
     row(SQ, FeedbackCam, (0.0, 0.7), Colour, Some((0.7, 16.0))).at_percentile(99.0),
     row(SQ, GradCam, (12.0, 0.6), Colour, None),
     row(SQ, Gradient, (24.0, 0.45), Plain, None),
@@ -325,7 +334,7 @@ static TABLE: &[Row] = &[
 #[rustfmt::skip]
 static STABLE: &[Row] = &[
     row(SQ, Feedback, (24.0, 0.35), Plain, None).at_percentile(99.0), // 55.6 / 95.8
-    row(SQ, FeedbackCam, (4.0, 0.35), Plain, Some((0.5, 16.0))).at_percentile(99.0), // 63.5 / 96.0
+    row(SQ, FeedbackCam, (8.0, 0.5), ColourTrilinear, Some((0.7, 16.0))), // 66.0 / 96.5
     row(SQ, GradCam, (0.0, 0.2), Plain, None), // 60.3 / 95.5
     row(V1, Feedback, (16.0, 0.6), Colour, None), // 45.9 / 97.8
     row(V1, FeedbackCam, (24.0, 0.6), Plain, Some((0.7, 4.0))).at_percentile(99.0), // 51.1 / 96.5
