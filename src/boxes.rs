@@ -31,12 +31,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use feedbacknet_localize::{Binning, FusionRule, LocalizeConfig, MapScale, RefineConfig};
+use feedbacknet_eval::tune::Refinement;
+use feedbacknet_localize::{FusionRule, LocalizeConfig, MapScale, RefineConfig};
 use serde::Serialize;
 
 use crate::{FeedbackCamConfig, Method};
 use Method::{Deconvnet, Feedback, FeedbackCam, FeedbackHard, GradCam, Gradient, Guided};
-use Refine::{Colour, ColourTrilinear, Plain};
+use Refinement::{Colour, ColourTrilinear, None as Plain};
 
 /// How one method's map becomes boxes.
 ///
@@ -213,16 +214,6 @@ pub const FEEDBACK_TUNE_COMMAND: &str = "feedbacknet tune --model NET \
 --refine none,colour,colour-trilinear --blurs 0,4,8,16,24 --thresholds 0.2,0.3,0.35,0.4,0.45,0.5,0.6,0.7 \
 --map-scales max,p99 --stable-boxes 0.95 --json tune_NET_feedback.json";
 
-/// The refinement of a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refine {
-    Plain,
-    /// Colour histograms, each colour in its nearest cell.
-    Colour,
-    /// Colour histograms binned trilinearly ([`Binning::Trilinear`]).
-    ColourTrilinear,
-}
-
 /// One tuned setting: a net, a method, its blur, threshold and refinement, and for
 /// feedback-cam the fusion's Grad-CAM weight and feedback blur.
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +222,8 @@ struct Row {
     method: Method,
     blur: f32,
     threshold: f32,
-    refine: Refine,
+    /// The refinement, as the tune grid that chose the row names it.
+    refine: Refinement,
     /// `(cam weight, feedback blur)` of feedback-cam.
     fusion: Option<(f32, f32)>,
     /// What the threshold is a fraction of.
@@ -257,13 +249,7 @@ impl Row {
                 .with_blur_sigma(self.blur)
                 .with_threshold(self.threshold)
                 .with_scale(self.scale),
-            refine: match self.refine {
-                Refine::Plain => None,
-                Refine::Colour => Some(RefineConfig::default()),
-                Refine::ColourTrilinear => {
-                    Some(RefineConfig::default().with_binning(Binning::Trilinear))
-                }
-            },
+            refine: self.refine.config(),
             feedback_cam,
         }
     }
@@ -273,7 +259,7 @@ const fn row(
     net: &'static str,
     method: Method,
     (blur, threshold): (f32, f32),
-    refine: Refine,
+    refine: Refinement,
     fusion: Option<(f32, f32)>,
 ) -> Row {
     Row {

@@ -30,8 +30,9 @@ pub enum ColourModel {
 /// trilinear binning kept more of the fused map's boxes under that noise at nearly every
 /// setting measured, and localized as well or better; on MobileNet v2 it localized better at
 /// every setting and kept about as many, on MobileNet v1 it kept slightly fewer
-/// (`docs/results.md`, "Trilinear colour histograms"). The tuned box settings were chosen with
-/// the nearest cell, which stays the default until they are tuned again.
+/// (`docs/results.md`, "Trilinear colour histograms"). The nearest cell stays the default; the
+/// facade's tuned box settings bin trilinearly where their tune chose it (SqueezeNet 1.1's
+/// feedback row and its stable feedback-cam row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Binning {
